@@ -1,0 +1,51 @@
+import { DynamicModule, Module, ValidationPipe } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+
+import { AdminUiModule } from './admin-ui/admin-ui.module';
+import { AuditModule } from './audit/audit.module';
+import { AuthModule } from './auth/auth.module';
+import { HttpErrorFilter } from './common/filters/http-error.filter';
+import { AuthenticatedGuard } from './common/guards/authenticated.guard';
+import { OrgScopeGuard } from './common/guards/org-scope.guard';
+import { RolesGuard } from './common/guards/roles.guard';
+import { AppConfigModule } from './config/app-config.module';
+import { ConnectionHealthModule } from './connection-health/connection-health.module';
+import { CryptoModule } from './crypto/crypto.module';
+import { DatabaseModule } from './database/database.module';
+import { LoggingModule } from './logging/logging.module';
+import { OrganizationsModule } from './organizations/organizations.module';
+
+/**
+ * Infrastructure first, then the feature modules. Pipes, guards and filters are providers here
+ * (not set in main.ts) so the test app runs exactly the production stack.
+ * Create it with AppModule.forRoot(), which validates the environment at that moment.
+ */
+@Module({
+  imports: [
+    LoggingModule,
+    DatabaseModule,
+    CryptoModule,
+    AuditModule,
+    AuthModule,
+    OrganizationsModule,
+    ConnectionHealthModule,
+    AdminUiModule,
+  ],
+  providers: [
+    {
+      provide: APP_PIPE,
+      useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
+    },
+    { provide: APP_FILTER, useClass: HttpErrorFilter },
+    // Order matters: who you are, then what your role allows, then which organization.
+    { provide: APP_GUARD, useClass: AuthenticatedGuard },
+    { provide: APP_GUARD, useClass: RolesGuard },
+    { provide: APP_GUARD, useClass: OrgScopeGuard },
+  ],
+})
+export class AppModule {
+  /** Reads and validates the environment now: call once per app. */
+  static forRoot(): DynamicModule {
+    return { module: AppModule, imports: [AppConfigModule.forRoot()] };
+  }
+}

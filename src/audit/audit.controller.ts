@@ -1,0 +1,19 @@
+import { Controller, Get, Query } from '@nestjs/common';
+
+import { Roles } from 'src/common/decorators/auth.decorators';
+import { Role } from 'src/users/user.entity';
+
+import { AuditQuery } from './audit-query.dto';
+import { AuditEventView, AuditService } from './audit.service';
+
+/** Every organization's audit trail, for root admins. Org admins read theirs under /api/organizations. */
+@Controller('api/audit-events')
+export class AuditController {
+  constructor(private readonly audit: AuditService) {}
+
+  @Get()
+  @Roles(Role.RootAdmin)
+  list(@Query() query: AuditQuery): Promise<AuditEventView[]> {
+    return this.audit.list({ limit: query.limit });
+  }
+}

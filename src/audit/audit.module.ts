@@ -1,0 +1,16 @@
+import { Global, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+
+import { AuditEvent } from './audit-event.entity';
+import { AuditController } from './audit.controller';
+import { AuditService } from './audit.service';
+
+/** Infrastructure: every feature module records its actions through AuditService. */
+@Global()
+@Module({
+  imports: [TypeOrmModule.forFeature([AuditEvent])],
+  controllers: [AuditController],
+  providers: [AuditService],
+  exports: [AuditService],
+})
+export class AuditModule {}

@@ -1,0 +1,90 @@
+import { Body, Controller, Get, HttpCode, Post, Query, Render, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
+import { ThrottlerGuard } from '@nestjs/throttler';
+import { Request, Response } from 'express';
+
+import {
+  AllowPasswordChangePending,
+  CsrfToken,
+  CurrentUser,
+  HtmlRoutes,
+  Public,
+} from 'src/common/decorators/auth.decorators';
+import { safeReturnPath } from 'src/common/errors';
+import { AuthUser } from 'src/users/user.view';
+
+import { AuthService } from './auth.service';
+import { ChangePasswordDto } from './dto/change-password.dto';
+import { LocalLoginGuard } from './local-login.guard';
+import { LoginPageFilter } from './login-page.filter';
+
+@Controller()
+@HtmlRoutes()
+export class AuthController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Get()
+  home(@CurrentUser() user: AuthUser, @Res() res: Response): void {
+    res.redirect(303, this.auth.homeFor(user));
+  }
+
+  @Public()
+  @Get('login')
+  @Render('auth/login')
+  loginPage(@CsrfToken() csrfToken: string, @Query('next') next?: string): object {
+    return { title: 'Sign in', csrfToken, next: safeReturnPath(next) };
+  }
+
+  @Public()
+  @Post('login')
+  @HttpCode(303)
+  @UseGuards(ThrottlerGuard, LocalLoginGuard)
+  @UseFilters(LoginPageFilter)
+  async login(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const user = req.user as AuthUser;
+    await this.auth.recordLogin(user, req.ip);
+    const next = safeReturnPath((req.body as Record<string, unknown>).next);
+    res.redirect(303, user.mustChangePassword ? '/account/password' : (next ?? this.auth.homeFor(user)));
+  }
+
+  @Public()
+  @Post('logout')
+  async logout(@Req() req: Request, @Res() res: Response): Promise<void> {
+    await this.auth.logout(req, res);
+    res.redirect(303, '/login');
+  }
+
+  @Get('account')
+  @Render('auth/account')
+  account(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): object {
+    return { title: 'Your account', user, csrfToken };
+  }
+
+  @AllowPasswordChangePending()
+  @Get('account/password')
+  @Render('auth/change-password')
+  changePasswordPage(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): object {
+    return { title: 'Change password', user, csrfToken, forced: user.mustChangePassword };
+  }
+
+  @AllowPasswordChangePending()
+  @Post('account/password')
+  async changePassword(
+    @CurrentUser() user: AuthUser,
+    @Body() dto: ChangePasswordDto,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const error = await this.auth.changePassword(user, dto);
+    if (error) {
+      res.status(400).render('auth/change-password', {
+        title: 'Change password',
+        user,
+        csrfToken: req.issueCsrfToken(),
+        forced: user.mustChangePassword,
+        error,
+      });
+      return;
+    }
+    res.redirect(303, this.auth.homeFor({ ...user, mustChangePassword: false }));
+  }
+}

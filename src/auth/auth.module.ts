@@ -1,0 +1,40 @@
+import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { PassportModule } from '@nestjs/passport';
+import { ThrottlerModule } from '@nestjs/throttler';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { UsersModule } from 'src/users/users.module';
+
+import { AuthController } from './auth.controller';
+import { AuthService } from './auth.service';
+import { HttpSessionMiddleware } from './http-session.middleware';
+import { LocalStrategy } from './local.strategy';
+import { SessionSerializer } from './session.serializer';
+
+/** Sign-in with server-side sessions, CSRF protection and login throttling. */
+@Module({
+  imports: [
+    UsersModule,
+    PassportModule.register({ session: true }),
+    ThrottlerModule.forRootAsync({
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        // Per client IP (req.ip: set TRUST_PROXY behind a proxy). Accounts lock separately, in the database.
+        throttlers: [
+          {
+            name: 'login',
+            ttl: config.env.LOGIN_THROTTLE_WINDOW_SECONDS * 1000,
+            limit: config.env.LOGIN_THROTTLE_LIMIT,
+          },
+        ],
+      }),
+    }),
+  ],
+  controllers: [AuthController],
+  providers: [AuthService, LocalStrategy, SessionSerializer, HttpSessionMiddleware],
+})
+export class AuthModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpSessionMiddleware).forRoutes('*');
+  }
+}

@@ -1,0 +1,91 @@
+import { createHmac } from 'node:crypto';
+
+import { ForbiddenException, Inject, Injectable, NestMiddleware, OnModuleDestroy } from '@nestjs/common';
+import connectPgSimple from 'connect-pg-simple';
+import cookieParser from 'cookie-parser';
+import { doubleCsrf } from 'csrf-csrf';
+import { NextFunction, Request, RequestHandler, Response } from 'express';
+import session from 'express-session';
+import passport from 'passport';
+import { Pool } from 'pg';
+import { DataSource } from 'typeorm';
+import { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+
+export const SESSION_COOKIE = 'ec.sid';
+
+/** Paths whose POSTs come from other sites by design (SMART launches); none yet. */
+const CSRF_EXEMPT_PATHS: string[] = [];
+
+/**
+ * Server-side sessions in PostgreSQL (sharing TypeORM's pool, so the embedded database works too),
+ * passport on top, then CSRF protection (double submit bound to the session id) for every
+ * state-changing request. Registered for all routes by AuthModule, after Nest's body parsers.
+ */
+@Injectable()
+export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
+  private readonly store: session.Store & { close?: () => void };
+  private readonly chain: RequestHandler[];
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig, dataSource: DataSource) {
+    const PgStore = connectPgSimple(session);
+    this.store = new PgStore({
+      pool: (dataSource.driver as PostgresDriver).master as Pool,
+      tableName: 'user_session',
+      createTableIfMissing: false,
+      pruneSessionInterval: config.env.NODE_ENV === 'test' ? false : 15 * 60,
+    });
+    const secure = config.secureCookies;
+    const sessionMiddleware = session({
+      name: SESSION_COOKIE,
+      store: this.store,
+      secret: config.sessionSecrets,
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      proxy: config.env.TRUST_PROXY,
+      cookie: { httpOnly: true, sameSite: 'lax', secure, maxAge: config.env.SESSION_TTL_MINUTES * 60_000 },
+    });
+    // A separate key for CSRF, derived so operators manage one secret (rotation: list several).
+    const csrfSecrets = config.sessionSecrets.map((s) => createHmac('sha256', s).update('csrf').digest('base64url'));
+    const { doubleCsrfProtection, generateCsrfToken } = doubleCsrf({
+      getSecret: () => csrfSecrets,
+      getSessionIdentifier: (req) => req.session.id,
+      cookieName: secure ? '__Host-ec.csrf' : 'ec.csrf',
+      cookieOptions: { sameSite: 'strict', secure, httpOnly: true, path: '/' },
+      getCsrfTokenFromRequest: (req) => {
+        const token = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.headers['x-csrf-token'];
+        return typeof token === 'string' ? token : undefined;
+      },
+      skipCsrfProtection: (req) => CSRF_EXEMPT_PATHS.includes(req.path),
+    });
+    const csrf: RequestHandler = (req, res, next) => {
+      req.issueCsrfToken = () => {
+        // An anonymous session is only stored once modified; the token is bound to its id.
+        req.session.csrfIssued = true;
+        return generateCsrfToken(req, res);
+      };
+      doubleCsrfProtection(req, res, (err?: unknown) => {
+        if (err) return next(new ForbiddenException('Invalid or missing CSRF token; reload the page and retry'));
+        // Verified: drop the field so DTO validation (forbidNonWhitelisted) does not see it.
+        if (req.body && typeof req.body === 'object') delete (req.body as Record<string, unknown>)._csrf;
+        next();
+      });
+    };
+    this.chain = [cookieParser(), sessionMiddleware, passport.initialize(), passport.session(), csrf];
+  }
+
+  use(req: Request, res: Response, next: NextFunction): void {
+    const run = (i: number, err?: unknown): void => {
+      if (err) return next(err);
+      if (i === this.chain.length) return next();
+      this.chain[i](req, res, (e?: unknown) => run(i + 1, e));
+    };
+    run(0);
+  }
+
+  onModuleDestroy(): void {
+    this.store.close?.();
+  }
+}

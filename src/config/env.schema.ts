@@ -1,0 +1,135 @@
+import 'reflect-metadata';
+
+import { Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsEmail,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  ValidateIf,
+} from 'class-validator';
+
+export const NODE_ENVS = ['development', 'production', 'test'] as const;
+export type NodeEnv = (typeof NODE_ENVS)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+// Reads the raw value: implicit conversion would already have made Boolean('false') === true.
+const toBoolean = ({ obj, key }: { obj: Record<string, unknown>; key: string }): unknown => {
+  const value = obj[key];
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+  return value; // left as a string so @IsBoolean reports it
+};
+
+const isProduction = (env: EnvSchema): boolean => env.NODE_ENV === 'production';
+
+/**
+ * Every environment variable the service reads, with its default and rule.
+ * `.env.example` documents the same keys; keep both in step.
+ */
+export class EnvSchema {
+  @IsIn(NODE_ENVS)
+  NODE_ENV: NodeEnv = 'development';
+
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  PORT: number = 3000;
+
+  @IsString()
+  HOST: string = '127.0.0.1';
+
+  /** The absolute URL users reach the service at; redirect URIs are built from it, never from Host. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  @ValidateIf(isProduction)
+  @Matches(/^https:\/\//, { message: 'must use https in production' })
+  PUBLIC_BASE_URL?: string;
+
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// URL' })
+  DATABASE_URL?: string;
+
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  DATABASE_POOL_SIZE: number = 10;
+
+  @Transform(toBoolean)
+  @IsBoolean()
+  MIGRATIONS_RUN: boolean = true;
+
+  @IsString()
+  @MinLength(1)
+  DATA_DIR: string = './data';
+
+  /** `id:base64key` pairs separated by commas; the first encrypts, all decrypt. */
+  @ValidateIf((env: EnvSchema) => isProduction(env) || env.ENCRYPTION_KEYS !== undefined)
+  @Matches(/^\s*[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=\s*(,\s*[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=\s*)*$/, {
+    message: 'must be a comma-separated list of id:base64 pairs, each key 32 bytes (required in production)',
+  })
+  ENCRYPTION_KEYS?: string;
+
+  /** Signs session cookies and derives the CSRF secret; comma-separated to rotate (first signs). */
+  @ValidateIf((env: EnvSchema) => isProduction(env) || env.SESSION_SECRET !== undefined)
+  @IsString()
+  @MinLength(32, { message: 'must be at least 32 characters (required in production)' })
+  SESSION_SECRET?: string;
+
+  @IsInt()
+  @Min(5)
+  @Max(60 * 24 * 30)
+  SESSION_TTL_MINUTES: number = 480;
+
+  @Transform(toBoolean)
+  @IsBoolean()
+  TRUST_PROXY: boolean = false;
+
+  @IsIn(LOG_LEVELS)
+  LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
+
+  /** Append JSON logs to this file instead of standard output (tests capture the run's log this way). */
+  @IsOptional()
+  @IsString()
+  LOG_FILE?: string;
+
+  @IsOptional()
+  @IsEmail({ require_tld: false })
+  ROOT_ADMIN_EMAIL?: string;
+
+  @ValidateIf((env: EnvSchema) => env.ROOT_ADMIN_PASSWORD !== undefined)
+  @IsString()
+  @MinLength(12, { message: 'must be at least 12 characters' })
+  ROOT_ADMIN_PASSWORD?: string;
+
+  /** Login attempts allowed per client IP per LOGIN_THROTTLE_WINDOW_SECONDS. */
+  @IsInt()
+  @Min(1)
+  LOGIN_THROTTLE_LIMIT: number = 10;
+
+  @IsInt()
+  @Min(1)
+  LOGIN_THROTTLE_WINDOW_SECONDS: number = 60;
+
+  /** Consecutive failed logins after which an account is locked for ACCOUNT_LOCK_MINUTES. */
+  @IsInt()
+  @Min(1)
+  ACCOUNT_LOCK_THRESHOLD: number = 5;
+
+  @IsInt()
+  @Min(1)
+  ACCOUNT_LOCK_MINUTES: number = 15;
+
+  @Transform(toBoolean)
+  @IsBoolean()
+  CRON_ENABLED: boolean = true;
+}

@@ -1,0 +1,78 @@
+import { InvalidEnvironmentError, validateEnv } from './validate-env';
+
+const KEY = 'k1:' + Buffer.alloc(32, 7).toString('base64');
+
+describe('validateEnv', () => {
+  it('applies defaults when nothing is set', () => {
+    const env = validateEnv({});
+    expect(env.PORT).toBe(3000);
+    expect(env.NODE_ENV).toBe('development');
+    expect(env.MIGRATIONS_RUN).toBe(true);
+    expect(env.DATABASE_URL).toBeUndefined();
+  });
+
+  it('converts numbers and booleans from strings', () => {
+    const env = validateEnv({ PORT: '8080', MIGRATIONS_RUN: 'false', CRON_ENABLED: '0' });
+    expect(env.PORT).toBe(8080);
+    expect(env.MIGRATIONS_RUN).toBe(false);
+    expect(env.CRON_ENABLED).toBe(false);
+  });
+
+  it('keeps only its own keys', () => {
+    const env = validateEnv({ PATH: '/bin', SOME_TOKEN: 'x' }) as unknown as Record<string, unknown>;
+    expect(env.PATH).toBeUndefined();
+    expect(env.SOME_TOKEN).toBeUndefined();
+  });
+
+  it('names the bad key and rule but never the value', () => {
+    const secretish = 'postgres-password-do-not-print';
+    let error: unknown;
+    try {
+      validateEnv({ PORT: '99999', DATABASE_URL: `mysql://u:${secretish}@h/db`, MIGRATIONS_RUN: 'maybe' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidEnvironmentError);
+    const message = (error as Error).message;
+    expect(message).toContain('PORT');
+    expect(message).toContain('DATABASE_URL');
+    expect(message).toContain('MIGRATIONS_RUN');
+    expect(message).not.toContain(secretish);
+    expect(message).not.toContain('99999');
+    expect(message).not.toContain('maybe');
+  });
+
+  it('requires an encryption key, a session secret and https in production', () => {
+    expect(() => validateEnv({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'http://app.example.org' })).toThrow(
+      /ENCRYPTION_KEYS.*SESSION_SECRET.*|PUBLIC_BASE_URL/,
+    );
+    const message = (() => {
+      try {
+        validateEnv({ NODE_ENV: 'production', PUBLIC_BASE_URL: 'http://app.example.org' });
+        return '';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })();
+    expect(message).toContain('ENCRYPTION_KEYS');
+    expect(message).toContain('SESSION_SECRET');
+    expect(message).toContain('PUBLIC_BASE_URL');
+  });
+
+  it('accepts a complete production configuration', () => {
+    const env = validateEnv({
+      NODE_ENV: 'production',
+      PUBLIC_BASE_URL: 'https://connect.example.org',
+      ENCRYPTION_KEYS: `${KEY}, k0:${Buffer.alloc(32, 1).toString('base64')}`,
+      SESSION_SECRET: 'x'.repeat(40),
+      DATABASE_URL: 'postgres://db/epic',
+    });
+    expect(env.NODE_ENV).toBe('production');
+  });
+
+  it('rejects an encryption key of the wrong length', () => {
+    expect(() => validateEnv({ ENCRYPTION_KEYS: 'k1:' + Buffer.alloc(16).toString('base64') })).toThrow(
+      /ENCRYPTION_KEYS/,
+    );
+  });
+});

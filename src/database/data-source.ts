@@ -1,0 +1,28 @@
+import { DataSourceOptions } from 'typeorm';
+
+import { MIGRATIONS } from 'migrations/index';
+import { AuditEvent } from 'src/audit/audit-event.entity';
+import { Organization } from 'src/organizations/entities/organization.entity';
+import { User } from 'src/users/user.entity';
+
+/** Every entity. Feature modules register their own with TypeOrmModule.forFeature. */
+export const ENTITIES = [Organization, User, AuditEvent];
+
+/**
+ * The one DataSource definition used by the app, the TypeORM CLI and the tests. Schema changes go
+ * through migrations only: `synchronize` is off everywhere.
+ */
+export function dataSourceOptions(url: string, poolSize = 10): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'typeorm_migrations',
+    migrationsTransactionMode: 'each',
+    synchronize: false,
+    migrationsRun: false,
+    uuidExtension: 'pgcrypto',
+    extra: { max: poolSize, connectionTimeoutMillis: 10_000 },
+  };
+}

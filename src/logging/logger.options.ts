@@ -1,0 +1,51 @@
+import { IncomingMessage } from 'node:http';
+
+import { Params } from 'nestjs-pino';
+import { destination, stdSerializers } from 'pino';
+
+import { AppConfig } from 'src/config/app-config';
+
+import { REDACT_PATHS } from './redact';
+
+/** Request-id header accepted from a trusted proxy, echoed back, and attached to every log line. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** nestjs-pino options: request ids, redaction by path, no health-probe logs, pretty only in dev. */
+export function loggerParams(config: AppConfig): Params {
+  const options = {
+    level: config.env.LOG_LEVEL,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    genReqId: (req, res) => {
+      const incoming = req.headers[REQUEST_ID_HEADER];
+      const id =
+        typeof incoming === 'string' && /^[\w.-]{1,100}$/.test(incoming) ? incoming : crypto.randomUUID();
+      res.setHeader(REQUEST_ID_HEADER, id);
+      return id;
+    },
+    autoLogging: { ignore: (req: IncomingMessage) => (req.url ?? '').startsWith('/health') },
+    // Log the path without its query string: OAuth callbacks carry codes and state there.
+    serializers: {
+      // `code` is redacted everywhere (OAuth authorization codes), so keep an error's code apart.
+      err: (err: Error & { code?: unknown }) => ({ ...stdSerializers.err(err), errorCode: err.code }),
+      req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
+        id: req.id,
+        method: req.method,
+        url: req.url.split('?')[0],
+        remoteAddress: req.remoteAddress,
+      }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+    transport:
+      config.env.NODE_ENV === 'development'
+        ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:standard' } }
+        : undefined,
+  } satisfies Params['pinoHttp'];
+  return {
+    pinoHttp: config.env.LOG_FILE
+      ? [
+          { ...options, transport: undefined },
+          destination({ dest: config.env.LOG_FILE, mkdir: true, sync: true }),
+        ]
+      : options,
+  };
+}

@@ -1,0 +1,82 @@
+import { Transform } from 'class-transformer';
+import { IsEmail, IsEnum, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, MinLength } from 'class-validator';
+
+import { PASSWORD_MIN_LENGTH } from 'src/users/password-hasher';
+
+import { EpicEnvironment } from '../entities/organization.entity';
+
+const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
+
+export class OrgIdParam {
+  @IsUUID('all', { message: 'orgId must be a UUID' })
+  orgId!: string;
+}
+
+export class CreateOrganizationDto {
+  @Transform(trim)
+  @IsString()
+  @Length(1, 200, { message: 'name must be 1 to 200 characters' })
+  name!: string;
+
+  /** Defaults to one made from the name. */
+  @IsOptional()
+  @Transform(trim)
+  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'slug may contain lowercase letters, digits and single hyphens' })
+  @MaxLength(100)
+  slug?: string;
+
+  @IsOptional()
+  @IsEnum(EpicEnvironment, { message: 'epicEnvironment must be sandbox or production' })
+  epicEnvironment?: EpicEnvironment;
+}
+
+export class UpdateOrganizationDto {
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @Length(1, 200, { message: 'name must be 1 to 200 characters' })
+  name?: string;
+
+  @IsOptional()
+  @Transform(trim)
+  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'slug may contain lowercase letters, digits and single hyphens' })
+  @MaxLength(100)
+  slug?: string;
+}
+
+/** Epic client registration. The secret is write-only: blank or absent keeps the stored one. */
+export class RegisterEpicClientDto {
+  @Transform(trim)
+  @IsString()
+  @Length(1, 200, { message: 'clientId must be 1 to 200 characters' })
+  clientId!: string;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(500, { message: 'clientSecret must be at most 500 characters' })
+  clientSecret?: string;
+
+  @IsEnum(EpicEnvironment, { message: 'environment must be sandbox or production' })
+  environment!: EpicEnvironment;
+
+  /** Required for production; sandbox defaults to Epic's public sandbox. Rules in checkFhirBaseUrl. */
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(2048)
+  fhirBaseUrl?: string;
+}
+
+export class CreateOrgAdminDto {
+  @Transform(trim)
+  @IsEmail({ require_tld: false }, { message: 'email must be an email address' })
+  @MaxLength(320)
+  email!: string;
+
+  /** Omit to generate a temporary password, shown once and changed at first login. */
+  @IsOptional()
+  @IsString()
+  @MinLength(PASSWORD_MIN_LENGTH, { message: `password must be at least ${PASSWORD_MIN_LENGTH} characters` })
+  @MaxLength(200)
+  password?: string;
+}

@@ -1,0 +1,40 @@
+import { EpicEnvironment, Organization } from '../entities/organization.entity';
+
+/** What leaves the Organizations module. The client secret appears only as "one is stored". */
+export interface OrganizationView {
+  id: string;
+  name: string;
+  slug: string;
+  epicEnvironment: EpicEnvironment;
+  fhirBaseUrl: string | null;
+  epicClientId: string | null;
+  hasClientSecret: boolean;
+  isConnected: boolean;
+  tokenExpiry: string | null;
+  lastSync: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const iso = (d: Date | null): string | null => d?.toISOString() ?? null;
+
+export function toOrganizationView(org: Organization): OrganizationView {
+  return {
+    id: org.id,
+    name: org.name,
+    slug: org.slug,
+    epicEnvironment: org.epicEnvironment,
+    fhirBaseUrl: org.fhirBaseUrl,
+    epicClientId: org.epicClientId,
+    hasClientSecret: org.clientSecretEnc !== null,
+    isConnected: org.isConnected,
+    tokenExpiry: iso(org.tokenExpiry),
+    lastSync: iso(org.lastSync),
+    lastError: org.lastError,
+    lastErrorAt: iso(org.lastErrorAt),
+    createdAt: org.createdAt.toISOString(),
+    updatedAt: org.updatedAt.toISOString(),
+  };
+}

@@ -1,0 +1,54 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+
+export enum EpicEnvironment {
+  Sandbox = 'sandbox',
+  Production = 'production',
+}
+
+/** A healthcare organization and its Epic client registration and connection-health facts. */
+@Entity({ name: 'organization' })
+export class Organization {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column({ type: 'varchar', length: 200 })
+  name!: string;
+
+  @Column({ type: 'varchar', length: 100, unique: true })
+  slug!: string;
+
+  @Column({ name: 'epic_environment', type: 'varchar', length: 20, default: EpicEnvironment.Sandbox })
+  epicEnvironment!: EpicEnvironment;
+
+  @Column({ name: 'fhir_base_url', type: 'varchar', length: 2048, nullable: true })
+  fhirBaseUrl!: string | null;
+
+  @Column({ name: 'epic_client_id', type: 'varchar', length: 200, nullable: true })
+  epicClientId!: string | null;
+
+  /** AES-GCM ciphertext (SecretCipherService); the plaintext never leaves OrganizationsService. */
+  @Column({ name: 'client_secret_enc', type: 'text', nullable: true })
+  clientSecretEnc!: string | null;
+
+  // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
+  @Column({ name: 'is_connected', type: 'boolean', default: false })
+  isConnected!: boolean;
+
+  @Column({ name: 'token_expiry', type: 'timestamptz', nullable: true })
+  tokenExpiry!: Date | null;
+
+  @Column({ name: 'last_sync', type: 'timestamptz', nullable: true })
+  lastSync!: Date | null;
+
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError!: string | null;
+
+  @Column({ name: 'last_error_at', type: 'timestamptz', nullable: true })
+  lastErrorAt!: Date | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}

@@ -1,0 +1,107 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query } from '@nestjs/common';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+
+import { AuditQuery } from 'src/audit/audit-query.dto';
+import { AuditEventView, AuditService } from 'src/audit/audit.service';
+import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
+import { Role } from 'src/users/user.entity';
+import { AuthUser, UserView } from 'src/users/user.view';
+
+import {
+  CreateOrgAdminDto,
+  CreateOrganizationDto,
+  OrgIdParam,
+  RegisterEpicClientDto,
+  UpdateOrganizationDto,
+} from './dto/organization.dto';
+import { OrganizationView } from './dto/organization.view';
+import { OrganizationsService } from './organizations.service';
+
+class ListQuery {
+  @IsOptional() @IsString() @MaxLength(200) search?: string;
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(500) limit?: number;
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) offset?: number;
+}
+
+/** JSON API for organizations. Root admins manage all; org admins see and configure their own. */
+@Controller('api/organizations')
+export class OrganizationsController {
+  constructor(
+    private readonly organizations: OrganizationsService,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Get()
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  async list(@CurrentUser() user: AuthUser, @Query() query: ListQuery): Promise<OrganizationView[]> {
+    if (user.role === Role.RootAdmin) return this.organizations.list(query);
+    return [await this.organizations.get(user.organizationId!)];
+  }
+
+  @Post()
+  @Roles(Role.RootAdmin)
+  create(@CurrentUser() user: AuthUser, @Body() dto: CreateOrganizationDto): Promise<OrganizationView> {
+    return this.organizations.create(user, dto);
+  }
+
+  @Get(':orgId')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  @OrgScope()
+  get(@Param() { orgId }: OrgIdParam): Promise<OrganizationView> {
+    return this.organizations.get(orgId);
+  }
+
+  @Patch(':orgId')
+  @Roles(Role.RootAdmin)
+  update(
+    @CurrentUser() user: AuthUser,
+    @Param() { orgId }: OrgIdParam,
+    @Body() dto: UpdateOrganizationDto,
+  ): Promise<OrganizationView> {
+    return this.organizations.update(user, orgId, dto);
+  }
+
+  @Delete(':orgId')
+  @HttpCode(204)
+  @Roles(Role.RootAdmin)
+  remove(@CurrentUser() user: AuthUser, @Param() { orgId }: OrgIdParam): Promise<void> {
+    return this.organizations.remove(user, orgId);
+  }
+
+  @Put(':orgId/epic-client')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  @OrgScope()
+  registerEpicClient(
+    @CurrentUser() user: AuthUser,
+    @Param() { orgId }: OrgIdParam,
+    @Body() dto: RegisterEpicClientDto,
+  ): Promise<OrganizationView> {
+    return this.organizations.registerEpicClient(user, orgId, dto);
+  }
+
+  @Get(':orgId/admins')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  @OrgScope()
+  listAdmins(@Param() { orgId }: OrgIdParam): Promise<UserView[]> {
+    return this.organizations.listAdmins(orgId);
+  }
+
+  @Post(':orgId/admins')
+  @Roles(Role.RootAdmin)
+  createAdmin(
+    @CurrentUser() user: AuthUser,
+    @Param() { orgId }: OrgIdParam,
+    @Body() dto: CreateOrgAdminDto,
+  ): Promise<{ user: UserView; temporaryPassword?: string }> {
+    return this.organizations.createOrgAdmin(user, orgId, dto);
+  }
+
+  @Get(':orgId/audit-events')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  @OrgScope()
+  async auditEvents(@Param() { orgId }: OrgIdParam, @Query() query: AuditQuery): Promise<AuditEventView[]> {
+    await this.organizations.get(orgId);
+    return this.audit.list({ organizationId: orgId, limit: query.limit });
+  }
+}

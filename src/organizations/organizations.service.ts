@@ -1,0 +1,170 @@
+import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, QueryFailedError, Repository } from 'typeorm';
+
+import { AuditActor, AuditService } from 'src/audit/audit.service';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { SecretCipherService } from 'src/crypto/secret-cipher.service';
+import { Role } from 'src/users/user.entity';
+import { UsersService } from 'src/users/users.service';
+import { UserView } from 'src/users/user.view';
+
+import {
+  CreateOrgAdminDto,
+  CreateOrganizationDto,
+  RegisterEpicClientDto,
+  UpdateOrganizationDto,
+} from './dto/organization.dto';
+import { OrganizationView, toOrganizationView } from './dto/organization.view';
+import { EpicEnvironment, Organization } from './entities/organization.entity';
+import { checkFhirBaseUrl, slugify } from './fhir-base-url';
+
+/** Epic's public sandbox FHIR R4 base (open.epic). */
+export const EPIC_SANDBOX_FHIR_BASE = 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4';
+
+const isUniqueViolation = (e: unknown): boolean =>
+  e instanceof QueryFailedError && (e.driverError as { code?: string }).code === '23505';
+
+/** Organizations, their Epic client registration (secret encrypted, write-only) and their admins. */
+@Injectable()
+export class OrganizationsService {
+  constructor(
+    @InjectRepository(Organization) private readonly organizations: Repository<Organization>,
+    private readonly dataSource: DataSource,
+    private readonly cipher: SecretCipherService,
+    private readonly audit: AuditService,
+    private readonly users: UsersService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async list(options: { search?: string; limit?: number; offset?: number } = {}): Promise<OrganizationView[]> {
+    const qb = this.organizations
+      .createQueryBuilder('o')
+      .orderBy('lower(o.name)', 'ASC')
+      .addOrderBy('o.id', 'ASC')
+      .limit(Math.min(options.limit ?? 100, 500))
+      .offset(options.offset ?? 0);
+    if (options.search) qb.where('lower(o.name) LIKE :q', { q: `%${options.search.toLowerCase().replace(/[%_\\]/g, '\\$&')}%` });
+    return (await qb.getMany()).map(toOrganizationView);
+  }
+
+  async get(id: string): Promise<OrganizationView> {
+    return toOrganizationView(await this.findOrFail(id));
+  }
+
+  async create(actor: AuditActor | null, dto: CreateOrganizationDto): Promise<OrganizationView> {
+    const slug = dto.slug ?? slugify(dto.name);
+    if (!slug) throw new BadRequestException({ message: ['slug is required when the name has no letters or digits'] });
+    try {
+      const org = await this.organizations.save(
+        this.organizations.create({ name: dto.name, slug, epicEnvironment: dto.epicEnvironment ?? EpicEnvironment.Sandbox }),
+      );
+      await this.audit.record({ actor, organization: org, action: 'organization.created', detail: { slug } });
+      return toOrganizationView(org);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictException(`An organization with the slug "${slug}" already exists`);
+      throw e;
+    }
+  }
+
+  async update(actor: AuditActor | null, id: string, dto: UpdateOrganizationDto): Promise<OrganizationView> {
+    const org = await this.findOrFail(id);
+    const before = { name: org.name, slug: org.slug };
+    Object.assign(org, Object.fromEntries(Object.entries(dto).filter(([, v]) => v !== undefined)));
+    try {
+      await this.organizations.save(org);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictException(`An organization with the slug "${org.slug}" already exists`);
+      throw e;
+    }
+    await this.audit.record({
+      actor,
+      organization: org,
+      action: 'organization.updated',
+      detail: { before, after: { name: org.name, slug: org.slug } },
+    });
+    return toOrganizationView(org);
+  }
+
+  /** Deletes the organization; its users and credentials go with it (ON DELETE CASCADE). */
+  async remove(actor: AuditActor | null, id: string): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const org = await manager.findOneBy(Organization, { id });
+      if (!org) throw new NotFoundException('Organization not found');
+      await this.audit.record(
+        { actor, organization: org, action: 'organization.deleted', detail: { slug: org.slug } },
+        manager,
+      );
+      await manager.delete(Organization, { id });
+    });
+  }
+
+  /**
+   * Saves the organization's Epic client. A blank secret keeps the stored one. Changing the client
+   * id, base URL or environment invalidates the connection: it was made for the old registration.
+   */
+  async registerEpicClient(actor: AuditActor | null, id: string, dto: RegisterEpicClientDto): Promise<OrganizationView> {
+    const org = await this.findOrFail(id);
+    const requested = dto.fhirBaseUrl || (dto.environment === EpicEnvironment.Sandbox ? EPIC_SANDBOX_FHIR_BASE : '');
+    if (!requested) throw new BadRequestException({ message: ['fhirBaseUrl is required for a production environment'] });
+    const checked = checkFhirBaseUrl(requested, { production: this.config.isProduction });
+    if (!checked.ok) throw new BadRequestException({ message: [checked.message] });
+
+    const changed =
+      org.epicClientId !== dto.clientId || org.fhirBaseUrl !== checked.url || org.epicEnvironment !== dto.environment;
+    const secretChanged = !!dto.clientSecret;
+    org.epicClientId = dto.clientId;
+    org.fhirBaseUrl = checked.url;
+    org.epicEnvironment = dto.environment;
+    if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
+    if (changed) {
+      org.isConnected = false;
+      org.tokenExpiry = null;
+    }
+    await this.organizations.save(org);
+    await this.audit.record({
+      actor,
+      organization: org,
+      action: 'epic-client.registered',
+      detail: { clientId: dto.clientId, fhirBaseUrl: checked.url, environment: dto.environment, secretChanged, connectionReset: changed },
+    });
+    return toOrganizationView(org);
+  }
+
+  /** The decrypted client secret, for the token endpoint only. Never render or log it. */
+  async getClientSecret(id: string): Promise<string | null> {
+    const org = await this.findOrFail(id);
+    return org.clientSecretEnc ? this.cipher.decrypt(org.clientSecretEnc, secretContext(org.id)) : null;
+  }
+
+  async listAdmins(id: string): Promise<UserView[]> {
+    await this.findOrFail(id);
+    return this.users.listByOrganization(id);
+  }
+
+  async createOrgAdmin(
+    actor: AuditActor | null,
+    id: string,
+    dto: CreateOrgAdminDto,
+  ): Promise<{ user: UserView; temporaryPassword?: string }> {
+    const org = await this.findOrFail(id);
+    const { user, generatedPassword } = await this.users.create({
+      email: dto.email,
+      role: Role.OrgAdmin,
+      organizationId: org.id,
+      password: dto.password,
+    });
+    await this.audit.record({ actor, organization: org, action: 'org-admin.created', detail: { userId: user.id, email: user.email } });
+    return { user, temporaryPassword: generatedPassword };
+  }
+
+  private async findOrFail(id: string): Promise<Organization> {
+    const org = await this.organizations.findOneBy({ id });
+    if (!org) throw new NotFoundException('Organization not found');
+    return org;
+  }
+}
+
+function secretContext(orgId: string): string {
+  return `organization:${orgId}:client_secret`;
+}

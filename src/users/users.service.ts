@@ -1,0 +1,137 @@
+import { ConflictException, Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { IsNull, Repository } from 'typeorm';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+
+import { dummyHash, generatePassword, hashPassword, verifyPassword } from './password-hasher';
+import { Role, User } from './user.entity';
+import { AuthUser, toAuthUser, toUserView, UserView } from './user.view';
+
+export interface CreateUserInput {
+  email: string;
+  role: Role;
+  organizationId: string | null;
+  /** Omit to generate one; it is returned once and must be changed at first login. */
+  password?: string;
+}
+
+export type CredentialCheck =
+  | { ok: true; user: AuthUser }
+  | { ok: false; reason: 'invalid' | 'locked' | 'disabled'; userId?: string };
+
+/** Users, their passwords and sign-in rules (lockout after repeated failures). */
+@Injectable()
+export class UsersService {
+  private readonly logger = new Logger(UsersService.name);
+
+  constructor(
+    @InjectRepository(User) private readonly users: Repository<User>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async create(input: CreateUserInput): Promise<{ user: UserView; generatedPassword?: string }> {
+    const email = input.email.trim();
+    if ((input.role === Role.RootAdmin) !== (input.organizationId === null)) {
+      throw new ConflictException('A root admin has no organization; every other role has exactly one');
+    }
+    if (await this.findEntityByEmail(email)) throw new ConflictException('A user with this email already exists');
+    const generatedPassword = input.password === undefined ? generatePassword() : undefined;
+    const user = await this.users.save(
+      this.users.create({
+        email,
+        role: input.role,
+        organizationId: input.organizationId,
+        passwordHash: await hashPassword(input.password ?? generatedPassword!),
+        mustChangePassword: generatedPassword !== undefined,
+      }),
+    );
+    return { user: toUserView(user), generatedPassword };
+  }
+
+  async findAuthUser(id: string): Promise<AuthUser | null> {
+    const user = await this.users.findOneBy({ id });
+    return user && !user.disabled ? toAuthUser(user) : null;
+  }
+
+  async getView(id: string): Promise<UserView> {
+    const user = await this.users.findOneBy({ id });
+    if (!user) throw new NotFoundException('User not found');
+    return toUserView(user);
+  }
+
+  async findByEmail(email: string): Promise<UserView | null> {
+    const user = await this.findEntityByEmail(email);
+    return user ? toUserView(user) : null;
+  }
+
+  async listByOrganization(organizationId: string): Promise<UserView[]> {
+    const users = await this.users.find({ where: { organizationId }, order: { email: 'ASC' } });
+    return users.map(toUserView);
+  }
+
+  async listRootAdmins(): Promise<UserView[]> {
+    const users = await this.users.find({ where: { organizationId: IsNull() }, order: { email: 'ASC' } });
+    return users.map(toUserView);
+  }
+
+  /**
+   * Checks an email and password. Unknown accounts cost the same hash as known ones; a locked
+   * account is refused even with the right password; repeated failures lock the account for
+   * ACCOUNT_LOCK_MINUTES (shared by every instance, since it is stored).
+   */
+  async checkCredentials(email: string, password: string, now = new Date()): Promise<CredentialCheck> {
+    const user = await this.findEntityByEmail(email);
+    if (!user?.passwordHash) {
+      await verifyPassword(password, await dummyHash());
+      return { ok: false, reason: 'invalid' };
+    }
+    const matches = await verifyPassword(password, user.passwordHash);
+    if (user.lockedUntil && user.lockedUntil > now) return { ok: false, reason: 'locked', userId: user.id };
+    if (!matches) {
+      const failures = user.failedLoginCount + 1;
+      const lock = failures >= this.config.env.ACCOUNT_LOCK_THRESHOLD;
+      await this.users.update(user.id, {
+        failedLoginCount: lock ? 0 : failures,
+        lockedUntil: lock ? new Date(now.getTime() + this.config.env.ACCOUNT_LOCK_MINUTES * 60_000) : user.lockedUntil,
+      });
+      if (lock) this.logger.warn({ userId: user.id }, 'Account locked after repeated failed logins');
+      return { ok: false, reason: lock ? 'locked' : 'invalid', userId: user.id };
+    }
+    if (user.disabled) return { ok: false, reason: 'disabled', userId: user.id };
+    await this.users.update(user.id, { failedLoginCount: 0, lockedUntil: null, lastLoginAt: now });
+    return { ok: true, user: toAuthUser(user) };
+  }
+
+  /** Sets a new password; `mustChange` forces another change at next login (resets by operators). */
+  async setPassword(userId: string, password: string, mustChange = false): Promise<void> {
+    const result = await this.users.update(userId, {
+      passwordHash: await hashPassword(password),
+      mustChangePassword: mustChange,
+      failedLoginCount: 0,
+      lockedUntil: null,
+    });
+    if (!result.affected) throw new NotFoundException('User not found');
+  }
+
+  async verifyPassword(userId: string, password: string): Promise<boolean> {
+    const user = await this.users.findOneBy({ id: userId });
+    return !!user?.passwordHash && (await verifyPassword(password, user.passwordHash));
+  }
+
+  async setDisabled(userId: string, disabled: boolean): Promise<void> {
+    const result = await this.users.update(userId, { disabled });
+    if (!result.affected) throw new NotFoundException('User not found');
+  }
+
+  async count(): Promise<number> {
+    return this.users.count();
+  }
+
+  private findEntityByEmail(email: string): Promise<User | null> {
+    return this.users
+      .createQueryBuilder('u')
+      .where('lower(u.email) = lower(:email)', { email: email.trim() })
+      .getOne();
+  }
+}
