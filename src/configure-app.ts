@@ -8,7 +8,6 @@ import { APP_CONFIG, AppConfig } from './config/app-config';
 import { PROJECT_ROOT } from './paths';
 import { registerViewHelpers } from './views/view-helpers';
 
-
 /**
  * Web settings shared by main.ts and the test app: security headers, views, static files.
  * Sessions, passport and CSRF are middleware of AuthModule, so they are part of every app.
@@ -39,5 +38,7 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
   app.setViewEngine('hbs');
   app.set('view options', { layout: 'layouts/main' });
   registerViewHelpers(hbs);
-  await new Promise<void>((resolve) => hbs.registerPartials(join(PROJECT_ROOT, 'views', 'partials'), () => resolve()));
+  await new Promise<void>((resolve) =>
+    hbs.registerPartials(join(PROJECT_ROOT, 'views', 'partials'), () => resolve()),
+  );
 }

@@ -26,6 +26,8 @@ async function bootstrap(): Promise<void> {
 
 bootstrap().catch((error: unknown) => {
   // The logger may not exist yet (bad configuration, database unreachable): plain stderr, no values.
-  process.stderr.write(`epic-connect failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `epic-connect failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -5,7 +5,7 @@ import { AuditService } from 'src/audit/audit.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import { CreateOrgAdminDto, CreateOrganizationDto, OrgIdParam } from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { toOrganizationRow } from './view-models/organization-row';

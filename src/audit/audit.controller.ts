@@ -1,7 +1,7 @@
 import { Controller, Get, Query } from '@nestjs/common';
 
 import { Roles } from 'src/common/decorators/auth.decorators';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 
 import { AuditQuery } from './audit-query.dto';
 import { AuditEventView, AuditService } from './audit.service';

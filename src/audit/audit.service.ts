@@ -83,7 +83,12 @@ export class AuditService {
     });
     await repo.save(event);
     this.logger.log(
-      { audit: record.action, outcome: event.outcome, orgId: event.organizationId, actorId: event.actorUserId },
+      {
+        audit: record.action,
+        outcome: event.outcome,
+        orgId: event.organizationId,
+        actorId: event.actorUserId,
+      },
       `audit: ${record.action}`,
     );
   }

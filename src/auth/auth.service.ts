@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Request, Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 import { AuthUser } from 'src/users/user.view';
 
@@ -36,7 +36,9 @@ export class AuthService {
   /** Ends the session server-side (row deleted) and clears the cookie. */
   async logout(req: Request, res: Response): Promise<void> {
     const user = req.user;
-    await new Promise<void>((resolve, reject) => req.logout((err) => (err ? reject(err as Error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      req.logout((err) => (err ? reject(err as Error) : resolve())),
+    );
     await new Promise<void>((resolve) => req.session.destroy(() => resolve()));
     res.clearCookie(SESSION_COOKIE);
     if (user) await this.audit.record({ actor: user, action: 'auth.logout' });
@@ -45,7 +47,9 @@ export class AuthService {
   /** Returns a message for the form when the change is refused. */
   async changePassword(user: AuthUser, dto: ChangePasswordDto): Promise<string | undefined> {
     if (dto.newPassword !== dto.confirmPassword) return 'The new passwords do not match.';
-    if (!(await this.users.verifyPassword(user.id, dto.currentPassword))) return 'The current password is wrong.';
+    if (!(await this.users.verifyPassword(user.id, dto.currentPassword))) {
+      return 'The current password is wrong.';
+    }
     if (dto.newPassword === dto.currentPassword) return 'Choose a password different from the current one.';
     await this.users.setPassword(user.id, dto.newPassword);
     await this.audit.record({ actor: user, action: 'auth.password-changed' });

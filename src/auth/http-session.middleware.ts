@@ -48,7 +48,9 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
       cookie: { httpOnly: true, sameSite: 'lax', secure, maxAge: config.env.SESSION_TTL_MINUTES * 60_000 },
     });
     // A separate key for CSRF, derived so operators manage one secret (rotation: list several).
-    const csrfSecrets = config.sessionSecrets.map((s) => createHmac('sha256', s).update('csrf').digest('base64url'));
+    const csrfSecrets = config.sessionSecrets.map((s) =>
+      createHmac('sha256', s).update('csrf').digest('base64url'),
+    );
     const { doubleCsrfProtection, generateCsrfToken } = doubleCsrf({
       getSecret: () => csrfSecrets,
       getSessionIdentifier: (req) => req.session.id,
@@ -67,13 +69,21 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
         return generateCsrfToken(req, res);
       };
       doubleCsrfProtection(req, res, (err?: unknown) => {
-        if (err) return next(new ForbiddenException('Invalid or missing CSRF token; reload the page and retry'));
+        if (err) {
+          return next(new ForbiddenException('Invalid or missing CSRF token; reload the page and retry'));
+        }
         // Verified: drop the field so DTO validation (forbidNonWhitelisted) does not see it.
         if (req.body && typeof req.body === 'object') delete (req.body as Record<string, unknown>)._csrf;
         next();
       });
     };
-    this.chain = [cookieParser(), sessionMiddleware, passport.initialize(), passport.session(), csrf];
+    this.chain = [
+      cookieParser(),
+      sessionMiddleware,
+      passport.initialize() as RequestHandler,
+      passport.session() as RequestHandler,
+      csrf,
+    ];
   }
 
   use(req: Request, res: Response, next: NextFunction): void {

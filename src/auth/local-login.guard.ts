@@ -10,7 +10,12 @@ export class LocalLoginGuard extends AuthGuard('local') {
   override async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<Request>();
     const body = req.body as Record<string, unknown> | undefined;
-    if (typeof body?.email !== 'string' || typeof body.password !== 'string' || !body.email || !body.password) {
+    if (
+      typeof body?.email !== 'string' ||
+      typeof body.password !== 'string' ||
+      !body.email ||
+      !body.password
+    ) {
       throw new LoginFailedException('Enter your email and password.');
     }
     await super.canActivate(context);
@@ -19,7 +24,8 @@ export class LocalLoginGuard extends AuthGuard('local') {
   }
 
   override handleRequest<T>(err: unknown, user: T): T {
-    if (err) throw err;
+    if (err instanceof Error) throw err;
+    if (err) throw new Error('Sign-in failed');
     if (!user) throw new LoginFailedException('Invalid email or password.');
     return user;
   }

@@ -28,7 +28,10 @@ export function validateEnv(raw: Record<string, unknown>): EnvSchema {
     const value = raw[key];
     if (value !== '' && value !== undefined) input[key] = value;
   }
-  const env = plainToInstance(EnvSchema, input, { enableImplicitConversion: true, exposeDefaultValues: true });
+  const env = plainToInstance(EnvSchema, input, {
+    enableImplicitConversion: true,
+    exposeDefaultValues: true,
+  });
   const errors = validateSync(env, { forbidUnknownValues: false });
   if (errors.length > 0) {
     // Constraint messages name the key and the rule; class-validator only includes a value when a

@@ -53,8 +53,8 @@ describe('SecretCipherService', () => {
 
   it('rejects malformed key specs', () => {
     expect(() => parseCipherKeys('k1:short')).toThrow(/32 bytes/);
-    expect(() => parseCipherKeys(`${k1},${k1.replace(/:.*/, ':' + randomBytes(32).toString('base64'))}`)).toThrow(
-      /duplicate/,
-    );
+    expect(() =>
+      parseCipherKeys(`${k1},${k1.replace(/:.*/, ':' + randomBytes(32).toString('base64'))}`),
+    ).toThrow(/duplicate/);
   });
 });

@@ -19,11 +19,15 @@ export function parseCipherKeys(spec: string): CipherKey[] {
     .map((part) => {
       const [id, b64] = part.split(':');
       const key = Buffer.from(b64 ?? '', 'base64');
-      if (!id || key.length !== 32) throw new Error('ENCRYPTION_KEYS: every key must be id:base64 of 32 bytes');
+      if (!id || key.length !== 32) {
+        throw new Error('ENCRYPTION_KEYS: every key must be id:base64 of 32 bytes');
+      }
       return { id, key };
     });
   if (keys.length === 0) throw new Error('ENCRYPTION_KEYS: no key given');
-  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new Error('ENCRYPTION_KEYS: duplicate key id');
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) {
+    throw new Error('ENCRYPTION_KEYS: duplicate key id');
+  }
   return keys;
 }
 
@@ -68,9 +72,10 @@ export class SecretCipherService {
     });
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)), decipher.final()]).toString(
-      'utf8',
-    );
+    return Buffer.concat([
+      decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)),
+      decipher.final(),
+    ]).toString('utf8');
   }
 
   /** True when the value was encrypted with an older key and should be re-encrypted. */

@@ -7,6 +7,10 @@ import { dataSourceOptions } from './data-source';
  * database migrates itself when the service starts (MIGRATIONS_RUN=true).
  */
 const url = process.env.DATABASE_URL;
-if (!url) throw new Error('Set DATABASE_URL to run migrations with the CLI (the embedded database migrates at start).');
+if (!url) {
+  throw new Error(
+    'Set DATABASE_URL to run migrations with the CLI (the embedded database migrates at start).',
+  );
+}
 
 export default new DataSource(dataSourceOptions(url, 2));

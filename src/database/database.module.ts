@@ -11,7 +11,11 @@ import { DbLockService } from './db-lock.service';
 /** Holds the single DatabaseEndpoint, shared by TypeORM's module and ours. */
 @Module({
   providers: [
-    { provide: DatabaseEndpoint, inject: [APP_CONFIG], useFactory: (c: AppConfig) => DatabaseEndpoint.open(c) },
+    {
+      provide: DatabaseEndpoint,
+      inject: [APP_CONFIG],
+      useFactory: (c: AppConfig) => DatabaseEndpoint.open(c),
+    },
   ],
   exports: [DatabaseEndpoint],
 })
@@ -36,7 +40,8 @@ class DatabaseEndpointModule {}
     {
       provide: DatabaseLifecycle,
       inject: [DatabaseEndpoint, DataSource],
-      useFactory: (endpoint: DatabaseEndpoint, dataSource: DataSource) => new DatabaseLifecycle(endpoint, dataSource),
+      useFactory: (endpoint: DatabaseEndpoint, dataSource: DataSource) =>
+        new DatabaseLifecycle(endpoint, dataSource),
     },
   ],
   exports: [DbLockService, DatabaseEndpointModule],

@@ -26,9 +26,10 @@ export class DbLockService {
   async tryRun(key: string, work: (manager: EntityManager) => Promise<void>): Promise<boolean> {
     try {
       return await this.dataSource.transaction(async (manager) => {
-        const [row] = (await manager.query('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked', [key])) as {
-          locked: boolean;
-        }[];
+        const [row] = await manager.query<{ locked: boolean }[]>(
+          'SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked',
+          [key],
+        );
         if (!row?.locked) return false;
         await work(manager);
         return true;

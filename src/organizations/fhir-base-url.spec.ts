@@ -5,14 +5,20 @@ describe('checkFhirBaseUrl', () => {
   const prod = { production: true };
 
   it.each([
-    ['https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4/', 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4'],
+    [
+      'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4/',
+      'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4',
+    ],
     ['https://EHR.Example.org/fhir', 'https://ehr.example.org/fhir'],
   ])('accepts and normalises %s', (input, expected) => {
     expect(checkFhirBaseUrl(input, prod)).toEqual({ ok: true, url: expected });
   });
 
   it('accepts http on loopback outside production only', () => {
-    expect(checkFhirBaseUrl('http://127.0.0.1:4000/fhir', dev)).toEqual({ ok: true, url: 'http://127.0.0.1:4000/fhir' });
+    expect(checkFhirBaseUrl('http://127.0.0.1:4000/fhir', dev)).toEqual({
+      ok: true,
+      url: 'http://127.0.0.1:4000/fhir',
+    });
     expect(checkFhirBaseUrl('http://localhost:4000/fhir', dev).ok).toBe(true);
     expect(checkFhirBaseUrl('http://127.0.0.1:4000/fhir', prod)).toEqual({
       ok: false,

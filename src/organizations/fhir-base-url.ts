@@ -1,7 +1,9 @@
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
 function isLoopback(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || hostname.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+  return (
+    LOOPBACK_HOSTS.has(hostname) || hostname.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(hostname)
+  );
 }
 
 /**
@@ -17,10 +19,15 @@ export function checkFhirBaseUrl(
   try {
     url = new URL(value.trim());
   } catch {
-    return { ok: false, message: 'fhirBaseUrl must be an absolute URL such as https://fhir.example.org/api/FHIR/R4' };
+    return {
+      ok: false,
+      message: 'fhirBaseUrl must be an absolute URL such as https://fhir.example.org/api/FHIR/R4',
+    };
   }
   if (url.username || url.password) return { ok: false, message: 'fhirBaseUrl must not contain credentials' };
-  if (url.search || url.hash) return { ok: false, message: 'fhirBaseUrl must not have a query string or fragment' };
+  if (url.search || url.hash) {
+    return { ok: false, message: 'fhirBaseUrl must not have a query string or fragment' };
+  }
   if (url.protocol === 'http:') {
     if (!isLoopback(url.hostname)) return { ok: false, message: 'fhirBaseUrl must use https' };
     if (options.production) return { ok: false, message: 'fhirBaseUrl must use https in production' };

@@ -5,7 +5,7 @@ import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validato
 import { AuditQuery } from 'src/audit/audit-query.dto';
 import { AuditEventView, AuditService } from 'src/audit/audit.service';
 import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { AuthUser, UserView } from 'src/users/user.view';
 
 import {

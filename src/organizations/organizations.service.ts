@@ -1,11 +1,17 @@
-import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  NotFoundException,
+} from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 import { UserView } from 'src/users/user.view';
 
@@ -16,11 +22,9 @@ import {
   UpdateOrganizationDto,
 } from './dto/organization.dto';
 import { OrganizationView, toOrganizationView } from './dto/organization.view';
-import { EpicEnvironment, Organization } from './entities/organization.entity';
+import { Organization } from './entities/organization.entity';
+import { EPIC_SANDBOX_FHIR_BASE, EpicEnvironment } from './organization.types';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
-
-/** Epic's public sandbox FHIR R4 base (open.epic). */
-export const EPIC_SANDBOX_FHIR_BASE = 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4';
 
 const isUniqueViolation = (e: unknown): boolean =>
   e instanceof QueryFailedError && (e.driverError as { code?: string }).code === '23505';
@@ -37,14 +41,20 @@ export class OrganizationsService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async list(options: { search?: string; limit?: number; offset?: number } = {}): Promise<OrganizationView[]> {
+  async list(
+    options: { search?: string; limit?: number; offset?: number } = {},
+  ): Promise<OrganizationView[]> {
     const qb = this.organizations
       .createQueryBuilder('o')
       .orderBy('lower(o.name)', 'ASC')
       .addOrderBy('o.id', 'ASC')
       .limit(Math.min(options.limit ?? 100, 500))
       .offset(options.offset ?? 0);
-    if (options.search) qb.where('lower(o.name) LIKE :q', { q: `%${options.search.toLowerCase().replace(/[%_\\]/g, '\\$&')}%` });
+    if (options.search) {
+      qb.where('lower(o.name) LIKE :q', {
+        q: `%${options.search.toLowerCase().replace(/[%_\\]/g, '\\$&')}%`,
+      });
+    }
     return (await qb.getMany()).map(toOrganizationView);
   }
 
@@ -54,15 +64,23 @@ export class OrganizationsService {
 
   async create(actor: AuditActor | null, dto: CreateOrganizationDto): Promise<OrganizationView> {
     const slug = dto.slug ?? slugify(dto.name);
-    if (!slug) throw new BadRequestException({ message: ['slug is required when the name has no letters or digits'] });
+    if (!slug) {
+      throw new BadRequestException({ message: ['slug is required when the name has no letters or digits'] });
+    }
     try {
       const org = await this.organizations.save(
-        this.organizations.create({ name: dto.name, slug, epicEnvironment: dto.epicEnvironment ?? EpicEnvironment.Sandbox }),
+        this.organizations.create({
+          name: dto.name,
+          slug,
+          epicEnvironment: dto.epicEnvironment ?? EpicEnvironment.Sandbox,
+        }),
       );
       await this.audit.record({ actor, organization: org, action: 'organization.created', detail: { slug } });
       return toOrganizationView(org);
     } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictException(`An organization with the slug "${slug}" already exists`);
+      if (isUniqueViolation(e)) {
+        throw new ConflictException(`An organization with the slug "${slug}" already exists`);
+      }
       throw e;
     }
   }
@@ -74,7 +92,9 @@ export class OrganizationsService {
     try {
       await this.organizations.save(org);
     } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictException(`An organization with the slug "${org.slug}" already exists`);
+      if (isUniqueViolation(e)) {
+        throw new ConflictException(`An organization with the slug "${org.slug}" already exists`);
+      }
       throw e;
     }
     await this.audit.record({
@@ -103,15 +123,24 @@ export class OrganizationsService {
    * Saves the organization's Epic client. A blank secret keeps the stored one. Changing the client
    * id, base URL or environment invalidates the connection: it was made for the old registration.
    */
-  async registerEpicClient(actor: AuditActor | null, id: string, dto: RegisterEpicClientDto): Promise<OrganizationView> {
+  async registerEpicClient(
+    actor: AuditActor | null,
+    id: string,
+    dto: RegisterEpicClientDto,
+  ): Promise<OrganizationView> {
     const org = await this.findOrFail(id);
-    const requested = dto.fhirBaseUrl || (dto.environment === EpicEnvironment.Sandbox ? EPIC_SANDBOX_FHIR_BASE : '');
-    if (!requested) throw new BadRequestException({ message: ['fhirBaseUrl is required for a production environment'] });
+    const requested =
+      dto.fhirBaseUrl || (dto.environment === EpicEnvironment.Sandbox ? EPIC_SANDBOX_FHIR_BASE : '');
+    if (!requested) {
+      throw new BadRequestException({ message: ['fhirBaseUrl is required for a production environment'] });
+    }
     const checked = checkFhirBaseUrl(requested, { production: this.config.isProduction });
     if (!checked.ok) throw new BadRequestException({ message: [checked.message] });
 
     const changed =
-      org.epicClientId !== dto.clientId || org.fhirBaseUrl !== checked.url || org.epicEnvironment !== dto.environment;
+      org.epicClientId !== dto.clientId ||
+      org.fhirBaseUrl !== checked.url ||
+      org.epicEnvironment !== dto.environment;
     const secretChanged = !!dto.clientSecret;
     org.epicClientId = dto.clientId;
     org.fhirBaseUrl = checked.url;
@@ -126,7 +155,13 @@ export class OrganizationsService {
       actor,
       organization: org,
       action: 'epic-client.registered',
-      detail: { clientId: dto.clientId, fhirBaseUrl: checked.url, environment: dto.environment, secretChanged, connectionReset: changed },
+      detail: {
+        clientId: dto.clientId,
+        fhirBaseUrl: checked.url,
+        environment: dto.environment,
+        secretChanged,
+        connectionReset: changed,
+      },
     });
     return toOrganizationView(org);
   }
@@ -154,7 +189,12 @@ export class OrganizationsService {
       organizationId: org.id,
       password: dto.password,
     });
-    await this.audit.record({ actor, organization: org, action: 'org-admin.created', detail: { userId: user.id, email: user.email } });
+    await this.audit.record({
+      actor,
+      organization: org,
+      action: 'org-admin.created',
+      detail: { userId: user.id, email: user.email },
+    });
     return { user, temporaryPassword: generatedPassword };
   }
 

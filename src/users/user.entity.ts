@@ -1,11 +1,8 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-export enum Role {
-  RootAdmin = 'root_admin',
-  OrgAdmin = 'org_admin',
-  Provider = 'provider',
-  Patient = 'patient',
-}
+import { Role } from './user.types';
+
+export { Role };
 
 /** A person who signs in. Every role but root admin belongs to exactly one organization. */
 @Entity({ name: 'app_user' })

@@ -17,8 +17,7 @@ export interface CreateUserInput {
 }
 
 export type CredentialCheck =
-  | { ok: true; user: AuthUser }
-  | { ok: false; reason: 'invalid' | 'locked' | 'disabled'; userId?: string };
+  { ok: true; user: AuthUser } | { ok: false; reason: 'invalid' | 'locked' | 'disabled'; userId?: string };
 
 /** Users, their passwords and sign-in rules (lockout after repeated failures). */
 @Injectable()
@@ -35,7 +34,9 @@ export class UsersService {
     if ((input.role === Role.RootAdmin) !== (input.organizationId === null)) {
       throw new ConflictException('A root admin has no organization; every other role has exactly one');
     }
-    if (await this.findEntityByEmail(email)) throw new ConflictException('A user with this email already exists');
+    if (await this.findEntityByEmail(email)) {
+      throw new ConflictException('A user with this email already exists');
+    }
     const generatedPassword = input.password === undefined ? generatePassword() : undefined;
     const user = await this.users.save(
       this.users.create({
@@ -93,7 +94,9 @@ export class UsersService {
       const lock = failures >= this.config.env.ACCOUNT_LOCK_THRESHOLD;
       await this.users.update(user.id, {
         failedLoginCount: lock ? 0 : failures,
-        lockedUntil: lock ? new Date(now.getTime() + this.config.env.ACCOUNT_LOCK_MINUTES * 60_000) : user.lockedUntil,
+        lockedUntil: lock
+          ? new Date(now.getTime() + this.config.env.ACCOUNT_LOCK_MINUTES * 60_000)
+          : user.lockedUntil,
       });
       if (lock) this.logger.warn({ userId: user.id }, 'Account locked after repeated failed logins');
       return { ok: false, reason: lock ? 'locked' : 'invalid', userId: user.id };

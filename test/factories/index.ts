@@ -4,10 +4,10 @@ import TestAgent from 'supertest/lib/agent';
 
 import { OrganizationView } from 'src/organizations/dto/organization.view';
 import { OrganizationsService } from 'src/organizations/organizations.service';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 
-import { TestApp } from '../setup/test-app';
+import { TestApp } from 'test/setup/test-app';
 import { testSecret } from './secrets';
 
 export { testSecret } from './secrets';
@@ -28,7 +28,11 @@ export class TestFactory {
     return this.t.app.get(OrganizationsService).create(null, { name });
   }
 
-  async user(role: Role, organizationId: string | null, overrides: { password?: string } = {}): Promise<TestUser> {
+  async user(
+    role: Role,
+    organizationId: string | null,
+    overrides: { password?: string } = {},
+  ): Promise<TestUser> {
     const password = overrides.password ?? testSecret();
     const email = `${role}-${randomUUID().slice(0, 8)}@example.org`;
     const { user } = await this.t.app.get(UsersService).create({ email, role, organizationId, password });
@@ -44,7 +48,10 @@ export function csrfFrom(html: string): string {
 }
 
 /** Signs in through the login form like a browser; returns the agent and a fresh CSRF token. */
-export async function signIn(t: TestApp, user: { email: string; password: string }): Promise<{ agent: TestAgent; csrf: string }> {
+export async function signIn(
+  t: TestApp,
+  user: { email: string; password: string },
+): Promise<{ agent: TestAgent; csrf: string }> {
   const agent = t.agent();
   const page = await agent.get('/login').expect(200);
   await agent

@@ -7,7 +7,10 @@ process.env.ENCRYPTION_KEYS = `test1:${randomBytes(32).toString('base64')}`;
 process.env.SESSION_SECRET = randomBytes(32).toString('hex');
 process.env.CRON_ENABLED = 'false';
 process.env.LOG_LEVEL = 'debug';
-process.env.LOG_FILE = join(process.env.TEST_LOG_DIR ?? '/tmp', `app-${process.env.JEST_WORKER_ID ?? '0'}.log`);
+process.env.LOG_FILE = join(
+  process.env.TEST_LOG_DIR ?? '/tmp',
+  `app-${process.env.JEST_WORKER_ID ?? '0'}.log`,
+);
 // Tests create the first root admin with a known (marked) password instead of printing one.
 process.env.ROOT_ADMIN_EMAIL = 'root@localhost';
 process.env.ROOT_ADMIN_PASSWORD = `root-tEsTsEcReT-${randomBytes(6).toString('hex')}`;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
-import { TEST_SECRET_MARKER } from '../factories/secrets';
+import { TEST_SECRET_MARKER } from 'test/factories/secrets';
 import { withAdmin } from './database';
 
 /**
@@ -29,8 +29,7 @@ export default async function globalTeardown(): Promise<void> {
     });
   }
   const pglite = (globalThis as Record<string, unknown>).__EC_PGLITE__ as
-    | { db: PGlite; server: PGLiteSocketServer }
-    | undefined;
+    { db: PGlite; server: PGLiteSocketServer } | undefined;
   if (pglite) {
     await pglite.server.stop();
     await pglite.db.close();

@@ -24,7 +24,9 @@ export interface TestApp {
  * Boots the real AppModule with the same configureApp() as main.ts, on a fresh database cloned
  * from the migrated template (or `databaseUrl`). `env` overrides the environment for this app.
  */
-export async function createTestApp(options: { env?: Record<string, string>; databaseUrl?: string } = {}): Promise<TestApp> {
+export async function createTestApp(
+  options: { env?: Record<string, string>; databaseUrl?: string } = {},
+): Promise<TestApp> {
   const databaseUrl = options.databaseUrl ?? (await freshDatabaseUrl());
   const saved = { ...process.env };
   Object.assign(process.env, { DATABASE_URL: databaseUrl, MIGRATIONS_RUN: 'false', ...options.env });
@@ -39,7 +41,7 @@ export async function createTestApp(options: { env?: Record<string, string>; dat
       app,
       dataSource: app.get(DataSource),
       agent: () => request.agent(server),
-      http: () => request(server) as unknown as TestAgent,
+      http: () => request(server),
       close: () => app.close(),
     };
   } finally {

@@ -31,8 +31,12 @@ describe('toOrganizationRow', () => {
   });
 
   it('asks for action when the token has expired or the connection dropped', () => {
-    expect(toOrganizationRow({ ...base, tokenExpiry: '2026-11-23T10:59:59.000Z' }, now).status).toBe('❌ Not connected');
-    expect(toOrganizationRow({ ...base, isConnected: false, lastError: 'refresh failed' }, now)).toMatchObject({
+    expect(toOrganizationRow({ ...base, tokenExpiry: '2026-11-23T10:59:59.000Z' }, now).status).toBe(
+      '❌ Not connected',
+    );
+    expect(
+      toOrganizationRow({ ...base, isConnected: false, lastError: 'refresh failed' }, now),
+    ).toMatchObject({
       status: '❌ Not connected',
       lastError: 'refresh failed',
     });

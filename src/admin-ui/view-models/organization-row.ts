@@ -1,4 +1,5 @@
 import { OrganizationView } from 'src/organizations/dto/organization.view';
+import { EpicEnvironment } from 'src/organizations/organization.types';
 
 export interface OrganizationRow {
   id: string;
@@ -12,7 +13,8 @@ export interface OrganizationRow {
   lastError: string;
 }
 
-const fmt = (iso: string | null): string => (iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—');
+const fmt = (iso: string | null): string =>
+  iso ? new Date(iso).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '—';
 
 /**
  * A table row for one organization. The connection state here is the seed's two-way display
@@ -25,7 +27,7 @@ export function toOrganizationRow(org: OrganizationView, now: Date): Organizatio
     id: org.id,
     name: org.name,
     slug: org.slug,
-    environment: org.epicEnvironment === 'production' ? 'Production' : 'Sandbox',
+    environment: org.epicEnvironment === EpicEnvironment.Production ? 'Production' : 'Sandbox',
     status: notConfigured ? 'Not configured' : live ? '✅ Connected' : '❌ Not connected',
     statusClass: notConfigured ? 'none' : live ? 'ok' : 'bad',
     tokenExpiry: fmt(org.tokenExpiry),

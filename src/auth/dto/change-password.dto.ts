@@ -1,6 +1,6 @@
 import { IsString, MaxLength, MinLength } from 'class-validator';
 
-import { PASSWORD_MIN_LENGTH } from 'src/users/password-hasher';
+import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 
 export class ChangePasswordDto {
   @IsString()
@@ -8,7 +8,9 @@ export class ChangePasswordDto {
   currentPassword!: string;
 
   @IsString()
-  @MinLength(PASSWORD_MIN_LENGTH, { message: `New password must be at least ${PASSWORD_MIN_LENGTH} characters` })
+  @MinLength(PASSWORD_MIN_LENGTH, {
+    message: `New password must be at least ${PASSWORD_MIN_LENGTH} characters`,
+  })
   @MaxLength(200)
   newPassword!: string;
 

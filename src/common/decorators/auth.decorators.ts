@@ -1,7 +1,7 @@
 import { createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { Request } from 'express';
 
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 export const IS_PUBLIC = 'auth:public';

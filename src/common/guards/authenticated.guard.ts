@@ -2,11 +2,7 @@ import { CanActivate, ExecutionContext, Injectable, UnauthorizedException } from
 import { Reflector } from '@nestjs/core';
 import { Request } from 'express';
 
-import {
-  ALLOW_PASSWORD_CHANGE_PENDING,
-  HTML_ROUTES,
-  IS_PUBLIC,
-} from 'src/common/decorators/auth.decorators';
+import { ALLOW_PASSWORD_CHANGE_PENDING, HTML_ROUTES, IS_PUBLIC } from 'src/common/decorators/auth.decorators';
 import { LoginRequiredException, PasswordChangeRequiredException } from 'src/common/errors';
 
 /**
@@ -27,7 +23,10 @@ export class AuthenticatedGuard implements CanActivate {
       if (req.htmlErrors) throw new LoginRequiredException(req.method === 'GET' ? req.originalUrl : '/');
       throw new UnauthorizedException('Sign in required');
     }
-    if (req.user.mustChangePassword && !this.reflector.getAllAndOverride(ALLOW_PASSWORD_CHANGE_PENDING, targets)) {
+    if (
+      req.user.mustChangePassword &&
+      !this.reflector.getAllAndOverride(ALLOW_PASSWORD_CHANGE_PENDING, targets)
+    ) {
       throw new PasswordChangeRequiredException();
     }
     return true;

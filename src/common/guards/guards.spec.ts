@@ -1,4 +1,9 @@
-import { ExecutionContext, ForbiddenException, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import {
+  ExecutionContext,
+  ForbiddenException,
+  NotFoundException,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 
 import {
@@ -9,7 +14,7 @@ import {
   Roles,
 } from 'src/common/decorators/auth.decorators';
 import { LoginRequiredException, PasswordChangeRequiredException } from 'src/common/errors';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { AuthenticatedGuard } from './authenticated.guard';
@@ -71,7 +76,9 @@ describe('AuthenticatedGuard', () => {
 
   it('blocks everything but the password change while one is pending', () => {
     const u = user(Role.OrgAdmin, ORG_A, true);
-    expect(() => sut.canActivate(context(Api, 'plain', { user: u }).ctx)).toThrow(PasswordChangeRequiredException);
+    expect(() => sut.canActivate(context(Api, 'plain', { user: u }).ctx)).toThrow(
+      PasswordChangeRequiredException,
+    );
     expect(sut.canActivate(context(Api, 'changePassword', { user: u }).ctx)).toBe(true);
   });
 });
@@ -98,21 +105,27 @@ describe('OrgScopeGuard', () => {
 
   it('lets a root admin act on any organization', () => {
     expect(
-      sut.canActivate(context(Api, 'orgByParam', { user: user(Role.RootAdmin, null), params: { orgId: ORG_B } }).ctx),
+      sut.canActivate(
+        context(Api, 'orgByParam', { user: user(Role.RootAdmin, null), params: { orgId: ORG_B } }).ctx,
+      ),
     ).toBe(true);
   });
 
   it('lets an org admin act on their own organization only, answering 404 for another', () => {
     const admin = user(Role.OrgAdmin, ORG_A);
-    expect(sut.canActivate(context(Api, 'orgByParam', { user: admin, params: { orgId: ORG_A } }).ctx)).toBe(true);
-    expect(() => sut.canActivate(context(Api, 'orgByParam', { user: admin, params: { orgId: ORG_B } }).ctx)).toThrow(
-      NotFoundException,
+    expect(sut.canActivate(context(Api, 'orgByParam', { user: admin, params: { orgId: ORG_A } }).ctx)).toBe(
+      true,
     );
+    expect(() =>
+      sut.canActivate(context(Api, 'orgByParam', { user: admin, params: { orgId: ORG_B } }).ctx),
+    ).toThrow(NotFoundException);
   });
 
   it('reads the organization from the query when told to', () => {
     const admin = user(Role.OrgAdmin, ORG_A);
-    expect(sut.canActivate(context(Api, 'orgByQuery', { user: admin, query: { org: ORG_A } }).ctx)).toBe(true);
+    expect(sut.canActivate(context(Api, 'orgByQuery', { user: admin, query: { org: ORG_A } }).ctx)).toBe(
+      true,
+    );
     expect(() => sut.canActivate(context(Api, 'orgByQuery', { user: admin, query: {} }).ctx)).toThrow(
       NotFoundException,
     );

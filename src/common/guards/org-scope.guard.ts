@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { Request } from 'express';
 
 import { ORG_SCOPE, OrgScopeSource } from 'src/common/decorators/auth.decorators';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 
 /**
  * Global guard for @OrgScope routes: root admins act on any organization, everyone else only on
@@ -23,7 +23,9 @@ export class OrgScopeGuard implements CanActivate {
     const user = req.user;
     if (!user) throw new NotFoundException('Organization not found');
     if (user.role === Role.RootAdmin) return true;
-    const raw = source.param ? req.params[source.param] : (req.query as Record<string, unknown>)[source.query ?? ''];
+    const raw = source.param
+      ? req.params[source.param]
+      : (req.query as Record<string, unknown>)[source.query ?? ''];
     if (typeof raw === 'string' && user.organizationId !== null && raw === user.organizationId) return true;
     throw new NotFoundException('Organization not found');
   }

@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { Request } from 'express';
 
 import { ROLES } from 'src/common/decorators/auth.decorators';
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 
 /** Global guard: a route with @Roles(...) admits only those roles (403 for the others). */
 @Injectable()
@@ -17,7 +17,9 @@ export class RolesGuard implements CanActivate {
     ]);
     if (!roles) return true;
     const user = context.switchToHttp().getRequest<Request>().user;
-    if (!user || !roles.includes(user.role)) throw new ForbiddenException('You do not have access to this page');
+    if (!user || !roles.includes(user.role)) {
+      throw new ForbiddenException('You do not have access to this page');
+    }
     return true;
   }
 }

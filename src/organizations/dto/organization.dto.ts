@@ -1,9 +1,19 @@
 import { Transform } from 'class-transformer';
-import { IsEmail, IsEnum, IsOptional, IsString, IsUUID, Length, Matches, MaxLength, MinLength } from 'class-validator';
+import {
+  IsEmail,
+  IsEnum,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  MaxLength,
+  MinLength,
+} from 'class-validator';
 
-import { PASSWORD_MIN_LENGTH } from 'src/users/password-hasher';
+import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 
-import { EpicEnvironment } from '../entities/organization.entity';
+import { EpicEnvironment } from '../organization.types';
 
 const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
 
@@ -21,7 +31,9 @@ export class CreateOrganizationDto {
   /** Defaults to one made from the name. */
   @IsOptional()
   @Transform(trim)
-  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'slug may contain lowercase letters, digits and single hyphens' })
+  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, {
+    message: 'slug may contain lowercase letters, digits and single hyphens',
+  })
   @MaxLength(100)
   slug?: string;
 
@@ -39,7 +51,9 @@ export class UpdateOrganizationDto {
 
   @IsOptional()
   @Transform(trim)
-  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, { message: 'slug may contain lowercase letters, digits and single hyphens' })
+  @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, {
+    message: 'slug may contain lowercase letters, digits and single hyphens',
+  })
   @MaxLength(100)
   slug?: string;
 }

@@ -1,4 +1,5 @@
-import { EpicEnvironment, Organization } from '../entities/organization.entity';
+import { Organization } from '../entities/organization.entity';
+import { EpicEnvironment } from '../organization.types';
 
 /** What leaves the Organizations module. The client secret appears only as "one is stored". */
 export interface OrganizationView {

@@ -1,9 +1,8 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-export enum EpicEnvironment {
-  Sandbox = 'sandbox',
-  Production = 'production',
-}
+import { EpicEnvironment } from '../organization.types';
+
+export { EpicEnvironment };
 
 /** A healthcare organization and its Epic client registration and connection-health facts. */
 @Entity({ name: 'organization' })

@@ -1,7 +1,7 @@
-import { Role } from 'src/users/user.entity';
+import { Role } from 'src/users/user.types';
 
-import { csrfFrom, signIn, TestFactory, testSecret } from '../../factories';
-import { createTestApp, TestApp } from '../../setup/test-app';
+import { csrfFrom, signIn, TestFactory, testSecret } from 'test/factories';
+import { createTestApp, TestApp } from 'test/setup/test-app';
 
 const sessionCookie = (setCookie: string[] | string | undefined): string | undefined =>
   ([] as string[])
@@ -108,12 +108,14 @@ describe('sign-in, sessions and CSRF', () => {
       .send({ _csrf: csrfFrom(page.text), email: admin.email, password: admin.password })
       .expect(401);
     expect(locked.text).toContain('temporarily locked');
-    const [{ failures }] = (await t.dataSource.query(
+    const [{ failures }] = await t.dataSource.query<{ failures: number }[]>(
       `SELECT count(*)::int AS failures FROM audit_event WHERE actor_user_id = $1 AND action = 'auth.login' AND outcome = 'failure'`,
       [admin.id],
-    )) as { failures: number }[];
+    );
     expect(failures).toBe(4);
-    await t.dataSource.query(`UPDATE app_user SET locked_until = now() - interval '1 second' WHERE id = $1`, [admin.id]);
+    await t.dataSource.query(`UPDATE app_user SET locked_until = now() - interval '1 second' WHERE id = $1`, [
+      admin.id,
+    ]);
     page = await agent.get('/login');
     await agent
       .post('/login')
@@ -147,7 +149,10 @@ describe('sign-in, sessions and CSRF', () => {
     const { agent, csrf } = await signIn(t, root);
     const without = await agent.post('/api/organizations').send({ name: 'No token' }).expect(403);
     expect(without.body.message).toContain('CSRF');
-    const withToken = await agent.post('/api/organizations').set('x-csrf-token', csrf).send({ name: 'With token' });
+    const withToken = await agent
+      .post('/api/organizations')
+      .set('x-csrf-token', csrf)
+      .send({ name: 'With token' });
     expect(withToken.status).toBe(201);
     expect(withToken.body.slug).toBe('with-token');
   });
@@ -156,16 +161,16 @@ describe('sign-in, sessions and CSRF', () => {
     const org = await factory.organization();
     const admin = await factory.user(Role.OrgAdmin, org.id);
     const { agent, csrf } = await signIn(t, admin);
-    const [{ n: before }] = (await t.dataSource.query(
+    const [{ n: before }] = await t.dataSource.query<{ n: number }[]>(
       `SELECT count(*)::int AS n FROM user_session WHERE sess::text LIKE $1`,
       [`%${admin.id}%`],
-    )) as { n: number }[];
+    );
     expect(before).toBe(1);
     await agent.post('/logout').type('form').send({ _csrf: csrf }).expect(303).expect('Location', '/login');
-    const [{ n: after }] = (await t.dataSource.query(
+    const [{ n: after }] = await t.dataSource.query<{ n: number }[]>(
       `SELECT count(*)::int AS n FROM user_session WHERE sess::text LIKE $1`,
       [`%${admin.id}%`],
-    )) as { n: number }[];
+    );
     expect(after).toBe(0);
     await agent.get(`/api/organizations/${org.id}`).expect(401);
   });
@@ -189,13 +194,23 @@ describe('sign-in, sessions and CSRF', () => {
     const mismatch = await agent
       .post('/account/password')
       .type('form')
-      .send({ _csrf: csrfFrom(form.text), currentPassword: admin.password, newPassword, confirmPassword: `${newPassword}x` })
+      .send({
+        _csrf: csrfFrom(form.text),
+        currentPassword: admin.password,
+        newPassword,
+        confirmPassword: `${newPassword}x`,
+      })
       .expect(400);
     expect(mismatch.text).toContain('do not match');
     await agent
       .post('/account/password')
       .type('form')
-      .send({ _csrf: csrfFrom(mismatch.text), currentPassword: admin.password, newPassword, confirmPassword: newPassword })
+      .send({
+        _csrf: csrfFrom(mismatch.text),
+        currentPassword: admin.password,
+        newPassword,
+        confirmPassword: newPassword,
+      })
       .expect(303);
     await agent.get(`/api/organizations/${org.id}`).expect(200);
     const relogin = await signIn(t, { email: admin.email, password: newPassword });
