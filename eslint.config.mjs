@@ -14,7 +14,7 @@ const FEATURE_MODULES = [
   'audit',
 ];
 /** What another module may import from a feature module. */
-const PUBLIC_FILE = /(\.module|\.service|\.events|\.errors|\.view|\.types|\.dto)$|\/dto\//;
+const PUBLIC_FILE = /(\.module|\.service|\.events|\.errors|\.view|\.types|\.dto|\.bootstrap)$|\/dto\//;
 
 /** Imports across feature modules go through the module's front door only. */
 const moduleBoundaries = {

@@ -3,6 +3,7 @@ import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { RootAdminBootstrap } from 'src/users/root-admin.bootstrap';
 import { UsersModule } from 'src/users/users.module';
 
 import { AuthController } from './auth.controller';
@@ -31,7 +32,8 @@ import { SessionSerializer } from './session.serializer';
     }),
   ],
   controllers: [AuthController],
-  providers: [AuthService, LocalStrategy, SessionSerializer, HttpSessionMiddleware],
+  // RootAdminBootstrap runs with the web app only, not with the operator CLI.
+  providers: [AuthService, LocalStrategy, SessionSerializer, HttpSessionMiddleware, RootAdminBootstrap],
 })
 export class AuthModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
