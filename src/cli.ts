@@ -51,8 +51,9 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'create-user': {
         const role = arg(args, 'role') as Role | undefined;
-        if (!role || !Object.values(Role).includes(role))
+        if (!role || !Object.values(Role).includes(role)) {
           throw new Error('--role must be one of ' + Object.values(Role).join(', '));
+        }
         let organizationId: string | null = null;
         if (role !== Role.RootAdmin) {
           const slug = arg(args, 'org');
@@ -70,8 +71,9 @@ async function main(argv: string[]): Promise<number> {
           password: process.env.CLI_PASSWORD || undefined,
         });
         out(`Created ${user.role} ${user.email} (${user.id}).`);
-        if (generatedPassword)
+        if (generatedPassword) {
           out(`Temporary password (shown once, must be changed at first login): ${generatedPassword}`);
+        }
         return 0;
       }
       case 'reset-password': {
