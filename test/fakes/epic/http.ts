@@ -1,0 +1,46 @@
+import type { IncomingMessage } from 'node:http';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new Error('request body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Parses form or query parameters. RFC 6749 §3.1/§3.2: parameters must not be repeated, so a repeated
+ * name is reported instead of silently picking one.
+ */
+export function parseParams(search: string): { params: Record<string, string>; repeated?: string } {
+  const params: Record<string, string> = {};
+  let repeated: string | undefined;
+  for (const [name, value] of new URLSearchParams(search)) {
+    if (name in params) repeated ??= name;
+    params[name] = value;
+  }
+  return { params, repeated };
+}
+
+export function isForm(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  return type === 'application/x-www-form-urlencoded';
+}
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Adds parameters to a redirect URI, keeping any query it already has (RFC 6749 §3.1.2). */
+export function withParams(uri: string, params: Record<string, string | undefined>): string {
+  const url = new URL(uri);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined) url.searchParams.append(name, value);
+  }
+  return url.toString();
+}

@@ -1,0 +1,10 @@
+export { DEFAULT_REDIRECT_URI, FakeEpic, startFakeEpic } from './fake-epic';
+export {
+  createClientKey,
+  signClientAssertion,
+  startJwksHost,
+  type ClientKey,
+  type JwksHost,
+} from './client-keys';
+export { SEED, type FhirResource } from './fhir-data';
+export type * from './types';

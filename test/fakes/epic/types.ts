@@ -1,0 +1,222 @@
+import type { JSONWebKeySet } from 'jose';
+
+/** Which Epic endpoint a request hit: the unit of fault injection and call counting. */
+export type FakeEpicEndpoint =
+  | 'authorize'
+  | 'token'
+  | 'revoke'
+  | 'smart-configuration'
+  | 'openid-configuration'
+  | 'metadata'
+  | 'jwks'
+  | 'fhir'
+  | 'ehr-launch'
+  | 'other';
+
+export type FakeEpicAudience = 'patient' | 'provider' | 'backend';
+
+/**
+ * How refresh tokens behave for a client. EPIC-SMART.md §5: Epic issues them only to confidential
+ * clients with "Requires Persistent Access"; by default a refresh does not return a new one
+ * (`static`); "Uses Rolling Refresh Tokens" returns a new one each time (`rolling`).
+ */
+export type FakeEpicRefreshMode = 'none' | 'static' | 'rolling';
+
+/** A client registration, as an Epic app record would hold it. Everything is optional. */
+export interface FakeEpicClientRegistration {
+  /** Default: a random id. */
+  clientId?: string;
+  /** `public` clients send no credential and never get refresh tokens (EPIC-SMART.md §3, §5). */
+  type?: 'confidential' | 'public';
+  /**
+   * Client secret for `client_secret_basic` / `client_secret_post`. A confidential client with no
+   * secret and no JWKS gets a random secret (carrying the test-secret marker).
+   */
+  secret?: string;
+  /** JWK Set URL for `private_key_jwt`: fetched over HTTP and cached like Epic does (§3). */
+  jwksUrl?: string;
+  /**
+   * Public keys uploaded with the registration (Epic's "static" keys). RSA only: Epic accepts EC
+   * keys only through a JWK Set URL (§3).
+   */
+  jwks?: JSONWebKeySet;
+  /** Exact, case-sensitive redirect URIs. Default: `http://localhost:3000/fhir/epic-callback`. */
+  redirectUris?: string[];
+  /** Default `provider`. `backend` clients may use only `client_credentials` (§9). */
+  audience?: FakeEpicAudience;
+  /** "Requires Persistent Access". Default false. */
+  persistentAccess?: boolean;
+  /** Default: `static` when persistentAccess is on, else `none`. */
+  refreshMode?: FakeEpicRefreshMode;
+  /**
+   * The API scopes the registration grants. Epic derives the granted scopes from the registration,
+   * not from the request (§8). Default: Patient, Observation, Encounter and Practitioner read with the
+   * prefix of the audience (`patient/`, `user/`, `system/`).
+   */
+  scopes?: string[];
+  /** Backend clients only: whether an org admin mapped the client to an Epic user (§9). Default true. */
+  mappedToUser?: boolean;
+}
+
+/** A registration with every default filled in. */
+export interface FakeEpicClient {
+  clientId: string;
+  type: 'confidential' | 'public';
+  secret?: string;
+  jwksUrl?: string;
+  jwks?: JSONWebKeySet;
+  redirectUris: string[];
+  audience: FakeEpicAudience;
+  persistentAccess: boolean;
+  refreshMode: FakeEpicRefreshMode;
+  scopes: string[];
+  mappedToUser: boolean;
+  /** The authorize and token endpoints this client must use (they differ with `endpointsByClientId`). */
+  authorizeUrl: string;
+  tokenUrl: string;
+}
+
+/** The person who "logs in" at the authorize endpoint. */
+export type FakeEpicUser =
+  { kind: 'practitioner'; practitionerId: string } | { kind: 'patient'; patientId: string };
+
+export type FakeEpicConsent = 'approve' | 'deny';
+
+/** What an EHR launch carries (EPIC-SMART.md §7). */
+export interface FakeEpicLaunchContext {
+  patient?: string;
+  encounter?: string;
+  /** The clinician who launched the app. Default: the seeded practitioner. */
+  practitioner?: string;
+  location?: string;
+  appointment?: string;
+  loginDepartment?: string;
+  /** Bind the launch token to one client: redeeming it with another client fails. */
+  clientId?: string;
+}
+
+/** The OAuth errors a fault can answer with. */
+export type FakeEpicOAuthError =
+  'invalid_grant' | 'invalid_client' | 'unauthorized_client' | 'invalid_request' | 'invalid_scope';
+
+/**
+ * A fault for `failNext`. Unless noted, the fake answers without processing the request, so its
+ * state (codes, refresh tokens) is unchanged.
+ */
+export type FakeEpicFault =
+  /** An HTTP error with an HTML body, like a gateway. 503 and 429 carry `Retry-After` (default 1 s). */
+  | { status: number; retryAfter?: number | string | null; body?: string; contentType?: string }
+  /** Wait, then process and answer normally, even if the client gave up meanwhile. */
+  | { delayMs: number }
+  /** Close the socket. `after-processing`: process first (a code is spent), then drop the answer. */
+  | { drop: true | 'after-processing' }
+  /** 200 with a truncated JSON body. */
+  | { malformedJson: true }
+  /** An OAuth error body (400), e.g. `invalid_grant` for a refresh. Token and revoke endpoints only. */
+  | { oauthError: FakeEpicOAuthError; description?: string | null; status?: number };
+
+export interface FakeEpicFaultOptions {
+  /** How many matching calls fail. Default 1; `Infinity` fails until `clearFaults()`. */
+  count?: number;
+  /** Token endpoint: fail only this grant type (e.g. `refresh_token`). */
+  grantType?: string;
+}
+
+/** One request the fake received, with what it answered. */
+export interface FakeEpicRequest {
+  seq: number;
+  /** Fake clock (ms since epoch) when the request arrived. */
+  at: number;
+  endpoint: FakeEpicEndpoint;
+  method: string;
+  /** Path and query string, as sent. */
+  url: string;
+  query: Record<string, string>;
+  headers: Record<string, string | string[] | undefined>;
+  /** Form parameters (token, revoke, POST authorize). */
+  form?: Record<string, string>;
+  /** Token endpoint: the grant type. */
+  grantType?: string;
+  /** The client the request identified itself as (authenticated or not). */
+  clientId?: string;
+  /** The injected fault, if one was applied. */
+  fault?: FakeEpicFault;
+  /** Why the fake rejected the request, in words (Epic's own description may be null). */
+  rejection?: string;
+  status?: number;
+  /** The JSON the fake answered with, when it was JSON. */
+  responseBody?: unknown;
+  /** Redirect target of an authorize request. */
+  location?: string;
+}
+
+/** Server-wide switches. Defaults follow EPIC-SMART.md; each unconfirmed behaviour is a switch. */
+export interface FakeEpicOptions {
+  /** Default 0 (ephemeral). */
+  port?: number;
+  /** `jwt`: long JWT-shaped codes and tokens, like the sandbox (§5). Default `jwt`. */
+  tokenFormat?: 'jwt' | 'opaque';
+  /** Case of `token_type` (§4: both seen). Default `bearer`. */
+  tokenTypeCase?: 'bearer' | 'Bearer';
+  /** Default 3600 (§4, §9). */
+  accessTokenLifetimeSeconds?: number;
+  /** Default 300 s. Epic's value is not documented. */
+  codeLifetimeSeconds?: number;
+  /** Default 300 s. Epic's value is not documented. */
+  launchTokenLifetimeSeconds?: number;
+  /** Persistent access period. Default 90 days (UNCONFIRMED in §5). */
+  refreshTokenLifetimeSeconds?: number;
+  /** Reject authorize requests without PKCE. Default false: PKCE is optional at Epic (§2). */
+  requirePkce?: boolean;
+  /** Reject authorize requests without `scope`. Default true, like the sandbox (§2). */
+  requireScope?: boolean;
+  /** When `aud` is required: `launch-context` (May 2023+, default), `always` or `never` (§2). */
+  audRequired?: 'launch-context' | 'always' | 'never';
+  /** Grant `.Read` next to every `.read` scope, like the sandbox's duplicate variants (§4). Default false. */
+  duplicateScopeCase?: boolean;
+  /** Echo `offline_access` in `scope` when requested. Default false: Epic may not (§5). */
+  echoOfflineAccess?: boolean;
+  /** Serve and advertise an RFC 7009 revocation endpoint. Default false: Epic advertises none (§6). */
+  revocationEndpoint?: boolean;
+  /**
+   * Per-client endpoints: discovery and `/metadata` give a client its own authorize/token URLs only
+   * when asked with `Epic-Client-ID`; the generic endpoints then reject the client (§1). Default false.
+   */
+  endpointsByClientId?: boolean;
+  /**
+   * How `client_secret_basic` credentials are decoded: `form-urlencoded` as Epic documents and
+   * RFC 6749 §2.3.1 says, or `raw` (no decoding), which a developer reported (§3). Default `form-urlencoded`.
+   */
+  basicAuthDecoding?: 'form-urlencoded' | 'raw';
+  /** Rolling refresh: what reusing a replaced refresh token does. Undocumented at Epic (§12.2). Default `reject`. */
+  rollingRefreshReuse?: 'reject' | 'revoke-grant';
+  /** Extra `aud` values accepted in client assertions (orgs behind a proxy, §3). */
+  extraAssertionAudiences?: string[];
+  /** Seconds of clock skew tolerated on client assertion `iat`/`nbf`. Default 0: "cannot be in the future" (§3). */
+  assertionClockToleranceSeconds?: number;
+  /** Show an HTML login/consent page to browsers instead of consenting at once. Default false. */
+  consentPage?: boolean;
+  /**
+   * Serve `GET {server}/fake-epic/ehr-launch?launch_url=…&patient=…&encounter=…`, which issues a launch
+   * token and redirects the browser to the app's launch URL, like clicking the app in Hyperspace.
+   * For `npm run fake-epic`. Default false.
+   */
+  ehrLaunchEndpoint?: boolean;
+  /** The user who logs in. Default: the seeded practitioner for provider apps, Camila Lopez for patient apps. */
+  user?: FakeEpicUser;
+  /** Page size of search Bundles without `_count`. Default 10. */
+  defaultPageSize?: number;
+}
+
+/** What `authorizeAsUser` saw. */
+export interface FakeEpicAuthorizeResult {
+  status: number;
+  /** The redirect target, when the fake redirected. */
+  location?: string;
+  code?: string;
+  state?: string;
+  error?: string;
+  errorDescription?: string;
+  /** The page body, when the fake did not redirect (error page or consent page). */
+  body: string;
+}
