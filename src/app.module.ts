@@ -11,6 +11,7 @@ import { RolesGuard } from './common/guards/roles.guard';
 import { AppConfigModule } from './config/app-config.module';
 import { ConnectionHealthModule } from './connection-health/connection-health.module';
 import { CryptoModule } from './crypto/crypto.module';
+import { EpicAuthModule } from './epic-auth/epic-auth.module';
 import { DatabaseModule } from './database/database.module';
 import { LoggingModule } from './logging/logging.module';
 import { OrganizationsModule } from './organizations/organizations.module';
@@ -28,6 +29,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
     AuditModule,
     AuthModule,
     OrganizationsModule,
+    EpicAuthModule,
     ConnectionHealthModule,
     AdminUiModule,
   ],

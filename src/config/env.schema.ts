@@ -132,4 +132,16 @@ export class EnvSchema {
   @Transform(toBoolean)
   @IsBoolean()
   CRON_ENABLED: boolean = true;
+
+  /** How long discovered SMART endpoints are reused per FHIR base (Epic asks apps to cache them). */
+  @IsInt()
+  @Min(0)
+  @Max(7 * 24 * 3600)
+  DISCOVERY_CACHE_SECONDS: number = 3600;
+
+  /** Timeout for every call to Epic (discovery, token endpoint, FHIR). */
+  @IsInt()
+  @Min(100)
+  @Max(120_000)
+  EPIC_HTTP_TIMEOUT_MS: number = 10_000;
 }
