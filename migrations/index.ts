@@ -1,4 +1,5 @@
 import { CreateFoundationSchema1763890000000 } from './1763890000000-CreateFoundationSchema';
+import { CreateEpicAuthorization1763900000000 } from './1763900000000-CreateEpicAuthorization';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
-export const MIGRATIONS = [CreateFoundationSchema1763890000000];
+export const MIGRATIONS = [CreateFoundationSchema1763890000000, CreateEpicAuthorization1763900000000];

@@ -2,6 +2,7 @@
 export enum EpicAuthErrorCode {
   DiscoveryFailed = 'DISCOVERY_FAILED',
   DiscoveryIncompatible = 'DISCOVERY_INCOMPATIBLE',
+  NotConfigured = 'NOT_CONFIGURED',
 }
 
 /**

@@ -6,3 +6,17 @@ export enum EpicEnvironment {
 
 /** Epic's public sandbox FHIR R4 base (open.epic). */
 export const EPIC_SANDBOX_FHIR_BASE = 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4';
+
+/** Data scopes an organization connection asks for unless the admin chose others (SMART v1 `.read`). */
+export const DEFAULT_ORGANIZATION_SCOPES = 'user/Patient.read user/Observation.read user/Encounter.read';
+
+/** An organization's Epic client, as EpicAuth needs it (the secret is fetched separately). */
+export interface EpicRegistration {
+  organizationId: string;
+  organizationName: string;
+  clientId: string;
+  fhirBaseUrl: string;
+  /** Space-separated data scopes (the flow adds openid, fhirUser and offline_access). */
+  scopes: string;
+  hasClientSecret: boolean;
+}

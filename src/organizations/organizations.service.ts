@@ -23,7 +23,12 @@ import {
 } from './dto/organization.dto';
 import { OrganizationView, toOrganizationView } from './dto/organization.view';
 import { Organization } from './entities/organization.entity';
-import { EPIC_SANDBOX_FHIR_BASE, EpicEnvironment } from './organization.types';
+import {
+  DEFAULT_ORGANIZATION_SCOPES,
+  EPIC_SANDBOX_FHIR_BASE,
+  EpicEnvironment,
+  EpicRegistration,
+} from './organization.types';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
 
 const isUniqueViolation = (e: unknown): boolean =>
@@ -145,6 +150,7 @@ export class OrganizationsService {
     org.epicClientId = dto.clientId;
     org.fhirBaseUrl = checked.url;
     org.epicEnvironment = dto.environment;
+    if (dto.scopes !== undefined) org.epicScopes = dto.scopes || null;
     if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
     if (changed) {
       org.isConnected = false;
@@ -164,6 +170,23 @@ export class OrganizationsService {
       },
     });
     return toOrganizationView(org);
+  }
+
+  /**
+   * What EpicAuth needs to start an authorization, or null when no client is registered.
+   * The secret is not included: getClientSecret() is called only for the token request.
+   */
+  async getEpicRegistration(id: string): Promise<EpicRegistration | null> {
+    const org = await this.findOrFail(id);
+    if (!org.epicClientId || !org.fhirBaseUrl) return null;
+    return {
+      organizationId: org.id,
+      organizationName: org.name,
+      clientId: org.epicClientId,
+      fhirBaseUrl: org.fhirBaseUrl,
+      scopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
+      hasClientSecret: org.clientSecretEnc !== null,
+    };
   }
 
   /** The decrypted client secret, for the token endpoint only. Never render or log it. */

@@ -10,6 +10,7 @@ const base: OrganizationView = {
   fhirBaseUrl: 'https://fhir.example.org/R4',
   epicClientId: 'client',
   hasClientSecret: true,
+  epicScopes: 'user/Patient.read',
   isConnected: true,
   tokenExpiry: '2026-11-23T12:00:00.000Z',
   lastSync: null,

@@ -73,6 +73,15 @@ export class RegisterEpicClientDto {
   @IsEnum(EpicEnvironment, { message: 'environment must be sandbox or production' })
   environment!: EpicEnvironment;
 
+  /** Space-separated data scopes to request, e.g. "user/Patient.read user/Observation.read". Blank: the defaults. */
+  @IsOptional()
+  @Transform(trim)
+  @Matches(/^([A-Za-z0-9_./*:-]+( [A-Za-z0-9_./*:-]+)*)?$/, {
+    message: 'scopes must be scope names separated by single spaces (e.g. user/Patient.read)',
+  })
+  @MaxLength(2000)
+  scopes?: string;
+
   /** Required for production; sandbox defaults to Epic's public sandbox. Rules in checkFhirBaseUrl. */
   @IsOptional()
   @Transform(trim)

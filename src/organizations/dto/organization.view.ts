@@ -1,5 +1,5 @@
 import { Organization } from '../entities/organization.entity';
-import { EpicEnvironment } from '../organization.types';
+import { DEFAULT_ORGANIZATION_SCOPES, EpicEnvironment } from '../organization.types';
 
 /** What leaves the Organizations module. The client secret appears only as "one is stored". */
 export interface OrganizationView {
@@ -10,6 +10,8 @@ export interface OrganizationView {
   fhirBaseUrl: string | null;
   epicClientId: string | null;
   hasClientSecret: boolean;
+  /** Data scopes requested from Epic. */
+  epicScopes: string;
   isConnected: boolean;
   tokenExpiry: string | null;
   lastSync: string | null;
@@ -30,6 +32,7 @@ export function toOrganizationView(org: Organization): OrganizationView {
     fhirBaseUrl: org.fhirBaseUrl,
     epicClientId: org.epicClientId,
     hasClientSecret: org.clientSecretEnc !== null,
+    epicScopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
     isConnected: org.isConnected,
     tokenExpiry: iso(org.tokenExpiry),
     lastSync: iso(org.lastSync),

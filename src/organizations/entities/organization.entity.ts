@@ -29,6 +29,10 @@ export class Organization {
   @Column({ name: 'client_secret_enc', type: 'text', nullable: true })
   clientSecretEnc!: string | null;
 
+  /** Space-separated scopes to request, on top of those the flow itself needs (openid, fhirUser…). */
+  @Column({ name: 'epic_scopes', type: 'varchar', length: 2000, nullable: true })
+  epicScopes!: string | null;
+
   // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
   @Column({ name: 'is_connected', type: 'boolean', default: false })
   isConnected!: boolean;

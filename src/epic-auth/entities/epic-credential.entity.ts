@@ -1,0 +1,53 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+
+import { AuthorizationPurpose } from './pending-authorization.entity';
+
+/**
+ * Tokens from Epic, encrypted at rest (SecretCipherService, bound to this row's id). A null user
+ * is the organization's own connection. `version` makes token writes compare-and-set.
+ */
+@Entity({ name: 'epic_credential' })
+export class EpicCredential {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'organization_id', type: 'uuid' })
+  organizationId!: string;
+
+  @Column({ name: 'user_id', type: 'uuid', nullable: true })
+  userId!: string | null;
+
+  @Column({ type: 'varchar', length: 30 })
+  purpose!: AuthorizationPurpose;
+
+  @Column({ name: 'access_token_enc', type: 'text' })
+  accessTokenEnc!: string;
+
+  @Column({ name: 'refresh_token_enc', type: 'text', nullable: true })
+  refreshTokenEnc!: string | null;
+
+  @Column({ name: 'expires_at', type: 'timestamptz' })
+  expiresAt!: Date;
+
+  /** Space-separated granted scopes, as Epic returned them. */
+  @Column({ type: 'text', default: '' })
+  scopes!: string;
+
+  @Column({ name: 'patient_id', type: 'varchar', length: 200, nullable: true })
+  patientId!: string | null;
+
+  @Column({ name: 'encounter_id', type: 'varchar', length: 200, nullable: true })
+  encounterId!: string | null;
+
+  @Column({ name: 'fhir_user', type: 'varchar', length: 500, nullable: true })
+  fhirUser!: string | null;
+
+  @Column({ type: 'int', default: 1 })
+  version!: number;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}

@@ -1,0 +1,31 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpStatus, Logger } from '@nestjs/common';
+import { Request, Response } from 'express';
+
+import { EpicAuthError, EpicAuthErrorCode } from '../epic-auth.errors';
+
+const STATUS: Record<EpicAuthErrorCode, number> = {
+  [EpicAuthErrorCode.DiscoveryFailed]: HttpStatus.BAD_GATEWAY,
+  [EpicAuthErrorCode.DiscoveryIncompatible]: HttpStatus.BAD_GATEWAY,
+  [EpicAuthErrorCode.NotConfigured]: HttpStatus.CONFLICT,
+};
+
+/** Browser OAuth routes never answer JSON or a bare 500: a page says what happened and what to do. */
+@Catch(EpicAuthError)
+export class EpicAuthBrowserFilter implements ExceptionFilter<EpicAuthError> {
+  private readonly logger = new Logger(EpicAuthBrowserFilter.name);
+
+  catch(error: EpicAuthError, host: ArgumentsHost): void {
+    const req = host.switchToHttp().getRequest<Request>();
+    const res = host.switchToHttp().getResponse<Response>();
+    this.logger.warn({ code: error.code, err: error.cause }, `Epic authorization failed: ${error.code}`);
+    const org =
+      typeof req.query.org === 'string' && /^[0-9a-f-]{36}$/i.test(req.query.org) ? req.query.org : null;
+    res.status(STATUS[error.code]).render('error', {
+      title: 'Epic connection',
+      status: STATUS[error.code],
+      messages: [error.message],
+      user: req.user,
+      back: org ? `/admin/organizations/${org}` : undefined,
+    });
+  }
+}
