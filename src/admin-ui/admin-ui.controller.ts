@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, Post, Render, Res } from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Query, Render, Res } from '@nestjs/common';
 import { Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
@@ -47,6 +47,7 @@ export class AdminUiController {
     @CurrentUser() user: AuthUser,
     @Param() { orgId }: OrgIdParam,
     @CsrfToken() csrfToken: string,
+    @Query('connected') connected?: string,
   ): Promise<object> {
     const org = await this.organizations.get(orgId);
     const [admins, events] = await Promise.all([
@@ -62,6 +63,7 @@ export class AdminUiController {
       admins,
       events,
       isRoot: user.role === Role.RootAdmin,
+      flash: connected === '1' && org.isConnected ? 'Connected to Epic.' : undefined,
     };
   }
 

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as oidc from 'openid-client';
-import { Repository } from 'typeorm';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { DataSource, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
@@ -12,7 +13,10 @@ import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
+import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
+import { parseTokenResponse } from './token-response';
+import { TokenStoreService } from './token-store.service';
 
 /** The callback path registered at Epic; the full URI is PUBLIC_BASE_URL + this, matched exactly. */
 export const CALLBACK_PATH = '/fhir/epic-callback';
@@ -39,6 +43,8 @@ export class AuthorizationService {
     private readonly discovery: SmartDiscoveryService,
     private readonly cipher: SecretCipherService,
     private readonly audit: AuditService,
+    private readonly tokens: TokenStoreService,
+    private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -123,4 +129,222 @@ export class AuthorizationService {
     );
     return url;
   }
+
+  /**
+   * Completes an authorization at the callback. The state must be known, unused, unexpired and
+   * from this session (consumed atomically, so a replay finds nothing). Then the code is exchanged
+   * (PKCE verifier, client_secret_basic, timeout), the id_token verified, and the credential and
+   * connection state written in one transaction. Every failure records an actionable lastError.
+   * Returns the organization id.
+   */
+  async completeAuthorization(
+    sessionId: string,
+    query: Record<string, unknown>,
+    now = new Date(),
+  ): Promise<string> {
+    const state = typeof query.state === 'string' ? query.state : '';
+    if (!state) throw invalidState('The response from Epic has no state. Start the connection again.');
+    const [rows] = await this.pending.query<[PendingAuthorization[], number]>(
+      `UPDATE pending_authorization SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL
+       RETURNING organization_id AS "organizationId", user_id AS "userId", session_id AS "sessionId",
+                 code_verifier_enc AS "codeVerifierEnc", nonce, redirect_uri AS "redirectUri",
+                 expires_at AS "expiresAt", state_hash AS "stateHash"`,
+      [hashState(state), now],
+    );
+    const pending = rows[0];
+    if (!pending) {
+      throw invalidState('This authorization is unknown or was already used. Start the connection again.');
+    }
+    const orgId = pending.organizationId;
+    if (new Date(pending.expiresAt) <= now) {
+      throw invalidState('This authorization took more than 10 minutes. Start the connection again.', orgId);
+    }
+    if (pending.sessionId !== sessionId) {
+      // RFC 9700 §4.7: a state from another browser session is a CSRF / injection attempt.
+      throw invalidState(
+        'This authorization was started in another browser session. Start it again here.',
+        orgId,
+      );
+    }
+    const registration = await this.organizations.getEpicRegistration(orgId);
+    const actor = pending.userId
+      ? { id: pending.userId, email: await this.actorLabel(pending.userId) }
+      : null;
+    const organization = registration
+      ? { id: orgId, name: registration.organizationName }
+      : { id: orgId, name: orgId };
+
+    const fail = async (code: EpicAuthErrorCode, message: string, cause?: unknown, detail: object = {}) => {
+      await this.organizations.recordConnectionState(orgId, { isConnected: false, lastError: message });
+      await this.audit.record({
+        actor,
+        organization,
+        action: 'epic.connect',
+        outcome: 'failure',
+        detail: { code, ...detail },
+      });
+      this.logger.warn(
+        { orgId, code, err: cause },
+        `Epic connection failed for organization ${orgId}: ${code}`,
+      );
+      return new EpicAuthError(code, message, { cause, organizationId: orgId });
+    };
+
+    if (typeof query.error === 'string') {
+      const description =
+        typeof query.error_description === 'string' ? query.error_description.slice(0, 300) : '';
+      throw await fail(
+        EpicAuthErrorCode.AuthorizationDenied,
+        query.error === 'access_denied'
+          ? 'Epic did not grant access (access_denied): the sign-in or consent at Epic was declined.'
+          : `Epic refused the authorization request (${query.error.slice(0, 60)})${description ? `: ${description}` : ''}.`,
+        undefined,
+        { error: query.error.slice(0, 60) },
+      );
+    }
+    if (!registration) {
+      throw await fail(EpicAuthErrorCode.NotConfigured, 'The Epic client registration was removed.');
+    }
+
+    let server: SmartConfiguration;
+    try {
+      server = await this.discovery.discover(registration.fhirBaseUrl, { clientId: registration.clientId });
+    } catch (error) {
+      throw await fail(EpicAuthErrorCode.DiscoveryFailed, (error as Error).message, error);
+    }
+
+    const clientSecret = await this.organizations.getClientSecret(orgId);
+    const oauthConfig = new oidc.Configuration(
+      {
+        issuer: server.issuer ?? new URL(server.tokenEndpoint).origin,
+        authorization_endpoint: server.authorizationEndpoint,
+        token_endpoint: server.tokenEndpoint,
+        jwks_uri: server.jwksUri,
+      },
+      registration.clientId,
+      undefined,
+      // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3).
+      clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None(),
+    );
+    oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
+    if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
+
+    const codeVerifier = this.cipher.decrypt(
+      pending.codeVerifierEnc,
+      `pending_authorization:${pending.stateHash}:code_verifier`,
+    );
+    // The callback URL as registered (PUBLIC_BASE_URL), with the query Epic sent: never the Host header.
+    const currentUrl = new URL(pending.redirectUri);
+    for (const [key, value] of Object.entries(query)) {
+      if (typeof value === 'string') currentUrl.searchParams.set(key, value);
+    }
+
+    let response: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    try {
+      this.logger.log({ orgId }, `Requested new access token for organization ${orgId}`);
+      response = await oidc.authorizationCodeGrant(oauthConfig, currentUrl, {
+        pkceCodeVerifier: codeVerifier,
+        expectedState: state,
+        expectedNonce: pending.nonce ?? undefined,
+      });
+    } catch (error) {
+      throw await fail(EpicAuthErrorCode.TokenExchangeFailed, describeTokenError(error), error);
+    }
+
+    let fhirUser: string | null = null;
+    const idToken = response.id_token;
+    if (idToken) {
+      try {
+        if (!server.jwksUri || !server.issuer) throw new Error('discovery gave no jwks_uri or issuer');
+        // openid-client checked iss, aud, exp and nonce; the signature is checked here with jose.
+        const { payload } = await jwtVerify(idToken, createRemoteJWKSet(new URL(server.jwksUri)), {
+          issuer: server.issuer,
+          audience: registration.clientId,
+          currentDate: now,
+        });
+        if (payload.nonce !== pending.nonce) throw new Error('nonce mismatch');
+        fhirUser = typeof payload.fhirUser === 'string' ? payload.fhirUser : null;
+      } catch (error) {
+        throw await fail(
+          EpicAuthErrorCode.IdTokenInvalid,
+          'The identity token from Epic failed verification; the connection was not saved.',
+          error,
+        );
+      }
+    }
+
+    const tokens = parseTokenResponse(response, now);
+    await this.dataSource.transaction(async (manager) => {
+      await this.tokens.replaceOrganizationCredential(manager, orgId, tokens, fhirUser);
+      await this.organizations.recordConnectionState(
+        orgId,
+        { isConnected: true, tokenExpiry: tokens.expiresAt, lastError: null },
+        manager,
+      );
+      await this.audit.record(
+        {
+          actor,
+          organization,
+          action: 'epic.connect',
+          detail: {
+            scopes: tokens.scopes.join(' '),
+            refreshable: tokens.refreshToken !== null,
+            expiresAt: tokens.expiresAt,
+          },
+        },
+        manager,
+      );
+    });
+    this.logger.log(
+      { orgId, refreshable: tokens.refreshToken !== null },
+      `Connected organization ${orgId} to Epic`,
+    );
+    return orgId;
+  }
+
+  private async actorLabel(userId: string): Promise<string> {
+    const [row] = await this.dataSource.query<{ email: string }[]>(
+      'SELECT email FROM app_user WHERE id = $1',
+      [userId],
+    );
+    return row?.email ?? 'unknown';
+  }
+}
+
+function invalidState(message: string, organizationId?: string): EpicAuthError {
+  return new EpicAuthError(EpicAuthErrorCode.InvalidState, message, { organizationId });
+}
+
+/** An admin-actionable message for a failed token request; Epic's body stays in the log. */
+export function describeTokenError(error: unknown): string {
+  const e = error as {
+    error?: unknown;
+    status?: unknown;
+    name?: unknown;
+    cause?: { status?: unknown; name?: unknown };
+  };
+  const names = [e?.name, e?.cause?.name];
+  if (typeof e?.error === 'string') {
+    switch (e.error) {
+      case 'invalid_client':
+        return 'Epic rejected the client credentials (invalid_client): check the client ID and secret, and that Epic has finished syncing the app (this can take hours).';
+      case 'invalid_grant':
+        return 'Epic rejected the authorization code (invalid_grant): it expired or was already used. Connect again.';
+      case 'unauthorized_client':
+        return 'Epic does not allow this client to use this grant (unauthorized_client): check the app registration at Epic.';
+      default:
+        return `Epic refused the token request (${e.error.slice(0, 60)}).`;
+    }
+  }
+  if (names.includes('TimeoutError') || names.includes('AbortError')) {
+    return "Epic's token endpoint did not answer in time. Try again later.";
+  }
+  const status =
+    typeof e?.status === 'number'
+      ? e.status
+      : typeof e?.cause?.status === 'number'
+        ? e.cause.status
+        : undefined;
+  if (status !== undefined) return `Epic's token endpoint answered HTTP ${status}. Try again later.`;
+  return "Epic's token endpoint could not be reached or sent an unreadable answer. Try again later.";
 }

@@ -3,6 +3,12 @@ export enum EpicAuthErrorCode {
   DiscoveryFailed = 'DISCOVERY_FAILED',
   DiscoveryIncompatible = 'DISCOVERY_INCOMPATIBLE',
   NotConfigured = 'NOT_CONFIGURED',
+  /** The callback's state is missing, unknown, already used, expired or from another session. */
+  InvalidState = 'INVALID_STATE',
+  /** Epic answered the authorization with an error (e.g. access_denied). */
+  AuthorizationDenied = 'AUTHORIZATION_DENIED',
+  TokenExchangeFailed = 'TOKEN_EXCHANGE_FAILED',
+  IdTokenInvalid = 'ID_TOKEN_INVALID',
 }
 
 /**
@@ -10,12 +16,16 @@ export enum EpicAuthErrorCode {
  * the upstream error stays in `cause` for the log, never for the user (Epic bodies can echo codes).
  */
 export class EpicAuthError extends Error {
+  /** The organization concerned, when known: error pages link back to it. */
+  readonly organizationId?: string;
+
   constructor(
     readonly code: EpicAuthErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; organizationId?: string },
   ) {
-    super(message, options);
+    super(message, { cause: options?.cause });
+    this.organizationId = options?.organizationId;
     this.name = 'EpicAuthError';
   }
 }

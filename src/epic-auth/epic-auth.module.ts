@@ -8,15 +8,16 @@ import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
 import { SmartDiscoveryService } from './smart-discovery.service';
+import { TokenStoreService } from './token-store.service';
 
 /**
- * OAuth 2.0 / SMART App Launch with Epic: discovery and the start of the organization
- * authorization so far; the callback, token storage and launches follow (issues 4 and 8).
+ * OAuth 2.0 / SMART App Launch with Epic: discovery and the organization authorization
+ * (authorize, callback, encrypted token storage); status, disconnect and launches follow.
  */
 @Module({
   imports: [TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]), OrganizationsModule],
   controllers: [EpicAuthorizeController],
-  providers: [SmartDiscoveryService, AuthorizationService],
+  providers: [SmartDiscoveryService, AuthorizationService, TokenStoreService],
   exports: [SmartDiscoveryService],
 })
 export class EpicAuthModule {}

@@ -2,7 +2,7 @@ import { Controller, Get, Query, Req, Res, UseFilters } from '@nestjs/common';
 import { IsUUID } from 'class-validator';
 import { Request, Response } from 'express';
 
-import { CurrentUser, HtmlRoutes, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
+import { CurrentUser, HtmlRoutes, OrgScope, Public, Roles } from 'src/common/decorators/auth.decorators';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -33,5 +33,17 @@ export class EpicAuthorizeController {
   ): Promise<void> {
     const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, org);
     res.redirect(303, url.toString());
+  }
+
+  /**
+   * Epic redirects the browser here with `code` and `state` (or `error`). Public, because the
+   * check is the pending authorization bound to this session, not the route's guards; every
+   * failure is a page, never JSON.
+   */
+  @Public()
+  @Get('epic-callback')
+  async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const orgId = await this.authorization.completeAuthorization(req.session.id, req.query);
+    res.redirect(303, `/admin/organizations/${orgId}?connected=1`);
   }
 }

@@ -6,7 +6,7 @@ import {
   NotFoundException,
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, EntityManager, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
@@ -187,6 +187,25 @@ export class OrganizationsService {
       scopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
       hasClientSecret: org.clientSecretEnc !== null,
     };
+  }
+
+  /**
+   * Records the connection-health fields (seed 000) after a connect, refresh or failure; pass
+   * `manager` to write in the caller's transaction.
+   */
+  async recordConnectionState(
+    id: string,
+    state: { isConnected: boolean; tokenExpiry?: Date | null; lastError?: string | null; lastSync?: Date },
+    manager?: EntityManager,
+  ): Promise<void> {
+    const update: Partial<Organization> = { isConnected: state.isConnected };
+    if (state.tokenExpiry !== undefined) update.tokenExpiry = state.tokenExpiry;
+    if (state.lastSync !== undefined) update.lastSync = state.lastSync;
+    if (state.lastError !== undefined) {
+      update.lastError = state.lastError;
+      update.lastErrorAt = state.lastError === null ? null : new Date();
+    }
+    await (manager ?? this.organizations.manager).update(Organization, { id }, update);
   }
 
   /** The decrypted client secret, for the token endpoint only. Never render or log it. */

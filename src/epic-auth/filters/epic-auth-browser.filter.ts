@@ -7,6 +7,10 @@ const STATUS: Record<EpicAuthErrorCode, number> = {
   [EpicAuthErrorCode.DiscoveryFailed]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.DiscoveryIncompatible]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.NotConfigured]: HttpStatus.CONFLICT,
+  [EpicAuthErrorCode.InvalidState]: HttpStatus.BAD_REQUEST,
+  [EpicAuthErrorCode.AuthorizationDenied]: HttpStatus.BAD_REQUEST,
+  [EpicAuthErrorCode.TokenExchangeFailed]: HttpStatus.BAD_GATEWAY,
+  [EpicAuthErrorCode.IdTokenInvalid]: HttpStatus.BAD_GATEWAY,
 };
 
 /** Browser OAuth routes never answer JSON or a bare 500: a page says what happened and what to do. */

@@ -1,0 +1,37 @@
+/** The parts of an Epic token response the app keeps, read tolerantly (EPIC-SMART.md §4, §12.7). */
+export interface ParsedTokenResponse {
+  accessToken: string;
+  /** A connection is refreshable exactly when this is present, whatever `scope` says (§12.1). */
+  refreshToken: string | null;
+  expiresAt: Date;
+  /** Granted scopes, de-duplicated case-insensitively (Epic may repeat `.Read`/`.read`). */
+  scopes: string[];
+  patientId: string | null;
+  encounterId: string | null;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
+
+export function parseTokenResponse(body: Record<string, unknown>, now: Date): ParsedTokenResponse {
+  const accessToken = str(body.access_token);
+  if (!accessToken) throw new Error('The token response has no access_token');
+  const expiresIn = Number(body.expires_in);
+  const seen = new Set<string>();
+  const scopes = (str(body.scope) ?? '').split(/\s+/).filter((s) => {
+    const key = s.toLowerCase();
+    if (!s || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  return {
+    accessToken,
+    refreshToken: str(body.refresh_token),
+    // Epic sends expires_in (3600); without it, assume the shortest common lifetime rather than forever.
+    expiresAt: new Date(
+      now.getTime() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 300) * 1000,
+    ),
+    scopes,
+    patientId: str(body.patient) ?? str(body['__epic.dstu2.patient']),
+    encounterId: str(body.encounter),
+  };
+}

@@ -1,0 +1,187 @@
+import { Role } from 'src/users/user.types';
+
+import { signIn, TestFactory } from 'test/factories';
+import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
+import { createTestApp, TestApp } from 'test/setup/test-app';
+
+const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
+
+describe('GET /fhir/epic-callback (organization connection, completion)', () => {
+  let t: TestApp;
+  let epic: FakeEpic;
+  let factory: TestFactory;
+
+  beforeAll(async () => {
+    [t, epic] = await Promise.all([
+      createTestApp({ env: { EPIC_HTTP_TIMEOUT_MS: '1000' } }),
+      startFakeEpic(),
+    ]);
+    factory = new TestFactory(t);
+  });
+  afterAll(async () => {
+    await epic.close();
+    await t.close();
+  });
+  afterEach(() => epic.clearFaults());
+
+  /** An organization registered against the fake, and its org admin signed in. */
+  async function setup(client: { persistentAccess?: boolean } = {}) {
+    const org = await factory.organization();
+    const registered = epic.registerClient({ redirectUris: [CALLBACK], persistentAccess: true, ...client });
+    const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
+    await admin.agent
+      .put(`/api/organizations/${org.id}/epic-client`)
+      .set('x-csrf-token', admin.csrf)
+      .send({
+        clientId: registered.clientId,
+        clientSecret: registered.secret,
+        environment: 'sandbox',
+        fhirBaseUrl: epic.fhirBase,
+      })
+      .expect(200);
+    return { orgId: org.id, admin, client: registered };
+  }
+
+  /** The admin's browser goes to Epic and back; returns the callback path Epic redirected to. */
+  async function authorize(
+    admin: Awaited<ReturnType<typeof setup>>['admin'],
+    orgId: string,
+    consent?: 'deny',
+  ) {
+    const start = await admin.agent.get('/fhir/epic-authorize').query({ org: orgId }).expect(303);
+    const result = await epic.authorizeAsUser(start.headers.location, consent ? { consent } : {});
+    const back = new URL(result.location!);
+    expect(back.origin + back.pathname).toBe(CALLBACK);
+    return back.pathname + back.search;
+  }
+
+  const org = async (id: string) =>
+    (
+      await t.dataSource.query<
+        { is_connected: boolean; token_expiry: Date | null; last_error: string | null }[]
+      >('SELECT is_connected, token_expiry, last_error FROM organization WHERE id = $1', [id])
+    )[0];
+  const credentials = (orgId: string) =>
+    t.dataSource.query<
+      { access_token_enc: string; refresh_token_enc: string | null; scopes: string; fhir_user: string }[]
+    >('SELECT * FROM epic_credential WHERE organization_id = $1', [orgId]);
+
+  it('connects: stores encrypted tokens, marks the organization connected, audits, and says so', async () => {
+    const { orgId, admin } = await setup();
+    const callback = await authorize(admin, orgId);
+    const res = await admin.agent.get(callback).expect(303);
+    expect(res.headers.location).toBe(`/admin/organizations/${orgId}?connected=1`);
+    const page = await admin.agent.get(res.headers.location).expect(200);
+    expect(page.text).toContain('Connected to Epic.');
+
+    const [cred] = await credentials(orgId);
+    const issued = epic.requests('token').at(-1)!;
+    const accessToken = (issued.responseBody as Record<string, string>).access_token;
+    const refreshToken = (issued.responseBody as Record<string, string>).refresh_token;
+    expect(cred.access_token_enc).toMatch(/^v1\.test1\./);
+    expect(cred.access_token_enc).not.toContain(accessToken);
+    expect(cred.refresh_token_enc).toMatch(/^v1\.test1\./);
+    expect(cred.refresh_token_enc).not.toContain(refreshToken);
+    expect(cred.scopes).toContain('openid');
+    expect(cred.fhir_user).toMatch(/Practitioner\//);
+
+    const state = await org(orgId);
+    expect(state.is_connected).toBe(true);
+    expect(state.last_error).toBeNull();
+    expect(Math.abs(state.token_expiry!.getTime() - (Date.now() + 3600_000))).toBeLessThan(60_000);
+
+    // PKCE and client_secret_basic reached Epic; no page or JSON shows a token.
+    expect(issued.form?.code_verifier).toBeTruthy();
+    expect(issued.headers.authorization).toMatch(/^Basic /);
+    for (const path of [
+      `/api/organizations/${orgId}`,
+      `/api/organizations/${orgId}/audit-events`,
+      `/admin/organizations/${orgId}`,
+    ]) {
+      const body = (await admin.agent.get(path)).text;
+      expect(body).not.toContain(accessToken);
+      expect(body).not.toContain(refreshToken);
+    }
+  });
+
+  it('refuses a replayed callback (the state is single-use) and stores nothing more', async () => {
+    const { orgId, admin } = await setup();
+    const callback = await authorize(admin, orgId);
+    await admin.agent.get(callback).expect(303);
+    const replay = await admin.agent.get(callback).expect(400);
+    expect(replay.text).toContain('unknown or was already used');
+    expect(await credentials(orgId)).toHaveLength(1);
+  });
+
+  it('refuses a callback without state, or with an unknown one', async () => {
+    const { admin } = await setup();
+    expect((await admin.agent.get('/fhir/epic-callback?code=x').expect(400)).text).toContain('has no state');
+    await admin.agent.get('/fhir/epic-callback?code=x&state=forged').expect(400);
+  });
+
+  it('refuses a state from another session, and an expired one', async () => {
+    const { orgId, admin } = await setup();
+    const callback = await authorize(admin, orgId);
+    const other = await signIn(t, await factory.user(Role.OrgAdmin, orgId));
+    const res = await other.agent.get(callback).expect(400);
+    expect(res.text).toContain('another browser session');
+
+    const late = await authorize(admin, orgId);
+    await t.dataSource.query(
+      `UPDATE pending_authorization SET expires_at = now() - interval '1 second' WHERE organization_id = $1 AND used_at IS NULL`,
+      [orgId],
+    );
+    expect((await admin.agent.get(late).expect(400)).text).toContain('more than 10 minutes');
+    expect(await credentials(orgId)).toHaveLength(0);
+  });
+
+  it('explains access_denied and records it as the last error', async () => {
+    const { orgId, admin } = await setup();
+    const callback = await authorize(admin, orgId, 'deny');
+    const res = await admin.agent.get(callback).expect(400);
+    expect(res.text).toContain('Epic did not grant access (access_denied)');
+    expect(res.text).toContain(`/admin/organizations/${orgId}`);
+    expect(await org(orgId)).toMatchObject({
+      is_connected: false,
+      last_error: expect.stringContaining('access_denied'),
+    });
+    expect(await credentials(orgId)).toHaveLength(0);
+  });
+
+  it.each([
+    [
+      'invalid_client',
+      { oauthError: 'invalid_client' as const },
+      'Epic rejected the client credentials (invalid_client)',
+    ],
+    ['a 500', { status: 500 }, "Epic's token endpoint answered HTTP 500"],
+    ['a timeout', { delayMs: 2500 }, "Epic's token endpoint did not answer in time"],
+  ])(
+    'turns %s from the token endpoint into an actionable last error, with nothing stored',
+    async (_l, fault, message) => {
+      const { orgId, admin } = await setup();
+      const callback = await authorize(admin, orgId);
+      epic.failNext('token', fault);
+      const res = await admin.agent.get(callback);
+      expect(res.status).toBe(502);
+      expect(res.text).toContain(message.replace(/'/g, '&#x27;'));
+      expect(await org(orgId)).toMatchObject({
+        is_connected: false,
+        last_error: expect.stringContaining(message),
+      });
+      expect(await credentials(orgId)).toHaveLength(0);
+      const [event] = await t.dataSource.query<{ outcome: string }[]>(
+        `SELECT outcome FROM audit_event WHERE organization_id = $1 AND action = 'epic.connect'`,
+        [orgId],
+      );
+      expect(event.outcome).toBe('failure');
+    },
+  );
+
+  it('stores a connection without a refresh token when persistent access is off', async () => {
+    const { orgId, admin } = await setup({ persistentAccess: false });
+    await admin.agent.get(await authorize(admin, orgId)).expect(303);
+    const [cred] = await credentials(orgId);
+    expect(cred.refresh_token_enc).toBeNull();
+  });
+});
