@@ -1,14 +1,15 @@
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 
+import { AuditModule } from './audit/audit.module';
+import { AuditService } from './audit/audit.service';
 import { AppConfigModule } from './config/app-config.module';
 import { CryptoModule } from './crypto/crypto.module';
 import { DatabaseModule } from './database/database.module';
 import { generatePassword } from './users/password-hasher';
-import { Role } from './users/user.types';
+import { PASSWORD_MIN_LENGTH, Role } from './users/user.types';
 import { UsersModule } from './users/users.module';
 import { UsersService } from './users/users.service';
-import { AuditModule } from './audit/audit.module';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
 
@@ -46,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
   );
   try {
     const users = app.get(UsersService);
+    const audit = app.get(AuditService);
+    const operator = { actor: null, detail: { via: 'cli' } };
     const email = arg(args, 'email');
     if (!email) throw new Error('--email is required');
     switch (command) {
@@ -64,11 +67,20 @@ async function main(argv: string[]): Promise<number> {
           if (!org) throw new Error(`No organization with the slug "${slug}"`);
           organizationId = org.id;
         }
+        const chosen = process.env.CLI_PASSWORD || undefined;
+        if (chosen !== undefined && chosen.length < PASSWORD_MIN_LENGTH) {
+          throw new Error(`CLI_PASSWORD must be at least ${PASSWORD_MIN_LENGTH} characters`);
+        }
         const { user, generatedPassword } = await users.create({
           email,
           role,
           organizationId,
-          password: process.env.CLI_PASSWORD || undefined,
+          password: chosen,
+        });
+        await audit.record({
+          ...operator,
+          action: 'user.created',
+          detail: { via: 'cli', userId: user.id, email: user.email, role },
         });
         out(`Created ${user.role} ${user.email} (${user.id}).`);
         if (generatedPassword) {
@@ -81,6 +93,11 @@ async function main(argv: string[]): Promise<number> {
         if (!user) throw new Error(`No user with the email ${email}`);
         const password = generatePassword();
         await users.setPassword(user.id, password, true);
+        await audit.record({
+          ...operator,
+          action: 'user.password-reset',
+          detail: { via: 'cli', userId: user.id },
+        });
         out(
           `New temporary password for ${user.email} (shown once, must be changed at first login): ${password}`,
         );
@@ -91,6 +108,11 @@ async function main(argv: string[]): Promise<number> {
         const user = await users.findByEmail(email);
         if (!user) throw new Error(`No user with the email ${email}`);
         await users.setDisabled(user.id, command === 'disable-user');
+        await audit.record({
+          ...operator,
+          action: `user.${command === 'disable-user' ? 'disabled' : 'enabled'}`,
+          detail: { via: 'cli', userId: user.id },
+        });
         out(`${user.email} is now ${command === 'disable-user' ? 'disabled' : 'enabled'}.`);
         return 0;
       }

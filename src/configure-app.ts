@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import hbs from 'hbs';
 
@@ -33,6 +34,11 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
       referrerPolicy: { policy: 'no-referrer' },
     }),
   );
+  // Pages and JSON can carry CSRF tokens or one-time passwords: no browser or proxy may cache them.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!req.path.startsWith('/static/')) res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   app.useStaticAssets(join(PROJECT_ROOT, 'public'), { prefix: '/static/', maxAge: '1h', index: false });
   app.setBaseViewsDir(join(PROJECT_ROOT, 'views'));
   app.setViewEngine('hbs');

@@ -80,13 +80,14 @@ export class AuthController {
 
   @AllowPasswordChangePending()
   @Post('account/password')
+  @UseGuards(ThrottlerGuard) // the current-password check must not become a guessing oracle
   async changePassword(
     @CurrentUser() user: AuthUser,
     @Body() dto: ChangePasswordDto,
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    const error = await this.auth.changePassword(user, dto);
+    const error = await this.auth.changePassword(req, user, dto);
     if (error) {
       res.status(400).render('auth/change-password', {
         title: 'Change password',

@@ -44,14 +44,23 @@ export class AuthService {
     if (user) await this.audit.record({ actor: user, action: 'auth.logout' });
   }
 
-  /** Returns a message for the form when the change is refused. */
-  async changePassword(user: AuthUser, dto: ChangePasswordDto): Promise<string | undefined> {
+  /**
+   * Returns a message for the form when the change is refused. On success every other session of
+   * the user ends and this one gets a new id, so a stolen session does not survive the change.
+   */
+  async changePassword(req: Request, user: AuthUser, dto: ChangePasswordDto): Promise<string | undefined> {
     if (dto.newPassword !== dto.confirmPassword) return 'The new passwords do not match.';
     if (!(await this.users.verifyPassword(user.id, dto.currentPassword))) {
+      await this.audit.record({ actor: user, action: 'auth.password-changed', outcome: 'failure' });
       return 'The current password is wrong.';
     }
     if (dto.newPassword === dto.currentPassword) return 'Choose a password different from the current one.';
     await this.users.setPassword(user.id, dto.newPassword);
+    await this.users.endOtherSessions(user.id, req.session.id);
+    const updated = { ...user, mustChangePassword: false };
+    await new Promise<void>((resolve, reject) =>
+      req.login(updated, (err) => (err ? reject(err as Error) : resolve())),
+    );
     await this.audit.record({ actor: user, action: 'auth.password-changed' });
     return undefined;
   }

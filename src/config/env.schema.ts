@@ -49,10 +49,9 @@ export class EnvSchema {
   HOST: string = '127.0.0.1';
 
   /** The absolute URL users reach the service at; redirect URIs are built from it, never from Host. */
+  // Required and https in production: checked in validateEnv (class-validator cannot combine both).
   @IsOptional()
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
-  @ValidateIf(isProduction)
-  @Matches(/^https:\/\//, { message: 'must use https in production' })
   PUBLIC_BASE_URL?: string;
 
   @IsOptional()

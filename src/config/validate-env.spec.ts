@@ -59,6 +59,12 @@ describe('validateEnv', () => {
     expect(message).toContain('PUBLIC_BASE_URL');
   });
 
+  it('requires PUBLIC_BASE_URL in production even when unset', () => {
+    expect(() =>
+      validateEnv({ NODE_ENV: 'production', ENCRYPTION_KEYS: KEY, SESSION_SECRET: 'x'.repeat(40) }),
+    ).toThrow(/PUBLIC_BASE_URL: required in production/);
+  });
+
   it('accepts a complete production configuration', () => {
     const env = validateEnv({
       NODE_ENV: 'production',

@@ -32,13 +32,14 @@ export function validateEnv(raw: Record<string, unknown>): EnvSchema {
     enableImplicitConversion: true,
     exposeDefaultValues: true,
   });
-  const errors = validateSync(env, { forbidUnknownValues: false });
-  if (errors.length > 0) {
-    // Constraint messages name the key and the rule; class-validator only includes a value when a
-    // message asks for $value, and none of ours do.
-    throw new InvalidEnvironmentError(
-      errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`),
-    );
+  // Constraint messages name the key and the rule; class-validator only includes a value when a
+  // message asks for $value, and none of ours do.
+  const problems = validateSync(env, { forbidUnknownValues: false }).map(
+    (e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`,
+  );
+  if (env.NODE_ENV === 'production' && !env.PUBLIC_BASE_URL?.startsWith('https://')) {
+    problems.push('PUBLIC_BASE_URL: required in production, and must use https');
   }
+  if (problems.length > 0) throw new InvalidEnvironmentError(problems);
   return env;
 }

@@ -40,6 +40,10 @@ export function acquireDataDirLock(dataDir: string): () => void {
       const fd = openSync(file, 'wx', 0o600);
       writeSync(fd, String(process.pid));
       closeSync(fd);
+      // Two processes taking over one stale lock at once: only the one whose pid stayed wins.
+      if (readFileSync(file, 'utf8') !== String(process.pid)) {
+        throw new DataDirInUseError(dataDir, Number.parseInt(readFileSync(file, 'utf8'), 10));
+      }
       let released = false;
       return () => {
         if (released) return;

@@ -66,6 +66,13 @@ export class AuthorizationService {
   ): Promise<URL> {
     const registration = await this.organizations.getEpicRegistration(organizationId);
     if (!registration) {
+      await this.audit.record({
+        actor,
+        organization: null,
+        action: 'epic.authorize',
+        outcome: 'failure',
+        detail: { reason: EpicAuthErrorCode.NotConfigured, organizationId },
+      });
       throw new EpicAuthError(
         EpicAuthErrorCode.NotConfigured,
         'Register the Epic client ID and FHIR base URL before connecting.',

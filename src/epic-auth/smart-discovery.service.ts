@@ -124,7 +124,11 @@ export class SmartDiscoveryService {
   private async getJson(url: string, headers: Record<string, string>): Promise<Fetched> {
     const timeout = this.appConfig.env.EPIC_HTTP_TIMEOUT_MS;
     try {
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeout) });
+      // No redirects: the base URL is admin-supplied, and a redirect could point the server at an
+      // internal address (and carry Epic-Client-ID there).
+      const res = await fetch(url, { headers, redirect: 'error', signal: AbortSignal.timeout(timeout) });
+      const length = Number(res.headers.get('content-length') ?? 0);
+      if (length > 2_000_000) return { ok: false, problem: 'answered with an oversized document' };
       if (!res.ok) return { ok: false, problem: `answered HTTP ${res.status}` };
       const text = await res.text();
       try {

@@ -26,7 +26,16 @@ export function loggerParams(config: AppConfig): Params {
     // Log the path without its query string: OAuth callbacks carry codes and state there.
     serializers: {
       // `code` is redacted everywhere (OAuth authorization codes), so keep an error's code apart.
-      err: (err: Error & { code?: unknown }) => ({ ...stdSerializers.err(err), errorCode: err.code }),
+      // Database errors carry the statement and its parameters (hashes, ciphertexts): never log those.
+      err: (err: Error & { code?: unknown }) => {
+        const {
+          parameters: _p,
+          query: _q,
+          driverError: _d,
+          ...rest
+        } = stdSerializers.err(err) as Record<string, unknown>;
+        return { ...rest, errorCode: err.code };
+      },
       req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
         id: req.id,
         method: req.method,

@@ -25,6 +25,14 @@ export class RootAdminBootstrap implements OnApplicationBootstrap {
     await this.locks.withLock('bootstrap-root-admin', async (manager) => {
       if ((await manager.count(User)) > 0) return;
       const { ROOT_ADMIN_EMAIL, ROOT_ADMIN_PASSWORD } = this.config.env;
+      if (this.config.isProduction && ROOT_ADMIN_PASSWORD === undefined) {
+        // In production standard output is usually the log stream: never print a password there.
+        this.logger.warn(
+          'No users yet. Set ROOT_ADMIN_EMAIL and ROOT_ADMIN_PASSWORD, or run ' +
+            '`npm run cli -- create-user --email … --role root_admin`.',
+        );
+        return;
+      }
       const email = ROOT_ADMIN_EMAIL ?? 'admin@localhost';
       const password = ROOT_ADMIN_PASSWORD ?? generatePassword();
       await manager.save(

@@ -1,6 +1,6 @@
 import { ConflictException, Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { IsNull, Repository } from 'typeorm';
+import { IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
@@ -38,15 +38,24 @@ export class UsersService {
       throw new ConflictException('A user with this email already exists');
     }
     const generatedPassword = input.password === undefined ? generatePassword() : undefined;
-    const user = await this.users.save(
-      this.users.create({
-        email,
-        role: input.role,
-        organizationId: input.organizationId,
-        passwordHash: await hashPassword(input.password ?? generatedPassword!),
-        mustChangePassword: generatedPassword !== undefined,
-      }),
-    );
+    let user: User;
+    try {
+      user = await this.users.save(
+        this.users.create({
+          email,
+          role: input.role,
+          organizationId: input.organizationId,
+          passwordHash: await hashPassword(input.password ?? generatedPassword!),
+          mustChangePassword: generatedPassword !== undefined,
+        }),
+      );
+    } catch (e) {
+      // Two requests for the same email at once: the unique index decides.
+      if (e instanceof QueryFailedError && (e.driverError as { code?: string }).code === '23505') {
+        throw new ConflictException('A user with this email already exists');
+      }
+      throw e;
+    }
     return { user: toUserView(user), generatedPassword };
   }
 
@@ -90,16 +99,22 @@ export class UsersService {
     const matches = await verifyPassword(password, user.passwordHash);
     if (user.lockedUntil && user.lockedUntil > now) return { ok: false, reason: 'locked', userId: user.id };
     if (!matches) {
-      const failures = user.failedLoginCount + 1;
-      const lock = failures >= this.config.env.ACCOUNT_LOCK_THRESHOLD;
-      await this.users.update(user.id, {
-        failedLoginCount: lock ? 0 : failures,
-        lockedUntil: lock
-          ? new Date(now.getTime() + this.config.env.ACCOUNT_LOCK_MINUTES * 60_000)
-          : user.lockedUntil,
-      });
-      if (lock) this.logger.warn({ userId: user.id }, 'Account locked after repeated failed logins');
-      return { ok: false, reason: lock ? 'locked' : 'invalid', userId: user.id };
+      // One atomic statement, so parallel guesses each count (a read-then-write would lose them).
+      const [[row]] = await this.users.query<[{ locked: boolean }[], number]>(
+        `UPDATE app_user
+            SET failed_login_count = CASE WHEN failed_login_count + 1 >= $2 THEN 0 ELSE failed_login_count + 1 END,
+                locked_until = CASE WHEN failed_login_count + 1 >= $2 THEN $3::timestamptz ELSE locked_until END
+          WHERE id = $1
+      RETURNING (locked_until IS NOT NULL AND locked_until > $4::timestamptz) AS locked`,
+        [
+          user.id,
+          this.config.env.ACCOUNT_LOCK_THRESHOLD,
+          new Date(now.getTime() + this.config.env.ACCOUNT_LOCK_MINUTES * 60_000),
+          now,
+        ],
+      );
+      if (row?.locked) this.logger.warn({ userId: user.id }, 'Account locked after repeated failed logins');
+      return { ok: false, reason: row?.locked ? 'locked' : 'invalid', userId: user.id };
     }
     if (user.disabled) return { ok: false, reason: 'disabled', userId: user.id };
     await this.users.update(user.id, { failedLoginCount: 0, lockedUntil: null, lastLoginAt: now });
@@ -120,6 +135,14 @@ export class UsersService {
   async verifyPassword(userId: string, password: string): Promise<boolean> {
     const user = await this.users.findOneBy({ id: userId });
     return !!user?.passwordHash && (await verifyPassword(password, user.passwordHash));
+  }
+
+  /** Deletes the user's server-side sessions except `keepSessionId` (after a password change). */
+  async endOtherSessions(userId: string, keepSessionId: string): Promise<void> {
+    await this.users.query(
+      `DELETE FROM user_session WHERE sid <> $1 AND (sess::jsonb -> 'passport' ->> 'user') = $2`,
+      [keepSessionId, userId],
+    );
   }
 
   async setDisabled(userId: string, disabled: boolean): Promise<void> {

@@ -217,6 +217,28 @@ describe('sign-in, sessions and CSRF', () => {
     await relogin.agent.get(`/api/organizations/${org.id}`).expect(200);
   });
 
+  it('ends the other sessions of a user who changes their password, and keeps this one', async () => {
+    const org = await factory.organization();
+    const admin = await factory.user(Role.OrgAdmin, org.id);
+    const here = await signIn(t, admin);
+    const elsewhere = await signIn(t, admin);
+    await elsewhere.agent.get(`/api/organizations/${org.id}`).expect(200);
+    const form = await here.agent.get('/account/password');
+    const newPassword = testSecret('new');
+    await here.agent
+      .post('/account/password')
+      .type('form')
+      .send({
+        _csrf: csrfFrom(form.text),
+        currentPassword: admin.password,
+        newPassword,
+        confirmPassword: newPassword,
+      })
+      .expect(303);
+    await here.agent.get(`/api/organizations/${org.id}`).expect(200);
+    await elsewhere.agent.get(`/api/organizations/${org.id}`).expect(401);
+  });
+
   it('only follows a same-site return path after login', async () => {
     const root = await factory.user(Role.RootAdmin, null);
     for (const [next, expected] of [

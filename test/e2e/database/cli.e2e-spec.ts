@@ -2,7 +2,19 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import { Client } from 'pg';
+
 import { freshDatabaseUrl } from 'test/setup/database';
+
+async function withDatabase<T>(url: string, work: (c: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
 
 const CLI = join(__dirname, '..', '..', '..', 'dist', 'src', 'cli.js');
 const run = promisify(execFile);
@@ -28,6 +40,12 @@ describe('operator CLI (dist/src/cli.js, as `npm run cli` runs it)', () => {
     const second = /password[^:]*: (\S+)/.exec(reset.stdout)?.[1];
     expect(second).toBeDefined();
     expect(second).not.toBe(first);
+    const audit = await withDatabase(env.DATABASE_URL, (c) =>
+      c.query<{ action: string }>(
+        `SELECT action FROM audit_event WHERE detail->>'via' = 'cli' ORDER BY occurred_at`,
+      ),
+    );
+    expect(audit.rows.map((r) => r.action)).toEqual(['user.created', 'user.password-reset']);
     await expect(
       run(
         process.execPath,
