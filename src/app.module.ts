@@ -1,5 +1,6 @@
 import { DynamicModule, Module, ValidationPipe } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
 
 import { AdminUiModule } from './admin-ui/admin-ui.module';
 import { AuditModule } from './audit/audit.module';
@@ -24,6 +25,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
 @Module({
   imports: [
     LoggingModule,
+    EventEmitterModule.forRoot(),
     DatabaseModule,
     CryptoModule,
     AuditModule,

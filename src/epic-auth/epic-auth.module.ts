@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
 import { AuthorizationService } from './authorization.service';
+import { ConnectionInvalidationListener } from './connection-invalidation.listener';
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
@@ -17,7 +18,7 @@ import { TokenStoreService } from './token-store.service';
 @Module({
   imports: [TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]), OrganizationsModule],
   controllers: [EpicAuthorizeController],
-  providers: [SmartDiscoveryService, AuthorizationService, TokenStoreService],
+  providers: [SmartDiscoveryService, AuthorizationService, TokenStoreService, ConnectionInvalidationListener],
   exports: [SmartDiscoveryService],
 })
 export class EpicAuthModule {}

@@ -50,16 +50,9 @@ export class TokenStoreService {
     return credential;
   }
 
-  /** Deletes the organization's own connection; returns whether there was one. */
-  async deleteOrganizationCredential(organizationId: string, manager?: EntityManager): Promise<boolean> {
-    const result = await (manager ?? this.credentials.manager).delete(EpicCredential, {
-      organizationId,
-      userId: IsNull(),
-    });
+  /** Deletes the organization's own connection; returns whether there was one. Not for use inside a transaction. */
+  async deleteOrganizationCredential(organizationId: string): Promise<boolean> {
+    const result = await this.credentials.delete({ organizationId, userId: IsNull() });
     return (result.affected ?? 0) > 0;
-  }
-
-  findOrganizationCredential(organizationId: string): Promise<EpicCredential | null> {
-    return this.credentials.findOneBy({ organizationId, userId: IsNull() });
   }
 }

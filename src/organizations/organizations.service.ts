@@ -5,6 +5,7 @@ import {
   Injectable,
   NotFoundException,
 } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, QueryFailedError, Repository } from 'typeorm';
 
@@ -30,6 +31,7 @@ import {
   EpicRegistration,
 } from './organization.types';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
+import { EpicClientChangedEvent, OrganizationEvents } from './organizations.events';
 
 const isUniqueViolation = (e: unknown): boolean =>
   e instanceof QueryFailedError && (e.driverError as { code?: string }).code === '23505';
@@ -43,6 +45,7 @@ export class OrganizationsService {
     private readonly cipher: SecretCipherService,
     private readonly audit: AuditService,
     private readonly users: UsersService,
+    private readonly events: EventEmitter2,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -147,6 +150,7 @@ export class OrganizationsService {
       org.fhirBaseUrl !== checked.url ||
       org.epicEnvironment !== dto.environment;
     const secretChanged = !!dto.clientSecret;
+    const previousFhirBaseUrl = org.fhirBaseUrl;
     org.epicClientId = dto.clientId;
     org.fhirBaseUrl = checked.url;
     org.epicEnvironment = dto.environment;
@@ -169,6 +173,16 @@ export class OrganizationsService {
         connectionReset: changed,
       },
     });
+    if (changed) {
+      // EpicAuth clears the stored tokens (they were issued for the old registration) and audits it.
+      const event: EpicClientChangedEvent = {
+        organizationId: org.id,
+        organizationName: org.name,
+        previousFhirBaseUrl,
+        actor,
+      };
+      await this.events.emitAsync(OrganizationEvents.EpicClientChanged, event);
+    }
     return toOrganizationView(org);
   }
 

@@ -184,4 +184,23 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     const [cred] = await credentials(orgId);
     expect(cred.refresh_token_enc).toBeNull();
   });
+
+  it('clears the stored tokens, audited, when the client id or base URL changes', async () => {
+    const { orgId, admin } = await setup();
+    await admin.agent.get(await authorize(admin, orgId)).expect(303);
+    expect(await credentials(orgId)).toHaveLength(1);
+    const other = epic.registerClient({ redirectUris: [CALLBACK] });
+    await admin.agent
+      .put(`/api/organizations/${orgId}/epic-client`)
+      .set('x-csrf-token', admin.csrf)
+      .send({ clientId: other.clientId, environment: 'sandbox', fhirBaseUrl: epic.fhirBase })
+      .expect(200);
+    expect(await credentials(orgId)).toHaveLength(0);
+    expect(await org(orgId)).toMatchObject({ is_connected: false, token_expiry: null });
+    const events = await t.dataSource.query<{ action: string }[]>(
+      `SELECT action FROM audit_event WHERE organization_id = $1 ORDER BY occurred_at DESC LIMIT 2`,
+      [orgId],
+    );
+    expect(events.map((e) => e.action)).toContain('epic.tokens-cleared');
+  });
 });

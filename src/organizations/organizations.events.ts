@@ -1,0 +1,12 @@
+/** Events the Organizations module emits; other modules react without being imported here. */
+export enum OrganizationEvents {
+  /** The Epic client id, FHIR base URL or environment changed: the stored connection is void. */
+  EpicClientChanged = 'organizations.epic-client-changed',
+}
+
+export interface EpicClientChangedEvent {
+  organizationId: string;
+  organizationName: string;
+  previousFhirBaseUrl: string | null;
+  actor: { id: string; email: string } | null;
+}
