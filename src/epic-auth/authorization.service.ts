@@ -255,6 +255,11 @@ export class AuthorizationService {
         expectedNonce: pending.nonce ?? undefined,
       });
     } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED' || code === 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED') {
+        // openid-client checked the id_token's iss, aud, exp and nonce and one did not match.
+        throw await fail(EpicAuthErrorCode.IdTokenInvalid, ID_TOKEN_INVALID, error);
+      }
       throw await fail(EpicAuthErrorCode.TokenExchangeFailed, describeTokenError(error), error);
     }
 
@@ -272,11 +277,7 @@ export class AuthorizationService {
         if (payload.nonce !== pending.nonce) throw new Error('nonce mismatch');
         fhirUser = typeof payload.fhirUser === 'string' ? payload.fhirUser : null;
       } catch (error) {
-        throw await fail(
-          EpicAuthErrorCode.IdTokenInvalid,
-          'The identity token from Epic failed verification; the connection was not saved.',
-          error,
-        );
+        throw await fail(EpicAuthErrorCode.IdTokenInvalid, ID_TOKEN_INVALID, error);
       }
     }
 
@@ -317,6 +318,8 @@ export class AuthorizationService {
     return row?.email ?? 'unknown';
   }
 }
+
+const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the connection was not saved.';
 
 function invalidState(message: string, organizationId?: string): EpicAuthError {
   return new EpicAuthError(EpicAuthErrorCode.InvalidState, message, { organizationId });

@@ -203,4 +203,20 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     );
     expect(events.map((e) => e.action)).toContain('epic.tokens-cleared');
   });
+
+  it.each(['signature', 'audience', 'nonce'] as const)(
+    'refuses an id_token with a bad %s, storing nothing',
+    async (kind) => {
+      const { orgId, admin } = await setup();
+      const callback = await authorize(admin, orgId);
+      epic.tamperNextIdToken(kind);
+      const res = await admin.agent.get(callback).expect(502);
+      // openid-client rejects a wrong audience or nonce at the exchange; jose rejects the signature.
+      expect(res.text).toContain(
+        'The identity token from Epic failed verification; the connection was not saved.',
+      );
+      expect(await credentials(orgId)).toHaveLength(0);
+      expect(await org(orgId)).toMatchObject({ is_connected: false, last_error: expect.any(String) });
+    },
+  );
 });

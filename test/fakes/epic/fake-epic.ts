@@ -234,6 +234,8 @@ export class FakeEpic {
   private closed = false;
 
   /** @internal use `startFakeEpic()` */
+  private idTokenTamper?: 'signature' | 'audience' | 'nonce';
+
   constructor(
     private readonly server: Server,
     private readonly keys: ServerKeys,
@@ -410,6 +412,14 @@ export class FakeEpic {
       throw new TypeError('oauthError faults apply to the token and revoke endpoints only');
     }
     this.faults.push({ endpoint, fault, remaining: options.count ?? 1, grantType: options.grantType });
+  }
+
+  /**
+   * The next id_token is wrong in one way: signed by a key not in the JWK Set, issued for another
+   * audience, or carrying another nonce. For testing the app's id_token checks.
+   */
+  tamperNextIdToken(kind: 'signature' | 'audience' | 'nonce'): void {
+    this.idTokenTamper = kind;
   }
 
   /** The next `count` refreshes get `invalid_grant` (shorthand for a `failNext` limited to refresh_token). */
@@ -1211,22 +1221,29 @@ export class FakeEpic {
   }
 
   /** EPIC-SMART.md §4: RS256, `iss` = `{server}/oauth2`, `aud` = client id, 5-minute expiry, nonce echoed. */
-  private idToken(grant: Grant): Promise<string> {
+  private async idToken(grant: Grant): Promise<string> {
+    const tamper = this.idTokenTamper;
+    this.idTokenTamper = undefined;
     const now = Math.floor(Date.now() / 1000);
+    // A key that is not in the JWK Set (same kid), for `tamperNextIdToken('signature')`.
+    const signingKey =
+      tamper === 'signature' ? (await generateKeyPair('RS256')).privateKey : this.keys.privateKey;
     const resourceType = grant.user.kind === 'patient' ? 'Patient' : 'Practitioner';
     const id = grant.user.kind === 'patient' ? grant.user.patientId : grant.user.practitionerId;
     return new SignJWT({
-      ...(grant.nonce !== undefined ? { nonce: grant.nonce } : {}),
+      ...(grant.nonce !== undefined
+        ? { nonce: tamper === 'nonce' ? 'not-the-nonce-sent' : grant.nonce }
+        : {}),
       // fhirUser only for apps that request `openid fhirUser` (§4).
       ...(grant.fhirUserClaim ? { fhirUser: `${this.fhirBase}/${resourceType}/${id}` } : {}),
     })
       .setProtectedHeader({ alg: 'RS256', kid: this.keys.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(subjectOf(grant.user))
-      .setAudience(grant.clientId)
+      .setAudience(tamper === 'audience' ? 'another-client' : grant.clientId)
       .setIssuedAt(now)
       .setExpirationTime(now + 300)
-      .sign(this.keys.privateKey);
+      .sign(signingKey);
   }
 
   private refreshTokenProblem(record: RefreshTokenRecord): string | undefined {
