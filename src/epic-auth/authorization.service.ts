@@ -4,19 +4,37 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource, IsNull, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
+import { EpicRegistration } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
+import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { parseTokenResponse } from './token-response';
 import { TokenStoreService } from './token-store.service';
+
+/** What `/fhir/epic-status` answers (seed 001). */
+export interface ConnectionStatus {
+  configured: boolean;
+  connected: boolean;
+  expired: boolean;
+  expiresAt: string | null;
+  refreshable: boolean;
+  scopes: string[];
+  patientId: string | null;
+  lastSync: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** The exact redirect URI to register at Epic. */
+  callbackUrl: string;
+}
 
 /** The callback path registered at Epic; the full URI is PUBLIC_BASE_URL + this, matched exactly. */
 export const CALLBACK_PATH = '/fhir/epic-callback';
@@ -220,21 +238,7 @@ export class AuthorizationService {
       throw await fail(EpicAuthErrorCode.DiscoveryFailed, (error as Error).message, error);
     }
 
-    const clientSecret = await this.organizations.getClientSecret(orgId);
-    const oauthConfig = new oidc.Configuration(
-      {
-        issuer: server.issuer ?? new URL(server.tokenEndpoint).origin,
-        authorization_endpoint: server.authorizationEndpoint,
-        token_endpoint: server.tokenEndpoint,
-        jwks_uri: server.jwksUri,
-      },
-      registration.clientId,
-      undefined,
-      // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3).
-      clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None(),
-    );
-    oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
-    if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
+    const oauthConfig = await this.oauthConfiguration(server, registration);
 
     const codeVerifier = this.cipher.decrypt(
       pending.codeVerifierEnc,
@@ -308,6 +312,105 @@ export class AuthorizationService {
       `Connected organization ${orgId} to Epic`,
     );
     return orgId;
+  }
+
+  /** openid-client's view of the server and our client (client_secret_basic, timeout). */
+  private async oauthConfiguration(
+    server: SmartConfiguration,
+    registration: EpicRegistration,
+  ): Promise<oidc.Configuration> {
+    const clientSecret = await this.organizations.getClientSecret(registration.organizationId);
+    const oauthConfig = new oidc.Configuration(
+      {
+        issuer: server.issuer ?? new URL(server.tokenEndpoint).origin,
+        authorization_endpoint: server.authorizationEndpoint,
+        token_endpoint: server.tokenEndpoint,
+        jwks_uri: server.jwksUri,
+        revocation_endpoint: server.revocationEndpoint,
+      },
+      registration.clientId,
+      undefined,
+      // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3).
+      clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None(),
+    );
+    oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
+    if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
+    return oauthConfig;
+  }
+
+  /** The connection as the registration page shows it. Never a token, secret or code. */
+  async status(organizationId: string, now = new Date()): Promise<ConnectionStatus> {
+    const org = await this.organizations.get(organizationId);
+    const credential = await this.tokens.findOrganizationCredential(organizationId);
+    const expired = credential ? credential.expiresAt <= now : false;
+    return {
+      configured: !!org.epicClientId && !!org.fhirBaseUrl,
+      connected: org.isConnected && credential !== null,
+      expired,
+      expiresAt: credential?.expiresAt.toISOString() ?? null,
+      refreshable: !!credential?.refreshTokenEnc,
+      scopes: credential ? credential.scopes.split(' ').filter(Boolean) : [],
+      patientId: credential?.patientId ?? null,
+      lastSync: org.lastSync,
+      lastError: org.lastError,
+      lastErrorAt: org.lastErrorAt,
+      callbackUrl: this.redirectUri,
+    };
+  }
+
+  /**
+   * Forgets the organization's connection: revokes the tokens where the server advertises a
+   * revocation endpoint (RFC 7009; Epic advertises none, §6), then deletes them. A failed
+   * revocation is logged, not fatal: the tokens are deleted either way.
+   */
+  async disconnect(
+    actor: AuditActor,
+    organizationId: string,
+    reason: 'disconnect' | 'reauthenticate',
+  ): Promise<void> {
+    const org = await this.organizations.get(organizationId);
+    const credential = await this.tokens.findOrganizationCredential(organizationId);
+    let revoked: boolean | 'not-offered' = 'not-offered';
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    if (credential && registration) {
+      try {
+        const server = await this.discovery.discover(registration.fhirBaseUrl, {
+          clientId: registration.clientId,
+        });
+        if (server.revocationEndpoint) {
+          const config = await this.oauthConfiguration(server, registration);
+          const { accessToken, refreshToken } = this.tokens.reveal(credential);
+          if (refreshToken) {
+            await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
+          }
+          await oidc.tokenRevocation(config, accessToken, { token_type_hint: 'access_token' });
+          revoked = true;
+        }
+      } catch (error) {
+        revoked = false;
+        this.logger.warn(
+          { orgId: organizationId, err: error },
+          'Token revocation failed; deleting the tokens anyway',
+        );
+      }
+    }
+    await this.dataSource.transaction(async (manager) => {
+      await manager.delete(EpicCredential, { organizationId, userId: IsNull() });
+      await this.organizations.recordConnectionState(
+        organizationId,
+        { isConnected: false, tokenExpiry: null },
+        manager,
+      );
+      await this.audit.record(
+        {
+          actor,
+          organization: { id: org.id, name: org.name },
+          action: reason === 'disconnect' ? 'epic.disconnect' : 'epic.tokens-cleared',
+          detail: { hadTokens: credential !== null, revoked, reason },
+        },
+        manager,
+      );
+    });
   }
 
   private async actorLabel(userId: string): Promise<string> {

@@ -8,6 +8,7 @@ import { ConnectionInvalidationListener } from './connection-invalidation.listen
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
+import { EpicConnectionController } from './epic-connection.controller';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { TokenStoreService } from './token-store.service';
 
@@ -17,7 +18,7 @@ import { TokenStoreService } from './token-store.service';
  */
 @Module({
   imports: [TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]), OrganizationsModule],
-  controllers: [EpicAuthorizeController],
+  controllers: [EpicAuthorizeController, EpicConnectionController],
   providers: [SmartDiscoveryService, AuthorizationService, TokenStoreService, ConnectionInvalidationListener],
   exports: [SmartDiscoveryService],
 })

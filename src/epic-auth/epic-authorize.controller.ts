@@ -1,8 +1,16 @@
-import { Controller, Get, Query, Req, Res, UseFilters } from '@nestjs/common';
+import { Controller, Get, Param, Post, Query, Render, Req, Res, UseFilters } from '@nestjs/common';
 import { IsUUID } from 'class-validator';
 import { Request, Response } from 'express';
 
-import { CurrentUser, HtmlRoutes, OrgScope, Public, Roles } from 'src/common/decorators/auth.decorators';
+import {
+  CsrfToken,
+  CurrentUser,
+  HtmlRoutes,
+  OrgScope,
+  Public,
+  Roles,
+} from 'src/common/decorators/auth.decorators';
+import { OrgIdParam } from 'src/organizations/dto/organization.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -15,14 +23,14 @@ class OrgQuery {
 }
 
 /** Browser entry points of the organization connection (seed 001: /fhir/epic-authorize). */
-@Controller('fhir')
+@Controller()
 @HtmlRoutes()
 @UseFilters(EpicAuthBrowserFilter)
 export class EpicAuthorizeController {
   constructor(private readonly authorization: AuthorizationService) {}
 
   /** Sends an admin to Epic to authorize the organization's connection. */
-  @Get('epic-authorize')
+  @Get('fhir/epic-authorize')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope({ query: 'org' })
   async authorize(
@@ -36,12 +44,44 @@ export class EpicAuthorizeController {
   }
 
   /**
+   * Re-authenticate (seed 000 "Manual Retry", route /connect_epic/<org_id>): a confirmation page,
+   * because clearing tokens on a plain GET would let any cross-site link disconnect an organization.
+   */
+  @Get('connect_epic/:orgId')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  @OrgScope()
+  @Render('epic/reauthenticate')
+  async reauthenticatePage(
+    @CurrentUser() user: AuthUser,
+    @Param() { orgId }: OrgIdParam,
+    @CsrfToken() csrfToken: string,
+  ): Promise<object> {
+    const status = await this.authorization.status(orgId);
+    return { title: 'Re-authenticate with Epic', user, csrfToken, orgId, status };
+  }
+
+  /** Clears the stored tokens (audited), then starts the authorization from scratch. */
+  @Post('connect_epic/:orgId')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  @OrgScope()
+  async reauthenticate(
+    @CurrentUser() user: AuthUser,
+    @Param() { orgId }: OrgIdParam,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.authorization.disconnect(user, orgId, 'reauthenticate');
+    const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, orgId);
+    res.redirect(303, url.toString());
+  }
+
+  /**
    * Epic redirects the browser here with `code` and `state` (or `error`). Public, because the
    * check is the pending authorization bound to this session, not the route's guards; every
    * failure is a page, never JSON.
    */
   @Public()
-  @Get('epic-callback')
+  @Get('fhir/epic-callback')
   async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
     const orgId = await this.authorization.completeAuthorization(req.session.id, req.query);
     res.redirect(303, `/admin/organizations/${orgId}?connected=1`);

@@ -50,6 +50,20 @@ export class TokenStoreService {
     return credential;
   }
 
+  findOrganizationCredential(organizationId: string): Promise<EpicCredential | null> {
+    return this.credentials.findOneBy({ organizationId, userId: IsNull() });
+  }
+
+  /** The decrypted tokens of a credential, for calls to Epic only. Never log or return them. */
+  reveal(credential: EpicCredential): { accessToken: string; refreshToken: string | null } {
+    return {
+      accessToken: this.cipher.decrypt(credential.accessTokenEnc, context(credential.id, 'access_token')),
+      refreshToken: credential.refreshTokenEnc
+        ? this.cipher.decrypt(credential.refreshTokenEnc, context(credential.id, 'refresh_token'))
+        : null,
+    };
+  }
+
   /** Deletes the organization's own connection; returns whether there was one. Not for use inside a transaction. */
   async deleteOrganizationCredential(organizationId: string): Promise<boolean> {
     const result = await this.credentials.delete({ organizationId, userId: IsNull() });

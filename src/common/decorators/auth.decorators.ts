@@ -23,6 +23,8 @@ export const Roles = (...roles: Role[]): MethodDecorator & ClassDecorator => Set
 export interface OrgScopeSource {
   param?: string;
   query?: string;
+  /** A field of the (form or JSON) body, for POSTs that name the organization there. */
+  body?: string;
 }
 
 /**

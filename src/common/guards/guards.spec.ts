@@ -30,6 +30,7 @@ class Api {
   @Roles(Role.RootAdmin) rootOnly(): void {}
   @Roles(Role.RootAdmin, Role.OrgAdmin) @OrgScope() orgByParam(): void {}
   @OrgScope({ query: 'org' }) orgByQuery(): void {}
+  @OrgScope({ body: 'org' }) orgByBody(): void {}
   @AllowPasswordChangePending() changePassword(): void {}
 }
 Public()(Api.prototype, 'open', Object.getOwnPropertyDescriptor(Api.prototype, 'open')!);
@@ -46,7 +47,7 @@ function user(role: Role, organizationId: string | null, mustChangePassword = fa
 function context(
   cls: new () => object,
   method: string,
-  req: { user?: AuthUser; params?: Record<string, string>; query?: Record<string, string> },
+  req: { user?: AuthUser; params?: Record<string, string>; query?: Record<string, string>; body?: object },
 ): { ctx: ExecutionContext; request: Record<string, unknown> } {
   const request = { method: 'GET', originalUrl: '/x', params: {}, query: {}, ...req };
   const ctx = {
@@ -129,6 +130,14 @@ describe('OrgScopeGuard', () => {
     expect(() => sut.canActivate(context(Api, 'orgByQuery', { user: admin, query: {} }).ctx)).toThrow(
       NotFoundException,
     );
+  });
+
+  it('reads the organization from the body when told to', () => {
+    const admin = user(Role.OrgAdmin, ORG_A);
+    expect(sut.canActivate(context(Api, 'orgByBody', { user: admin, body: { org: ORG_A } }).ctx)).toBe(true);
+    expect(() =>
+      sut.canActivate(context(Api, 'orgByBody', { user: admin, body: { org: ORG_B } }).ctx),
+    ).toThrow(NotFoundException);
   });
 
   it('ignores routes without @OrgScope', () => {

@@ -25,7 +25,9 @@ export class OrgScopeGuard implements CanActivate {
     if (user.role === Role.RootAdmin) return true;
     const raw = source.param
       ? req.params[source.param]
-      : (req.query as Record<string, unknown>)[source.query ?? ''];
+      : source.query
+        ? (req.query as Record<string, unknown>)[source.query]
+        : (req.body as Record<string, unknown> | undefined)?.[source.body ?? ''];
     if (typeof raw === 'string' && user.organizationId !== null && raw === user.organizationId) return true;
     throw new NotFoundException('Organization not found');
   }

@@ -3,6 +3,8 @@ import { TestFactory } from 'test/factories';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+/** Org A's id for request bodies (set in beforeAll). */
+let orgAForBody = '';
 interface Route {
   method: Method;
   /** Called per request so that destructive routes get a target of their own. */
@@ -68,9 +70,32 @@ const jsonRoutes: Route[] = [
     path: () => '/api/audit-events',
     expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 403, orgAdminB: 403, rootAdmin: 200 },
   },
+  {
+    method: 'get',
+    path: ({ orgA }) => `/fhir/epic-status?org=${orgA}`,
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
+  {
+    method: 'post',
+    path: () => '/fhir/epic-disconnect',
+    body: () => ({ org: orgAForBody }),
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
 ];
 
 const htmlRoutes: Route[] = [
+  {
+    method: 'get',
+    // 502: the PUT epic-client rows above registered org A against Epic's real sandbox, which is
+    // unreachable here, so allowed users get the discovery-failure page (no redirect).
+    path: ({ orgA }) => `/fhir/epic-authorize?org=${orgA}`,
+    expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 502, orgAdminB: 404, rootAdmin: 502 },
+  },
+  {
+    method: 'get',
+    path: ({ orgA }) => `/connect_epic/${orgA}`,
+    expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
   {
     method: 'get',
     path: () => '/admin',
@@ -124,6 +149,7 @@ describe('authorization matrix: every admin route × every kind of user', () => 
     const factory = new TestFactory(t);
     const [a, b] = await Promise.all([factory.organization(), factory.organization()]);
     actors = await makeActors(t, factory, a.id, b.id);
+    orgAForBody = a.id;
     ids = {
       orgA: a.id,
       orgB: b.id,

@@ -1,0 +1,35 @@
+import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { IsUUID } from 'class-validator';
+
+import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
+import { Role } from 'src/users/user.types';
+import { AuthUser } from 'src/users/user.view';
+
+import { AuthorizationService, ConnectionStatus } from './authorization.service';
+
+class OrgRef {
+  @IsUUID('all', { message: 'org must be an organization id' })
+  org!: string;
+}
+
+/** JSON for the registration page (seed 001: /fhir/epic-status, /fhir/epic-disconnect). */
+@Controller('fhir')
+@Roles(Role.RootAdmin, Role.OrgAdmin)
+export class EpicConnectionController {
+  constructor(private readonly authorization: AuthorizationService) {}
+
+  @Get('epic-status')
+  @OrgScope({ query: 'org' })
+  status(@Query() { org }: OrgRef): Promise<ConnectionStatus> {
+    return this.authorization.status(org);
+  }
+
+  /** CSRF-protected like every session POST (`x-csrf-token` or `_csrf`). */
+  @Post('epic-disconnect')
+  @HttpCode(200)
+  @OrgScope({ body: 'org' })
+  async disconnect(@CurrentUser() user: AuthUser, @Body() { org }: OrgRef): Promise<ConnectionStatus> {
+    await this.authorization.disconnect(user, org, 'disconnect');
+    return this.authorization.status(org);
+  }
+}

@@ -1,0 +1,146 @@
+import { Role } from 'src/users/user.types';
+
+import { csrfFrom, signIn, TestFactory } from 'test/factories';
+import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
+import { createTestApp, TestApp } from 'test/setup/test-app';
+
+const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
+
+describe('status, disconnect and re-authentication of the organization connection', () => {
+  let t: TestApp;
+  let epic: FakeEpic;
+  let factory: TestFactory;
+
+  beforeAll(async () => {
+    [t, epic] = await Promise.all([createTestApp(), startFakeEpic({ revocationEndpoint: true })]);
+    factory = new TestFactory(t);
+  });
+  afterAll(async () => {
+    await epic.close();
+    await t.close();
+  });
+
+  async function connected(client: { persistentAccess?: boolean } = {}) {
+    const org = await factory.organization();
+    const registered = epic.registerClient({ redirectUris: [CALLBACK], persistentAccess: true, ...client });
+    const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
+    await admin.agent
+      .put(`/api/organizations/${org.id}/epic-client`)
+      .set('x-csrf-token', admin.csrf)
+      .send({
+        clientId: registered.clientId,
+        clientSecret: registered.secret,
+        environment: 'sandbox',
+        fhirBaseUrl: epic.fhirBase,
+      })
+      .expect(200);
+    const start = await admin.agent.get('/fhir/epic-authorize').query({ org: org.id }).expect(303);
+    const back = new URL((await epic.authorizeAsUser(start.headers.location)).location!);
+    await admin.agent.get(back.pathname + back.search).expect(303);
+    return { orgId: org.id, admin };
+  }
+
+  it('reports the connection without any token, secret or code', async () => {
+    const { orgId, admin } = await connected();
+    const res = await admin.agent.get('/fhir/epic-status').query({ org: orgId }).expect(200);
+    expect(res.body).toMatchObject({
+      configured: true,
+      connected: true,
+      expired: false,
+      refreshable: true,
+      scopes: expect.arrayContaining(['openid']),
+      lastError: null,
+      callbackUrl: CALLBACK,
+    });
+    expect(new Date(res.body.expiresAt).getTime()).toBeGreaterThan(Date.now());
+    const token = epic.requests('token').at(-1)!.responseBody as Record<string, string>;
+    for (const value of [token.access_token, token.refresh_token, token.id_token]) {
+      expect(JSON.stringify(res.body)).not.toContain(value);
+    }
+  });
+
+  it('shows refreshable: false for a connection without persistent access', async () => {
+    const { orgId, admin } = await connected({ persistentAccess: false });
+    const res = await admin.agent.get(`/fhir/epic-status?org=${orgId}`).expect(200);
+    expect(res.body).toMatchObject({ connected: true, refreshable: false });
+  });
+
+  it('disconnects: revokes at the server when it offers revocation, deletes the tokens, audits', async () => {
+    const { orgId, admin } = await connected();
+    const revokesBefore = epic.calls('revoke');
+    await admin.agent.post('/fhir/epic-disconnect').send({ org: orgId }).expect(403); // no CSRF token
+    const res = await admin.agent
+      .post('/fhir/epic-disconnect')
+      .set('x-csrf-token', admin.csrf)
+      .send({ org: orgId })
+      .expect(200);
+    expect(res.body).toMatchObject({ connected: false, expiresAt: null, refreshable: false });
+    expect(epic.calls('revoke')).toBe(revokesBefore + 2); // refresh token, then access token
+    const rows = await t.dataSource.query<unknown[]>(
+      'SELECT 1 FROM epic_credential WHERE organization_id = $1',
+      [orgId],
+    );
+    expect(rows).toHaveLength(0);
+    const [event] = await t.dataSource.query<{ detail: { revoked: boolean } }[]>(
+      `SELECT detail FROM audit_event WHERE organization_id = $1 AND action = 'epic.disconnect'`,
+      [orgId],
+    );
+    expect(event.detail.revoked).toBe(true);
+  });
+
+  it('still deletes the tokens when revocation fails', async () => {
+    const { orgId, admin } = await connected();
+    epic.failNext('revoke', { status: 503 });
+    await admin.agent
+      .post('/fhir/epic-disconnect')
+      .set('x-csrf-token', admin.csrf)
+      .send({ org: orgId })
+      .expect(200);
+    const rows = await t.dataSource.query<unknown[]>(
+      'SELECT 1 FROM epic_credential WHERE organization_id = $1',
+      [orgId],
+    );
+    expect(rows).toHaveLength(0);
+  });
+
+  it('re-authenticates: a confirmation page, then a POST clears the tokens first and starts the flow', async () => {
+    const { orgId, admin } = await connected();
+    const page = await admin.agent.get(`/connect_epic/${orgId}`).expect(200);
+    expect(page.text).toContain('Clear tokens and connect again');
+    let rows = await t.dataSource.query<unknown[]>(
+      'SELECT 1 FROM epic_credential WHERE organization_id = $1',
+      [orgId],
+    );
+    expect(rows).toHaveLength(1); // the GET changes nothing
+    const res = await admin.agent
+      .post(`/connect_epic/${orgId}`)
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text) })
+      .expect(303);
+    expect(res.headers.location).toContain(epic.authorizeUrl);
+    rows = await t.dataSource.query<unknown[]>('SELECT 1 FROM epic_credential WHERE organization_id = $1', [
+      orgId,
+    ]);
+    expect(rows).toHaveLength(0);
+    const status = await admin.agent.get(`/fhir/epic-status?org=${orgId}`).expect(200);
+    expect(status.body.connected).toBe(false);
+  });
+
+  it("keeps other organizations' connections out of reach (404)", async () => {
+    const { orgId } = await connected();
+    const other = await factory.organization();
+    const stranger = await signIn(t, await factory.user(Role.OrgAdmin, other.id));
+    await stranger.agent.get(`/fhir/epic-status?org=${orgId}`).expect(404);
+    await stranger.agent
+      .post('/fhir/epic-disconnect')
+      .set('x-csrf-token', stranger.csrf)
+      .send({ org: orgId })
+      .expect(404);
+    await stranger.agent.get(`/connect_epic/${orgId}`).expect(404);
+    const rows = await t.dataSource.query<unknown[]>(
+      'SELECT 1 FROM epic_credential WHERE organization_id = $1',
+      [orgId],
+    );
+    expect(rows).toHaveLength(1);
+  });
+});
