@@ -10,6 +10,10 @@ export class CreateEpicAuthorization1763900000000 implements MigrationInterface 
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE "organization" ADD "epic_scopes" varchar(2000)`);
+    await q.query(
+      `ALTER TABLE "organization" ADD "epic_token_auth_method" varchar(30) NOT NULL DEFAULT 'client_secret_basic'
+         CONSTRAINT "ck_organization_epic_token_auth_method" CHECK ("epic_token_auth_method" IN ('client_secret_basic', 'client_secret_post'))`,
+    );
     await q.query(`
       CREATE TABLE "pending_authorization" (
         "state_hash" varchar(64) NOT NULL,
@@ -64,6 +68,7 @@ export class CreateEpicAuthorization1763900000000 implements MigrationInterface 
   async down(q: QueryRunner): Promise<void> {
     await q.query(`DROP TABLE "epic_credential"`);
     await q.query(`DROP TABLE "pending_authorization"`);
+    await q.query(`ALTER TABLE "organization" DROP COLUMN "epic_token_auth_method"`);
     await q.query(`ALTER TABLE "organization" DROP COLUMN "epic_scopes"`);
   }
 }

@@ -9,7 +9,7 @@ import { DataSource, IsNull, Repository } from 'typeorm';
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
-import { EpicRegistration } from 'src/organizations/organization.types';
+import { EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { EpicCredential } from './entities/epic-credential.entity';
@@ -34,6 +34,12 @@ export interface ConnectionStatus {
   lastErrorAt: string | null;
   /** The exact redirect URI to register at Epic. */
   callbackUrl: string;
+}
+
+export interface RegistrationInfo {
+  redirectUri: string;
+  ehrLaunchUrl: string;
+  scopes: { organization: string[]; providerEhrLaunch: string[]; patientStandalone: string[] };
 }
 
 /** The callback path registered at Epic; the full URI is PUBLIC_BASE_URL + this, matched exactly. */
@@ -99,7 +105,10 @@ export class AuthorizationService {
     const organization = { id: registration.organizationId, name: registration.organizationName };
     let server;
     try {
-      server = await this.discovery.discover(registration.fhirBaseUrl, { clientId: registration.clientId });
+      server = await this.discovery.discover(registration.fhirBaseUrl, {
+        clientId: registration.clientId,
+        authMethod: registration.tokenAuthMethod,
+      });
     } catch (error) {
       await this.audit.record({
         actor,
@@ -233,7 +242,10 @@ export class AuthorizationService {
 
     let server: SmartConfiguration;
     try {
-      server = await this.discovery.discover(registration.fhirBaseUrl, { clientId: registration.clientId });
+      server = await this.discovery.discover(registration.fhirBaseUrl, {
+        clientId: registration.clientId,
+        authMethod: registration.tokenAuthMethod,
+      });
     } catch (error) {
       throw await fail(EpicAuthErrorCode.DiscoveryFailed, (error as Error).message, error);
     }
@@ -330,12 +342,37 @@ export class AuthorizationService {
       },
       registration.clientId,
       undefined,
-      // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3).
-      clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None(),
+      // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3);
+      // or in the form body for servers that need it.
+      !clientSecret
+        ? oidc.None()
+        : registration.tokenAuthMethod === TokenAuthMethod.ClientSecretPost
+          ? oidc.ClientSecretPost(clientSecret)
+          : oidc.ClientSecretBasic(clientSecret),
     );
     oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
     if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
     return oauthConfig;
+  }
+
+  /**
+   * What an admin registers at Epic: the exact redirect URI, the EHR launch URL, and the scopes
+   * each context asks for (seed 001 "Callback URL Display"; EPIC-SMART.md §7, §8).
+   */
+  async registrationInfo(organizationId: string): Promise<RegistrationInfo> {
+    const org = await this.organizations.get(organizationId);
+    const data = org.epicScopes.split(' ').filter(Boolean);
+    const asContext = (prefix: 'user' | 'patient') =>
+      data.map((s) => s.replace(/^(user|patient|system)\//, `${prefix}/`));
+    return {
+      redirectUri: this.redirectUri,
+      ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch`,
+      scopes: {
+        organization: organizationScopes(org.epicScopes).split(' '),
+        providerEhrLaunch: ['launch', 'openid', 'fhirUser', ...asContext('user')],
+        patientStandalone: ['openid', 'fhirUser', 'offline_access', ...asContext('patient')],
+      },
+    };
   }
 
   /** The connection as the registration page shows it. Never a token, secret or code. */

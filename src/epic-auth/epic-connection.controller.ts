@@ -1,11 +1,12 @@
-import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query, UseFilters } from '@nestjs/common';
 import { IsUUID } from 'class-validator';
 
 import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { AuthorizationService, ConnectionStatus } from './authorization.service';
+import { AuthorizationService, ConnectionStatus, RegistrationInfo } from './authorization.service';
+import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
 
 class OrgRef {
   @IsUUID('all', { message: 'org must be an organization id' })
@@ -15,6 +16,7 @@ class OrgRef {
 /** JSON for the registration page (seed 001: /fhir/epic-status, /fhir/epic-disconnect). */
 @Controller('fhir')
 @Roles(Role.RootAdmin, Role.OrgAdmin)
+@UseFilters(EpicAuthApiFilter)
 export class EpicConnectionController {
   constructor(private readonly authorization: AuthorizationService) {}
 
@@ -22,6 +24,12 @@ export class EpicConnectionController {
   @OrgScope({ query: 'org' })
   status(@Query() { org }: OrgRef): Promise<ConnectionStatus> {
     return this.authorization.status(org);
+  }
+
+  @Get('epic-registration')
+  @OrgScope({ query: 'org' })
+  registration(@Query() { org }: OrgRef): Promise<RegistrationInfo> {
+    return this.authorization.registrationInfo(org);
   }
 
   /** CSRF-protected like every session POST (`x-csrf-token` or `_csrf`). */

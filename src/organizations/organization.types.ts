@@ -19,4 +19,14 @@ export interface EpicRegistration {
   /** Space-separated data scopes (the flow adds openid, fhirUser and offline_access). */
   scopes: string;
   hasClientSecret: boolean;
+  tokenAuthMethod: TokenAuthMethod;
+}
+
+/**
+ * How the client authenticates at the token endpoint: Basic (default, RFC 6749 §2.3.1) or the
+ * secret in the form body, for servers that need it (EPIC-SMART.md §3, §12.9).
+ */
+export enum TokenAuthMethod {
+  ClientSecretBasic = 'client_secret_basic',
+  ClientSecretPost = 'client_secret_post',
 }

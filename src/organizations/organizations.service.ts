@@ -155,6 +155,7 @@ export class OrganizationsService {
     org.fhirBaseUrl = checked.url;
     org.epicEnvironment = dto.environment;
     if (dto.scopes !== undefined) org.epicScopes = dto.scopes || null;
+    if (dto.tokenAuthMethod !== undefined) org.epicTokenAuthMethod = dto.tokenAuthMethod;
     if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
     if (changed) {
       org.isConnected = false;
@@ -200,6 +201,7 @@ export class OrganizationsService {
       fhirBaseUrl: org.fhirBaseUrl,
       scopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
       hasClientSecret: org.clientSecretEnc !== null,
+      tokenAuthMethod: org.epicTokenAuthMethod,
     };
   }
 

@@ -11,6 +11,7 @@ const base: OrganizationView = {
   epicClientId: 'client',
   hasClientSecret: true,
   epicScopes: 'user/Patient.read',
+  tokenAuthMethod: 'client_secret_basic' as OrganizationView['tokenAuthMethod'],
   isConnected: true,
   tokenExpiry: '2026-11-23T12:00:00.000Z',
   lastSync: null,

@@ -3,7 +3,7 @@ import { Request, Response } from 'express';
 
 import { EpicAuthError, EpicAuthErrorCode } from '../epic-auth.errors';
 
-const STATUS: Record<EpicAuthErrorCode, number> = {
+export const STATUS_BY_CODE: Record<EpicAuthErrorCode, number> = {
   [EpicAuthErrorCode.DiscoveryFailed]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.DiscoveryIncompatible]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.NotConfigured]: HttpStatus.CONFLICT,
@@ -24,9 +24,9 @@ export class EpicAuthBrowserFilter implements ExceptionFilter<EpicAuthError> {
     this.logger.warn({ code: error.code, err: error.cause }, `Epic authorization failed: ${error.code}`);
     const org =
       typeof req.query.org === 'string' && /^[0-9a-f-]{36}$/i.test(req.query.org) ? req.query.org : null;
-    res.status(STATUS[error.code]).render('error', {
+    res.status(STATUS_BY_CODE[error.code]).render('error', {
       title: 'Epic connection',
-      status: STATUS[error.code],
+      status: STATUS_BY_CODE[error.code],
       messages: [error.message],
       user: req.user,
       back: org ? `/admin/organizations/${org}` : undefined,

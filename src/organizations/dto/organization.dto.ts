@@ -13,7 +13,7 @@ import {
 
 import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 
-import { EpicEnvironment } from '../organization.types';
+import { EpicEnvironment, TokenAuthMethod } from '../organization.types';
 
 const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
 
@@ -72,6 +72,10 @@ export class RegisterEpicClientDto {
 
   @IsEnum(EpicEnvironment, { message: 'environment must be sandbox or production' })
   environment!: EpicEnvironment;
+
+  @IsOptional()
+  @IsEnum(TokenAuthMethod, { message: 'tokenAuthMethod must be client_secret_basic or client_secret_post' })
+  tokenAuthMethod?: TokenAuthMethod;
 
   /** Space-separated data scopes to request, e.g. "user/Patient.read user/Observation.read". Blank: the defaults. */
   @IsOptional()

@@ -1,5 +1,5 @@
 import { Organization } from '../entities/organization.entity';
-import { DEFAULT_ORGANIZATION_SCOPES, EpicEnvironment } from '../organization.types';
+import { DEFAULT_ORGANIZATION_SCOPES, EpicEnvironment, TokenAuthMethod } from '../organization.types';
 
 /** What leaves the Organizations module. The client secret appears only as "one is stored". */
 export interface OrganizationView {
@@ -12,6 +12,7 @@ export interface OrganizationView {
   hasClientSecret: boolean;
   /** Data scopes requested from Epic. */
   epicScopes: string;
+  tokenAuthMethod: TokenAuthMethod;
   isConnected: boolean;
   tokenExpiry: string | null;
   lastSync: string | null;
@@ -33,6 +34,7 @@ export function toOrganizationView(org: Organization): OrganizationView {
     epicClientId: org.epicClientId,
     hasClientSecret: org.clientSecretEnc !== null,
     epicScopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
+    tokenAuthMethod: org.epicTokenAuthMethod,
     isConnected: org.isConnected,
     tokenExpiry: iso(org.tokenExpiry),
     lastSync: iso(org.lastSync),

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-import { EpicEnvironment } from '../organization.types';
+import { EpicEnvironment, TokenAuthMethod } from '../organization.types';
 
 export { EpicEnvironment };
 
@@ -32,6 +32,14 @@ export class Organization {
   /** Space-separated scopes to request, on top of those the flow itself needs (openid, fhirUser…). */
   @Column({ name: 'epic_scopes', type: 'varchar', length: 2000, nullable: true })
   epicScopes!: string | null;
+
+  @Column({
+    name: 'epic_token_auth_method',
+    type: 'varchar',
+    length: 30,
+    default: TokenAuthMethod.ClientSecretBasic,
+  })
+  epicTokenAuthMethod!: TokenAuthMethod;
 
   // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
   @Column({ name: 'is_connected', type: 'boolean', default: false })

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { Role } from 'src/users/user.types';
 
 import { csrfFrom, signIn, TestFactory } from 'test/factories';
@@ -20,7 +22,7 @@ describe('status, disconnect and re-authentication of the organization connectio
     await t.close();
   });
 
-  async function connected(client: { persistentAccess?: boolean } = {}) {
+  async function connected(client: { persistentAccess?: boolean } = {}, tokenAuthMethod?: string) {
     const org = await factory.organization();
     const registered = epic.registerClient({ redirectUris: [CALLBACK], persistentAccess: true, ...client });
     const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
@@ -32,6 +34,7 @@ describe('status, disconnect and re-authentication of the organization connectio
         clientSecret: registered.secret,
         environment: 'sandbox',
         fhirBaseUrl: epic.fhirBase,
+        ...(tokenAuthMethod ? { tokenAuthMethod } : {}),
       })
       .expect(200);
     const start = await admin.agent.get('/fhir/epic-authorize').query({ org: org.id }).expect(303);
@@ -142,5 +145,58 @@ describe('status, disconnect and re-authentication of the organization connectio
       [orgId],
     );
     expect(rows).toHaveLength(1);
+  });
+
+  it('sends the client secret in the form body when client_secret_post is chosen', async () => {
+    const { orgId, admin } = await connected({}, 'client_secret_post');
+    const exchange = epic.requests('token').at(-1)!;
+    expect(exchange.headers.authorization).toBeUndefined();
+    expect(exchange.form?.client_secret).toBeTruthy();
+    const res = await admin.agent.get(`/fhir/epic-status?org=${orgId}`).expect(200);
+    expect(res.body.connected).toBe(true);
+  });
+
+  it('tells the admin what to register at Epic', async () => {
+    const { orgId, admin } = await connected();
+    const res = await admin.agent.get(`/fhir/epic-registration?org=${orgId}`).expect(200);
+    expect(res.body).toEqual({
+      redirectUri: CALLBACK,
+      ehrLaunchUrl: 'http://localhost:3000/fhir/epic-launch',
+      scopes: {
+        organization: expect.arrayContaining(['openid', 'fhirUser', 'offline_access', 'user/Patient.read']),
+        providerEhrLaunch: expect.arrayContaining(['launch', 'openid', 'fhirUser', 'user/Patient.read']),
+        patientStandalone: expect.arrayContaining([
+          'openid',
+          'fhirUser',
+          'offline_access',
+          'patient/Patient.read',
+        ]),
+      },
+    });
+  });
+
+  it('logs a whole connect and disconnect flow without any code, verifier, token or secret', async () => {
+    const { orgId, admin } = await connected();
+    await admin.agent
+      .post('/fhir/epic-disconnect')
+      .set('x-csrf-token', admin.csrf)
+      .send({ org: orgId })
+      .expect(200);
+    const exchange = epic.requests('token').at(-1)!;
+    const issued = exchange.responseBody as Record<string, string>;
+    const secrets = [
+      exchange.form!.code,
+      exchange.form!.code_verifier,
+      issued.access_token,
+      issued.refresh_token,
+      issued.id_token,
+      Buffer.from(String(exchange.headers.authorization).replace(/^Basic /, ''), 'base64')
+        .toString()
+        .split(':')[1],
+    ];
+    expect(secrets.every((v) => typeof v === 'string' && v.length > 8)).toBe(true);
+    const log = readFileSync(process.env.LOG_FILE!, 'utf8');
+    expect(log).toContain(`Connected organization ${orgId} to Epic`); // the flow was logged, by id
+    for (const secret of secrets) expect(log).not.toContain(secret);
   });
 });
