@@ -1,10 +1,9 @@
 import { Role } from 'src/users/user.types';
 
 import { signIn, TestFactory } from 'test/factories';
+import { authorizeAtFake, CALLBACK, registeredOrganization, SignedIn } from 'test/factories/epic-connection';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
-
-const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
 
 describe('GET /fhir/epic-callback (organization connection, completion)', () => {
   let t: TestApp;
@@ -24,36 +23,9 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
   });
   afterEach(() => epic.clearFaults());
 
-  /** An organization registered against the fake, and its org admin signed in. */
-  async function setup(client: { persistentAccess?: boolean } = {}) {
-    const org = await factory.organization();
-    const registered = epic.registerClient({ redirectUris: [CALLBACK], persistentAccess: true, ...client });
-    const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
-    await admin.agent
-      .put(`/api/organizations/${org.id}/epic-client`)
-      .set('x-csrf-token', admin.csrf)
-      .send({
-        clientId: registered.clientId,
-        clientSecret: registered.secret,
-        environment: 'sandbox',
-        fhirBaseUrl: epic.fhirBase,
-      })
-      .expect(200);
-    return { orgId: org.id, admin, client: registered };
-  }
-
-  /** The admin's browser goes to Epic and back; returns the callback path Epic redirected to. */
-  async function authorize(
-    admin: Awaited<ReturnType<typeof setup>>['admin'],
-    orgId: string,
-    consent?: 'deny',
-  ) {
-    const start = await admin.agent.get('/fhir/epic-authorize').query({ org: orgId }).expect(303);
-    const result = await epic.authorizeAsUser(start.headers.location, consent ? { consent } : {});
-    const back = new URL(result.location!);
-    expect(back.origin + back.pathname).toBe(CALLBACK);
-    return back.pathname + back.search;
-  }
+  const setup = (options: { persistentAccess?: boolean } = {}) => registeredOrganization(t, epic, options);
+  const authorize = (admin: SignedIn, orgId: string, consent?: 'deny') =>
+    authorizeAtFake(epic, admin, orgId, consent);
 
   const org = async (id: string) =>
     (

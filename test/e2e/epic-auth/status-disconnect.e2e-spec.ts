@@ -3,10 +3,9 @@ import { readFileSync } from 'node:fs';
 import { Role } from 'src/users/user.types';
 
 import { csrfFrom, signIn, TestFactory } from 'test/factories';
+import { CALLBACK, connectedOrganization } from 'test/factories/epic-connection';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
-
-const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
 
 describe('status, disconnect and re-authentication of the organization connection', () => {
   let t: TestApp;
@@ -22,26 +21,8 @@ describe('status, disconnect and re-authentication of the organization connectio
     await t.close();
   });
 
-  async function connected(client: { persistentAccess?: boolean } = {}, tokenAuthMethod?: string) {
-    const org = await factory.organization();
-    const registered = epic.registerClient({ redirectUris: [CALLBACK], persistentAccess: true, ...client });
-    const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
-    await admin.agent
-      .put(`/api/organizations/${org.id}/epic-client`)
-      .set('x-csrf-token', admin.csrf)
-      .send({
-        clientId: registered.clientId,
-        clientSecret: registered.secret,
-        environment: 'sandbox',
-        fhirBaseUrl: epic.fhirBase,
-        ...(tokenAuthMethod ? { tokenAuthMethod } : {}),
-      })
-      .expect(200);
-    const start = await admin.agent.get('/fhir/epic-authorize').query({ org: org.id }).expect(303);
-    const back = new URL((await epic.authorizeAsUser(start.headers.location)).location!);
-    await admin.agent.get(back.pathname + back.search).expect(303);
-    return { orgId: org.id, admin };
-  }
+  const connected = (options: { persistentAccess?: boolean } = {}, tokenAuthMethod?: string) =>
+    connectedOrganization(t, epic, { ...options, tokenAuthMethod });
 
   it('reports the connection without any token, secret or code', async () => {
     const { orgId, admin } = await connected();
