@@ -120,6 +120,10 @@ export class AuthorizationService {
       throw error;
     }
 
+    // Sweep abandoned authorizations (kept a day past expiry for the audit of late callbacks).
+    await this.pending.query(`DELETE FROM pending_authorization WHERE expires_at < $1`, [
+      new Date(now.getTime() - 24 * 3600_000),
+    ]);
     const state = oidc.randomState();
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const nonce = oidc.randomNonce();

@@ -82,6 +82,22 @@ describe('GET /fhir/epic-authorize (organization connection, start)', () => {
     expect(authorized.code).toBeTruthy();
   });
 
+  it('sweeps authorizations abandoned more than a day ago when a new one starts', async () => {
+    const { orgId } = await registeredOrg();
+    const root = await signIn(t, await factory.user(Role.RootAdmin, null));
+    await root.agent.get(`/fhir/epic-authorize?org=${orgId}`).expect(303);
+    await t.dataSource.query(
+      `UPDATE pending_authorization SET expires_at = now() - interval '25 hours' WHERE organization_id = $1`,
+      [orgId],
+    );
+    await root.agent.get(`/fhir/epic-authorize?org=${orgId}`).expect(303);
+    const rows = await t.dataSource.query<unknown[]>(
+      'SELECT 1 FROM pending_authorization WHERE organization_id = $1',
+      [orgId],
+    );
+    expect(rows).toHaveLength(1);
+  });
+
   it('uses a new state, verifier and nonce every time', async () => {
     const { orgId } = await registeredOrg();
     const root = await signIn(t, await factory.user(Role.RootAdmin, null));
