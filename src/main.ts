@@ -1,3 +1,4 @@
+import { Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
@@ -13,7 +14,8 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks();
   const config = app.get<AppConfig>(APP_CONFIG);
   await app.listen(config.env.PORT, config.env.HOST);
-  const logger = app.get(Logger);
+  // Nest's Logger (routed to pino) takes (object, message) with this class's context.
+  const logger = new NestLogger('Bootstrap');
   if (config.secretsSource === 'generated') {
     logger.warn(
       { dataDir: config.dataDir },
