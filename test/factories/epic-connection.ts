@@ -17,7 +17,7 @@ export type SignedIn = Awaited<ReturnType<typeof signIn>>;
 export async function registeredOrganization(
   t: TestApp,
   epic: FakeEpic,
-  options: { persistentAccess?: boolean; tokenAuthMethod?: string } = {},
+  options: { persistentAccess?: boolean; tokenAuthMethod?: string; scopes?: string } = {},
 ): Promise<{ orgId: string; admin: SignedIn; clientId: string }> {
   const factory = new TestFactory(t);
   const org = await factory.organization();
@@ -35,6 +35,7 @@ export async function registeredOrganization(
       environment: 'sandbox',
       fhirBaseUrl: epic.fhirBase,
       ...(options.tokenAuthMethod ? { tokenAuthMethod: options.tokenAuthMethod } : {}),
+      ...(options.scopes ? { scopes: options.scopes } : {}),
     })
     .expect(200);
   return { orgId: org.id, admin, clientId: client.clientId };

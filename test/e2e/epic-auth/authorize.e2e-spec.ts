@@ -3,10 +3,9 @@ import { createHash } from 'node:crypto';
 import { Role } from 'src/users/user.types';
 
 import { signIn, TestFactory } from 'test/factories';
+import { CALLBACK, registeredOrganization } from 'test/factories/epic-connection';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
-
-const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
 
 describe('GET /fhir/epic-authorize (organization connection, start)', () => {
   let t: TestApp;
@@ -25,23 +24,8 @@ describe('GET /fhir/epic-authorize (organization connection, start)', () => {
     await t.close();
   });
 
-  async function registeredOrg(): Promise<{ orgId: string; clientId: string }> {
-    const org = await factory.organization();
-    const client = epic.registerClient({ redirectUris: [CALLBACK], persistentAccess: true });
-    const root = await signIn(t, await factory.user(Role.RootAdmin, null));
-    await root.agent
-      .put(`/api/organizations/${org.id}/epic-client`)
-      .set('x-csrf-token', root.csrf)
-      .send({
-        clientId: client.clientId,
-        clientSecret: client.secret,
-        environment: 'sandbox',
-        fhirBaseUrl: epic.fhirBase,
-        scopes: 'user/Patient.read',
-      })
-      .expect(200);
-    return { orgId: org.id, clientId: client.clientId };
-  }
+  // An organization registered at the fake through the API (saved by its org admin).
+  const registeredOrg = () => registeredOrganization(t, epic, { scopes: 'user/Patient.read' });
 
   it('redirects an org admin to Epic with every parameter, and Epic accepts the request', async () => {
     const { orgId, clientId } = await registeredOrg();
