@@ -13,6 +13,7 @@ import { AppConfigModule } from './config/app-config.module';
 import { ConnectionHealthModule } from './connection-health/connection-health.module';
 import { CryptoModule } from './crypto/crypto.module';
 import { EpicAuthModule } from './epic-auth/epic-auth.module';
+import { FhirClientModule } from './fhir-client/fhir-client.module';
 import { DatabaseModule } from './database/database.module';
 import { LoggingModule } from './logging/logging.module';
 import { OrganizationsModule } from './organizations/organizations.module';
@@ -32,6 +33,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
     AuthModule,
     OrganizationsModule,
     EpicAuthModule,
+    FhirClientModule,
     ConnectionHealthModule,
     AdminUiModule,
   ],

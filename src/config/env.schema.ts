@@ -143,4 +143,28 @@ export class EnvSchema {
   @Min(100)
   @Max(120_000)
   EPIC_HTTP_TIMEOUT_MS: number = 10_000;
+
+  /** Refresh an access token this long before it expires (pre-emptive refresh). */
+  @IsInt()
+  @Min(0)
+  @Max(3000)
+  TOKEN_REFRESH_MARGIN_SECONDS: number = 300;
+
+  /** After a refresh fails transiently, wait this long before asking Epic's token endpoint again. */
+  @IsInt()
+  @Min(0)
+  @Max(3600)
+  REFRESH_COOLDOWN_SECONDS: number = 30;
+
+  /** Retries of an idempotent FHIR call after a network error, timeout, 5xx or 429. */
+  @IsInt()
+  @Min(0)
+  @Max(5)
+  FHIR_RETRY_ATTEMPTS: number = 2;
+
+  /** The longest wait before a retry (backoff or Retry-After); a longer Retry-After fails the call. */
+  @IsInt()
+  @Min(0)
+  @Max(60)
+  FHIR_RETRY_MAX_WAIT_SECONDS: number = 10;
 }

@@ -11,9 +11,21 @@ export class DbLockService {
 
   constructor(private readonly dataSource: DataSource) {}
 
-  /** Runs `work` in a transaction holding the lock for `key`, waiting for it if another holds it. */
-  withLock<T>(key: string, work: (manager: EntityManager) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` in a transaction holding the lock for `key`, waiting for it if another holds it.
+   * With `waitMs`, gives up waiting after that long (PostgreSQL's lock_timeout: error 55P03).
+   */
+  withLock<T>(
+    key: string,
+    work: (manager: EntityManager) => Promise<T>,
+    options: { waitMs?: number } = {},
+  ): Promise<T> {
     return this.dataSource.transaction(async (manager) => {
+      if (options.waitMs !== undefined) {
+        await manager.query(`SELECT set_config('lock_timeout', $1, true)`, [
+          `${Math.ceil(options.waitMs)}ms`,
+        ]);
+      }
       await manager.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]); // released at commit/rollback
       return work(manager);
     });

@@ -9,14 +9,15 @@ import { DataSource, IsNull, Repository } from 'typeorm';
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
-import { EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
+import { OAuthClientService } from './oauth-client.service';
 import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
+import { describeTokenError } from './token-errors';
 import { parseTokenResponse } from './token-response';
 import { TokenStoreService } from './token-store.service';
 
@@ -68,6 +69,7 @@ export class AuthorizationService {
     private readonly cipher: SecretCipherService,
     private readonly audit: AuditService,
     private readonly tokens: TokenStoreService,
+    private readonly oauthClient: OAuthClientService,
     private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -254,7 +256,7 @@ export class AuthorizationService {
       throw await fail(EpicAuthErrorCode.DiscoveryFailed, (error as Error).message, error);
     }
 
-    const oauthConfig = await this.oauthConfiguration(server, registration);
+    const oauthConfig = await this.oauthClient.configuration(server, registration);
 
     const codeVerifier = this.cipher.decrypt(
       pending.codeVerifierEnc,
@@ -330,35 +332,6 @@ export class AuthorizationService {
     return orgId;
   }
 
-  /** openid-client's view of the server and our client (client_secret_basic, timeout). */
-  private async oauthConfiguration(
-    server: SmartConfiguration,
-    registration: EpicRegistration,
-  ): Promise<oidc.Configuration> {
-    const clientSecret = await this.organizations.getClientSecret(registration.organizationId);
-    const oauthConfig = new oidc.Configuration(
-      {
-        issuer: server.issuer ?? new URL(server.tokenEndpoint).origin,
-        authorization_endpoint: server.authorizationEndpoint,
-        token_endpoint: server.tokenEndpoint,
-        jwks_uri: server.jwksUri,
-        revocation_endpoint: server.revocationEndpoint,
-      },
-      registration.clientId,
-      undefined,
-      // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3);
-      // or in the form body for servers that need it.
-      !clientSecret
-        ? oidc.None()
-        : registration.tokenAuthMethod === TokenAuthMethod.ClientSecretPost
-          ? oidc.ClientSecretPost(clientSecret)
-          : oidc.ClientSecretBasic(clientSecret),
-    );
-    oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
-    if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
-    return oauthConfig;
-  }
-
   /**
    * What an admin registers at Epic: the exact redirect URI, the EHR launch URL, and the scopes
    * each context asks for (seed 001 "Callback URL Display"; EPIC-SMART.md §7, §8).
@@ -419,7 +392,7 @@ export class AuthorizationService {
           clientId: registration.clientId,
         });
         if (server.revocationEndpoint) {
-          const config = await this.oauthConfiguration(server, registration);
+          const config = await this.oauthClient.configuration(server, registration);
           const { accessToken, refreshToken } = this.tokens.reveal(credential);
           if (refreshToken) {
             await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
@@ -467,38 +440,4 @@ const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the 
 
 function invalidState(message: string, organizationId?: string): EpicAuthError {
   return new EpicAuthError(EpicAuthErrorCode.InvalidState, message, { organizationId });
-}
-
-/** An admin-actionable message for a failed token request; Epic's body stays in the log. */
-export function describeTokenError(error: unknown): string {
-  const e = error as {
-    error?: unknown;
-    status?: unknown;
-    name?: unknown;
-    cause?: { status?: unknown; name?: unknown };
-  };
-  const names = [e?.name, e?.cause?.name];
-  if (typeof e?.error === 'string') {
-    switch (e.error) {
-      case 'invalid_client':
-        return 'Epic rejected the client credentials (invalid_client): check the client ID and secret, and that Epic has finished syncing the app (this can take hours).';
-      case 'invalid_grant':
-        return 'Epic rejected the authorization code (invalid_grant): it expired or was already used. Connect again.';
-      case 'unauthorized_client':
-        return 'Epic does not allow this client to use this grant (unauthorized_client): check the app registration at Epic.';
-      default:
-        return `Epic refused the token request (${e.error.slice(0, 60)}).`;
-    }
-  }
-  if (names.includes('TimeoutError') || names.includes('AbortError')) {
-    return "Epic's token endpoint did not answer in time. Try again later.";
-  }
-  const status =
-    typeof e?.status === 'number'
-      ? e.status
-      : typeof e?.cause?.status === 'number'
-        ? e.cause.status
-        : undefined;
-  if (status !== undefined) return `Epic's token endpoint answered HTTP ${status}. Try again later.`;
-  return "Epic's token endpoint could not be reached or sent an unreadable answer. Try again later.";
 }

@@ -9,6 +9,12 @@ export enum EpicAuthErrorCode {
   AuthorizationDenied = 'AUTHORIZATION_DENIED',
   TokenExchangeFailed = 'TOKEN_EXCHANGE_FAILED',
   IdTokenInvalid = 'ID_TOKEN_INVALID',
+  /** There is no stored connection (never connected, disconnected, or replaced meanwhile). */
+  NotConnected = 'NOT_CONNECTED',
+  /** The stored tokens are dead (refresh rejected, or expired without a refresh token). */
+  ReauthenticationRequired = 'REAUTHENTICATION_REQUIRED',
+  /** Epic could not be reached or failed transiently; the stored tokens were kept. */
+  EpicUnavailable = 'EPIC_UNAVAILABLE',
 }
 
 /**

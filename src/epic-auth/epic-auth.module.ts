@@ -9,17 +9,28 @@ import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
 import { EpicConnectionController } from './epic-connection.controller';
+import { OAuthClientService } from './oauth-client.service';
 import { SmartDiscoveryService } from './smart-discovery.service';
+import { TokenRefreshService } from './token-refresh.service';
 import { TokenStoreService } from './token-store.service';
 
 /**
  * OAuth 2.0 / SMART App Launch with Epic: discovery and the organization authorization
- * (authorize, callback, encrypted token storage); status, disconnect and launches follow.
+ * (authorize, callback, encrypted token storage), status, disconnect, and token refresh with one
+ * refresh in flight per credential across instances; launches follow.
  */
 @Module({
   imports: [TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]), OrganizationsModule],
   controllers: [EpicAuthorizeController, EpicConnectionController],
-  providers: [SmartDiscoveryService, AuthorizationService, TokenStoreService, ConnectionInvalidationListener],
-  exports: [SmartDiscoveryService],
+  providers: [
+    SmartDiscoveryService,
+    OAuthClientService,
+    AuthorizationService,
+    TokenStoreService,
+    TokenRefreshService,
+    ConnectionInvalidationListener,
+  ],
+  // FhirClient uses the stored tokens and refreshes them; the connection test builds an authorize URL.
+  exports: [SmartDiscoveryService, AuthorizationService, TokenStoreService, TokenRefreshService],
 })
 export class EpicAuthModule {}

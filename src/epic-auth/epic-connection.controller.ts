@@ -1,17 +1,12 @@
 import { Body, Controller, Get, HttpCode, Post, Query, UseFilters } from '@nestjs/common';
-import { IsUUID } from 'class-validator';
 
 import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
+import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { AuthorizationService, ConnectionStatus, RegistrationInfo } from './authorization.service';
 import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
-
-class OrgRef {
-  @IsUUID('all', { message: 'org must be an organization id' })
-  org!: string;
-}
 
 /** JSON for the registration page (seed 001: /fhir/epic-status, /fhir/epic-disconnect). */
 @Controller('fhir')
@@ -22,13 +17,13 @@ export class EpicConnectionController {
 
   @Get('epic-status')
   @OrgScope({ query: 'org' })
-  status(@Query() { org }: OrgRef): Promise<ConnectionStatus> {
+  status(@Query() { org }: OrgRefDto): Promise<ConnectionStatus> {
     return this.authorization.status(org);
   }
 
   @Get('epic-registration')
   @OrgScope({ query: 'org' })
-  registration(@Query() { org }: OrgRef): Promise<RegistrationInfo> {
+  registration(@Query() { org }: OrgRefDto): Promise<RegistrationInfo> {
     return this.authorization.registrationInfo(org);
   }
 
@@ -36,7 +31,7 @@ export class EpicConnectionController {
   @Post('epic-disconnect')
   @HttpCode(200)
   @OrgScope({ body: 'org' })
-  async disconnect(@CurrentUser() user: AuthUser, @Body() { org }: OrgRef): Promise<ConnectionStatus> {
+  async disconnect(@CurrentUser() user: AuthUser, @Body() { org }: OrgRefDto): Promise<ConnectionStatus> {
     await this.authorization.disconnect(user, org, 'disconnect');
     return this.authorization.status(org);
   }

@@ -13,9 +13,46 @@ import { ParsedTokenResponse } from './token-response';
 const context = (credentialId: string, field: 'access_token' | 'refresh_token'): string =>
   `epic_credential:${credentialId}:${field}`;
 
+/** Whose connection: an organization's own, or one credential (a user's) by id. */
+export type CredentialTarget = { organizationId: string } | { credentialId: string };
+
+/** A stored credential as FHIR calls see it. `accessTokenEnc` is ciphertext: use accessToken(). */
+export interface ActiveCredential {
+  id: string;
+  organizationId: string;
+  userId: string | null;
+  version: number;
+  expiresAt: Date;
+  refreshable: boolean;
+  patientId: string | null;
+  /** Without a trailing slash. */
+  fhirBaseUrl: string;
+  organizationLastError: string | null;
+  organizationLastSync: Date | null;
+  accessTokenEnc: string;
+}
+
+interface ActiveCredentialRow {
+  id: string;
+  organization_id: string;
+  user_id: string | null;
+  version: number;
+  expires_at: Date | string;
+  access_token_enc: string;
+  refreshable: boolean;
+  patient_id: string | null;
+  fhir_base_url: string | null;
+  last_error: string | null;
+  last_sync: Date | string | null;
+}
+
+const DECRYPTED_CACHE_SIZE = 10_000;
+
 /** Stores Epic tokens encrypted at rest; the only place that encrypts or decrypts them. */
 @Injectable()
 export class TokenStoreService {
+  private readonly decrypted = new Map<string, string>();
+
   constructor(
     @InjectRepository(EpicCredential) private readonly credentials: Repository<EpicCredential>,
     private readonly cipher: SecretCipherService,
@@ -48,6 +85,87 @@ export class TokenStoreService {
     });
     await manager.insert(EpicCredential, credential);
     return credential;
+  }
+
+  /**
+   * Stores refreshed tokens with compare-and-set on `version`: returns the updated credential, or
+   * null when the row was deleted or changed meanwhile (a disconnect or a new connection). Epic's
+   * refresh response usually has no refresh_token (§5): the stored one is then kept.
+   */
+  async rotate(
+    manager: EntityManager,
+    current: EpicCredential,
+    tokens: ParsedTokenResponse,
+  ): Promise<EpicCredential | null> {
+    const update = {
+      accessTokenEnc: this.cipher.encrypt(tokens.accessToken, context(current.id, 'access_token')),
+      refreshTokenEnc: tokens.refreshToken
+        ? this.cipher.encrypt(tokens.refreshToken, context(current.id, 'refresh_token'))
+        : current.refreshTokenEnc,
+      expiresAt: tokens.expiresAt,
+      scopes: tokens.scopes.length > 0 ? tokens.scopes.join(' ') : current.scopes,
+      version: current.version + 1,
+    };
+    const result = await manager.update(EpicCredential, { id: current.id, version: current.version }, update);
+    if ((result.affected ?? 0) === 0) return null;
+    return Object.assign(new EpicCredential(), current, update);
+  }
+
+  findById(id: string, manager?: EntityManager): Promise<EpicCredential | null> {
+    return (manager ?? this.credentials.manager).findOneBy(EpicCredential, { id });
+  }
+
+  /** Deletes one credential inside the caller's transaction (its tokens are dead). */
+  async deleteCredential(manager: EntityManager, credential: EpicCredential): Promise<void> {
+    await manager.delete(EpicCredential, { id: credential.id, version: credential.version });
+  }
+
+  /**
+   * What a FHIR call needs, in one indexed query: the credential (without decrypting it) and its
+   * organization's FHIR base URL and health fields. Null when there is no connection.
+   */
+  async findActive(target: CredentialTarget): Promise<ActiveCredential | null> {
+    const where = 'organizationId' in target ? 'c.organization_id = $1 AND c.user_id IS NULL' : 'c.id = $1';
+    const rows = await this.credentials.query<ActiveCredentialRow[]>(
+      `SELECT c.id, c.organization_id, c.user_id, c.version, c.expires_at, c.access_token_enc,
+              c.refresh_token_enc IS NOT NULL AS refreshable, c.patient_id,
+              o.fhir_base_url, o.last_error, o.last_sync
+         FROM epic_credential c JOIN organization o ON o.id = c.organization_id
+        WHERE ${where}`,
+      ['organizationId' in target ? target.organizationId : target.credentialId],
+    );
+    const row = rows[0];
+    if (!row || !row.fhir_base_url) return null;
+    return {
+      id: row.id,
+      organizationId: row.organization_id,
+      userId: row.user_id,
+      version: row.version,
+      expiresAt: new Date(row.expires_at),
+      refreshable: row.refreshable,
+      patientId: row.patient_id,
+      fhirBaseUrl: row.fhir_base_url.replace(/\/+$/, ''),
+      organizationLastError: row.last_error,
+      organizationLastSync: row.last_sync ? new Date(row.last_sync) : null,
+      accessTokenEnc: row.access_token_enc,
+    };
+  }
+
+  /**
+   * The access token of an active credential, for the Authorization header of a call to Epic.
+   * Decrypted once per credential version (FHIR calls are frequent; tokens change hourly).
+   */
+  accessToken(credential: ActiveCredential): string {
+    const key = `${credential.id}:${credential.version}`;
+    let token = this.decrypted.get(key);
+    if (token === undefined) {
+      token = this.cipher.decrypt(credential.accessTokenEnc, context(credential.id, 'access_token'));
+      if (this.decrypted.size >= DECRYPTED_CACHE_SIZE) {
+        this.decrypted.delete(this.decrypted.keys().next().value!); // oldest first: Map keeps insertion order
+      }
+      this.decrypted.set(key, token);
+    }
+    return token;
   }
 
   findOrganizationCredential(organizationId: string): Promise<EpicCredential | null> {

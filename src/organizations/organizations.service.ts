@@ -211,10 +211,11 @@ export class OrganizationsService {
    */
   async recordConnectionState(
     id: string,
-    state: { isConnected: boolean; tokenExpiry?: Date | null; lastError?: string | null; lastSync?: Date },
+    state: { isConnected?: boolean; tokenExpiry?: Date | null; lastError?: string | null; lastSync?: Date },
     manager?: EntityManager,
   ): Promise<void> {
-    const update: Partial<Organization> = { isConnected: state.isConnected };
+    const update: Partial<Organization> = {};
+    if (state.isConnected !== undefined) update.isConnected = state.isConnected;
     if (state.tokenExpiry !== undefined) update.tokenExpiry = state.tokenExpiry;
     if (state.lastSync !== undefined) update.lastSync = state.lastSync;
     if (state.lastError !== undefined) {

@@ -10,6 +10,14 @@ export const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
 
 export type SignedIn = Awaited<ReturnType<typeof signIn>>;
 
+export interface ConnectionOptions {
+  persistentAccess?: boolean;
+  /** How the fake issues refresh tokens (`static` by default with persistent access). */
+  refreshMode?: 'none' | 'static' | 'rolling';
+  tokenAuthMethod?: string;
+  scopes?: string;
+}
+
 /**
  * An organization whose Epic client is registered at the fake and saved through the API, with its
  * org admin signed in.
@@ -17,13 +25,14 @@ export type SignedIn = Awaited<ReturnType<typeof signIn>>;
 export async function registeredOrganization(
   t: TestApp,
   epic: FakeEpic,
-  options: { persistentAccess?: boolean; tokenAuthMethod?: string; scopes?: string } = {},
+  options: ConnectionOptions = {},
 ): Promise<{ orgId: string; admin: SignedIn; clientId: string }> {
   const factory = new TestFactory(t);
   const org = await factory.organization();
   const client = epic.registerClient({
     redirectUris: [CALLBACK],
     persistentAccess: options.persistentAccess ?? true,
+    ...(options.refreshMode ? { refreshMode: options.refreshMode } : {}),
   });
   const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
   await admin.agent
@@ -59,11 +68,54 @@ export async function authorizeAtFake(
 export async function connectedOrganization(
   t: TestApp,
   epic: FakeEpic,
-  options: { persistentAccess?: boolean; tokenAuthMethod?: string } = {},
+  options: ConnectionOptions = {},
 ): Promise<{ orgId: string; admin: SignedIn; clientId: string }> {
   const registered = await registeredOrganization(t, epic, options);
   await registered.admin.agent
     .get(await authorizeAtFake(epic, registered.admin, registered.orgId))
     .expect(303);
   return registered;
+}
+
+/** Moves the stored access token's expiry to `msFromNow` (negative: already expired), as time passing would. */
+export async function setStoredExpiry(t: TestApp, orgId: string, msFromNow: number): Promise<void> {
+  await t.dataSource.query(
+    `UPDATE epic_credential SET expires_at = $2 WHERE organization_id = $1 AND user_id IS NULL`,
+    [orgId, new Date(Date.now() + msFromNow)],
+  );
+}
+
+/** The organization's connection-health fields and its stored credential (metadata only). */
+export async function connectionRow(
+  t: TestApp,
+  orgId: string,
+): Promise<{
+  isConnected: boolean;
+  lastError: string | null;
+  lastErrorAt: Date | null;
+  lastSync: Date | null;
+  tokenExpiry: Date | null;
+  credential: { id: string; version: number; expiresAt: Date; accessTokenEnc: string } | null;
+}> {
+  const [org] = await t.dataSource.query<
+    {
+      isConnected: boolean;
+      lastError: string | null;
+      lastErrorAt: Date | null;
+      lastSync: Date | null;
+      tokenExpiry: Date | null;
+    }[]
+  >(
+    `SELECT is_connected AS "isConnected", last_error AS "lastError", last_error_at AS "lastErrorAt",
+            last_sync AS "lastSync", token_expiry AS "tokenExpiry" FROM organization WHERE id = $1`,
+    [orgId],
+  );
+  const [credential] = await t.dataSource.query<
+    { id: string; version: number; expiresAt: Date; accessTokenEnc: string }[]
+  >(
+    `SELECT id, version, expires_at AS "expiresAt", access_token_enc AS "accessTokenEnc"
+       FROM epic_credential WHERE organization_id = $1 AND user_id IS NULL`,
+    [orgId],
+  );
+  return { ...org, credential: credential ?? null };
 }

@@ -11,6 +11,9 @@ export const STATUS_BY_CODE: Record<EpicAuthErrorCode, number> = {
   [EpicAuthErrorCode.AuthorizationDenied]: HttpStatus.BAD_REQUEST,
   [EpicAuthErrorCode.TokenExchangeFailed]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.IdTokenInvalid]: HttpStatus.BAD_GATEWAY,
+  [EpicAuthErrorCode.NotConnected]: HttpStatus.CONFLICT,
+  [EpicAuthErrorCode.ReauthenticationRequired]: HttpStatus.CONFLICT,
+  [EpicAuthErrorCode.EpicUnavailable]: HttpStatus.SERVICE_UNAVAILABLE,
 };
 
 /** Browser OAuth routes never answer JSON or a bare 500: a page says what happened and what to do. */

@@ -81,6 +81,12 @@ const jsonRoutes: Route[] = [
     body: () => ({ org: orgAForBody }),
     expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
   },
+  {
+    method: 'post',
+    path: () => '/fhir/test-epic-connection',
+    body: () => ({ org: orgAForBody }),
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
 ];
 
 const htmlRoutes: Route[] = [

@@ -1,0 +1,60 @@
+import { classifyRefreshFailure, describeTokenError } from './token-errors';
+
+/** Shapes of openid-client errors: ResponseBodyError (error, status), TimeoutError, fetch's TypeError. */
+const oauth = (error: string, status = 400) =>
+  Object.assign(new Error('server responded with an error'), { error, status });
+const timeout = () => Object.assign(new Error('timed out'), { name: 'TimeoutError' });
+const httpStatus = (status: number) =>
+  Object.assign(new Error('unexpected HTTP response status code'), { cause: { status } });
+
+describe('classifyRefreshFailure', () => {
+  it.each(['invalid_grant', 'invalid_client', 'unauthorized_client'])(
+    '%s is terminal, named, and says to re-authenticate',
+    (code) => {
+      const failure = classifyRefreshFailure(oauth(code));
+      expect(failure).toMatchObject({ kind: 'terminal', reason: code, code });
+      expect(failure.message).toContain(code);
+      expect(failure.message).toMatch(/Re-authenticate/);
+    },
+  );
+
+  it('other OAuth errors about the request are terminal too', () => {
+    expect(classifyRefreshFailure(oauth('invalid_scope'))).toMatchObject({
+      kind: 'terminal',
+      reason: 'oauth_error',
+      code: 'invalid_scope',
+    });
+  });
+
+  it.each(['temporarily_unavailable', 'server_error'])('%s is transient', (code) => {
+    expect(classifyRefreshFailure(oauth(code, 503))).toMatchObject({ kind: 'transient', code });
+  });
+
+  it('timeouts, HTTP errors without an OAuth body, and network failures are transient', () => {
+    expect(classifyRefreshFailure(timeout())).toMatchObject({ kind: 'transient', code: 'timeout' });
+    expect(classifyRefreshFailure(httpStatus(503))).toMatchObject({ kind: 'transient', code: 'http_503' });
+    expect(classifyRefreshFailure(httpStatus(400))).toMatchObject({ kind: 'transient', code: 'http_400' });
+    expect(classifyRefreshFailure(new TypeError('fetch failed'))).toMatchObject({
+      kind: 'transient',
+      code: 'network',
+    });
+  });
+
+  it("never puts Epic's error_description into the message", () => {
+    const error = Object.assign(oauth('invalid_grant'), {
+      error_description: 'token tEsTsEcReT-abc expired',
+    });
+    expect(classifyRefreshFailure(error).message).not.toContain('tEsTsEcReT');
+  });
+});
+
+describe('describeTokenError (authorization code exchange)', () => {
+  it('explains invalid_grant as a spent or expired code', () => {
+    expect(describeTokenError(oauth('invalid_grant'))).toMatch(/authorization code.*Connect again/);
+  });
+
+  it('explains timeouts and HTTP failures', () => {
+    expect(describeTokenError(timeout())).toMatch(/did not answer in time/);
+    expect(describeTokenError(httpStatus(502))).toMatch(/HTTP 502/);
+  });
+});

@@ -1,0 +1,22 @@
+import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+
+import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
+import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
+import { Role } from 'src/users/user.types';
+import { AuthUser } from 'src/users/user.view';
+
+import { ConnectionTestResult, ConnectionTestService } from './connection-test.service';
+
+/** Seed 001 "Test Connection": CSRF-protected like every session POST. */
+@Controller('fhir')
+@Roles(Role.RootAdmin, Role.OrgAdmin)
+export class ConnectionTestController {
+  constructor(private readonly connectionTest: ConnectionTestService) {}
+
+  @Post('test-epic-connection')
+  @HttpCode(200)
+  @OrgScope({ body: 'org' })
+  test(@CurrentUser() user: AuthUser, @Body() { org }: OrgRefDto): Promise<ConnectionTestResult> {
+    return this.connectionTest.run(user, org);
+  }
+}

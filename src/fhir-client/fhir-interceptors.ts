@@ -1,0 +1,308 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, isAxiosError } from 'axios';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { EpicAuthError, EpicAuthErrorCode } from 'src/epic-auth/epic-auth.errors';
+import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
+import { TokenRefreshService } from 'src/epic-auth/token-refresh.service';
+import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
+import { OrganizationsService } from 'src/organizations/organizations.service';
+
+import { FhirClientError, FhirErrorKind, operationOutcomeText } from './fhir-client.errors';
+import { isIdempotent, isTransientStatus, parseRetryAfter, retryDelay } from './retry-policy';
+
+/** What a FHIR request carries through the interceptors. */
+export interface FhirCallContext {
+  target: CredentialTarget;
+  /** The credential the current attempt used. */
+  credential?: ActiveCredential;
+  /** Set after a 401: the version whose token was rejected, to be refreshed before the replay. */
+  rejectedVersion?: number;
+  /** Transient-failure retries done so far. */
+  retries: number;
+}
+
+declare module 'axios' {
+  interface AxiosRequestConfig {
+    /** Present on requests made through FhirClientService. */
+    fhir?: FhirCallContext;
+  }
+}
+
+/** How often a healthy connection's lastSync is written (it is read by people, not machines). */
+const LAST_SYNC_INTERVAL_MS = 60_000;
+
+/**
+ * The axios interceptors of FhirClient's private instance:
+ * - request: find the credential (one indexed query), refresh it first when it is due, attach the
+ *   bearer token and the organization's FHIR base;
+ * - response: on 401 refresh once and replay once; on a network error, timeout, 5xx or 429 retry
+ *   idempotent requests with backoff (honouring Retry-After); turn everything else into a
+ *   FhirClientError; record lastSync, lastError and recoveries on the connection.
+ * Logs carry ids only, never a token.
+ */
+@Injectable()
+export class FhirInterceptors {
+  private readonly logger = new Logger('FhirClient');
+  /** Per organization, a lastSync/lastError write in progress: a burst of successes writes once. */
+  private readonly stateWrites = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly tokens: TokenStoreService,
+    private readonly refresher: TokenRefreshService,
+    private readonly organizations: OrganizationsService,
+    private readonly events: EventEmitter2,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  install(instance: AxiosInstance): void {
+    instance.interceptors.request.use((config) => this.beforeRequest(config));
+    instance.interceptors.response.use(
+      (response) => this.afterSuccess(response),
+      (error: unknown) => this.afterFailure(instance, error),
+    );
+  }
+
+  private async beforeRequest(config: InternalAxiosRequestConfig): Promise<InternalAxiosRequestConfig> {
+    const ctx = config.fhir;
+    if (!ctx) return config;
+    let credential = await this.resolve(ctx.target);
+    const now = new Date();
+
+    if (ctx.rejectedVersion !== undefined && ctx.rejectedVersion === credential.version) {
+      credential = await this.renew(credential, 'unauthorized', now);
+    } else if (this.refresher.isDue(credential.expiresAt, now)) {
+      credential = await this.renew(credential, 'expiring', now);
+    }
+
+    ctx.credential = credential;
+    config.baseURL = `${credential.fhirBaseUrl}/`;
+    if (config.url && /^https?:/i.test(config.url) && !config.url.startsWith(config.baseURL)) {
+      // A paging link elsewhere would receive the bearer token: never follow it.
+      throw new FhirClientError(FhirErrorKind.Request, 'Epic returned a link outside its FHIR base URL.', {
+        organizationId: credential.organizationId,
+      });
+    }
+    config.headers.set('Authorization', `Bearer ${this.tokens.accessToken(credential)}`);
+    return config;
+  }
+
+  /**
+   * Refreshes before the request. A refresh that fails transiently while the current token is still
+   * valid is not fatal: the request goes ahead with the current token.
+   */
+  private async renew(
+    credential: ActiveCredential,
+    reason: 'expiring' | 'unauthorized',
+    now: Date,
+  ): Promise<ActiveCredential> {
+    if (!credential.refreshable) {
+      if (reason === 'expiring' && credential.expiresAt > now) return credential; // still usable
+      const dead = await this.refresher.invalidate(
+        credential,
+        reason === 'unauthorized' ? 'access_token_rejected' : 'no_refresh_token',
+      );
+      throw toFhirError(dead);
+    }
+    try {
+      await this.refresher.refresh(credential, reason, now);
+    } catch (error) {
+      const stillValid = reason === 'expiring' && credential.expiresAt > now;
+      if (stillValid && error instanceof EpicAuthError && error.code === EpicAuthErrorCode.EpicUnavailable) {
+        return credential;
+      }
+      throw toFhirError(error);
+    }
+    return this.resolve({ credentialId: credential.id });
+  }
+
+  private async resolve(target: CredentialTarget): Promise<ActiveCredential> {
+    const credential = await this.tokens.findActive(target);
+    if (!credential) {
+      throw new FhirClientError(
+        FhirErrorKind.NotConnected,
+        'This organization is not connected to Epic. An admin must connect it on the Epic registration page.',
+        { organizationId: 'organizationId' in target ? target.organizationId : undefined },
+      );
+    }
+    return credential;
+  }
+
+  private async afterSuccess(response: AxiosResponse): Promise<AxiosResponse> {
+    const credential = response.config.fhir?.credential;
+    if (credential) await this.recordSuccess(credential);
+    return response;
+  }
+
+  private async afterFailure(instance: AxiosInstance, error: unknown): Promise<AxiosResponse> {
+    if (!isAxiosError(error) || !error.config?.fhir?.credential) throw error; // ours, or not a FHIR call
+    const config = error.config;
+    const ctx = config.fhir!;
+    const credential = ctx.credential!;
+    const orgId = credential.organizationId;
+    const status = error.response?.status;
+
+    if (status === 401) {
+      if (ctx.rejectedVersion !== undefined) {
+        // The token was refreshed (or renewed by a sibling) and Epic still refuses it.
+        this.logger.warn(
+          { orgId, credentialId: credential.id },
+          'Epic API call failed with 401 after a refresh',
+        );
+        throw toFhirError(await this.refresher.invalidate(credential, 'access_token_rejected'));
+      }
+      this.logger.warn(
+        { orgId, credentialId: credential.id },
+        'Epic API call failed with 401, attempting refresh',
+      );
+      ctx.rejectedVersion = credential.version;
+      return instance.request(config);
+    }
+
+    if (isTransientStatus(status)) {
+      const retryAfterMs = parseRetryAfter(error.response?.headers?.['retry-after'], Date.now());
+      const delay = isIdempotent(config.method)
+        ? retryDelay(
+            ctx.retries,
+            {
+              attempts: this.config.env.FHIR_RETRY_ATTEMPTS,
+              maxWaitMs: this.config.env.FHIR_RETRY_MAX_WAIT_SECONDS * 1000,
+            },
+            retryAfterMs,
+          )
+        : undefined;
+      if (delay !== undefined) {
+        ctx.retries += 1;
+        this.logger.warn(
+          { orgId, status: status ?? null, code: error.code ?? null, retry: ctx.retries, delayMs: delay },
+          `Epic API call failed (${status ?? error.code ?? 'network error'}), retrying in ${delay} ms`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        return instance.request(config);
+      }
+      const message = transientMessage(error, ctx.retries + 1);
+      await this.recordTransient(credential, status ? `http_${status}` : (error.code ?? 'network'), message);
+      throw new FhirClientError(FhirErrorKind.Unavailable, message, {
+        organizationId: orgId,
+        status,
+        retryAfterSeconds: retryAfterMs !== undefined ? Math.ceil(retryAfterMs / 1000) : undefined,
+        cause: stripRequest(error),
+      });
+    }
+
+    // A FHIR error: the connection works, the request does not. Reading the data Epic holds.
+    const body: unknown = error.response?.data;
+    const text = operationOutcomeText(body);
+    await this.recordSuccess(credential);
+    throw new FhirClientError(
+      FhirErrorKind.Request,
+      text ? `Epic answered HTTP ${status}: ${text}` : `Epic answered HTTP ${status}.`,
+      {
+        organizationId: orgId,
+        status,
+        operationOutcome: text ? (body as FhirClientError['operationOutcome']) : undefined,
+      },
+    );
+  }
+
+  /** Sets lastSync (at most once a minute) and clears lastError after a failure. */
+  private async recordSuccess(credential: ActiveCredential): Promise<void> {
+    if (credential.userId !== null) return; // per-user connection state: the launches issue
+    const now = Date.now();
+    const hadError = credential.organizationLastError !== null;
+    const stale =
+      !credential.organizationLastSync ||
+      now - credential.organizationLastSync.getTime() > LAST_SYNC_INTERVAL_MS;
+    if (!hadError && !stale) return;
+    const orgId = credential.organizationId;
+    const running = this.stateWrites.get(orgId);
+    if (running) return running;
+    const write = this.organizations
+      .recordConnectionState(
+        orgId,
+        hadError ? { lastSync: new Date(now), lastError: null } : { lastSync: new Date(now) },
+      )
+      .then(() => {
+        if (hadError) {
+          this.logger.log({ orgId }, `Epic connection of organization ${orgId} works again`);
+          this.emit(ConnectionEvents.Restored, credential);
+        }
+      })
+      .catch((error: unknown) =>
+        this.logger.error({ err: error, orgId }, 'Could not record a successful Epic call'),
+      )
+      .finally(() => this.stateWrites.delete(orgId));
+    this.stateWrites.set(orgId, write);
+    return write;
+  }
+
+  /** Keeps the tokens and isConnected; records lastError and tells ConnectionHealth. */
+  private async recordTransient(credential: ActiveCredential, code: string, message: string): Promise<void> {
+    const orgId = credential.organizationId;
+    this.logger.warn(
+      { orgId, credentialId: credential.id, code },
+      `Epic API call failed for organization ${orgId}: ${code}`,
+    );
+    if (credential.userId === null) {
+      try {
+        await this.organizations.recordConnectionState(orgId, { lastError: message });
+      } catch (error) {
+        this.logger.error({ err: error, orgId }, 'Could not record a failed Epic call');
+      }
+    }
+    this.emit(ConnectionEvents.Degraded, credential, code, message);
+  }
+
+  private emit(event: ConnectionEvents, credential: ActiveCredential, code?: string, message?: string): void {
+    const payload: ConnectionEvent = {
+      organizationId: credential.organizationId,
+      credentialId: credential.id,
+      userId: credential.userId,
+      code,
+      message,
+      at: new Date(),
+    };
+    this.events.emitAsync(event, payload).catch((error: unknown) => {
+      this.logger.error({ err: error, event }, `A listener of ${event} failed`);
+    });
+  }
+}
+
+/** Refresh failures in the FHIR client's terms. */
+export function toFhirError(error: unknown): FhirClientError {
+  if (error instanceof FhirClientError) return error;
+  if (error instanceof EpicAuthError) {
+    const kind =
+      error.code === EpicAuthErrorCode.ReauthenticationRequired
+        ? FhirErrorKind.ReauthenticationRequired
+        : error.code === EpicAuthErrorCode.NotConnected
+          ? FhirErrorKind.NotConnected
+          : FhirErrorKind.Unavailable;
+    return new FhirClientError(kind, error.message, { organizationId: error.organizationId, cause: error });
+  }
+  return new FhirClientError(FhirErrorKind.Unavailable, 'The call to Epic failed unexpectedly.', {
+    cause: error,
+  });
+}
+
+function transientMessage(error: AxiosError, attempts: number): string {
+  const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
+  const status = error.response?.status;
+  if (status === 429) {
+    return `Epic's FHIR API is rate limiting this client (HTTP 429)${tries}. Try again later.`;
+  }
+  if (status !== undefined) return `Epic's FHIR API answered HTTP ${status}${tries}. Try again later.`;
+  if (error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT') {
+    return `Epic's FHIR API did not answer in time${tries}. Try again later.`;
+  }
+  return `Epic's FHIR API could not be reached${tries}. Try again later.`;
+}
+
+/** An axios error without its request config (which holds the Authorization header), for `cause`. */
+function stripRequest(error: AxiosError): Error {
+  const plain = new Error(error.message);
+  plain.name = error.name;
+  Object.assign(plain, { code: error.code, status: error.response?.status });
+  return plain;
+}

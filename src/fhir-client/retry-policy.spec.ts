@@ -1,0 +1,68 @@
+import { isIdempotent, isTransientStatus, parseRetryAfter, retryDelay } from './retry-policy';
+
+describe('retry policy', () => {
+  const settings = { attempts: 3, maxWaitMs: 10_000, baseMs: 200 };
+
+  it('retries only idempotent methods', () => {
+    expect(['GET', 'get', 'HEAD', 'OPTIONS', undefined].map(isIdempotent)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(['POST', 'PUT', 'PATCH', 'DELETE'].map(isIdempotent)).toEqual([false, false, false, false]);
+  });
+
+  it('treats network errors, 429 and 5xx as transient, other statuses not', () => {
+    expect([undefined, 429, 500, 502, 503, 504].map(isTransientStatus)).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect([400, 401, 403, 404, 410, 422].map(isTransientStatus)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-11-23T12:00:00Z');
+    expect(parseRetryAfter('7', now)).toBe(7000);
+    expect(parseRetryAfter(' 0 ', now)).toBe(0);
+    expect(parseRetryAfter('Mon, 23 Nov 2026 12:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('Mon, 23 Nov 2026 11:00:00 GMT', now)).toBe(0); // in the past: no wait
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+    expect(parseRetryAfter('-5', now)).toBeUndefined();
+  });
+
+  it('backs off exponentially with jitter between half and all of each step', () => {
+    expect(retryDelay(0, settings, undefined, () => 0)).toBe(100);
+    expect(retryDelay(0, settings, undefined, () => 1)).toBe(200);
+    expect(retryDelay(1, settings, undefined, () => 0)).toBe(200);
+    expect(retryDelay(2, settings, undefined, () => 1)).toBe(800);
+  });
+
+  it('caps each wait at the longest wait', () => {
+    expect(retryDelay(2, { attempts: 5, maxWaitMs: 500, baseMs: 200 }, undefined, () => 1)).toBe(500);
+  });
+
+  it('honours Retry-After instead of the backoff, and gives up when it is longer than the longest wait', () => {
+    expect(retryDelay(0, settings, 3000)).toBe(3000);
+    expect(retryDelay(0, settings, 10_000)).toBe(10_000);
+    expect(retryDelay(0, settings, 10_001)).toBeUndefined();
+  });
+
+  it('stops when the retries are used up', () => {
+    expect(retryDelay(3, settings, undefined)).toBeUndefined();
+    expect(retryDelay(0, { attempts: 0, maxWaitMs: 1000 }, undefined)).toBeUndefined();
+  });
+});

@@ -1,0 +1,46 @@
+/** When and how long to wait before retrying a FHIR call (pure; the clock and randomness are parameters). */
+
+export interface RetrySettings {
+  /** Retries after the first attempt. */
+  attempts: number;
+  /** The longest wait; a longer Retry-After gives up instead. */
+  maxWaitMs: number;
+  /** First backoff step; doubles per attempt. */
+  baseMs?: number;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export const isIdempotent = (method: string | undefined): boolean =>
+  IDEMPOTENT.has((method ?? 'GET').toUpperCase());
+
+/** Network errors and timeouts have no status; 5xx and 429 are transient, other statuses are not. */
+export const isTransientStatus = (status: number | undefined): boolean =>
+  status === undefined || status === 429 || status >= 500;
+
+/** Retry-After (RFC 9110 §10.2.3) in milliseconds: delay-seconds or an HTTP-date. */
+export function parseRetryAfter(value: unknown, now: number): number | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (!/^[A-Za-z]{3}, /.test(trimmed)) return undefined; // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * The wait before retry number `attempt` (0-based), or undefined to give up: when retries are
+ * used up, or when the server asks for longer than we are willing to hold a caller.
+ * Exponential backoff with "equal jitter": half fixed, half random, so a burst spreads out.
+ */
+export function retryDelay(
+  attempt: number,
+  settings: RetrySettings,
+  retryAfterMs: number | undefined,
+  random: () => number = Math.random,
+): number | undefined {
+  if (attempt >= settings.attempts) return undefined;
+  if (retryAfterMs !== undefined) return retryAfterMs <= settings.maxWaitMs ? retryAfterMs : undefined;
+  const step = Math.min(settings.maxWaitMs, (settings.baseMs ?? 200) * 2 ** attempt);
+  return Math.round(step / 2 + (step / 2) * random());
+}

@@ -1,0 +1,7 @@
+import { IsUUID } from 'class-validator';
+
+/** `?org=` or `{ "org": … }`: the organization a request is about (OrgScope checks access). */
+export class OrgRefDto {
+  @IsUUID('all', { message: 'org must be an organization id' })
+  org!: string;
+}
