@@ -1,3 +1,6 @@
+import { LoggerService } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+
 /**
  * Events about Epic connections, for ConnectionHealth (notifications, state) and the audit
  * history. Emitted after the change is committed; listeners must not throw back into the caller.
@@ -23,4 +26,29 @@ export interface ConnectionEvent {
   /** The admin-facing message recorded as lastError, when there is one. */
   message?: string;
   at: Date;
+}
+
+/**
+ * Emits a connection event without letting a listener's failure reach the request that caused it
+ * (listeners run after the change is committed; a failing one is logged).
+ */
+export function emitConnectionEvent(
+  emitter: EventEmitter2,
+  logger: LoggerService,
+  event: ConnectionEvents,
+  credential: { id: string; organizationId: string; userId: string | null },
+  code?: string,
+  message?: string,
+): void {
+  const payload: ConnectionEvent = {
+    organizationId: credential.organizationId,
+    credentialId: credential.id,
+    userId: credential.userId,
+    code,
+    message,
+    at: new Date(),
+  };
+  emitter.emitAsync(event, payload).catch((error: unknown) => {
+    logger.error({ err: error, event }, `A listener of ${event} failed`);
+  });
 }

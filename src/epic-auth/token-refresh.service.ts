@@ -10,7 +10,7 @@ import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { EpicCredential } from './entities/epic-credential.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
-import { ConnectionEvent, ConnectionEvents } from './epic-auth.events';
+import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { EpicOAuthClient, OAuthClientService } from './oauth-client.service';
 import { classifyRefreshFailure, TERMINAL_MESSAGES, TerminalReason } from './token-errors';
 import { parseTokenResponse } from './token-response';
@@ -326,17 +326,7 @@ export class TokenRefreshService {
   }
 
   private emit(event: ConnectionEvents, credential: CredentialRef, code?: string, message?: string): void {
-    const payload: ConnectionEvent = {
-      organizationId: credential.organizationId,
-      credentialId: credential.id,
-      userId: credential.userId,
-      code,
-      message,
-      at: new Date(),
-    };
-    this.events.emitAsync(event, payload).catch((error: unknown) => {
-      this.logger.error({ err: error, event }, `A listener of ${event} failed`);
-    });
+    emitConnectionEvent(this.events, this.logger, event, credential, code, message);
   }
 }
 

@@ -4,7 +4,7 @@ import { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, i
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { EpicAuthError, EpicAuthErrorCode } from 'src/epic-auth/epic-auth.errors';
-import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
+import { ConnectionEvents, emitConnectionEvent } from 'src/epic-auth/epic-auth.events';
 import { TokenRefreshService } from 'src/epic-auth/token-refresh.service';
 import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
@@ -255,17 +255,7 @@ export class FhirInterceptors {
   }
 
   private emit(event: ConnectionEvents, credential: ActiveCredential, code?: string, message?: string): void {
-    const payload: ConnectionEvent = {
-      organizationId: credential.organizationId,
-      credentialId: credential.id,
-      userId: credential.userId,
-      code,
-      message,
-      at: new Date(),
-    };
-    this.events.emitAsync(event, payload).catch((error: unknown) => {
-      this.logger.error({ err: error, event }, `A listener of ${event} failed`);
-    });
+    emitConnectionEvent(this.events, this.logger, event, credential, code, message);
   }
 }
 
