@@ -1,5 +1,10 @@
 import { CreateFoundationSchema1763890000000 } from './1763890000000-CreateFoundationSchema';
 import { CreateEpicAuthorization1763900000000 } from './1763900000000-CreateEpicAuthorization';
+import { CreateConnectionHealth1763910000000 } from './1763910000000-CreateConnectionHealth';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
-export const MIGRATIONS = [CreateFoundationSchema1763890000000, CreateEpicAuthorization1763900000000];
+export const MIGRATIONS = [
+  CreateFoundationSchema1763890000000,
+  CreateEpicAuthorization1763900000000,
+  CreateConnectionHealth1763910000000,
+];

@@ -14,6 +14,7 @@ import { ConnectionHealthModule } from './connection-health/connection-health.mo
 import { CryptoModule } from './crypto/crypto.module';
 import { EpicAuthModule } from './epic-auth/epic-auth.module';
 import { FhirClientModule } from './fhir-client/fhir-client.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { DatabaseModule } from './database/database.module';
 import { LoggingModule } from './logging/logging.module';
 import { OrganizationsModule } from './organizations/organizations.module';
@@ -30,6 +31,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
     DatabaseModule,
     CryptoModule,
     AuditModule,
+    MetricsModule,
     AuthModule,
     OrganizationsModule,
     EpicAuthModule,

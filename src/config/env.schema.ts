@@ -13,8 +13,12 @@ import {
   Max,
   Min,
   MinLength,
+  Validate,
   ValidateIf,
+  ValidatorConstraint,
+  ValidatorConstraintInterface,
 } from 'class-validator';
+import { CronTime } from 'cron';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
@@ -31,6 +35,23 @@ const toBoolean = ({ obj, key }: { obj: Record<string, unknown>; key: string }):
 };
 
 const isProduction = (env: EnvSchema): boolean => env.NODE_ENV === 'production';
+
+@ValidatorConstraint({ name: 'isCronExpression' })
+class IsCronExpression implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    if (typeof value !== 'string') return false;
+    try {
+      new CronTime(value);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  defaultMessage(): string {
+    return 'must be a cron expression, e.g. */15 * * * *';
+  }
+}
 
 /**
  * Every environment variable the service reads, with its default and rule.
@@ -167,4 +188,50 @@ export class EnvSchema {
   @Min(0)
   @Max(60)
   FHIR_RETRY_MAX_WAIT_SECONDS: number = 10;
+
+  /** When the connection expiry check runs (cron syntax, UTC). */
+  @IsString()
+  @Validate(IsCronExpression)
+  CONNECTION_CHECK_CRON: string = '*/15 * * * *';
+
+  /** How long before a connection stops working its admins are warned ("expiring"). */
+  @IsInt()
+  @Min(1)
+  @Max(60 * 24 * 30)
+  EXPIRY_WARNING_MINUTES: number = 30;
+
+  /** Refreshes the expiry check runs at once. */
+  @IsInt()
+  @Min(1)
+  @Max(50)
+  CONNECTION_CHECK_CONCURRENCY: number = 4;
+
+  /** Optional webhook for connection notifications (JSON; Slack-compatible `text`). */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  NOTIFY_WEBHOOK_URL?: string;
+
+  /** Delivery attempts per webhook notification before it is parked as failed (backoff up to an hour). */
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  NOTIFY_WEBHOOK_MAX_ATTEMPTS: number = 24;
+
+  /** How often pending webhook deliveries are looked for. */
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  OUTBOX_POLL_SECONDS: number = 10;
+
+  /** Bearer token required by /metrics when set. */
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'must be at least 16 characters' })
+  METRICS_TOKEN?: string;
+
+  /** How long FHIR calls share one credential lookup per connection (0: a query per call). */
+  @IsInt()
+  @Min(0)
+  @Max(60_000)
+  CREDENTIAL_CACHE_MS: number = 1000;
 }

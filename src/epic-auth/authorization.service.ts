@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -14,6 +15,7 @@ import { OrganizationsService } from 'src/organizations/organizations.service';
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
+import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { OAuthClientService } from './oauth-client.service';
 import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
@@ -71,6 +73,7 @@ export class AuthorizationService {
     private readonly tokens: TokenStoreService,
     private readonly oauthClient: OAuthClientService,
     private readonly dataSource: DataSource,
+    private readonly events: EventEmitter2,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -304,8 +307,8 @@ export class AuthorizationService {
     }
 
     const tokens = parseTokenResponse(response, now);
-    await this.dataSource.transaction(async (manager) => {
-      await this.tokens.replaceOrganizationCredential(manager, orgId, tokens, fhirUser);
+    const credential = await this.dataSource.transaction(async (manager) => {
+      const stored = await this.tokens.replaceOrganizationCredential(manager, orgId, tokens, fhirUser);
       await this.organizations.recordConnectionState(
         orgId,
         { isConnected: true, tokenExpiry: tokens.expiresAt, lastError: null },
@@ -324,7 +327,9 @@ export class AuthorizationService {
         },
         manager,
       );
+      return stored;
     });
+    emitConnectionEvent(this.events, this.logger, ConnectionEvents.Connected, credential);
     this.logger.log(
       { orgId, refreshable: tokens.refreshToken !== null },
       `Connected organization ${orgId} to Epic`,
@@ -424,6 +429,11 @@ export class AuthorizationService {
         },
         manager,
       );
+    });
+    emitConnectionEvent(this.events, this.logger, ConnectionEvents.Disconnected, {
+      id: credential?.id ?? '',
+      organizationId,
+      userId: null,
     });
   }
 

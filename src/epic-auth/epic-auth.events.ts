@@ -14,10 +14,15 @@ export enum ConnectionEvents {
   Degraded = 'connection.degraded',
   /** A call succeeded after a recorded failure. */
   Restored = 'connection.restored',
+  /** An admin (or user) connected through Epic's authorization: new tokens stored. */
+  Connected = 'connection.connected',
+  /** The tokens were deleted on purpose (disconnect, re-authentication started). */
+  Disconnected = 'connection.disconnected',
 }
 
 export interface ConnectionEvent {
   organizationId: string;
+  /** Empty when the event concerns no single credential (a disconnect). */
   credentialId: string;
   /** Null for an organization's own connection; the user for a per-user credential. */
   userId: string | null;

@@ -6,6 +6,7 @@ import { EntityManager } from 'typeorm';
 import { AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { DbLockService } from 'src/database/db-lock.service';
+import { MetricsService } from 'src/metrics/metrics.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { EpicCredential } from './entities/epic-credential.entity';
@@ -65,6 +66,7 @@ export class TokenRefreshService {
     private readonly audit: AuditService,
     private readonly locks: DbLockService,
     private readonly events: EventEmitter2,
+    private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -122,6 +124,7 @@ export class TokenRefreshService {
       if (error instanceof EpicAuthError && error.code === EpicAuthErrorCode.NotConfigured) {
         throw notConnected(orgId);
       }
+      this.metrics.refreshAttempt('transient');
       throw await this.afterTransient(credential, 'discovery', (error as Error).message, error);
     }
 
@@ -131,6 +134,9 @@ export class TokenRefreshService {
       { waitMs: this.config.env.EPIC_HTTP_TIMEOUT_MS * 2 + 5_000 },
     );
 
+    if (outcome.kind !== 'gone') {
+      this.metrics.refreshAttempt(outcome.kind === 'fresh' ? 'reused' : outcome.kind);
+    }
     switch (outcome.kind) {
       case 'refreshed':
         this.cooldowns.delete(credential.id);

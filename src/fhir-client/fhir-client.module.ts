@@ -7,6 +7,7 @@ import { OrganizationsModule } from 'src/organizations/organizations.module';
 
 import { ConnectionTestController } from './connection-test.controller';
 import { ConnectionTestService } from './connection-test.service';
+import { CredentialCache } from './credential-cache';
 import { FhirClientService } from './fhir-client.service';
 import { FhirInterceptors } from './fhir-interceptors';
 
@@ -31,7 +32,7 @@ import { FhirInterceptors } from './fhir-interceptors';
     OrganizationsModule,
   ],
   controllers: [ConnectionTestController],
-  providers: [FhirInterceptors, FhirClientService, ConnectionTestService],
+  providers: [CredentialCache, FhirInterceptors, FhirClientService, ConnectionTestService],
   exports: [FhirClientService],
 })
 export class FhirClientModule {}

@@ -5,10 +5,12 @@ import { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, i
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { EpicAuthError, EpicAuthErrorCode } from 'src/epic-auth/epic-auth.errors';
 import { ConnectionEvents, emitConnectionEvent } from 'src/epic-auth/epic-auth.events';
-import { TokenRefreshService } from 'src/epic-auth/token-refresh.service';
+import { RefreshResult, TokenRefreshService } from 'src/epic-auth/token-refresh.service';
 import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
+import { FhirCallOutcome, MetricsService } from 'src/metrics/metrics.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
+import { CredentialCache } from './credential-cache';
 import { FhirClientError, FhirErrorKind, operationOutcomeText } from './fhir-client.errors';
 import { isIdempotent, isTransientStatus, parseRetryAfter, retryDelay } from './retry-policy';
 
@@ -21,6 +23,8 @@ export interface FhirCallContext {
   rejectedVersion?: number;
   /** Transient-failure retries done so far. */
   retries: number;
+  /** When the first attempt started (performance.now()), for the latency metric. */
+  startedAt?: number;
 }
 
 declare module 'axios' {
@@ -50,9 +54,11 @@ export class FhirInterceptors {
 
   constructor(
     private readonly tokens: TokenStoreService,
+    private readonly credentials: CredentialCache,
     private readonly refresher: TokenRefreshService,
     private readonly organizations: OrganizationsService,
     private readonly events: EventEmitter2,
+    private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -67,7 +73,9 @@ export class FhirInterceptors {
   private async beforeRequest(config: InternalAxiosRequestConfig): Promise<InternalAxiosRequestConfig> {
     const ctx = config.fhir;
     if (!ctx) return config;
-    let credential = await this.resolve(ctx.target);
+    ctx.startedAt ??= performance.now();
+    // After a 401 the credential is read afresh: a sibling may have refreshed it.
+    let credential = await this.resolve(ctx.target, ctx.rejectedVersion !== undefined);
     const now = new Date();
 
     if (ctx.rejectedVersion !== undefined && ctx.rejectedVersion === credential.version) {
@@ -105,8 +113,9 @@ export class FhirInterceptors {
       );
       throw toFhirError(dead);
     }
+    let renewed: RefreshResult;
     try {
-      await this.refresher.refresh(credential, reason, now);
+      renewed = await this.refresher.refresh(credential, reason, now);
     } catch (error) {
       const stillValid = reason === 'expiring' && credential.expiresAt > now;
       if (stillValid && error instanceof EpicAuthError && error.code === EpicAuthErrorCode.EpicUnavailable) {
@@ -114,11 +123,13 @@ export class FhirInterceptors {
       }
       throw toFhirError(error);
     }
-    return this.resolve({ credentialId: credential.id });
+    // Requests that waited on one refresh share one lookup of its result.
+    const current = await this.resolve({ credentialId: credential.id });
+    return current.version >= renewed.version ? current : this.resolve({ credentialId: credential.id }, true);
   }
 
-  private async resolve(target: CredentialTarget): Promise<ActiveCredential> {
-    const credential = await this.tokens.findActive(target);
+  private async resolve(target: CredentialTarget, fresh = false): Promise<ActiveCredential> {
+    const credential = await this.credentials.get(target, fresh);
     if (!credential) {
       throw new FhirClientError(
         FhirErrorKind.NotConnected,
@@ -130,8 +141,11 @@ export class FhirInterceptors {
   }
 
   private async afterSuccess(response: AxiosResponse): Promise<AxiosResponse> {
-    const credential = response.config.fhir?.credential;
-    if (credential) await this.recordSuccess(credential);
+    const ctx = response.config.fhir;
+    if (ctx?.credential) {
+      this.observe(ctx, 'success');
+      await this.recordSuccess(ctx.credential);
+    }
     return response;
   }
 
@@ -150,6 +164,7 @@ export class FhirInterceptors {
           { orgId, credentialId: credential.id },
           'Epic API call failed with 401 after a refresh',
         );
+        this.observe(ctx, 'reauthentication_required');
         throw toFhirError(await this.refresher.invalidate(credential, 'access_token_rejected'));
       }
       this.logger.warn(
@@ -181,6 +196,7 @@ export class FhirInterceptors {
         await new Promise((resolve) => setTimeout(resolve, delay));
         return instance.request(config);
       }
+      this.observe(ctx, 'unavailable');
       const message = transientMessage(error, ctx.retries + 1);
       await this.recordTransient(credential, status ? `http_${status}` : (error.code ?? 'network'), message);
       throw new FhirClientError(FhirErrorKind.Unavailable, message, {
@@ -194,6 +210,7 @@ export class FhirInterceptors {
     // A FHIR error: the connection works, the request does not. Reading the data Epic holds.
     const body: unknown = error.response?.data;
     const text = operationOutcomeText(body);
+    this.observe(ctx, 'fhir_error');
     await this.recordSuccess(credential);
     throw new FhirClientError(
       FhirErrorKind.Request,
@@ -204,6 +221,12 @@ export class FhirInterceptors {
         operationOutcome: text ? (body as FhirClientError['operationOutcome']) : undefined,
       },
     );
+  }
+
+  private observe(ctx: FhirCallContext, outcome: FhirCallOutcome): void {
+    if (ctx.startedAt !== undefined) {
+      this.metrics.fhirCall(outcome, (performance.now() - ctx.startedAt) / 1000);
+    }
   }
 
   /** Sets lastSync (at most once a minute) and clears lastError after a failure. */
@@ -218,6 +241,9 @@ export class FhirInterceptors {
     const orgId = credential.organizationId;
     const running = this.stateWrites.get(orgId);
     if (running) return running;
+    // The (possibly cached) snapshot now matches what is being written.
+    credential.organizationLastSync = new Date(now);
+    credential.organizationLastError = null;
     const write = this.organizations
       .recordConnectionState(
         orgId,

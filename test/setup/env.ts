@@ -16,3 +16,6 @@ process.env.ROOT_ADMIN_EMAIL = 'root@localhost';
 process.env.ROOT_ADMIN_PASSWORD = `root-tEsTsEcReT-${randomBytes(6).toString('hex')}`;
 // Test files sign in many times from one address; the throttling test sets its own limit.
 process.env.LOGIN_THROTTLE_LIMIT = '10000';
+// Tests change stored credentials directly (as time passing would) and read at once; the cache's
+// own test turns it on.
+process.env.CREDENTIAL_CACHE_MS = '0';

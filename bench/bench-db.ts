@@ -1,0 +1,63 @@
+import { DataSource } from 'typeorm';
+
+import { dataSourceOptions } from 'src/database/data-source';
+
+import { TEST_SERVER_URL, urlFor, withAdmin } from 'test/setup/database';
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  serverVersion: string;
+  drop(): Promise<void>;
+}
+
+/** The PostgreSQL server, without its credentials, for messages. */
+export function serverLabel(): string {
+  const url = new URL(TEST_SERVER_URL);
+  return `${url.hostname}:${url.port || '5432'}`;
+}
+
+/**
+ * A fresh, migrated database for this run on the test server (TEST_DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/postgres), as test/setup/global-setup.ts makes its template.
+ * Returns null when the server cannot be reached.
+ */
+export async function createBenchDatabase(): Promise<BenchDatabase | null> {
+  const name = `ec_bench_${process.pid}`;
+  let serverVersion: string;
+  try {
+    serverVersion = await withAdmin(async (admin) => {
+      const [row] = (await admin.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows;
+      await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
+      await admin.query(`CREATE DATABASE "${name}"`);
+      return row.v;
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    console.error(`PostgreSQL is not reachable at ${serverLabel()} (${reason}).`);
+    console.error('Start it, or set TEST_DATABASE_URL to a server where this user may create databases.');
+    return null;
+  }
+  const url = urlFor(name);
+  const drop = (): Promise<void> =>
+    withAdmin(async (admin) => {
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [name],
+      );
+      await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
+    });
+  try {
+    const ds = new DataSource(dataSourceOptions(url, 1));
+    await ds.initialize();
+    try {
+      await ds.runMigrations();
+    } finally {
+      await ds.destroy();
+    }
+  } catch (error) {
+    await drop();
+    throw error;
+  }
+  return { name, url, serverVersion, drop };
+}

@@ -1,0 +1,78 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
+import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
+import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
+
+const keyOf = (target: CredentialTarget): string =>
+  'organizationId' in target ? `org:${target.organizationId}` : `cred:${target.credentialId}`;
+
+/**
+ * The credential lookups of FHIR calls, shared for CREDENTIAL_CACHE_MS: concurrent calls for one
+ * connection make one query, and a busy connection makes about one per interval instead of one per
+ * call. Every change this process makes (refresh, failure, connect, disconnect, registration
+ * change) drops the entries of that organization at once; a change made by another instance is
+ * seen within the interval, and a 401 always reads afresh.
+ */
+@Injectable()
+export class CredentialCache {
+  private readonly entries = new Map<
+    string,
+    { until: number; organizationId: string | null; value: ActiveCredential | null }
+  >();
+  private readonly loading = new Map<string, Promise<ActiveCredential | null>>();
+
+  constructor(
+    private readonly tokens: TokenStoreService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** The credential for `target`, from the cache unless `fresh` or expired. */
+  async get(target: CredentialTarget, fresh = false): Promise<ActiveCredential | null> {
+    const key = keyOf(target);
+    const ttl = this.config.env.CREDENTIAL_CACHE_MS;
+    if (!fresh && ttl > 0) {
+      const hit = this.entries.get(key);
+      if (hit && hit.until > Date.now()) return hit.value;
+      const pending = this.loading.get(key);
+      if (pending) return pending;
+    }
+    const load = this.tokens.findActive(target).then((value) => {
+      if (ttl > 0) {
+        const organizationId =
+          value?.organizationId ?? ('organizationId' in target ? target.organizationId : null);
+        this.entries.set(key, { until: Date.now() + ttl, organizationId, value });
+      }
+      return value;
+    });
+    if (!fresh && ttl > 0) {
+      this.loading.set(key, load);
+      void load.finally(() => this.loading.delete(key)).catch(() => undefined);
+    }
+    return load;
+  }
+
+  /** Drops every cached lookup of an organization's connections. */
+  forget(organizationId: string): void {
+    for (const [key, entry] of this.entries) {
+      if (entry.organizationId === organizationId) this.entries.delete(key);
+    }
+  }
+
+  @OnEvent(ConnectionEvents.TokenRefreshed)
+  @OnEvent(ConnectionEvents.Lost)
+  @OnEvent(ConnectionEvents.Degraded)
+  @OnEvent(ConnectionEvents.Restored)
+  @OnEvent(ConnectionEvents.Connected)
+  @OnEvent(ConnectionEvents.Disconnected)
+  onConnectionChanged(event: ConnectionEvent): void {
+    this.forget(event.organizationId);
+  }
+
+  @OnEvent(OrganizationEvents.EpicClientChanged)
+  onRegistrationChanged(event: EpicClientChangedEvent): void {
+    this.forget(event.organizationId);
+  }
+}

@@ -1,0 +1,59 @@
+import { Client } from 'pg';
+
+import { connectionStateSql } from 'src/connection-health/connection-state';
+
+import { NOW, STATE_CASES, WARNING_MS } from 'test/fixtures/connection-state-cases';
+import { freshDatabaseUrl } from 'test/setup/database';
+
+/**
+ * The SQL form of the state model must agree with deriveConnectionState on every case: each
+ * case becomes an organization (and credential) in a real database and is evaluated there.
+ */
+describe('connectionStateSql agrees with deriveConnectionState', () => {
+  let db: Client;
+
+  beforeAll(async () => {
+    db = new Client({ connectionString: await freshDatabaseUrl() });
+    await db.connect();
+    for (const [index, [, facts]] of STATE_CASES.entries()) {
+      const { rows } = await db.query<{ id: string }>(
+        `INSERT INTO organization (name, slug, epic_client_id, fhir_base_url, last_error, token_expiry)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+        [
+          `Case ${index}`,
+          `case-${index}`,
+          facts.configured ? 'client' : null,
+          facts.configured ? 'https://fhir.example.org/R4' : null,
+          facts.lastError,
+          facts.tokenExpiry,
+        ],
+      );
+      if (facts.credential) {
+        await db.query(
+          `INSERT INTO epic_credential (organization_id, purpose, access_token_enc, refresh_token_enc, expires_at, refresh_expires_at)
+           VALUES ($1, 'organization', 'x', $2, $3, $4)`,
+          [
+            rows[0].id,
+            facts.credential.refreshable ? 'y' : null,
+            facts.credential.expiresAt,
+            facts.credential.refreshExpiresAt,
+          ],
+        );
+      }
+    }
+  });
+  afterAll(() => db.end());
+
+  it('on the whole table of cases', async () => {
+    const { rows } = await db.query<{ name: string; state: string }>(
+      `SELECT o.name, ${connectionStateSql('$1', '$2')} AS state
+         FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL
+        ORDER BY o.name`,
+      [NOW, new Date(NOW.getTime() + WARNING_MS)],
+    );
+    const byName = new Map(rows.map((r) => [r.name, r.state]));
+    for (const [index, [description, , expected]] of STATE_CASES.entries()) {
+      expect({ description, state: byName.get(`Case ${index}`) }).toEqual({ description, state: expected });
+    }
+  });
+});
