@@ -1,10 +1,12 @@
 import { CreateFoundationSchema1763890000000 } from './1763890000000-CreateFoundationSchema';
 import { CreateEpicAuthorization1763900000000 } from './1763900000000-CreateEpicAuthorization';
 import { CreateConnectionHealth1763910000000 } from './1763910000000-CreateConnectionHealth';
+import { IndexConnectionFlags1763920000000 } from './1763920000000-IndexConnectionFlags';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
   CreateFoundationSchema1763890000000,
   CreateEpicAuthorization1763900000000,
   CreateConnectionHealth1763910000000,
+  IndexConnectionFlags1763920000000,
 ];

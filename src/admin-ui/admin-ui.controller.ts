@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, Post, Query, Render, Res } from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Query, Render, Res, UseInterceptors } from '@nestjs/common';
 import { Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
@@ -8,12 +8,14 @@ import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
+import { AdminPageInterceptor } from './admin-page.interceptor';
 import { toOrganizationRow } from './view-models/organization-row';
 
 /** The admin consoles (server-rendered). The AdminUi issue grows these into the full consoles. */
 @Controller('admin')
 @HtmlRoutes()
 @Roles(Role.RootAdmin, Role.OrgAdmin)
+@UseInterceptors(AdminPageInterceptor)
 export class AdminUiController {
   constructor(
     private readonly organizations: OrganizationsService,

@@ -21,6 +21,7 @@ import {
   HtmlRoutes,
   Public,
 } from 'src/common/decorators/auth.decorators';
+import { addFlash } from 'src/common/flash';
 import { safeReturnPath } from 'src/common/errors';
 import { AuthUser } from 'src/users/user.view';
 
@@ -54,6 +55,7 @@ export class AuthController {
   async login(@Req() req: Request, @Res() res: Response): Promise<void> {
     const user = req.user as AuthUser;
     await this.auth.recordLogin(user, req.ip);
+    addFlash(req.session, ...(await this.auth.signInNotices(user)));
     const next = safeReturnPath((req.body as Record<string, unknown>).next);
     res.redirect(303, user.mustChangePassword ? '/account/password' : (next ?? this.auth.homeFor(user)));
   }

@@ -1,19 +1,25 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Request, Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
+import { FlashMessage } from 'src/common/flash';
 import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 import { AuthUser } from 'src/users/user.view';
 
+import { AuthEvents, SignedInEvent } from './auth.events';
 import { ChangePasswordDto } from './dto/change-password.dto';
 import { SESSION_COOKIE } from './http-session.middleware';
 
 @Injectable()
 export class AuthService {
+  private readonly logger = new Logger(AuthService.name);
+
   constructor(
     private readonly users: UsersService,
     private readonly audit: AuditService,
+    private readonly events: EventEmitter2,
   ) {}
 
   /** Where a user lands after signing in. */
@@ -31,6 +37,17 @@ export class AuthService {
 
   async recordLogin(user: AuthUser, ip: string | undefined): Promise<void> {
     await this.audit.record({ actor: user, action: 'auth.login', detail: { ip } });
+  }
+
+  /** What to show a user first after signing in (other modules contribute; a failing one is skipped). */
+  async signInNotices(user: AuthUser): Promise<FlashMessage[]> {
+    const event: SignedInEvent = { user, notices: [] };
+    try {
+      await this.events.emitAsync(AuthEvents.SignedIn, event);
+    } catch (error) {
+      this.logger.warn({ err: error, userId: user.id }, 'A sign-in notice could not be prepared');
+    }
+    return event.notices;
   }
 
   /** Ends the session server-side (row deleted) and clears the cookie. */

@@ -16,6 +16,8 @@ declare global {
 declare module 'express-session' {
   interface SessionData {
     csrfIssued?: boolean;
+    /** One-time messages for the next page (src/common/flash.ts). */
+    flash?: import('./flash').FlashMessage[];
     passport?: { user?: string };
   }
 }

@@ -1,11 +1,48 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { TypeOrmModule } from '@nestjs/typeorm';
 
+import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
+import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
+
+import { ConnectionCheckService } from './connection-check.service';
+import { ConnectionMetrics } from './connection-metrics';
+import { ConnectionNotifier } from './connection-notifier.service';
+import { ConnectionStatesService } from './connection-states.service';
+import { ConnectionStatusController } from './connection-status.controller';
+import { Notification } from './entities/notification.entity';
+import { ConnectionHealthIndicators } from './health-indicators';
 import { HealthController } from './health.controller';
+import { LoginNoticesListener } from './login-notices.listener';
+import { MetricsController } from './metrics.controller';
+import { NotificationsController } from './notifications.controller';
+import { NotificationsService } from './notifications.service';
+import { WebhookOutboxService } from './webhook-outbox.service';
 
-/** Health of this service (Terminus) and, as later issues add, of each Epic connection. */
+/**
+ * The health of Epic connections and of this service: one state model, the scheduled expiry
+ * check (once across instances), notifications to admins (in-app and webhook outbox), login
+ * notices, the status JSON, Terminus `/health`, and Prometheus `/metrics`.
+ */
 @Module({
-  imports: [TerminusModule.forRoot()],
-  controllers: [HealthController],
+  imports: [
+    TerminusModule.forRoot(),
+    TypeOrmModule.forFeature([Notification]),
+    EpicAuthModule,
+    FhirClientModule,
+  ],
+  controllers: [HealthController, MetricsController, ConnectionStatusController, NotificationsController],
+  providers: [
+    ConnectionStatesService,
+    NotificationsService,
+    WebhookOutboxService,
+    ConnectionNotifier,
+    ConnectionCheckService,
+    ConnectionHealthIndicators,
+    ConnectionMetrics,
+    LoginNoticesListener,
+  ],
+  // AdminUi shows states, counts and notifications.
+  exports: [ConnectionStatesService, NotificationsService],
 })
 export class ConnectionHealthModule {}

@@ -3,6 +3,8 @@ import { HealthCheck, HealthCheckResult, HealthCheckService, TypeOrmHealthIndica
 
 import { Public } from 'src/common/decorators/auth.decorators';
 
+import { ConnectionHealthIndicators } from './health-indicators';
+
 /** Probes for orchestrators and monitoring. Not request-logged (see logger options). */
 @Controller('health')
 @Public()
@@ -10,7 +12,24 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly db: TypeOrmHealthIndicator,
+    private readonly indicators: ConnectionHealthIndicators,
   ) {}
+
+  /**
+   * Detail for dashboards: the database, the scheduled check (overdue after two missed
+   * intervals: 503), the webhook outbox (degraded: still 200) and Epic connections by state
+   * (informational, never down).
+   */
+  @Get()
+  @HealthCheck()
+  detail(): Promise<HealthCheckResult> {
+    return this.health.check([
+      () => this.db.pingCheck('database').withTimeout(1500),
+      () => this.indicators.scheduler(),
+      () => this.indicators.outboxBacklog(),
+      () => this.indicators.epicConnections(),
+    ]);
+  }
 
   /** The process is up and serving HTTP. */
   @Get('live')
@@ -18,7 +37,7 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Ready for traffic: the database answers within 1.5 s. */
+  /** Ready for traffic: the database answers within 1.5 s. Epic connections play no part. */
   @Get('ready')
   @HealthCheck()
   ready(): Promise<HealthCheckResult> {

@@ -2,13 +2,14 @@ import { DataSourceOptions } from 'typeorm';
 
 import { MIGRATIONS } from 'migrations/index';
 import { AuditEvent } from 'src/audit/audit-event.entity';
+import { Notification } from 'src/connection-health/entities/notification.entity';
 import { EpicCredential } from 'src/epic-auth/entities/epic-credential.entity';
 import { PendingAuthorization } from 'src/epic-auth/entities/pending-authorization.entity';
 import { Organization } from 'src/organizations/entities/organization.entity';
 import { User } from 'src/users/user.entity';
 
 /** Every entity. Feature modules register their own with TypeOrmModule.forFeature. */
-export const ENTITIES = [Organization, User, AuditEvent, PendingAuthorization, EpicCredential];
+export const ENTITIES = [Organization, User, AuditEvent, PendingAuthorization, EpicCredential, Notification];
 
 /**
  * The one DataSource definition used by the app, the TypeORM CLI and the tests. Schema changes go

@@ -1,6 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 
+import { DatabaseEndpoint } from './database-endpoint';
+
 /**
  * PostgreSQL advisory locks, so that one instance among many does a piece of work.
  * Keys are hashed with hashtext() to 32 bits: two keys may collide, which only serialises them.
@@ -8,8 +10,49 @@ import { DataSource, EntityManager } from 'typeorm';
 @Injectable()
 export class DbLockService {
   private readonly logger = new Logger(DbLockService.name);
+  /** Keys of tryRunExclusive work running in this process. */
+  private readonly running = new Set<string>();
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly endpoint: DatabaseEndpoint,
+  ) {}
+
+  /**
+   * Runs `work` only if no other instance is running work under `key`; returns false when skipped.
+   * Unlike tryRun, `work` runs outside any transaction and may use the pool freely for as long as it
+   * needs: the lock is a session-level advisory lock on a connection of its own, released after.
+   * The embedded database allows one instance (its lock file) and one connection, so there the
+   * lock is in-process only.
+   */
+  async tryRunExclusive(key: string, work: () => Promise<void>): Promise<boolean> {
+    if (this.running.has(key)) return false;
+    this.running.add(key);
+    try {
+      if (this.endpoint.mode === 'embedded') {
+        await work();
+        return true;
+      }
+      const runner = this.dataSource.createQueryRunner();
+      await runner.connect();
+      try {
+        const [row] = (await runner.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [key])) as {
+          locked: boolean;
+        }[];
+        if (!row?.locked) return false;
+        try {
+          await work();
+        } finally {
+          await runner.query('SELECT pg_advisory_unlock(hashtext($1))', [key]);
+        }
+        return true;
+      } finally {
+        await runner.release();
+      }
+    } finally {
+      this.running.delete(key);
+    }
+  }
 
   /**
    * Runs `work` in a transaction holding the lock for `key`, waiting for it if another holds it.

@@ -20,6 +20,7 @@ describe('parseTokenResponse', () => {
       accessToken: 'a',
       refreshToken: 'r',
       expiresAt: new Date('2026-11-23T11:00:00.000Z'),
+      refreshExpiresAt: null,
       scopes: ['openid', 'fhirUser', 'user/Patient.read'],
       patientId: 'dstu2-id',
       encounterId: null,
@@ -35,5 +36,16 @@ describe('parseTokenResponse', () => {
 
   it('refuses a response without an access token', () => {
     expect(() => parseTokenResponse({ token_type: 'bearer' }, now)).toThrow(/no access_token/);
+  });
+
+  it('keeps the refresh token end when a server sends refresh_token_expires_in', () => {
+    const parsed = parseTokenResponse(
+      { access_token: 'a', expires_in: 3600, refresh_token: 'r', refresh_token_expires_in: 86400 },
+      now,
+    );
+    expect(parsed.refreshExpiresAt).toEqual(new Date('2026-11-24T10:00:00.000Z'));
+    expect(
+      parseTokenResponse({ access_token: 'a', refresh_token_expires_in: 86400 }, now).refreshExpiresAt,
+    ).toBeNull();
   });
 });

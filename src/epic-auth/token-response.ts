@@ -4,6 +4,11 @@ export interface ParsedTokenResponse {
   /** A connection is refreshable exactly when this is present, whatever `scope` says (§12.1). */
   refreshToken: string | null;
   expiresAt: Date;
+  /**
+   * When the refresh token ends, if the server says (`refresh_token_expires_in`, sent by some
+   * servers; Epic does not document one, §5). Null when unknown.
+   */
+  refreshExpiresAt: Date | null;
   /** Granted scopes, de-duplicated case-insensitively (Epic may repeat `.Read`/`.read`). */
   scopes: string[];
   patientId: string | null;
@@ -30,6 +35,10 @@ export function parseTokenResponse(body: Record<string, unknown>, now: Date): Pa
     expiresAt: new Date(
       now.getTime() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 300) * 1000,
     ),
+    refreshExpiresAt:
+      str(body.refresh_token) && Number(body.refresh_token_expires_in) > 0
+        ? new Date(now.getTime() + Number(body.refresh_token_expires_in) * 1000)
+        : null,
     scopes,
     patientId: str(body.patient) ?? str(body['__epic.dstu2.patient']),
     encounterId: str(body.encounter),

@@ -77,6 +77,7 @@ export class TokenStoreService {
         ? this.cipher.encrypt(tokens.refreshToken, context(id, 'refresh_token'))
         : null,
       expiresAt: tokens.expiresAt,
+      refreshExpiresAt: tokens.refreshExpiresAt,
       scopes: tokens.scopes.join(' '),
       patientId: tokens.patientId,
       encounterId: tokens.encounterId,
@@ -103,6 +104,10 @@ export class TokenStoreService {
         ? this.cipher.encrypt(tokens.refreshToken, context(current.id, 'refresh_token'))
         : current.refreshTokenEnc,
       expiresAt: tokens.expiresAt,
+      // A rolling refresh token inherits the first one's end (§5) unless the server says otherwise.
+      refreshExpiresAt: tokens.refreshToken
+        ? (tokens.refreshExpiresAt ?? current.refreshExpiresAt)
+        : current.refreshExpiresAt,
       scopes: tokens.scopes.length > 0 ? tokens.scopes.join(' ') : current.scopes,
       version: current.version + 1,
     };

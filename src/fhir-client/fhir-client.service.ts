@@ -3,10 +3,11 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { AxiosInstance } from 'axios';
 import type { Bundle, CapabilityStatement, FhirResource } from 'fhir/r4';
 
+import { CredentialRef, TokenRefreshService } from 'src/epic-auth/token-refresh.service';
 import { CredentialTarget } from 'src/epic-auth/token-store.service';
 
 import { FhirClientError, FhirErrorKind } from './fhir-client.errors';
-import { FhirInterceptors } from './fhir-interceptors';
+import { FhirInterceptors, toFhirError } from './fhir-interceptors';
 
 export type FhirResourceType = FhirResource['resourceType'];
 export type ResourceOf<T extends FhirResourceType> = Extract<FhirResource, { resourceType: T }>;
@@ -100,12 +101,29 @@ export class FhirClientService implements OnModuleInit {
   constructor(
     httpService: HttpService,
     private readonly interceptors: FhirInterceptors,
+    private readonly refresher: TokenRefreshService,
   ) {
     this.http = httpService.axiosRef as unknown as AxiosInstance;
   }
 
   onModuleInit(): void {
     this.interceptors.install(this.http);
+  }
+
+  /**
+   * Refreshes a connection ahead of use (the scheduled check): one refresh per credential across
+   * instances, failures classified and recorded as for any call. Never rejects.
+   */
+  async refreshOrganizationConnection(
+    credential: CredentialRef,
+    now = new Date(),
+  ): Promise<'refreshed' | 'reused' | FhirErrorKind> {
+    try {
+      const result = await this.refresher.refresh(credential, 'scheduled', now);
+      return result.refreshed ? 'refreshed' : 'reused';
+    } catch (error) {
+      return toFhirError(error).kind;
+    }
   }
 
   /** The organization's own connection (the one its admin connected). */

@@ -29,6 +29,10 @@ export class EpicCredential {
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt!: Date;
 
+  /** When the refresh token ends, where the server said so (null: unknown or no refresh token). */
+  @Column({ name: 'refresh_expires_at', type: 'timestamptz', nullable: true })
+  refreshExpiresAt!: Date | null;
+
   /** Space-separated granted scopes, as Epic returned them. */
   @Column({ type: 'text', default: '' })
   scopes!: string;

@@ -1,0 +1,265 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { CronJob, CronTime } from 'cron';
+import { DataSource } from 'typeorm';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { DbLockService } from 'src/database/db-lock.service';
+import { FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
+import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { MetricsService } from 'src/metrics/metrics.service';
+
+import { ConnectionNotifier } from './connection-notifier.service';
+
+export const CONNECTION_CHECK_JOB = 'connection-check';
+/** Credentials examined per query: memory stays flat however many organizations there are. */
+const PAGE_SIZE = 500;
+
+export interface CheckCounts {
+  /** Connections whose token or refresh token ends before the next tick plus the margin. */
+  candidates: number;
+  refreshed: number;
+  /** Refreshes Epic refused for good (the connection now needs re-authentication). */
+  reauthenticationRequired: number;
+  /** Refreshes that failed transiently (tokens kept). */
+  refreshFailed: number;
+  notified: number;
+}
+
+export interface LastRun {
+  startedAt: Date;
+  finishedAt: Date | null;
+  outcome: 'running' | 'success' | 'failure';
+  counts: Partial<CheckCounts>;
+  error: string | null;
+}
+
+interface CandidateRow {
+  id: string;
+  organization_id: string;
+  version: number;
+  expires_at: Date;
+  refreshable: boolean;
+}
+
+/**
+ * The scheduled connection check (CONNECTION_CHECK_CRON; off with CRON_ENABLED=false). Each tick,
+ * on one instance only (an advisory lock), finds with indexed SQL the organization connections
+ * whose token ends before the next tick plus the refresh margin and warning window, refreshes the
+ * refreshable ones through FhirClient (CONNECTION_CHECK_CONCURRENCY at a time), re-evaluates the
+ * state of all of them (notifying on changes), and records the run. The clock is a parameter.
+ */
+@Injectable()
+export class ConnectionCheckService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(ConnectionCheckService.name);
+  private readonly cron: CronTime;
+  private job?: CronJob;
+  /** When this instance started: the scheduler is not overdue before it had a chance to run. */
+  readonly startedAt = new Date();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly locks: DbLockService,
+    private readonly fhir: FhirClientService,
+    private readonly notifier: ConnectionNotifier,
+    private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.cron = new CronTime(config.env.CONNECTION_CHECK_CRON, 'UTC');
+  }
+
+  onApplicationBootstrap(): void {
+    if (!this.config.env.CRON_ENABLED) return;
+    this.job = CronJob.from({
+      cronTime: this.config.env.CONNECTION_CHECK_CRON,
+      timeZone: 'UTC',
+      onTick: () => void this.tick(),
+      start: true,
+    });
+    this.logger.log(
+      { cron: this.config.env.CONNECTION_CHECK_CRON },
+      `Connection check scheduled (${this.config.env.CONNECTION_CHECK_CRON}, UTC)`,
+    );
+  }
+
+  onApplicationShutdown(): void {
+    void this.job?.stop();
+  }
+
+  get enabled(): boolean {
+    return this.config.env.CRON_ENABLED;
+  }
+
+  /** When the tick after `now` is due. */
+  nextTickAfter(now: Date): Date {
+    return this.cron.getNextDateFrom(now, 'UTC').toJSDate();
+  }
+
+  /** The time between two ticks around `now` (cron schedules can be uneven; this is the next gap). */
+  intervalMs(now: Date): number {
+    const next = this.nextTickAfter(now);
+    return this.nextTickAfter(next).getTime() - next.getTime();
+  }
+
+  /**
+   * One run of the check at `now`. Returns its counts, or null when another instance (or a
+   * previous tick still running here) has it. Never rejects: a failure is logged and recorded.
+   */
+  async tick(now = new Date()): Promise<CheckCounts | null> {
+    let counts: CheckCounts | null = null;
+    try {
+      await this.locks.tryRunExclusive(`scheduled:${CONNECTION_CHECK_JOB}`, async () => {
+        counts = await this.recorded(now);
+      });
+    } catch (error) {
+      this.logger.error({ err: error }, 'The connection check could not run');
+    }
+    return counts;
+  }
+
+  async lastRun(): Promise<LastRun | null> {
+    const [row] = await this.dataSource.query<
+      {
+        started_at: Date;
+        finished_at: Date | null;
+        outcome: LastRun['outcome'];
+        counts: Partial<CheckCounts>;
+        error: string | null;
+      }[]
+    >(
+      `SELECT started_at, finished_at, outcome, counts, error FROM scheduled_run
+        WHERE job = $1 ORDER BY started_at DESC LIMIT 1`,
+      [CONNECTION_CHECK_JOB],
+    );
+    if (!row) return null;
+    return {
+      startedAt: new Date(row.started_at),
+      finishedAt: row.finished_at ? new Date(row.finished_at) : null,
+      outcome: row.outcome,
+      counts: row.counts,
+      error: row.error,
+    };
+  }
+
+  private async recorded(now: Date): Promise<CheckCounts> {
+    const started = performance.now();
+    const [run] = await this.dataSource.query<{ id: string }[]>(
+      `INSERT INTO scheduled_run (job, started_at) VALUES ($1, $2) RETURNING id`,
+      [CONNECTION_CHECK_JOB, now],
+    );
+    try {
+      const counts = await this.check(now);
+      await this.dataSource.query(
+        `UPDATE scheduled_run SET finished_at = $2, outcome = 'success', counts = $3::jsonb WHERE id = $1`,
+        [run.id, new Date(now.getTime() + (performance.now() - started)), JSON.stringify(counts)],
+      );
+      this.metrics.connectionCheck('success', (performance.now() - started) / 1000);
+      this.logger.log({ ...counts }, 'Connection check finished');
+      return counts;
+    } catch (error) {
+      await this.dataSource.query(
+        `UPDATE scheduled_run SET finished_at = $2, outcome = 'failure', error = $3 WHERE id = $1`,
+        [
+          run.id,
+          new Date(now.getTime() + (performance.now() - started)),
+          (error as Error).message.slice(0, 500),
+        ],
+      );
+      this.metrics.connectionCheck('failure', (performance.now() - started) / 1000);
+      throw error;
+    }
+  }
+
+  private async check(now: Date): Promise<CheckCounts> {
+    const nextTick = this.nextTickAfter(now);
+    const refreshBefore = new Date(nextTick.getTime() + this.config.env.TOKEN_REFRESH_MARGIN_SECONDS * 1000);
+    const lookBefore = new Date(
+      Math.max(refreshBefore.getTime(), nextTick.getTime() + this.config.env.EXPIRY_WARNING_MINUTES * 60_000),
+    );
+    const counts: CheckCounts = {
+      candidates: 0,
+      refreshed: 0,
+      reauthenticationRequired: 0,
+      refreshFailed: 0,
+      notified: 0,
+    };
+
+    // Keyset pages over the two indexed ends: the access token's (expires_at) and, where known,
+    // the refresh token's (refresh_expires_at).
+    let after: { expiresAt: Date; id: string } | null = null;
+    for (;;) {
+      const page: CandidateRow[] = await this.candidates(refreshBefore, lookBefore, after);
+      if (page.length === 0) break;
+      counts.candidates += page.length;
+      // Refreshable and due: refresh. Ended without a refresh token: the refresher marks it dead.
+      const due = page.filter((c) =>
+        c.refreshable ? new Date(c.expires_at) < refreshBefore : new Date(c.expires_at) <= now,
+      );
+      await this.refreshAll(due, now, counts);
+      counts.notified += await this.notifier.evaluate([...new Set(page.map((c) => c.organization_id))], now);
+      const last = page[page.length - 1];
+      after = { expiresAt: new Date(last.expires_at), id: last.id };
+      if (page.length < PAGE_SIZE) break;
+    }
+    // Connections whose admins were told of a problem, or which have a recorded failure, are
+    // re-evaluated too (few; partial indexes): a missed event must not leave a stale notice.
+    const flagged = await this.dataSource.query<{ id: string }[]>(
+      `SELECT id FROM organization
+        WHERE notified_state IN ('expiring', 'expired', 'error') OR last_error IS NOT NULL
+        LIMIT 10000`,
+    );
+    counts.notified += await this.notifier.evaluate(
+      flagged.map((r) => r.id),
+      now,
+    );
+    return counts;
+  }
+
+  /**
+   * One page of organization credentials that need a look, ordered by (expires_at, id): refreshable
+   * ones whose access token is due before `refreshBefore`, others whose token ends before
+   * `lookBefore`, and any whose refresh token ends before `lookBefore`.
+   */
+  private candidates(
+    refreshBefore: Date,
+    lookBefore: Date,
+    after: { expiresAt: Date; id: string } | null,
+  ): Promise<CandidateRow[]> {
+    return this.dataSource.query<CandidateRow[]>(
+      `SELECT c.id, c.organization_id, c.version, c.expires_at, c.refresh_token_enc IS NOT NULL AS refreshable
+         FROM epic_credential c
+        WHERE c.user_id IS NULL
+          AND (   (c.expires_at < $1 AND c.refresh_token_enc IS NOT NULL)
+               OR (c.expires_at < $2 AND c.refresh_token_enc IS NULL)
+               OR c.refresh_expires_at < $2)
+          AND ($3::timestamptz IS NULL OR (c.expires_at, c.id) > ($3::timestamptz, $4::uuid))
+        ORDER BY c.expires_at, c.id
+        LIMIT ${PAGE_SIZE}`,
+      [refreshBefore, lookBefore, after?.expiresAt ?? null, after?.id ?? null],
+    );
+  }
+
+  /** Refreshes with bounded concurrency; failures are classified and recorded by the refresher. */
+  private async refreshAll(due: CandidateRow[], now: Date, counts: CheckCounts): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < due.length) {
+        const candidate = due[next++];
+        const outcome = await this.fhir.refreshOrganizationConnection(
+          {
+            id: candidate.id,
+            organizationId: candidate.organization_id,
+            userId: null,
+            version: candidate.version,
+          },
+          now,
+        );
+        if (outcome === 'refreshed') counts.refreshed += 1;
+        else if (outcome === FhirErrorKind.ReauthenticationRequired) counts.reauthenticationRequired += 1;
+        else if (outcome === FhirErrorKind.Unavailable) counts.refreshFailed += 1;
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.config.env.CONNECTION_CHECK_CONCURRENCY, due.length) }, worker),
+    );
+  }
+}

@@ -1,0 +1,69 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Gauge } from 'prom-client';
+
+import { MetricsService } from 'src/metrics/metrics.service';
+
+import { CONNECTION_STATES } from './connection-state';
+import { ConnectionCheckService } from './connection-check.service';
+import { ConnectionStatesService } from './connection-states.service';
+import { WebhookOutboxService } from './webhook-outbox.service';
+
+/** Gauges read from the database when Prometheus scrapes (no state kept between scrapes). */
+@Injectable()
+export class ConnectionMetrics implements OnModuleInit {
+  constructor(
+    private readonly metrics: MetricsService,
+    private readonly states: ConnectionStatesService,
+    private readonly check: ConnectionCheckService,
+    private readonly outbox: WebhookOutboxService,
+  ) {}
+
+  onModuleInit(): void {
+    const registers = [this.metrics.registry];
+    const states = this.states;
+    const check = this.check;
+    const outbox = this.outbox;
+    new Gauge({
+      name: 'epic_connect_connections',
+      help: 'Organizations by Epic connection state',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const counts = await states.counts();
+        for (const state of CONNECTION_STATES) this.set({ state }, counts[state]);
+      },
+    });
+    new Gauge({
+      name: 'epic_connect_connection_seconds_to_end',
+      help: 'Seconds until a connection stops working without a new sign-in (negative: ended); connections that refresh indefinitely are absent',
+      labelNames: ['organization'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const { organizationId, seconds } of await states.secondsToEnd()) {
+          this.set({ organization: organizationId }, seconds);
+        }
+      },
+    });
+    new Gauge({
+      name: 'epic_connect_notification_outbox',
+      help: 'Webhook notification deliveries by status',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        const backlog = await outbox.backlog();
+        this.set({ status: 'pending' }, backlog.pending);
+        this.set({ status: 'failed' }, backlog.failed);
+      },
+    });
+    new Gauge({
+      name: 'epic_connect_connection_check_last_run_timestamp_seconds',
+      help: 'When the scheduled connection check last started (0: never)',
+      registers,
+      async collect() {
+        const last = await check.lastRun();
+        this.set(last ? last.startedAt.getTime() / 1000 : 0);
+      },
+    });
+  }
+}

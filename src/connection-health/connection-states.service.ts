@@ -1,0 +1,142 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataSource, EntityManager } from 'typeorm';
+
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+
+import {
+  CONNECTION_STATES,
+  ConnectionFacts,
+  connectionEnd,
+  ConnectionState,
+  connectionStateSql,
+  deriveConnectionState,
+} from './connection-state';
+
+/** One organization's connection as the health read model sees it. */
+export interface ConnectionSnapshot {
+  organizationId: string;
+  organizationName: string;
+  facts: ConnectionFacts;
+  state: ConnectionState;
+  /** When it stops working without someone signing in again; null if it refreshes indefinitely. */
+  endsAt: Date | null;
+  lastError: string | null;
+  lastSync: Date | null;
+  /** The state its admins were last told about (null: never evaluated). */
+  notifiedState: ConnectionState | null;
+}
+
+interface FactsRow {
+  id: string;
+  name: string;
+  configured: boolean;
+  last_error: string | null;
+  last_sync: Date | null;
+  token_expiry: Date | null;
+  notified_state: ConnectionState | null;
+  credential_id: string | null;
+  expires_at: Date | null;
+  refreshable: boolean | null;
+  refresh_expires_at: Date | null;
+}
+
+/** The facts of `organization o` and its own credential `c`, as the state model reads them. */
+const FACTS_SELECT = `
+  SELECT o.id, o.name, (o.epic_client_id IS NOT NULL AND o.fhir_base_url IS NOT NULL) AS configured,
+         o.last_error, o.last_sync, o.token_expiry, o.notified_state,
+         c.id AS credential_id, c.expires_at, c.refresh_token_enc IS NOT NULL AS refreshable, c.refresh_expires_at
+    FROM organization o
+    LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL`;
+
+/**
+ * The state of organizations' Epic connections (connection-state.ts), read from the database:
+ * one organization at a time, or counted in SQL for thousands. The warning window is
+ * EXPIRY_WARNING_MINUTES.
+ */
+@Injectable()
+export class ConnectionStatesService {
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  get warningMs(): number {
+    return this.config.env.EXPIRY_WARNING_MINUTES * 60_000;
+  }
+
+  /** Snapshots of the given organizations (unknown ids are left out). */
+  async snapshots(
+    organizationIds: string[],
+    now = new Date(),
+    manager?: EntityManager,
+  ): Promise<ConnectionSnapshot[]> {
+    if (organizationIds.length === 0) return [];
+    const rows = await (manager ?? this.dataSource.manager).query<FactsRow[]>(
+      `${FACTS_SELECT} WHERE o.id = ANY($1::uuid[])`,
+      [organizationIds],
+    );
+    return rows.map((row) => this.toSnapshot(row, now));
+  }
+
+  async snapshot(organizationId: string, now = new Date()): Promise<ConnectionSnapshot | null> {
+    return (await this.snapshots([organizationId], now))[0] ?? null;
+  }
+
+  /** How many organizations are in each state, counted in the database. */
+  async counts(now = new Date()): Promise<Record<ConnectionState, number>> {
+    const rows = await this.dataSource.query<{ state: ConnectionState; n: number }[]>(
+      `SELECT ${connectionStateSql('$1', '$2')} AS state, count(*)::int AS n
+         FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL
+        GROUP BY 1`,
+      [now, new Date(now.getTime() + this.warningMs)],
+    );
+    const counts = Object.fromEntries(CONNECTION_STATES.map((s) => [s, 0])) as Record<
+      ConnectionState,
+      number
+    >;
+    for (const row of rows) counts[row.state] = row.n;
+    return counts;
+  }
+
+  /**
+   * Seconds until each connection that will end stops working (negative: already ended), for
+   * the metrics. Connections that refresh indefinitely are left out.
+   */
+  async secondsToEnd(now = new Date()): Promise<{ organizationId: string; seconds: number }[]> {
+    const rows = await this.dataSource.query<{ id: string; ends_at: Date }[]>(
+      `SELECT c.organization_id AS id,
+              CASE WHEN c.refresh_token_enc IS NOT NULL THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at
+         FROM epic_credential c
+        WHERE c.user_id IS NULL AND (c.refresh_token_enc IS NULL OR c.refresh_expires_at IS NOT NULL)`,
+    );
+    return rows.map((r) => ({
+      organizationId: r.id,
+      seconds: Math.round((new Date(r.ends_at).getTime() - now.getTime()) / 1000),
+    }));
+  }
+
+  private toSnapshot(row: FactsRow, now: Date): ConnectionSnapshot {
+    const facts: ConnectionFacts = {
+      configured: row.configured,
+      credential: row.credential_id
+        ? {
+            expiresAt: new Date(row.expires_at!),
+            refreshable: row.refreshable === true,
+            refreshExpiresAt: row.refresh_expires_at ? new Date(row.refresh_expires_at) : null,
+          }
+        : null,
+      lastError: row.last_error,
+      tokenExpiry: row.token_expiry ? new Date(row.token_expiry) : null,
+    };
+    return {
+      organizationId: row.id,
+      organizationName: row.name,
+      facts,
+      state: deriveConnectionState(facts, now, this.warningMs),
+      endsAt: connectionEnd(facts.credential),
+      lastError: row.last_error,
+      lastSync: row.last_sync ? new Date(row.last_sync) : null,
+      notifiedState: row.notified_state,
+    };
+  }
+}

@@ -1,0 +1,58 @@
+import { Injectable } from '@nestjs/common';
+import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+
+import { ConnectionCheckService } from './connection-check.service';
+import { ConnectionStatesService } from './connection-states.service';
+import { WebhookOutboxService } from './webhook-outbox.service';
+
+/** An outbox entry pending longer than this means the webhook has been failing for a while. */
+const OUTBOX_STALE_SECONDS = 3600;
+
+/** Terminus indicators for `/health` (detail for dashboards; `/health/ready` does not use them). */
+@Injectable()
+export class ConnectionHealthIndicators {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly check: ConnectionCheckService,
+    private readonly states: ConnectionStatesService,
+    private readonly outbox: WebhookOutboxService,
+  ) {}
+
+  /** The scheduled check: down when it has not run for two intervals (it should have). */
+  async scheduler(now = new Date()): Promise<HealthIndicatorResult<'scheduler'>> {
+    const indicator = this.indicators.check('scheduler');
+    if (!this.check.enabled) return indicator.up({ enabled: false });
+    const last = await this.check.lastRun();
+    const interval = this.check.intervalMs(now);
+    const details = {
+      enabled: true,
+      lastRunAt: last?.startedAt.toISOString() ?? null,
+      lastOutcome: last?.outcome ?? null,
+      lastCounts: last?.counts ?? null,
+      nextRunAt: this.check.nextTickAfter(now).toISOString(),
+      intervalSeconds: Math.round(interval / 1000),
+    };
+    // A fresh instance has had no chance yet: measure from its start.
+    const since = last?.startedAt.getTime() ?? this.check.startedAt.getTime();
+    const overdue = now.getTime() - since > 2 * interval;
+    if (overdue) return indicator.down({ ...details, overdue: true });
+    if (last?.outcome === 'failure') return indicator.degraded({ ...details, error: last.error });
+    return indicator.up({ ...details, overdue: false });
+  }
+
+  /** Webhook deliveries waiting or parked: degraded when some failed or wait longer than an hour. */
+  async outboxBacklog(now = new Date()): Promise<HealthIndicatorResult<'notificationOutbox'>> {
+    const indicator = this.indicators.check('notificationOutbox');
+    const backlog = await this.outbox.backlog(now);
+    const stale = (backlog.oldestPendingSeconds ?? 0) > OUTBOX_STALE_SECONDS;
+    return backlog.failed > 0 || stale ? indicator.degraded({ ...backlog }) : indicator.up({ ...backlog });
+  }
+
+  /**
+   * Epic connections by state: always up. One organization's broken connection is its admins'
+   * concern (they are notified), not a reason to page ops or to leave rotation.
+   */
+  async epicConnections(now = new Date()): Promise<HealthIndicatorResult<'epicConnections'>> {
+    return this.indicators.check('epicConnections').up({ ...(await this.states.counts(now)) });
+  }
+}

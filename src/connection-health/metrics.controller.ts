@@ -1,0 +1,34 @@
+import { timingSafeEqual } from 'node:crypto';
+
+import { Controller, Get, Header, Headers, Inject, UnauthorizedException } from '@nestjs/common';
+
+import { Public } from 'src/common/decorators/auth.decorators';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { MetricsService } from 'src/metrics/metrics.service';
+
+/** Prometheus scrape endpoint; with METRICS_TOKEN set, it needs `Authorization: Bearer <token>`. */
+@Controller('metrics')
+@Public()
+export class MetricsController {
+  constructor(
+    private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Get()
+  @Header('Cache-Control', 'no-store')
+  @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+  async scrape(@Headers('authorization') authorization?: string): Promise<string> {
+    const token = this.config.env.METRICS_TOKEN;
+    if (token && !sameSecret(authorization ?? '', `Bearer ${token}`)) {
+      throw new UnauthorizedException('Metrics need the bearer token (METRICS_TOKEN).');
+    }
+    return this.metrics.registry.metrics();
+  }
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
