@@ -163,7 +163,7 @@ export class NotificationsService {
   private async visible(user: AuthUser, id: string): Promise<boolean> {
     const { where, params } = this.scope(user);
     const rows = await this.notifications.query<unknown[]>(
-      `SELECT 1 FROM notification n WHERE n.id = $${params.length + 1} AND ${where}`,
+      `SELECT 1 FROM notification n WHERE n.id = $${params.length + 1} AND ${where} AND $1::uuid IS NOT NULL`,
       [...params, id],
     );
     return rows.length > 0;

@@ -82,6 +82,21 @@ const jsonRoutes: Route[] = [
     expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
   },
   {
+    method: 'get',
+    path: () => '/api/notifications',
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 200, rootAdmin: 200 },
+  },
+  {
+    method: 'get',
+    path: () => '/api/notifications/unread-count',
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 200, rootAdmin: 200 },
+  },
+  {
+    method: 'post',
+    path: () => '/api/notifications/read-all',
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 200, rootAdmin: 200 },
+  },
+  {
     method: 'post',
     path: () => '/fhir/test-epic-connection',
     body: () => ({ org: orgAForBody }),
@@ -101,6 +116,11 @@ const htmlRoutes: Route[] = [
     method: 'get',
     path: ({ orgA }) => `/connect_epic/${orgA}`,
     expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
+  {
+    method: 'get',
+    path: () => '/admin/notifications',
+    expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 200, rootAdmin: 200 },
   },
   {
     method: 'get',
