@@ -2,6 +2,8 @@ import { Body, Controller, Get, Param, Post, Query, Render, Res, UseInterceptors
 import { Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
+import { ATTENTION_STATES, CONNECTION_STATES } from 'src/connection-health/connection-states.service';
+import { ConnectionStatesService } from 'src/connection-health/connection-states.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import { CreateOrgAdminDto, CreateOrganizationDto, OrgIdParam } from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
@@ -9,7 +11,22 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { AdminPageInterceptor } from './admin-page.interceptor';
-import { toOrganizationRow } from './view-models/organization-row';
+import { CONSOLE_SORTS, ConsoleQueryDto } from './dto/console-query.dto';
+import { formatUtc, stateBadge, toConnectionRow } from './view-models/connection-row';
+
+const PAGE_SIZE = 50;
+
+/** A console URL keeping the filter, search and sort (empty values left out). */
+function consoleLink(query: Partial<ConsoleQueryDto>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== '' && !(key === 'page' && value === 1)) {
+      params.set(key, String(value));
+    }
+  }
+  const text = params.toString();
+  return text ? `/admin?${text}` : '/admin';
+}
 
 /** The admin consoles (server-rendered). The AdminUi issue grows these into the full consoles. */
 @Controller('admin')
@@ -20,15 +37,63 @@ export class AdminUiController {
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
+    private readonly states: ConnectionStatesService,
   ) {}
 
   @Get()
   @Roles(Role.RootAdmin)
   @Render('admin/organizations')
-  async organizationsPage(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): Promise<object> {
+  async organizationsPage(
+    @CurrentUser() user: AuthUser,
+    @CsrfToken() csrfToken: string,
+    @Query() query: ConsoleQueryDto,
+  ): Promise<object> {
     const now = new Date();
-    const rows = (await this.organizations.list({ limit: 500 })).map((o) => toOrganizationRow(o, now));
-    return { title: 'Organizations', user, csrfToken, rows };
+    const page = query.page ?? 1;
+    const [{ items, total }, counts] = await Promise.all([
+      this.states.list(
+        {
+          state: query.state,
+          search: query.q,
+          sort: query.sort,
+          limit: PAGE_SIZE,
+          offset: (page - 1) * PAGE_SIZE,
+        },
+        now,
+      ),
+      this.states.counts(now),
+    ]);
+    const link = (changes: Partial<ConsoleQueryDto>) =>
+      consoleLink({ ...query, page: undefined, ...changes });
+    return {
+      title: 'Organizations',
+      user,
+      csrfToken,
+      rows: items.map(toConnectionRow),
+      total,
+      query,
+      summary: CONNECTION_STATES.map((state) => ({
+        state,
+        badge: stateBadge(state),
+        count: counts[state],
+        href: link({ state }),
+        current: query.state === state,
+      })),
+      attention: {
+        count: ATTENTION_STATES.reduce((n, s) => n + counts[s], 0),
+        href: link({ state: 'attention' }),
+      },
+      allHref: link({ state: undefined }),
+      sorts: CONSOLE_SORTS.map((sort) => ({
+        sort,
+        href: link({ sort }),
+        current: (query.sort ?? 'name') === sort,
+      })),
+      previous: page > 1 ? consoleLink({ ...query, page: page - 1 }) : null,
+      next: page * PAGE_SIZE < total ? consoleLink({ ...query, page: page + 1 }) : null,
+      pageInfo:
+        total === 0 ? '' : `${(page - 1) * PAGE_SIZE + 1}–${Math.min(page * PAGE_SIZE, total)} of ${total}`,
+    };
   }
 
   @Post('organizations')
@@ -52,16 +117,25 @@ export class AdminUiController {
     @Query('connected') connected?: string,
   ): Promise<object> {
     const org = await this.organizations.get(orgId);
-    const [admins, events] = await Promise.all([
+    const [admins, events, snapshot] = await Promise.all([
       this.organizations.listAdmins(orgId),
       this.audit.list({ organizationId: orgId, limit: 20 }),
+      this.states.snapshot(orgId),
     ]);
     return {
       title: org.name,
       user,
       csrfToken,
       org,
-      row: toOrganizationRow(org, new Date()),
+      snapshot,
+      badge: snapshot ? stateBadge(snapshot.state) : null,
+      tokenExpiry: formatUtc(snapshot?.facts.credential?.expiresAt ?? null),
+      renewal: !snapshot?.facts.credential
+        ? '—'
+        : snapshot.endsAt
+          ? `ends ${formatUtc(snapshot.endsAt)}`
+          : 'refreshes automatically',
+      lastSync: formatUtc(snapshot?.lastSync ?? null),
       admins,
       events,
       isRoot: user.role === Role.RootAdmin,

@@ -12,6 +12,9 @@ import {
   deriveConnectionState,
 } from './connection-state';
 
+// The state model is part of this service's public face (other modules import it from here).
+export { ATTENTION_STATES, CONNECTION_STATES, ConnectionState } from './connection-state';
+
 /** One organization's connection as the health read model sees it. */
 export interface ConnectionSnapshot {
   organizationId: string;
@@ -39,6 +42,43 @@ interface FactsRow {
   refreshable: boolean | null;
   refresh_expires_at: Date | null;
 }
+
+/** One row of the organizations' connection list (root admin console). */
+export interface ConnectionListItem {
+  organizationId: string;
+  name: string;
+  slug: string;
+  environment: string;
+  state: ConnectionState;
+  /** When the access token ends (null: no stored token). */
+  tokenExpiresAt: Date | null;
+  /** When the connection stops working without a sign-in (null: refreshes indefinitely or no token). */
+  endsAt: Date | null;
+  refreshable: boolean;
+  lastSync: Date | null;
+  lastError: string | null;
+  lastErrorAt: Date | null;
+}
+
+export type ConnectionListSort = 'name' | 'state' | 'expiry' | 'last_sync';
+
+export interface ConnectionListQuery {
+  /** One state, or `attention` for expiring, expired and error. */
+  state?: ConnectionState | 'attention';
+  /** Part of the name or slug, case-insensitive. */
+  search?: string;
+  sort?: ConnectionListSort;
+  limit?: number;
+  offset?: number;
+}
+
+const SORTS: Record<ConnectionListSort, string> = {
+  name: 'lower(name), id',
+  // Worst first: what needs attention at the top.
+  state: `array_position(ARRAY['expired','error','expiring','not_connected','not_configured','connected'], state), lower(name), id`,
+  expiry: 'ends_at NULLS LAST, token_expires_at NULLS LAST, lower(name), id',
+  last_sync: 'last_sync DESC NULLS LAST, lower(name), id',
+};
 
 /** The facts of `organization o` and its own credential `c`, as the state model reads them. */
 const FACTS_SELECT = `
@@ -96,6 +136,71 @@ export class ConnectionStatesService {
     >;
     for (const row of rows) counts[row.state] = row.n;
     return counts;
+  }
+
+  /**
+   * A page of organizations with their connection state, filtered, searched and sorted in the
+   * database (one statement; the state is computed by connectionStateSql).
+   */
+  async list(
+    query: ConnectionListQuery = {},
+    now = new Date(),
+  ): Promise<{ items: ConnectionListItem[]; total: number }> {
+    const states =
+      query.state === 'attention' ? ['expiring', 'expired', 'error'] : query.state ? [query.state] : null;
+    const search = query.search?.trim()
+      ? `%${query.search
+          .trim()
+          .toLowerCase()
+          .replace(/[%_\\]/g, '\\$&')}%`
+      : null;
+    const limit = Math.min(Math.max(query.limit ?? 50, 1), 500);
+    const offset = Math.max(query.offset ?? 0, 0);
+    const rows = await this.dataSource.query<
+      {
+        id: string;
+        name: string;
+        slug: string;
+        epic_environment: string;
+        state: ConnectionState;
+        token_expires_at: Date | null;
+        ends_at: Date | null;
+        refreshable: boolean;
+        last_sync: Date | null;
+        last_error: string | null;
+        last_error_at: Date | null;
+        total: string;
+      }[]
+    >(
+      `WITH s AS (
+         SELECT o.id, o.name, o.slug, o.epic_environment, o.last_sync, o.last_error, o.last_error_at,
+                c.expires_at AS token_expires_at, COALESCE(c.refresh_token_enc IS NOT NULL, false) AS refreshable,
+                CASE WHEN c.refresh_token_enc IS NOT NULL THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
+                ${connectionStateSql('$1', '$2')} AS state
+           FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL)
+       SELECT s.*, count(*) OVER () AS total FROM s
+        WHERE ($3::text[] IS NULL OR state = ANY($3::text[]))
+          AND ($4::text IS NULL OR lower(name) LIKE $4 OR slug LIKE $4)
+        ORDER BY ${SORTS[query.sort ?? 'name']}
+        LIMIT ${limit} OFFSET ${offset}`,
+      [now, new Date(now.getTime() + this.warningMs), states, search],
+    );
+    return {
+      total: rows[0] ? Number(rows[0].total) : 0,
+      items: rows.map((r) => ({
+        organizationId: r.id,
+        name: r.name,
+        slug: r.slug,
+        environment: r.epic_environment,
+        state: r.state,
+        tokenExpiresAt: r.token_expires_at ? new Date(r.token_expires_at) : null,
+        endsAt: r.ends_at ? new Date(r.ends_at) : null,
+        refreshable: r.refreshable,
+        lastSync: r.last_sync ? new Date(r.last_sync) : null,
+        lastError: r.last_error,
+        lastErrorAt: r.last_error_at ? new Date(r.last_error_at) : null,
+      })),
+    };
   }
 
   /**

@@ -1,0 +1,61 @@
+import { ConnectionState } from 'src/connection-health/connection-states.service';
+import type { ConnectionListItem } from 'src/connection-health/connection-states.service';
+
+import { stateBadge, toConnectionRow } from './connection-row';
+
+const item: ConnectionListItem = {
+  organizationId: 'o1',
+  name: 'General',
+  slug: 'general',
+  environment: 'sandbox',
+  state: ConnectionState.Connected,
+  tokenExpiresAt: new Date('2026-11-23T12:00:00.000Z'),
+  endsAt: null,
+  refreshable: true,
+  lastSync: null,
+  lastError: null,
+  lastErrorAt: null,
+};
+
+describe('connection rows', () => {
+  it('gives every state a badge with words, not only a colour', () => {
+    for (const state of Object.values(ConnectionState)) {
+      expect(stateBadge(state).label).toMatch(/[A-Za-z]{4,}/);
+    }
+    expect(stateBadge(ConnectionState.Expired)).toEqual({ label: '❌ Expired', cssClass: 'bad' });
+    expect(stateBadge(ConnectionState.Expiring)).toEqual({ label: '⚠ Expiring', cssClass: 'warn' });
+  });
+
+  it('shows a refreshable connection as renewing by itself', () => {
+    expect(toConnectionRow(item)).toMatchObject({
+      badge: { label: '✅ Connected' },
+      environment: 'Sandbox',
+      tokenExpiry: '2026-11-23 12:00 UTC',
+      renewal: 'refreshes automatically',
+      lastSync: '—',
+      lastError: '',
+    });
+  });
+
+  it('shows when a connection without refresh ends, and the last error', () => {
+    const row = toConnectionRow({
+      ...item,
+      state: ConnectionState.Expiring,
+      environment: 'production',
+      refreshable: false,
+      endsAt: new Date('2026-11-23T12:00:00.000Z'),
+      lastError: 'HTTP 503',
+    });
+    expect(row).toMatchObject({
+      environment: 'Production',
+      renewal: 'ends 2026-11-23 12:00 UTC',
+      lastError: 'HTTP 503',
+    });
+  });
+
+  it('shows a dash when there is no token', () => {
+    expect(
+      toConnectionRow({ ...item, tokenExpiresAt: null, state: ConnectionState.NotConnected }).renewal,
+    ).toBe('—');
+  });
+});
