@@ -1,0 +1,107 @@
+import type { RegistrationInfo } from 'src/epic-auth/authorization.service';
+import type { OrganizationView } from 'src/organizations/dto/organization.view';
+import {
+  EPIC_SANDBOX_FHIR_BASE,
+  EpicEnvironment,
+  TokenAuthMethod,
+} from 'src/organizations/organization.types';
+
+/** The registration form's values (never the client secret: it is write-only). */
+export interface RegistrationForm {
+  clientId: string;
+  environment: string;
+  fhirBaseUrl: string;
+  scopes: string;
+  tokenAuthMethod: string;
+}
+
+interface Option {
+  value: string;
+  label: string;
+  selected: boolean;
+}
+
+export interface RegistrationPage {
+  title: string;
+  org: { id: string; name: string };
+  form: RegistrationForm;
+  /** Messages by field name, shown beside the field. */
+  errors: Record<string, string>;
+  hasErrors: boolean;
+  secretSaved: boolean;
+  /** Just saved: the page runs Test Connection after a second. */
+  saved: boolean;
+  /** Credentials are saved: Connect is offered. */
+  canConnect: boolean;
+  environments: Option[];
+  authMethods: Option[];
+  sandboxBase: string;
+  register: {
+    redirectUri: string;
+    ehrLaunchUrl: string;
+    scopes: { context: string; scopes: string }[];
+  };
+  links: { connect: string; reconnect: string; organization: string };
+}
+
+const ENVIRONMENTS: [EpicEnvironment, string][] = [
+  [EpicEnvironment.Sandbox, 'Sandbox (fhir.epic.com)'],
+  [EpicEnvironment.Production, 'Production (the organization’s own Epic)'],
+];
+const AUTH_METHODS: [TokenAuthMethod, string][] = [
+  [
+    TokenAuthMethod.ClientSecretBasic,
+    'Client secret in the Authorization header (client_secret_basic, Epic’s default)',
+  ],
+  [TokenAuthMethod.ClientSecretPost, 'Client secret in the form body (client_secret_post)'],
+];
+
+/** The registration page's view model: pure, from the organization and what to register at Epic. */
+export function registrationPage(
+  org: OrganizationView,
+  info: RegistrationInfo,
+  options: { saved?: boolean; submitted?: RegistrationForm; errors?: Record<string, string> } = {},
+): RegistrationPage {
+  const form: RegistrationForm = options.submitted ?? {
+    clientId: org.epicClientId ?? '',
+    environment: org.epicEnvironment,
+    fhirBaseUrl: org.fhirBaseUrl ?? '',
+    scopes: org.epicScopes,
+    tokenAuthMethod: org.tokenAuthMethod,
+  };
+  const errors = options.errors ?? {};
+  const option =
+    (selected: string) =>
+    ([value, label]: [string, string]): Option => ({
+      value,
+      label,
+      selected: value === selected,
+    });
+  return {
+    title: `Epic registration · ${org.name}`,
+    org: { id: org.id, name: org.name },
+    form,
+    errors,
+    hasErrors: Object.keys(errors).length > 0,
+    secretSaved: org.hasClientSecret,
+    saved: options.saved === true && Object.keys(errors).length === 0,
+    canConnect: !!org.epicClientId && !!org.fhirBaseUrl,
+    environments: ENVIRONMENTS.map(option(form.environment)),
+    authMethods: AUTH_METHODS.map(option(form.tokenAuthMethod)),
+    sandboxBase: EPIC_SANDBOX_FHIR_BASE,
+    register: {
+      redirectUri: info.redirectUri,
+      ehrLaunchUrl: info.ehrLaunchUrl,
+      scopes: [
+        { context: 'This connection (Connect to Epic)', scopes: info.scopes.organization.join(' ') },
+        { context: 'Provider EHR launch', scopes: info.scopes.providerEhrLaunch.join(' ') },
+        { context: 'Patient standalone launch', scopes: info.scopes.patientStandalone.join(' ') },
+      ],
+    },
+    links: {
+      connect: `/fhir/epic-authorize?org=${org.id}`,
+      reconnect: `/connect_epic/${org.id}`,
+      organization: `/admin/organizations/${org.id}`,
+    },
+  };
+}
