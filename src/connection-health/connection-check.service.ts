@@ -201,16 +201,23 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
       if (page.length < PAGE_SIZE) break;
     }
     // Connections whose admins were told of a problem, or which have a recorded failure, are
-    // re-evaluated too (few; partial indexes): a missed event must not leave a stale notice.
-    const flagged = await this.dataSource.query<{ id: string }[]>(
-      `SELECT id FROM organization
-        WHERE notified_state IN ('expiring', 'expired', 'error') OR last_error IS NOT NULL
-        LIMIT 10000`,
-    );
-    counts.notified += await this.notifier.evaluate(
-      flagged.map((r) => r.id),
-      now,
-    );
+    // re-evaluated too (few; partial indexes; paged by id): a missed event must not leave a stale notice.
+    let afterId = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const flagged = await this.dataSource.query<{ id: string }[]>(
+        `SELECT id FROM organization
+          WHERE (notified_state IN ('expiring', 'expired', 'error') OR last_error IS NOT NULL) AND id > $1
+          ORDER BY id LIMIT ${PAGE_SIZE}`,
+        [afterId],
+      );
+      if (flagged.length === 0) break;
+      counts.notified += await this.notifier.evaluate(
+        flagged.map((r) => r.id),
+        now,
+      );
+      afterId = flagged[flagged.length - 1]!.id;
+      if (flagged.length < PAGE_SIZE) break;
+    }
     return counts;
   }
 
@@ -250,6 +257,7 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
             organizationId: candidate.organization_id,
             userId: null,
             version: candidate.version,
+            refreshable: candidate.refreshable,
           },
           now,
         );

@@ -60,7 +60,8 @@ export type TerminalReason =
   | 'unauthorized_client'
   | 'oauth_error'
   | 'no_refresh_token'
-  | 'access_token_rejected';
+  | 'access_token_rejected'
+  | 'undecryptable';
 
 export type RefreshFailure =
   | { kind: 'terminal'; reason: TerminalReason; code: string; message: string }
@@ -76,6 +77,7 @@ export const TERMINAL_MESSAGES: Record<TerminalReason, string> = {
   oauth_error: `Epic refused to refresh the access token. ${REAUTHENTICATE}`,
   no_refresh_token: `The Epic access token expired and this connection has no refresh token (the app is not registered at Epic for persistent access). ${REAUTHENTICATE}`,
   access_token_rejected: `Epic rejected the access token (HTTP 401) and it could not be renewed. ${REAUTHENTICATE}`,
+  undecryptable: `The stored Epic tokens can no longer be decrypted (their encryption key was removed from ENCRYPTION_KEYS). ${REAUTHENTICATE}`,
 };
 
 /** OAuth errors that say "try again later" rather than "this grant is dead" (RFC 6749 §4.1.2.1). */

@@ -24,6 +24,8 @@ export interface CredentialRef {
   userId: string | null;
   /** The version the caller read: a newer stored version means someone refreshed meanwhile. */
   version: number;
+  /** Whether the caller saw a refresh token: without one, the credential is cleared without asking Epic. */
+  refreshable?: boolean;
 }
 
 /** Why a refresh was asked for (audited). */
@@ -116,6 +118,11 @@ export class TokenRefreshService {
 
   private async run(credential: CredentialRef, reason: RefreshReason, now: Date): Promise<RefreshResult> {
     const orgId = credential.organizationId;
+    if (credential.refreshable === false) {
+      // Nothing to ask Epic (and no discovery to wait for): the token is dead once it ends.
+      this.metrics.refreshAttempt('terminal');
+      throw await this.invalidate(credential, 'no_refresh_token');
+    }
     let client: EpicOAuthClient;
     try {
       // Database reads and discovery happen before the lock: the embedded database has one connection.
@@ -175,14 +182,30 @@ export class TokenRefreshService {
     if (current.version !== credential.version && !this.isDue(current.expiresAt, now)) {
       return { kind: 'fresh', credential: current };
     }
-    const { refreshToken } = this.tokens.reveal(current);
-    if (!refreshToken) {
+    if (!current.refreshTokenEnc) {
       return this.terminate(
         manager,
         current,
         'no_refresh_token',
         'no_refresh_token',
         TERMINAL_MESSAGES.no_refresh_token,
+      );
+    }
+    let refreshToken: string;
+    try {
+      refreshToken = this.tokens.revealRefreshToken(current);
+    } catch (error) {
+      // Its key was removed from ENCRYPTION_KEYS (or the row was altered): nobody can use it again.
+      this.logger.error(
+        { orgId, credentialId: current.id, err: error },
+        'A stored refresh token cannot be decrypted',
+      );
+      return this.terminate(
+        manager,
+        current,
+        'undecryptable',
+        'undecryptable',
+        TERMINAL_MESSAGES.undecryptable,
       );
     }
 

@@ -177,6 +177,12 @@ export class TokenStoreService {
     return this.credentials.findOneBy({ organizationId, userId: IsNull() });
   }
 
+  /** The decrypted refresh token (throws when there is none or it cannot be decrypted). For Epic only. */
+  revealRefreshToken(credential: EpicCredential): string {
+    if (!credential.refreshTokenEnc) throw new Error('The credential has no refresh token');
+    return this.cipher.decrypt(credential.refreshTokenEnc, context(credential.id, 'refresh_token'));
+  }
+
   /** The decrypted tokens of a credential, for calls to Epic only. Never log or return them. */
   reveal(credential: EpicCredential): { accessToken: string; refreshToken: string | null } {
     return {

@@ -207,6 +207,22 @@ describe('FhirClient: refresh before expiry and on 401, failure classification',
     },
   );
 
+  it('a refresh token that can no longer be decrypted (key removed) is terminal, without asking Epic', async () => {
+    const { orgId } = await connect();
+    await setStoredExpiry(t, orgId, -MINUTE);
+    await t.dataSource.query(
+      `UPDATE epic_credential SET refresh_token_enc = 'v1.retired-key.AAAA' WHERE organization_id = $1`,
+      [orgId],
+    );
+    const before = refreshes();
+    const error = await failure(fhir.forOrganization(orgId).read('Patient', SEED.camila));
+    expect(error.kind).toBe(FhirErrorKind.ReauthenticationRequired);
+    expect(refreshes()).toBe(before);
+    const row = await connectionRow(t, orgId);
+    expect(row).toMatchObject({ isConnected: false, credential: null });
+    expect(row.lastError).toMatch(/can no longer be decrypted.*ENCRYPTION_KEYS/);
+  });
+
   it('a refresh that fails transiently keeps the tokens and uses the still-valid one, then cools down', async () => {
     const { orgId } = await connect();
     await setStoredExpiry(t, orgId, 4 * MINUTE);
