@@ -215,7 +215,7 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
         flagged.map((r) => r.id),
         now,
       );
-      afterId = flagged[flagged.length - 1]!.id;
+      afterId = flagged[flagged.length - 1].id;
       if (flagged.length < PAGE_SIZE) break;
     }
     return counts;
