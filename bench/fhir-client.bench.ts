@@ -1,5 +1,7 @@
-// FhirClient benchmark: `npx tsx bench/fhir-client.bench.ts` (see bench/README.md).
-import { spawn } from 'node:child_process';
+// Benchmarks: `npm run bench` (npx tsx bench/fhir-client.bench.ts) runs the FhirClient benchmark, then
+// the connection check benchmark. `npm run bench -- connection-check` (or `fhir-client`) runs one.
+// See bench/README.md.
+import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +10,13 @@ import { join, resolve } from 'node:path';
 import type { Options } from '@swc/core';
 
 const ROOT = resolve(__dirname, '..');
+
+/** The sections, in the order they run; each is a `main()` in its own child process. */
+const SECTIONS = {
+  'fhir-client': 'fhir-client.main.ts',
+  'connection-check': 'connection-check.main.ts',
+} as const;
+type Section = keyof typeof SECTIONS;
 
 /**
  * The benchmark runs in a child `node` that compiles the project's `.ts` files with swc and the
@@ -29,37 +38,86 @@ function swcOptions(): Options {
   };
 }
 
-const CHILD = `
+function childScript(mainFile: string): string {
+  return `
 const { readFileSync } = require('node:fs');
 const { transformSync } = require('@swc/core');
 const options = ${JSON.stringify(swcOptions())};
 require.extensions['.ts'] = (module, filename) => {
   module._compile(transformSync(readFileSync(filename, 'utf8'), { ...options, filename }).code, filename);
 };
-require(${JSON.stringify(join(ROOT, 'bench', 'fhir-client.main.ts'))})
+require(${JSON.stringify(join(ROOT, 'bench', mainFile))})
   .main()
   .then((code) => process.exit(code), (error) => { console.error(error); process.exit(1); });
 `;
+}
 
 // The test configuration (test/setup/env.ts), with the app's log in a temporary file, not on stdout.
-const env = {
+const baseEnv = {
   ...process.env,
   NODE_ENV: 'test',
   ENCRYPTION_KEYS: `bench1:${randomBytes(32).toString('base64')}`,
   SESSION_SECRET: randomBytes(32).toString('hex'),
   CRON_ENABLED: 'false',
   LOG_LEVEL: 'info',
-  LOG_FILE: join(tmpdir(), `ec-bench-${process.pid}.log`),
   ROOT_ADMIN_EMAIL: 'root@localhost',
   ROOT_ADMIN_PASSWORD: `root-tEsTsEcReT-${randomBytes(6).toString('hex')}`,
   LOGIN_THROTTLE_LIMIT: '10000',
 };
 
-const child = spawn(process.execPath, ['-e', CHILD], { cwd: ROOT, env, stdio: 'inherit' });
-// Ctrl-C reaches the child too: it closes the apps and drops its database, then exits.
-const ignore = (): void => undefined;
-process.on('SIGINT', ignore);
-process.on('SIGTERM', () => child.kill('SIGTERM'));
-child.on('exit', (code, signal) => {
-  process.exitCode = code ?? (signal ? 1 : 0);
+let current: ChildProcess | undefined;
+let stopping = false;
+
+/**
+ * One section in a fresh process: each starts from a clean heap (the connection check measures
+ * memory), its own database and its own log file. `--expose-gc` lets a main collect garbage before
+ * it takes a memory baseline.
+ */
+function runSection(section: Section): Promise<number> {
+  const env = { ...baseEnv, LOG_FILE: join(tmpdir(), `ec-bench-${process.pid}-${section}.log`) };
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--expose-gc', '-e', childScript(SECTIONS[section])], {
+      cwd: ROOT,
+      env,
+      stdio: 'inherit',
+    });
+    current = child;
+    child.on('exit', (code, signal) => {
+      current = undefined;
+      done(code ?? (signal ? 1 : 0));
+    });
+  });
+}
+
+async function run(): Promise<number> {
+  const asked = process.argv.slice(2);
+  const unknown = asked.filter((name) => !(name in SECTIONS));
+  if (unknown.length > 0) {
+    console.error(`Unknown section ${unknown.join(', ')}; sections: ${Object.keys(SECTIONS).join(', ')}`);
+    return 2;
+  }
+  const sections = (Object.keys(SECTIONS) as Section[]).filter(
+    (name) => asked.length === 0 || asked.includes(name),
+  );
+  let exitCode = 0;
+  for (const [i, section] of sections.entries()) {
+    if (stopping) break;
+    if (i > 0) console.log(`\n${'='.repeat(100)}\n`);
+    const code = await runSection(section);
+    if (code !== 0 && exitCode === 0) exitCode = code;
+  }
+  return exitCode;
+}
+
+// Ctrl-C reaches the child too: it closes its app and drops its database, then exits; no further
+// section starts.
+process.on('SIGINT', () => {
+  stopping = true;
+});
+process.on('SIGTERM', () => {
+  stopping = true;
+  current?.kill('SIGTERM');
+});
+void run().then((code) => {
+  process.exitCode = code;
 });

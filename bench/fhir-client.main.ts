@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { arch, cpus, platform } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
@@ -9,10 +9,10 @@ import { TokenStoreService } from 'src/epic-auth/token-store.service';
 import { FhirClient, FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import { connectedOrganization, setStoredExpiry } from 'test/factories/epic-connection';
-import { TEST_SECRET_MARKER } from 'test/factories/secrets';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
+import { appLogSummary } from './app-log';
 import { BenchDatabase, createBenchDatabase, serverLabel } from './bench-db';
 import { count, emptyResult, LoadResult, ms, runLoad, summary, table } from './load';
 
@@ -349,32 +349,6 @@ async function storedVersion(t: TestApp, orgId: string): Promise<number> {
     [orgId],
   );
   return row?.version ?? NaN;
-}
-
-/** Warnings and errors the app logged during the run, and whether a token reached the log. */
-function appLogSummary(): string {
-  const file = process.env.LOG_FILE;
-  if (!file || !existsSync(file)) return 'App log: none written.';
-  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-  const levels = lines.map((line) => {
-    try {
-      return { level: Number((JSON.parse(line) as { level?: unknown }).level), line };
-    } catch {
-      return { level: NaN, line };
-    }
-  });
-  const warnings = levels.filter(({ level }) => level === 40);
-  const errors = levels.filter(({ level }) => level >= 50);
-  const leaked = lines.some((line) => line.includes(TEST_SECRET_MARKER));
-  const out = [
-    `App log: ${lines.length} lines, ${warnings.length} warnings, ${errors.length} errors` +
-      (leaked ? '; A TOKEN OR SECRET REACHED THE LOG' : '; no token or secret in it'),
-  ];
-  for (const { line } of [...errors, ...warnings].slice(0, 5)) {
-    const { msg } = JSON.parse(line) as { msg?: string };
-    out.push(`  ${msg ?? line.slice(0, 200)}`);
-  }
-  return out.join('\n');
 }
 
 /** Both apps together (see above), then the fake, the database and the log file. */
