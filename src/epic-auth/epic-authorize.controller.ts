@@ -72,7 +72,14 @@ export class EpicAuthorizeController {
   ): Promise<void> {
     await this.authorization.disconnect(user, orgId, 'reauthenticate');
     const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, orgId);
-    res.redirect(303, url.toString());
+    // Not a redirect: the CSP's form-action 'self' also governs where a form's redirects may go, so
+    // browsers would refuse a 303 to Epic. A page that moves on by itself (meta refresh) is allowed.
+    res.status(200).render('epic/redirecting', {
+      title: 'Opening Epic',
+      user,
+      authorizeUrl: url.toString(),
+      orgId,
+    });
   }
 
   /**

@@ -16,6 +16,9 @@ import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 import { EpicEnvironment, TokenAuthMethod } from '../organization.types';
 
 const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
+/** An optional field left blank in an HTML form arrives as '': treat it as absent. */
+const trimToUndefined = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' ? value.trim() || undefined : value;
 
 export class OrgIdParam {
   @IsUUID('all', { message: 'orgId must be a UUID' })
@@ -30,7 +33,7 @@ export class CreateOrganizationDto {
 
   /** Defaults to one made from the name. */
   @IsOptional()
-  @Transform(trim)
+  @Transform(trimToUndefined)
   @Matches(/^[a-z0-9]+(-[a-z0-9]+)*$/, {
     message: 'slug may contain lowercase letters, digits and single hyphens',
   })
