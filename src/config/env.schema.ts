@@ -234,4 +234,10 @@ export class EnvSchema {
   @Min(0)
   @Max(60_000)
   CREDENTIAL_CACHE_MS: number = 1000;
+
+  /** How long a transient error must last before admins are notified (a blip that recovers is not news). */
+  @IsInt()
+  @Min(0)
+  @Max(24 * 60)
+  ERROR_NOTICE_DELAY_MINUTES: number = 5;
 }

@@ -6,7 +6,7 @@ import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
 import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 
-import { ConnectionStatesService } from './connection-states.service';
+import { ConnectionSnapshot, ConnectionState, ConnectionStatesService } from './connection-states.service';
 import { describeTransition } from './notification-messages';
 import { NotificationsService } from './notifications.service';
 import { WebhookOutboxService } from './webhook-outbox.service';
@@ -33,17 +33,22 @@ export class ConnectionNotifier {
   /** Evaluates the organizations' states now; returns how many notifications were written. */
   async evaluate(organizationIds: string[], now = new Date()): Promise<number> {
     let written = 0;
-    for (const snapshot of await this.states.snapshots(organizationIds, now)) {
-      if (snapshot.state === snapshot.notifiedState) continue;
-      const content = describeTransition(snapshot, snapshot.notifiedState, now, this.config.publicBaseUrl);
-      const wrote = await this.dataSource.transaction(async (manager) => {
-        // UPDATE answers [rows, count] through TypeORM's query(); 0: another evaluator won.
-        const [, moved] = await manager.query<[unknown[], number]>(
-          `UPDATE organization SET notified_state = $2, notified_state_at = $3
-            WHERE id = $1 AND notified_state IS NOT DISTINCT FROM $4`,
-          [snapshot.organizationId, snapshot.state, now, snapshot.notifiedState],
+    // A cheap pass first; only organizations whose state seems to have moved take a lock.
+    for (const seen of await this.states.snapshots(organizationIds, now)) {
+      if (seen.state === seen.notifiedState) continue;
+      const notified = await this.dataSource.transaction(async (manager) => {
+        // Lock the organization and read its state again under the lock: two evaluators racing
+        // on quick successive events (degraded, then restored) must not announce a stale state.
+        await manager.query('SELECT 1 FROM organization WHERE id = $1 FOR UPDATE', [seen.organizationId]);
+        const [snapshot] = await this.states.snapshots([seen.organizationId], now, manager);
+        if (!snapshot || snapshot.state === snapshot.notifiedState) return null;
+        if (!this.worthAnnouncing(snapshot, now)) return null;
+        await manager.query(
+          `UPDATE organization SET notified_state = $2, notified_state_at = $3 WHERE id = $1`,
+          [snapshot.organizationId, snapshot.state, now],
         );
-        if (moved === 0 || !content) return false;
+        const content = describeTransition(snapshot, snapshot.notifiedState, now, this.config.publicBaseUrl);
+        if (!content) return null;
         await this.notifications.create(
           manager,
           { id: snapshot.organizationId, name: snapshot.organizationName },
@@ -52,18 +57,29 @@ export class ConnectionNotifier {
           content,
           now,
         );
-        return true;
+        return snapshot;
       });
-      if (wrote) {
+      if (notified) {
         written += 1;
         this.logger.log(
-          { orgId: snapshot.organizationId, state: snapshot.state, previous: snapshot.notifiedState },
-          `Notified the admins of organization ${snapshot.organizationId}: connection ${snapshot.state}`,
+          { orgId: notified.organizationId, state: notified.state, previous: notified.notifiedState },
+          `Notified the admins of organization ${notified.organizationId}: connection ${notified.state}`,
         );
       }
     }
     if (written > 0) void this.outbox.deliverDue();
     return written;
+  }
+
+  /**
+   * A transient error is announced only once it has lasted ERROR_NOTICE_DELAY_MINUTES: a blip that
+   * recovers by itself (or a refresh retried after its cooldown) must not page anyone twice. Until
+   * then the state is left unannounced, and the next event or tick looks again.
+   */
+  private worthAnnouncing(snapshot: ConnectionSnapshot, now: Date): boolean {
+    if (snapshot.state !== ConnectionState.Error) return true;
+    const since = snapshot.lastErrorAt?.getTime() ?? now.getTime();
+    return now.getTime() - since >= this.config.env.ERROR_NOTICE_DELAY_MINUTES * 60_000;
   }
 
   @OnEvent(ConnectionEvents.TokenRefreshed)

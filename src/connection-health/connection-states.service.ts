@@ -24,6 +24,7 @@ export interface ConnectionSnapshot {
   /** When it stops working without someone signing in again; null if it refreshes indefinitely. */
   endsAt: Date | null;
   lastError: string | null;
+  lastErrorAt: Date | null;
   lastSync: Date | null;
   /** The state its admins were last told about (null: never evaluated). */
   notifiedState: ConnectionState | null;
@@ -34,6 +35,7 @@ interface FactsRow {
   name: string;
   configured: boolean;
   last_error: string | null;
+  last_error_at: Date | null;
   last_sync: Date | null;
   token_expiry: Date | null;
   notified_state: ConnectionState | null;
@@ -83,7 +85,7 @@ const SORTS: Record<ConnectionListSort, string> = {
 /** The facts of `organization o` and its own credential `c`, as the state model reads them. */
 const FACTS_SELECT = `
   SELECT o.id, o.name, (o.epic_client_id IS NOT NULL AND o.fhir_base_url IS NOT NULL) AS configured,
-         o.last_error, o.last_sync, o.token_expiry, o.notified_state,
+         o.last_error, o.last_error_at, o.last_sync, o.token_expiry, o.notified_state,
          c.id AS credential_id, c.expires_at, c.refresh_token_enc IS NOT NULL AS refreshable, c.refresh_expires_at
     FROM organization o
     LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL`;
@@ -240,6 +242,7 @@ export class ConnectionStatesService {
       state: deriveConnectionState(facts, now, this.warningMs),
       endsAt: connectionEnd(facts.credential),
       lastError: row.last_error,
+      lastErrorAt: row.last_error_at ? new Date(row.last_error_at) : null,
       lastSync: row.last_sync ? new Date(row.last_sync) : null,
       notifiedState: row.notified_state,
     };

@@ -18,16 +18,19 @@ describe('classifyRefreshFailure', () => {
     },
   );
 
-  it('other OAuth errors about the request are terminal too', () => {
-    expect(classifyRefreshFailure(oauth('invalid_scope'))).toMatchObject({
-      kind: 'terminal',
-      reason: 'oauth_error',
-      code: 'invalid_scope',
-    });
+  it('other OAuth errors keep the tokens: they point at something to fix, not at dead tokens', () => {
+    for (const code of ['invalid_scope', 'invalid_request']) {
+      const failure = classifyRefreshFailure(oauth(code));
+      expect(failure).toMatchObject({ kind: 'transient', code });
+      expect(failure.message).toMatch(/tokens were kept/);
+    }
   });
 
-  it.each(['temporarily_unavailable', 'server_error'])('%s is transient', (code) => {
-    expect(classifyRefreshFailure(oauth(code, 503))).toMatchObject({ kind: 'transient', code });
+  it('a 429 or 5xx is transient whatever its body says (a rate limiter in front of Epic)', () => {
+    expect(classifyRefreshFailure(oauth('rate_limit_exceeded', 429))).toMatchObject({ kind: 'transient' });
+    expect(classifyRefreshFailure(oauth('invalid_grant', 429))).toMatchObject({ kind: 'transient' });
+    expect(classifyRefreshFailure(oauth('invalid_client', 503))).toMatchObject({ kind: 'transient' });
+    expect(classifyRefreshFailure(oauth('invalid_client', 401))).toMatchObject({ kind: 'terminal' });
   });
 
   it('timeouts, HTTP errors without an OAuth body, and network failures are transient', () => {

@@ -58,7 +58,6 @@ export type TerminalReason =
   | 'invalid_grant'
   | 'invalid_client'
   | 'unauthorized_client'
-  | 'oauth_error'
   | 'no_refresh_token'
   | 'access_token_rejected'
   | 'undecryptable';
@@ -74,41 +73,40 @@ export const TERMINAL_MESSAGES: Record<TerminalReason, string> = {
   invalid_grant: `Epic rejected the refresh token (invalid_grant): it expired or was revoked (for example when access was removed in MyChart or at Epic). ${REAUTHENTICATE}`,
   invalid_client: `Epic rejected the client credentials while refreshing (invalid_client): check the client ID and secret (Epic can take hours to sync a new one). ${REAUTHENTICATE}`,
   unauthorized_client: `Epic no longer allows this client to refresh tokens (unauthorized_client): check the app registration at Epic. ${REAUTHENTICATE}`,
-  oauth_error: `Epic refused to refresh the access token. ${REAUTHENTICATE}`,
   no_refresh_token: `The Epic access token expired and this connection has no refresh token (the app is not registered at Epic for persistent access). ${REAUTHENTICATE}`,
   access_token_rejected: `Epic rejected the access token (HTTP 401) and it could not be renewed. ${REAUTHENTICATE}`,
   undecryptable: `The stored Epic tokens can no longer be decrypted (their encryption key was removed from ENCRYPTION_KEYS). ${REAUTHENTICATE}`,
 };
 
-/** OAuth errors that say "try again later" rather than "this grant is dead" (RFC 6749 §4.1.2.1). */
-const RETRYABLE_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error']);
+/** The OAuth errors that mean the grant or the client is dead (RFC 6749 §5.2), as Epic uses them (§5). */
+const DEAD_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
 
 /**
- * Classifies a failed refresh-token request. Terminal: Epic answered with an OAuth error about the
- * grant or the client, so the stored tokens are dead. Everything else (timeout, network error,
- * 5xx, 429, an unreadable body, a bare 4xx from a proxy) is transient: the tokens are kept.
+ * Classifies a failed refresh-token request. Terminal only when Epic answered 400 or 401 with
+ * `invalid_grant`, `invalid_client` or `unauthorized_client`: the stored tokens are dead. Anything
+ * else keeps the tokens (a failed refresh never erases good tokens): a timeout, a network error,
+ * 5xx, 429 (whatever its body says: a rate limiter or WAF in front of Epic must not wipe
+ * connections), an unreadable body, and other OAuth errors such as `invalid_request` or
+ * `invalid_scope`, which point at a problem to fix rather than at dead tokens.
  */
 export function classifyRefreshFailure(error: unknown): RefreshFailure {
   const code = oauthErrorCode(error);
-  if (code !== undefined && !RETRYABLE_OAUTH_ERRORS.has(code)) {
-    const reason: TerminalReason =
-      code === 'invalid_grant' || code === 'invalid_client' || code === 'unauthorized_client'
-        ? code
-        : 'oauth_error';
-    const message =
-      reason === 'oauth_error'
-        ? `Epic refused to refresh the access token (${code}). ${REAUTHENTICATE}`
-        : TERMINAL_MESSAGES[reason];
-    return { kind: 'terminal', reason, code, message };
+  const status = httpStatus(error);
+  const rejected = status === undefined || status === 400 || status === 401;
+  if (code !== undefined && DEAD_GRANT_ERRORS.has(code) && rejected) {
+    const reason = code as 'invalid_grant' | 'invalid_client' | 'unauthorized_client';
+    return { kind: 'terminal', reason, code, message: TERMINAL_MESSAGES[reason] };
   }
   if (code !== undefined) {
     return {
       kind: 'transient',
       code,
-      message: `Epic's token endpoint is unavailable (${code}). Try again later.`,
+      message:
+        status === 429 || (status !== undefined && status >= 500) || code === 'temporarily_unavailable'
+          ? `Epic's token endpoint is unavailable (${code}${status ? `, HTTP ${status}` : ''}). Try again later; the stored tokens were kept.`
+          : `Epic refused to refresh the access token (${code}); the stored tokens were kept. Check the app registration at Epic.`,
     };
   }
-  const status = httpStatus(error);
   return {
     kind: 'transient',
     code: timedOut(error) ? 'timeout' : status !== undefined ? `http_${status}` : 'network',

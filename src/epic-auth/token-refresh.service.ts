@@ -72,6 +72,11 @@ export class TokenRefreshService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /** True while refreshes of this credential pause after a transient failure (this process). */
+  inCooldown(credentialId: string): boolean {
+    return (this.cooldowns.get(credentialId)?.until ?? 0) > Date.now();
+  }
+
   /** True when a token expiring at `expiresAt` should be refreshed now (TOKEN_REFRESH_MARGIN_SECONDS). */
   isDue(expiresAt: Date, now = new Date()): boolean {
     return now.getTime() >= expiresAt.getTime() - this.config.env.TOKEN_REFRESH_MARGIN_SECONDS * 1000;
@@ -105,7 +110,8 @@ export class TokenRefreshService {
       return this.terminate(manager, current, reason, reason, TERMINAL_MESSAGES[reason]);
     });
     if (outcome.kind === 'terminal') return this.afterTerminal(credential, outcome.code, outcome.message);
-    if (outcome.kind === 'gone') return notConnected(credential.organizationId);
+    if (outcome.kind === 'gone' || outcome.kind === 'transient')
+      return notConnected(credential.organizationId);
     // Someone stored new tokens meanwhile: the caller may retry with them.
     return new EpicAuthError(
       EpicAuthErrorCode.EpicUnavailable,
@@ -225,7 +231,9 @@ export class TokenRefreshService {
       if (failure.kind === 'transient') return { ...failure, cause: error };
       // A sibling that does not share our lock may have rotated the refresh token: use its tokens.
       const again = await this.tokens.findById(current.id, manager);
-      if (again && again.version !== current.version) return { kind: 'fresh', credential: again };
+      // Replaced meanwhile (a reconnect does not take this lock): the new connection is not ours to mark.
+      if (!again) return { kind: 'gone' };
+      if (again.version !== current.version) return { kind: 'fresh', credential: again };
       return this.terminate(manager, current, failure.reason, failure.code, failure.message);
     }
 
@@ -278,7 +286,7 @@ export class TokenRefreshService {
     code: string,
     message: string,
   ): Promise<LockedOutcome> {
-    await this.tokens.deleteCredential(manager, current);
+    if (!(await this.tokens.deleteCredential(manager, current))) return { kind: 'gone' };
     if (current.userId === null) {
       // tokenExpiry is kept: an "expired" connection differs from one that was never made.
       await this.organizations.recordConnectionState(

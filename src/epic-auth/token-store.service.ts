@@ -120,9 +120,10 @@ export class TokenStoreService {
     return (manager ?? this.credentials.manager).findOneBy(EpicCredential, { id });
   }
 
-  /** Deletes one credential inside the caller's transaction (its tokens are dead). */
-  async deleteCredential(manager: EntityManager, credential: EpicCredential): Promise<void> {
-    await manager.delete(EpicCredential, { id: credential.id, version: credential.version });
+  /** Deletes one credential (this version of it) inside the caller's transaction; false if it was gone. */
+  async deleteCredential(manager: EntityManager, credential: EpicCredential): Promise<boolean> {
+    const result = await manager.delete(EpicCredential, { id: credential.id, version: credential.version });
+    return (result.affected ?? 0) > 0;
   }
 
   /**

@@ -233,7 +233,9 @@ export class FhirInterceptors {
   private async recordSuccess(credential: ActiveCredential): Promise<void> {
     if (credential.userId !== null) return; // per-user connection state: the launches issue
     const now = Date.now();
-    const hadError = credential.organizationLastError !== null;
+    // A call that works with the current token does not cure a failing refresh: that error stays
+    // until a refresh succeeds, or the token runs out.
+    const hadError = credential.organizationLastError !== null && !this.refresher.inCooldown(credential.id);
     const stale =
       !credential.organizationLastSync ||
       now - credential.organizationLastSync.getTime() > LAST_SYNC_INTERVAL_MS;
@@ -243,7 +245,7 @@ export class FhirInterceptors {
     if (running) return running;
     // The (possibly cached) snapshot now matches what is being written.
     credential.organizationLastSync = new Date(now);
-    credential.organizationLastError = null;
+    if (hadError) credential.organizationLastError = null;
     const write = this.organizations
       .recordConnectionState(
         orgId,

@@ -218,11 +218,13 @@ export class OrganizationsService {
     if (state.isConnected !== undefined) update.isConnected = state.isConnected;
     if (state.tokenExpiry !== undefined) update.tokenExpiry = state.tokenExpiry;
     if (state.lastSync !== undefined) update.lastSync = state.lastSync;
+    const values: Record<string, unknown> = { ...update };
     if (state.lastError !== undefined) {
-      update.lastError = state.lastError;
-      update.lastErrorAt = state.lastError === null ? null : new Date();
+      values.lastError = state.lastError;
+      // lastErrorAt says since when it has been failing: kept while failures go on, cleared on success.
+      values.lastErrorAt = state.lastError === null ? null : () => 'COALESCE("last_error_at", now())';
     }
-    await (manager ?? this.organizations.manager).update(Organization, { id }, update);
+    await (manager ?? this.organizations.manager).update(Organization, { id }, values);
   }
 
   /** The decrypted client secret, for the token endpoint only. Never render or log it. */

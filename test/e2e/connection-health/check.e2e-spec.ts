@@ -1,4 +1,5 @@
 import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ConnectionNotifier } from 'src/connection-health/connection-notifier.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import {
@@ -124,18 +125,40 @@ describe('scheduled connection check', () => {
     ]);
   });
 
-  it('notifies on a transient failure and on its recovery, from the connection events', async () => {
+  it('announces a transient failure only once it has lasted, and its recovery', async () => {
     const { orgId } = await connectedOrganization(t, epic);
     const fhir = t.app.get(FhirClientService).forOrganization(orgId);
     epic.failNext('fhir', { status: 503, retryAfter: 0 }, 3);
     await expect(fhir.read('Patient', SEED.camila)).rejects.toThrow(/HTTP 503/);
-    await waitFor(async () => (await notificationsOf(orgId)).length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the Degraded listener has run
+    expect(await notificationsOf(orgId)).toEqual([]); // a blip is not news yet (5-minute delay)
+
+    // Still failing when looked at again six minutes later (the next tick or event): now it is.
+    await t.app.get(ConnectionNotifier).evaluate([orgId], new Date(Date.now() + 6 * MINUTE));
+    expect((await notificationsOf(orgId)).map((n) => [n.kind, n.state])).toEqual([['attention', 'error']]);
+
     await fhir.read('Patient', SEED.camila);
     await waitFor(async () => (await notificationsOf(orgId)).length === 2);
-    expect((await notificationsOf(orgId)).map((n) => [n.kind, n.state])).toEqual([
-      ['attention', 'error'],
-      ['resolved', 'connected'],
-    ]);
+    // (Not in time order: the error notice carries the clock of the later look.)
+    const kinds = (await notificationsOf(orgId)).map((n) => [n.kind, n.state]);
+    expect(kinds).toHaveLength(2);
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        ['attention', 'error'],
+        ['resolved', 'connected'],
+      ]),
+    );
+  });
+
+  it('says nothing about a blip that recovers before the delay', async () => {
+    const { orgId } = await connectedOrganization(t, epic);
+    const fhir = t.app.get(FhirClientService).forOrganization(orgId);
+    epic.failNext('fhir', { status: 503, retryAfter: 0 }, 3);
+    await expect(fhir.read('Patient', SEED.camila)).rejects.toThrow(/HTTP 503/);
+    await fhir.read('Patient', SEED.camila);
+    await t.app.get(ConnectionNotifier).evaluate([orgId], new Date(Date.now() + 6 * MINUTE));
+    expect(await notificationsOf(orgId)).toEqual([]);
+    expect((await connectionRow(t, orgId)).lastError).toBeNull();
   });
 
   it('keeps the tokens and counts a transient refresh failure; the run still succeeds', async () => {
