@@ -110,8 +110,9 @@ export class TokenRefreshService {
       return this.terminate(manager, current, reason, reason, TERMINAL_MESSAGES[reason]);
     });
     if (outcome.kind === 'terminal') return this.afterTerminal(credential, outcome.code, outcome.message);
-    if (outcome.kind === 'gone' || outcome.kind === 'transient')
+    if (outcome.kind === 'gone' || outcome.kind === 'transient') {
       return notConnected(credential.organizationId);
+    }
     // Someone stored new tokens meanwhile: the caller may retry with them.
     return new EpicAuthError(
       EpicAuthErrorCode.EpicUnavailable,
