@@ -41,11 +41,12 @@
   }
 
   // fetch with a timeout and a readable error: the page never spins forever.
-  function call(method, url, body) {
+  function call(method, url, body, timeoutMs) {
+    var limit = timeoutMs || TIMEOUT_MS;
     var controller = new AbortController();
     var timer = setTimeout(function () {
       controller.abort();
-    }, TIMEOUT_MS);
+    }, limit);
     var headers = { Accept: 'application/json' };
     if (method !== 'GET') {
       headers['Content-Type'] = 'application/json';
@@ -74,7 +75,7 @@
           });
       })
       .catch(function (error) {
-        if (error && error.name === 'AbortError') throw new Error('No answer after ' + TIMEOUT_MS / 1000 + ' s. Try again.');
+        if (error && error.name === 'AbortError') throw new Error('No answer after ' + limit / 1000 + ' s. Try again.');
         throw error instanceof Error && error.message !== 'Failed to fetch' ? error : new Error('The service could not be reached. Check your network and try again.');
       })
       .finally(function () {
@@ -131,7 +132,8 @@
     replace(testResult, [el('p', { class: 'muted' }, ['Testing the configuration, then a live call to Epic…'])]);
     if (!dialog.open) dialog.showModal();
     testButton.disabled = true;
-    return call('POST', '/fhir/test-epic-connection', { org: org })
+    // Discovery, a refresh and retried calls can take a while against a slow Epic.
+    return call('POST', '/fhir/test-epic-connection', { org: org }, 90000)
       .then(function (r) {
         replace(testResult, [
           el('p', { class: 'alert ' + (r.ok ? 'success' : 'error'), id: 'test-summary' }, [r.ok ? 'The connection works.' : 'The connection has a problem: see below.']),

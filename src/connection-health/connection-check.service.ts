@@ -186,9 +186,14 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
     // Keyset pages over the two indexed ends: the access token's (expires_at) and, where known,
     // the refresh token's (refresh_expires_at).
     let after: { expiresAt: Date; id: string } | null = null;
+    // A refreshed credential moves later in the order and may come round again on a later page
+    // (tokens shorter-lived than the look-ahead): each is handled once per tick.
+    const seen = new Set<string>();
     for (;;) {
-      const page: CandidateRow[] = await this.candidates(refreshBefore, lookBefore, after);
-      if (page.length === 0) break;
+      const rows: CandidateRow[] = await this.candidates(refreshBefore, lookBefore, after);
+      if (rows.length === 0) break;
+      const page = rows.filter((c) => !seen.has(c.id));
+      for (const c of page) seen.add(c.id);
       counts.candidates += page.length;
       // Refreshable and due: refresh. Ended without a refresh token: the refresher marks it dead.
       const due = page.filter((c) =>
@@ -196,9 +201,9 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
       );
       await this.refreshAll(due, now, counts);
       counts.notified += await this.notifier.evaluate([...new Set(page.map((c) => c.organization_id))], now);
-      const last = page[page.length - 1];
+      const last = rows[rows.length - 1];
       after = { expiresAt: new Date(last.expires_at), id: last.id };
-      if (page.length < PAGE_SIZE) break;
+      if (rows.length < PAGE_SIZE) break;
     }
     // Connections whose admins were told of a problem, or which have a recorded failure, are
     // re-evaluated too (few; partial indexes; paged by id): a missed event must not leave a stale notice.

@@ -1,6 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 
-import { Controller, Get, Header, Headers, Inject, UnauthorizedException } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  Headers,
+  Inject,
+  Logger,
+  OnModuleInit,
+  UnauthorizedException,
+} from '@nestjs/common';
 
 import { Public } from 'src/common/decorators/auth.decorators';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
@@ -9,11 +18,19 @@ import { MetricsService } from 'src/metrics/metrics.service';
 /** Prometheus scrape endpoint; with METRICS_TOKEN set, it needs `Authorization: Bearer <token>`. */
 @Controller('metrics')
 @Public()
-export class MetricsController {
+export class MetricsController implements OnModuleInit {
   constructor(
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  onModuleInit(): void {
+    if (this.config.isProduction && !this.config.env.METRICS_TOKEN) {
+      new Logger(MetricsController.name).warn(
+        '/metrics is open (organization ids and connection counts): set METRICS_TOKEN, or restrict it at the proxy',
+      );
+    }
+  }
 
   @Get()
   @Header('Cache-Control', 'no-store')

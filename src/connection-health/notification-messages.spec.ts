@@ -96,4 +96,15 @@ describe('describeTransition', () => {
       describeTransition(snapshot(ConnectionState.NotConfigured), ConnectionState.Connected, now, base),
     ).toBeNull();
   });
+
+  it("escapes Slack's control characters in the chat text", () => {
+    const content = describeTransition(
+      { ...snapshot(ConnectionState.Expired), organizationName: '<!channel> & co' },
+      ConnectionState.Connected,
+      now,
+      base,
+    );
+    expect(content?.text).toContain('&lt;!channel&gt; &amp; co');
+    expect(content?.title).toContain('<!channel> & co'); // the page escapes it when rendering
+  });
 });

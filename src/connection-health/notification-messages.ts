@@ -36,6 +36,10 @@ export function connectionLinks(
  * when the move is not worth a notice (e.g. to not_connected after a disconnect, or connected the
  * first time it is seen). Pure: the clock and the base URL are parameters.
  */
+/** Slack's mrkdwn control characters; an organization named "<!channel>" must not ping anyone. */
+const chat = (text: string): string =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 export function describeTransition(
   snapshot: Pick<
     ConnectionSnapshot,
@@ -46,6 +50,7 @@ export function describeTransition(
   baseUrl: string,
 ): NotificationContent | null {
   const org = snapshot.organizationName;
+  const orgText = chat(org);
   const links = connectionLinks(baseUrl, snapshot.organizationId);
   const reason = snapshot.lastError ? ` Reason: ${snapshot.lastError}` : '';
   switch (snapshot.state) {
@@ -58,7 +63,7 @@ export function describeTransition(
         title: `Epic connection expires in ${left}: ${org}`,
         message,
         link: links.reconnect,
-        text: `⚠ ${org}: Epic connection expires in ${left}. Re-connect: ${links.reconnect}`,
+        text: `⚠ ${orgText}: Epic connection expires in ${left}. Re-connect: ${links.reconnect}`,
       };
     }
     case ConnectionState.Expired:
@@ -67,7 +72,7 @@ export function describeTransition(
         title: `Epic connection expired: ${org}`,
         message: `Epic connection has expired, please re-connect.${reason}`,
         link: links.reconnect,
-        text: `❌ ${org}: Epic connection has expired, please re-connect: ${links.reconnect}`,
+        text: `❌ ${orgText}: Epic connection has expired, please re-connect: ${links.reconnect}`,
       };
     case ConnectionState.Error:
       return {
@@ -75,7 +80,7 @@ export function describeTransition(
         title: `Epic connection error: ${org}`,
         message: `Calls to Epic are failing; the stored tokens were kept and the connection will recover by itself when Epic answers again.${reason}`,
         link: links.organization,
-        text: `⚠ ${org}: Epic connection error.${reason} ${links.organization}`,
+        text: `⚠ ${orgText}: Epic connection error.${chat(reason)} ${links.organization}`,
       };
     case ConnectionState.Connected:
       if (
@@ -90,7 +95,7 @@ export function describeTransition(
         title: `Epic connection restored: ${org}`,
         message: `The Epic connection of ${org} works again.`,
         link: links.organization,
-        text: `✅ ${org}: Epic connection works again. ${links.organization}`,
+        text: `✅ ${orgText}: Epic connection works again. ${links.organization}`,
       };
     case ConnectionState.NotConfigured:
     case ConnectionState.NotConnected:

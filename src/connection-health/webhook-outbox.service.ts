@@ -85,12 +85,16 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
       const [rows] = await this.dataSource.query<
         [{ id: string; payload: unknown; attempts: number }[], number]
       >(
-        `UPDATE notification_outbox SET next_attempt_at = $2, attempts = attempts + 1
+        // The lease is taken from the database's clock at each claim (a long run must not hand out
+        // leases that have already run out), and the incremented attempt count marks the claim.
+        `UPDATE notification_outbox
+            SET next_attempt_at = GREATEST($1::timestamptz, clock_timestamp()) + make_interval(secs => $2),
+                attempts = attempts + 1
           WHERE id IN (SELECT id FROM notification_outbox
                         WHERE status = 'pending' AND next_attempt_at <= $1
                         ORDER BY next_attempt_at, id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
           RETURNING id, payload, attempts`,
-        [now, new Date(now.getTime() + CLAIM_LEASE_MS)],
+        [now, CLAIM_LEASE_MS / 1000],
       );
       for (const entry of rows) {
         if (await this.post(url, entry.id, entry.payload, entry.attempts, now)) delivered += 1;
@@ -118,8 +122,10 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
       await response.arrayBuffer().catch(() => undefined);
       if (response.ok) {
         await this.dataSource.query(
-          `UPDATE notification_outbox SET status = 'delivered', delivered_at = $2, last_error = NULL WHERE id = $1`,
-          [id, new Date()],
+          // Only our claim (same attempt count, still pending) may settle the entry.
+          `UPDATE notification_outbox SET status = 'delivered', delivered_at = $2, last_error = NULL
+            WHERE id = $1 AND attempts = $3 AND status = 'pending'`,
+          [id, new Date(), attempts],
         );
         this.logger.log({ outboxId: id, attempts }, 'Delivered a notification to the webhook');
         return true;
@@ -132,8 +138,15 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
     }
     const parked = attempts >= this.config.env.NOTIFY_WEBHOOK_MAX_ATTEMPTS;
     await this.dataSource.query(
-      `UPDATE notification_outbox SET status = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1`,
-      [id, parked ? 'failed' : 'pending', new Date(now.getTime() + webhookBackoffMs(attempts)), problem],
+      `UPDATE notification_outbox SET status = $2, next_attempt_at = $3, last_error = $4
+        WHERE id = $1 AND attempts = $5 AND status = 'pending'`,
+      [
+        id,
+        parked ? 'failed' : 'pending',
+        new Date(now.getTime() + webhookBackoffMs(attempts)),
+        problem,
+        attempts,
+      ],
     );
     this.logger.warn(
       { outboxId: id, attempts, parked },

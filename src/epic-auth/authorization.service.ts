@@ -227,7 +227,7 @@ export class AuthorizationService {
         detail: { code, ...detail },
       });
       this.logger.warn(
-        { orgId, code, err: cause },
+        { orgId, failure: code, err: cause },
         `Epic connection failed for organization ${orgId}: ${code}`,
       );
       return new EpicAuthError(code, message, { cause, organizationId: orgId });

@@ -5,6 +5,7 @@ import { EntityManager } from 'typeorm';
 
 import { AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { DatabaseEndpoint } from 'src/database/database-endpoint';
 import { DbLockService } from 'src/database/db-lock.service';
 import { MetricsService } from 'src/metrics/metrics.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
@@ -60,6 +61,7 @@ export class TokenRefreshService {
   private readonly logger = new Logger(TokenRefreshService.name);
   private readonly inFlight = new Map<string, Promise<RefreshResult>>();
   private readonly cooldowns = new Map<string, { until: number; error: EpicAuthError }>();
+  private readonly slots: Semaphore;
 
   constructor(
     private readonly tokens: TokenStoreService,
@@ -70,7 +72,10 @@ export class TokenRefreshService {
     private readonly events: EventEmitter2,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    endpoint: DatabaseEndpoint,
+  ) {
+    this.slots = new Semaphore(Math.max(1, Math.floor(endpoint.poolSize / 2)));
+  }
 
   /** True while refreshes of this credential pause after a transient failure (this process). */
   inCooldown(credentialId: string): boolean {
@@ -142,10 +147,14 @@ export class TokenRefreshService {
       throw await this.afterTransient(credential, 'discovery', (error as Error).message, error);
     }
 
-    const outcome = await this.locks.withLock(
-      lockKey(credential.id),
-      (manager) => this.refreshLocked(manager, credential, client, reason, now),
-      { waitMs: this.config.env.EPIC_HTTP_TIMEOUT_MS * 2 + 5_000 },
+    // A refresh holds a pooled connection (its lock's transaction) during the call to Epic: at most
+    // half the pool does so at once, so sessions, health checks and other work always find one.
+    const outcome = await this.slots.run(() =>
+      this.locks.withLock(
+        lockKey(credential.id),
+        (manager) => this.refreshLocked(manager, credential, client, reason, now),
+        { waitMs: this.config.env.EPIC_HTTP_TIMEOUT_MS * 2 + 5_000 },
+      ),
     );
 
     if (outcome.kind !== 'gone') {
@@ -226,7 +235,7 @@ export class TokenRefreshService {
     } catch (error) {
       const failure = classifyRefreshFailure(error);
       this.logger.warn(
-        { orgId, credentialId: current.id, code: failure.code, err: error },
+        { orgId, credentialId: current.id, failure: failure.code, err: error },
         `Refresh failed for organization ${orgId}: ${failure.code}`,
       );
       if (failure.kind === 'transient') return { ...failure, cause: error };
@@ -312,7 +321,7 @@ export class TokenRefreshService {
   private afterTerminal(credential: CredentialRef, code: string, message: string): EpicAuthError {
     this.cooldowns.delete(credential.id);
     this.logger.warn(
-      { orgId: credential.organizationId, credentialId: credential.id, code },
+      { orgId: credential.organizationId, credentialId: credential.id, failure: code },
       `Epic connection of organization ${credential.organizationId} needs re-authentication: ${code}`,
     );
     this.emit(ConnectionEvents.Lost, credential, code, message);
@@ -376,4 +385,24 @@ function notConnected(organizationId: string): EpicAuthError {
     'This Epic connection was disconnected or replaced. Connect to Epic again if it is needed.',
     { organizationId },
   );
+}
+
+/** At most `size` tasks at once; the rest wait in order. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active < this.size) this.active += 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve)); // a finishing task hands its slot over
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active -= 1;
+    }
+  }
 }

@@ -40,6 +40,8 @@ class LayerRun {
   readonly steps: TestStep[] = [];
   private failed = false;
 
+  constructor(private readonly logger: Logger) {}
+
   async step(name: string, work: () => Promise<string> | string): Promise<boolean> {
     if (this.failed) return false;
     const started = performance.now();
@@ -49,11 +51,13 @@ class LayerRun {
       message = await work();
     } catch (error) {
       ok = false;
-      message =
-        error instanceof StepFailure || error instanceof FhirClientError
-          ? error.message
-          : 'Unexpected error.';
-      if (!(error instanceof StepFailure || error instanceof FhirClientError)) throw error;
+      if (error instanceof StepFailure || error instanceof FhirClientError) {
+        message = error.message;
+      } else {
+        // Still a result (and audited): the admin sees which step broke; the cause goes to the log.
+        this.logger.error({ err: error, step: name }, `Connection test step "${name}" failed unexpectedly`);
+        message = 'Unexpected error while testing; the details are in the service log.';
+      }
     }
     this.steps.push({ name, ok, message, durationMs: Math.round(performance.now() - started) });
     this.failed ||= !ok;
@@ -116,7 +120,7 @@ export class ConnectionTestService {
   }
 
   private async testConfiguration(organizationId: string): Promise<TestLayer> {
-    const run = new LayerRun();
+    const run = new LayerRun(this.logger);
     const registration = await this.organizations.getEpicRegistration(organizationId);
     await run.step('registration', () => {
       if (!registration) {
@@ -156,7 +160,7 @@ export class ConnectionTestService {
   }
 
   private async testLive(organizationId: string): Promise<TestLayer> {
-    const run = new LayerRun();
+    const run = new LayerRun(this.logger);
     const client = this.fhir.forOrganization(organizationId);
     const credential = await this.tokens.findActive({ organizationId });
     await run.step('token', async () => {

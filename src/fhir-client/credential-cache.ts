@@ -23,6 +23,8 @@ export class CredentialCache {
     { until: number; organizationId: string | null; value: ActiveCredential | null }
   >();
   private readonly loading = new Map<string, Promise<ActiveCredential | null>>();
+  /** Bumped by every forget(): lookups that started before it are not cached. */
+  private generation = 0;
 
   constructor(
     private readonly tokens: TokenStoreService,
@@ -39,8 +41,10 @@ export class CredentialCache {
       const pending = this.loading.get(key);
       if (pending) return pending;
     }
+    const generation = this.generation;
     const load = this.tokens.findActive(target).then((value) => {
-      if (ttl > 0) {
+      // A change forgotten while this lookup ran may not be in its answer: do not keep it.
+      if (ttl > 0 && generation === this.generation) {
         const organizationId =
           value?.organizationId ?? ('organizationId' in target ? target.organizationId : null);
         this.entries.set(key, { until: Date.now() + ttl, organizationId, value });
@@ -56,6 +60,7 @@ export class CredentialCache {
 
   /** Drops every cached lookup of an organization's connections. */
   forget(organizationId: string): void {
+    this.generation += 1;
     for (const [key, entry] of this.entries) {
       if (entry.organizationId === organizationId) this.entries.delete(key);
     }

@@ -12,7 +12,7 @@ import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { CredentialCache } from './credential-cache';
 import { FhirClientError, FhirErrorKind, operationOutcomeText } from './fhir-client.errors';
-import { isIdempotent, isTransientStatus, parseRetryAfter, retryDelay } from './retry-policy';
+import { isIdempotent, isTransientFailure, parseRetryAfter, retryDelay } from './retry-policy';
 
 /** What a FHIR request carries through the interceptors. */
 export interface FhirCallContext {
@@ -86,7 +86,9 @@ export class FhirInterceptors {
 
     ctx.credential = credential;
     config.baseURL = `${credential.fhirBaseUrl}/`;
-    if (config.url && /^https?:/i.test(config.url) && !config.url.startsWith(config.baseURL)) {
+    const absolute =
+      config.url !== undefined && (/^[a-z][a-z0-9+.-]*:/i.test(config.url) || config.url.startsWith('//'));
+    if (absolute && !config.url!.startsWith(config.baseURL)) {
       // A paging link elsewhere would receive the bearer token: never follow it.
       throw new FhirClientError(FhirErrorKind.Request, 'Epic returned a link outside its FHIR base URL.', {
         organizationId: credential.organizationId,
@@ -175,7 +177,7 @@ export class FhirInterceptors {
       return instance.request(config);
     }
 
-    if (isTransientStatus(status)) {
+    if (isTransientFailure(status, error.code)) {
       const retryAfterMs = parseRetryAfter(error.response?.headers?.['retry-after'], Date.now());
       const delay = isIdempotent(config.method)
         ? retryDelay(
@@ -190,7 +192,7 @@ export class FhirInterceptors {
       if (delay !== undefined) {
         ctx.retries += 1;
         this.logger.warn(
-          { orgId, status: status ?? null, code: error.code ?? null, retry: ctx.retries, delayMs: delay },
+          { orgId, status: status ?? null, failure: error.code ?? null, retry: ctx.retries, delayMs: delay },
           `Epic API call failed (${status ?? error.code ?? 'network error'}), retrying in ${delay} ms`,
         );
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -214,7 +216,11 @@ export class FhirInterceptors {
     await this.recordSuccess(credential);
     throw new FhirClientError(
       FhirErrorKind.Request,
-      text ? `Epic answered HTTP ${status}: ${text}` : `Epic answered HTTP ${status}.`,
+      status === undefined
+        ? `The call to Epic could not be made (${error.code ?? 'error'}).`
+        : text
+          ? `Epic answered HTTP ${status}: ${text}`
+          : `Epic answered HTTP ${status}.`,
       {
         organizationId: orgId,
         status,
@@ -269,7 +275,7 @@ export class FhirInterceptors {
   private async recordTransient(credential: ActiveCredential, code: string, message: string): Promise<void> {
     const orgId = credential.organizationId;
     this.logger.warn(
-      { orgId, credentialId: credential.id, code },
+      { orgId, credentialId: credential.id, failure: code },
       `Epic API call failed for organization ${orgId}: ${code}`,
     );
     if (credential.userId === null) {

@@ -1,4 +1,4 @@
-import { isIdempotent, isTransientStatus, parseRetryAfter, retryDelay } from './retry-policy';
+import { isIdempotent, isTransientFailure, parseRetryAfter, retryDelay } from './retry-policy';
 
 describe('retry policy', () => {
   const settings = { attempts: 3, maxWaitMs: 10_000, baseMs: 200 };
@@ -14,23 +14,16 @@ describe('retry policy', () => {
     expect(['POST', 'PUT', 'PATCH', 'DELETE'].map(isIdempotent)).toEqual([false, false, false, false]);
   });
 
-  it('treats network errors, 429 and 5xx as transient, other statuses not', () => {
-    expect([undefined, 429, 500, 502, 503, 504].map(isTransientStatus)).toEqual([
-      true,
-      true,
-      true,
-      true,
-      true,
-      true,
-    ]);
-    expect([400, 401, 403, 404, 410, 422].map(isTransientStatus)).toEqual([
+  it('treats network errors, timeouts, 429 and 5xx as transient, other failures not', () => {
+    const transient = (status?: number, code?: string) => isTransientFailure(status, code);
+    expect([429, 500, 502, 503, 504].every((s) => transient(s))).toBe(true);
+    expect([400, 401, 403, 404, 410, 422].some((s) => transient(s))).toBe(false);
+    expect(
+      ['ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'ERR_NETWORK'].every((c) => transient(undefined, c)),
+    ).toBe(true);
+    expect(['ERR_INVALID_URL', 'ERR_BAD_RESPONSE', undefined].some((c) => transient(undefined, c))).toBe(
       false,
-      false,
-      false,
-      false,
-      false,
-      false,
-    ]);
+    );
   });
 
   it('reads Retry-After as seconds or as an HTTP date', () => {

@@ -14,9 +14,27 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const isIdempotent = (method: string | undefined): boolean =>
   IDEMPOTENT.has((method ?? 'GET').toUpperCase());
 
-/** Network errors and timeouts have no status; 5xx and 429 are transient, other statuses are not. */
-export const isTransientStatus = (status: number | undefined): boolean =>
-  status === undefined || status === 429 || status >= 500;
+/** Error codes of a network failure or timeout (Node's and axios's), the only status-less transient ones. */
+const NETWORK_CODES = new Set([
+  'ECONNABORTED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_NETWORK',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+/**
+ * 5xx and 429 are transient; without a status, only network failures and timeouts are. Anything
+ * else (a malformed URL, an oversized answer) is a problem with the request, not with Epic.
+ */
+export const isTransientFailure = (status: number | undefined, code?: string): boolean =>
+  status !== undefined ? status === 429 || status >= 500 : code !== undefined && NETWORK_CODES.has(code);
 
 /** Retry-After (RFC 9110 §10.2.3) in milliseconds: delay-seconds or an HTTP-date. */
 export function parseRetryAfter(value: unknown, now: number): number | undefined {

@@ -35,6 +35,10 @@ const MAX_DEPTH = 6; // pino's `*` matches one level only, so list the depths ex
 /** pino `redact` paths: every secret field at depths 0..MAX_DEPTH, plus HTTP headers by name. */
 export const REDACT_PATHS: string[] = [
   'req.headers.authorization',
+  // axios's request config, should an AxiosError ever be logged whole.
+  'err.config.headers.Authorization',
+  'err.config.headers.authorization',
+  '*.config.headers.Authorization',
   'req.headers.cookie',
   'req.headers["x-csrf-token"]',
   'res.headers["set-cookie"]',

@@ -10,7 +10,7 @@ export class EpicAuthApiFilter implements ExceptionFilter<EpicAuthError> {
   private readonly logger = new Logger(EpicAuthApiFilter.name);
 
   catch(error: EpicAuthError, host: ArgumentsHost): void {
-    this.logger.warn({ code: error.code, err: error.cause }, `Epic request failed: ${error.code}`);
+    this.logger.warn({ failure: error.code, err: error.cause }, `Epic request failed: ${error.code}`);
     const status = STATUS_BY_CODE[error.code];
     host
       .switchToHttp()

@@ -24,7 +24,7 @@ export class EpicAuthBrowserFilter implements ExceptionFilter<EpicAuthError> {
   catch(error: EpicAuthError, host: ArgumentsHost): void {
     const req = host.switchToHttp().getRequest<Request>();
     const res = host.switchToHttp().getResponse<Response>();
-    this.logger.warn({ code: error.code, err: error.cause }, `Epic authorization failed: ${error.code}`);
+    this.logger.warn({ failure: error.code, err: error.cause }, `Epic authorization failed: ${error.code}`);
     const org =
       typeof req.query.org === 'string' && /^[0-9a-f-]{36}$/i.test(req.query.org) ? req.query.org : null;
     res.status(STATUS_BY_CODE[error.code]).render('error', {
