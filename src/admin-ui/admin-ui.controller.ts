@@ -4,8 +4,14 @@ import { Response } from 'express';
 import { AuditService } from 'src/audit/audit.service';
 import { ATTENTION_STATES, CONNECTION_STATES } from 'src/connection-health/connection-states.service';
 import { ConnectionStatesService } from 'src/connection-health/connection-states.service';
+import { NotificationsService } from 'src/connection-health/notifications.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
-import { CreateOrgAdminDto, CreateOrganizationDto, OrgIdParam } from 'src/organizations/dto/organization.dto';
+import {
+  CreateOrgAdminDto,
+  CreateOrganizationDto,
+  OrgIdParam,
+  UpdateOrganizationDto,
+} from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
@@ -38,6 +44,7 @@ export class AdminUiController {
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
     private readonly states: ConnectionStatesService,
+    private readonly notifications: NotificationsService,
   ) {}
 
   @Get()
@@ -117,10 +124,11 @@ export class AdminUiController {
     @Query('connected') connected?: string,
   ): Promise<object> {
     const org = await this.organizations.get(orgId);
-    const [admins, events, snapshot] = await Promise.all([
+    const [admins, events, snapshot, notifications] = await Promise.all([
       this.organizations.listAdmins(orgId),
       this.audit.list({ organizationId: orgId, limit: 20 }),
       this.states.snapshot(orgId),
+      this.notifications.list(user, { organizationId: orgId, limit: 5 }),
     ]);
     return {
       title: org.name,
@@ -138,6 +146,9 @@ export class AdminUiController {
       lastSync: formatUtc(snapshot?.lastSync ?? null),
       admins,
       events,
+      notifications,
+      lastError: snapshot?.lastError ?? null,
+      lastErrorSince: formatUtc(snapshot?.lastErrorAt ?? null),
       isRoot: user.role === Role.RootAdmin,
       flash: connected === '1' && org.isConnected ? 'Connected to Epic.' : undefined,
     };
@@ -153,6 +164,18 @@ export class AdminUiController {
   ): Promise<object> {
     const { user: created, temporaryPassword } = await this.organizations.createOrgAdmin(user, orgId, dto);
     return { title: 'Admin created', user, orgId, created, temporaryPassword };
+  }
+
+  @Post('organizations/:orgId/rename')
+  @Roles(Role.RootAdmin)
+  async renameOrganization(
+    @CurrentUser() user: AuthUser,
+    @Param() { orgId }: OrgIdParam,
+    @Body() dto: UpdateOrganizationDto,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.organizations.update(user, orgId, dto);
+    res.redirect(303, `/admin/organizations/${orgId}`);
   }
 
   @Post('organizations/:orgId/delete')

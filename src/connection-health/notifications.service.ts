@@ -95,9 +95,15 @@ export class NotificationsService {
 
   async list(
     user: AuthUser,
-    options: { limit?: number; unreadOnly?: boolean } = {},
+    options: { limit?: number; unreadOnly?: boolean; organizationId?: string } = {},
   ): Promise<NotificationView[]> {
-    const { where, params } = this.scope(user);
+    const scope = this.scope(user);
+    const params = [...scope.params];
+    let where = scope.where;
+    if (options.organizationId) {
+      params.push(options.organizationId);
+      where += ` AND n.organization_id = $${params.length}`;
+    }
     const rows = await this.notifications.query<NotificationRow[]>(
       `SELECT n.id, n.organization_id, o.name AS organization_name, n.kind, n.state, n.previous_state, n.title,
               n.message, n.link, n.created_at, (r.user_id IS NOT NULL) AS read

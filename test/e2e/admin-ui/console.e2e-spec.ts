@@ -77,4 +77,22 @@ describe('root admin console', () => {
     const page = await root.agent.get(`/admin/organizations/${expiredId}`).expect(200);
     expect(page.text).toContain('❌ Expired');
   });
+
+  it('lets a root admin rename an organization from its page', async () => {
+    const page = await root.agent.get(`/admin/organizations/${connectedId}`).expect(200);
+    expect(page.text).toContain('Rename organization');
+    await root.agent
+      .post(`/admin/organizations/${connectedId}/rename`)
+      .type('form')
+      .send({ _csrf: root.csrf, name: 'Renamed Clinic' })
+      .expect(303);
+    expect((await root.agent.get(`/admin/organizations/${connectedId}`).expect(200)).text).toContain(
+      'Renamed Clinic',
+    );
+    await root.agent
+      .post(`/admin/organizations/${connectedId}/rename`)
+      .type('form')
+      .send({ _csrf: root.csrf, name: '' })
+      .expect(400);
+  });
 });

@@ -148,6 +148,18 @@ const htmlRoutes: Route[] = [
   },
   {
     method: 'post',
+    path: ({ orgA }) => `/admin/organizations/${orgA}/rename`,
+    form: true,
+    body: () => ({ name: 'Org A' }),
+    expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 403, orgAdminB: 403, rootAdmin: 303 },
+  },
+  {
+    method: 'get',
+    path: ({ orgA }) => `/admin/epic/registration?org=${orgA}`,
+    expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
+  {
+    method: 'post',
     path: async ({ fresh }) => `${await fresh()}/delete`.replace('/api/', '/admin/'),
     form: true,
     expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 403, orgAdminB: 403, rootAdmin: 303 },
