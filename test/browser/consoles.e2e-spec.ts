@@ -267,6 +267,17 @@ describe('admin consoles in Chromium', () => {
     await page.close();
   });
 
+  it('a failed status call shows a message, not a spinner', async () => {
+    const page = await context.newPage();
+    await page.route('**/fhir/epic-status*', (route) => route.abort('connectionrefused'));
+    await page.goto(`${base}/admin/epic/registration?org=${orgId}`);
+    await page.locator('#status [role="alert"]').waitFor();
+    expect(await page.locator('#status').textContent()).toMatch(
+      /Could not load the status: .*could not be reached/,
+    );
+    await page.close();
+  });
+
   it("an org admin cannot open another organization's pages", async () => {
     const other = await new TestFactory(t).organization('Someone Else');
     const page = await context.newPage();
