@@ -33,6 +33,26 @@ export class ConnectionMetrics implements OnModuleInit {
         for (const state of CONNECTION_STATES) this.set({ state }, counts[state]);
       },
     });
+    // One query serves both per-organization gauges: whichever is collected first reads it, the
+    // other reuses it within the same scrape.
+    let expiry: { at: number; rows: ReturnType<ConnectionStatesService['secondsToExpiry']> } | null = null;
+    const readExpiry = () => {
+      if (!expiry || Date.now() - expiry.at > 1000)
+        expiry = { at: Date.now(), rows: states.secondsToExpiry() };
+      return expiry.rows;
+    };
+    new Gauge({
+      name: 'epic_connect_access_token_seconds_to_expiry',
+      help: 'Seconds until an organization connection access token expires (negative: expired); refreshed ones renew',
+      labelNames: ['organization'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const row of await readExpiry()) {
+          this.set({ organization: row.organizationId }, row.accessTokenSeconds);
+        }
+      },
+    });
     new Gauge({
       name: 'epic_connect_connection_seconds_to_end',
       help: 'Seconds until a connection stops working without a new sign-in (negative: ended); connections that refresh indefinitely are absent',
@@ -40,8 +60,8 @@ export class ConnectionMetrics implements OnModuleInit {
       registers,
       async collect() {
         this.reset();
-        for (const { organizationId, seconds } of await states.secondsToEnd()) {
-          this.set({ organization: organizationId }, seconds);
+        for (const row of await readExpiry()) {
+          if (row.endSeconds !== null) this.set({ organization: row.organizationId }, row.endSeconds);
         }
       },
     });

@@ -206,19 +206,24 @@ export class ConnectionStatesService {
   }
 
   /**
-   * Seconds until each connection that will end stops working (negative: already ended), for
-   * the metrics. Connections that refresh indefinitely are left out.
+   * Per organization connection, for the metrics: seconds until the access token expires, and until
+   * the connection stops working without a new sign-in (null when it refreshes indefinitely).
+   * Negative: already past.
    */
-  async secondsToEnd(now = new Date()): Promise<{ organizationId: string; seconds: number }[]> {
-    const rows = await this.dataSource.query<{ id: string; ends_at: Date }[]>(
-      `SELECT c.organization_id AS id,
+  async secondsToExpiry(
+    now = new Date(),
+  ): Promise<{ organizationId: string; accessTokenSeconds: number; endSeconds: number | null }[]> {
+    const rows = await this.dataSource.query<{ id: string; expires_at: Date; ends_at: Date | null }[]>(
+      `SELECT c.organization_id AS id, c.expires_at,
               CASE WHEN c.refresh_token_enc IS NOT NULL THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at
          FROM epic_credential c
-        WHERE c.user_id IS NULL AND (c.refresh_token_enc IS NULL OR c.refresh_expires_at IS NOT NULL)`,
+        WHERE c.user_id IS NULL`,
     );
+    const seconds = (date: Date) => Math.round((new Date(date).getTime() - now.getTime()) / 1000);
     return rows.map((r) => ({
       organizationId: r.id,
-      seconds: Math.round((new Date(r.ends_at).getTime() - now.getTime()) / 1000),
+      accessTokenSeconds: seconds(r.expires_at),
+      endSeconds: r.ends_at ? seconds(r.ends_at) : null,
     }));
   }
 

@@ -108,6 +108,8 @@ describe('health and metrics', () => {
     const seconds = sample(all, 'epic_connect_connection_seconds_to_end', { organization: orgId })!;
     expect(seconds).toBeGreaterThan(3000);
     expect(seconds).toBeLessThanOrEqual(3600);
+    const access = sample(all, 'epic_connect_access_token_seconds_to_expiry', { organization: orgId })!;
+    expect(access).toBe(seconds); // no refresh token: the access token is the end
   });
 
   it('refresh and FHIR call metrics move when a refresh happens', async () => {
