@@ -37,8 +37,9 @@ export class ConnectionMetrics implements OnModuleInit {
     // other reuses it within the same scrape.
     let expiry: { at: number; rows: ReturnType<ConnectionStatesService['secondsToExpiry']> } | null = null;
     const readExpiry = () => {
-      if (!expiry || Date.now() - expiry.at > 1000)
+      if (!expiry || Date.now() - expiry.at > 1000) {
         expiry = { at: Date.now(), rows: states.secondsToExpiry() };
+      }
       return expiry.rows;
     };
     new Gauge({
