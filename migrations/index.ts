@@ -2,6 +2,7 @@ import { CreateFoundationSchema1763890000000 } from './1763890000000-CreateFound
 import { CreateEpicAuthorization1763900000000 } from './1763900000000-CreateEpicAuthorization';
 import { CreateConnectionHealth1763910000000 } from './1763910000000-CreateConnectionHealth';
 import { IndexConnectionFlags1763920000000 } from './1763920000000-IndexConnectionFlags';
+import { AddScopeSyntax1763930000000 } from './1763930000000-AddScopeSyntax';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   CreateEpicAuthorization1763900000000,
   CreateConnectionHealth1763910000000,
   IndexConnectionFlags1763920000000,
+  AddScopeSyntax1763930000000,
 ];

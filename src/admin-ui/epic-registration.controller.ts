@@ -77,6 +77,7 @@ export class EpicRegistrationController {
       fhirBaseUrl: str(body.fhirBaseUrl) || undefined,
       scopes: str(body.scopes),
       tokenAuthMethod: str(body.tokenAuthMethod) || undefined,
+      scopeSyntax: str(body.scopeSyntax) || undefined,
     });
     const errors: Record<string, string> = {};
     for (const error of await validate(dto, { whitelist: true })) {
@@ -99,6 +100,7 @@ export class EpicRegistrationController {
       fhirBaseUrl: str(body.fhirBaseUrl),
       scopes: str(body.scopes),
       tokenAuthMethod: str(body.tokenAuthMethod),
+      scopeSyntax: str(body.scopeSyntax),
     };
     res
       .status(400)

@@ -10,11 +10,13 @@ import { DataSource, IsNull, Repository } from 'typeorm';
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
+import { EpicRegistration } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
+import { scopesFor } from './launch-scopes';
 import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { OAuthClientService } from './oauth-client.service';
 import { SmartConfiguration } from './smart-configuration';
@@ -49,14 +51,12 @@ export interface RegistrationInfo {
 export const CALLBACK_PATH = '/fhir/epic-callback';
 /** SMART App Launch: how long a started authorization may take (state, PKCE verifier, nonce). */
 export const PENDING_TTL_MS = 10 * 60_000;
-/** What an organization connection always asks for on top of its data scopes. */
-export const ORGANIZATION_FLOW_SCOPES = ['openid', 'fhirUser', 'offline_access'];
 
 export const hashState = (state: string): string => createHash('sha256').update(state).digest('hex');
 
-/** Space-joined scopes without duplicates, flow scopes first. */
-export function organizationScopes(dataScopes: string): string {
-  return [...new Set([...ORGANIZATION_FLOW_SCOPES, ...dataScopes.split(' ').filter(Boolean)])].join(' ');
+/** What an admin's organization connection requests (launch-scopes.ts), space-joined. */
+export function organizationScopes(registration: Pick<EpicRegistration, 'scopes' | 'scopeSyntax'>): string {
+  return scopesFor('organization', registration.scopes, registration.scopeSyntax).join(' ');
 }
 
 /** Starts and (next) completes SMART authorizations for an organization's Epic connection. */
@@ -132,7 +132,7 @@ export class AuthorizationService {
     const state = oidc.randomState();
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const nonce = oidc.randomNonce();
-    const scope = organizationScopes(registration.scopes);
+    const scope = organizationScopes(registration);
     const stateHash = hashState(state);
     await this.pending.insert({
       stateHash,
@@ -343,16 +343,13 @@ export class AuthorizationService {
    */
   async registrationInfo(organizationId: string): Promise<RegistrationInfo> {
     const org = await this.organizations.get(organizationId);
-    const data = org.epicScopes.split(' ').filter(Boolean);
-    const asContext = (prefix: 'user' | 'patient') =>
-      data.map((s) => s.replace(/^(user|patient|system)\//, `${prefix}/`));
     return {
       redirectUri: this.redirectUri,
       ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch`,
       scopes: {
-        organization: organizationScopes(org.epicScopes).split(' '),
-        providerEhrLaunch: ['launch', 'openid', 'fhirUser', ...asContext('user')],
-        patientStandalone: ['openid', 'fhirUser', 'offline_access', ...asContext('patient')],
+        organization: scopesFor('organization', org.epicScopes, org.scopeSyntax),
+        providerEhrLaunch: scopesFor('provider', org.epicScopes, org.scopeSyntax),
+        patientStandalone: scopesFor('patient', org.epicScopes, org.scopeSyntax),
       },
     };
   }

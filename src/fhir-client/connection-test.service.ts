@@ -152,7 +152,7 @@ export class ConnectionTestService {
       url.searchParams.set('response_type', 'code');
       url.searchParams.set('client_id', registration!.clientId);
       url.searchParams.set('redirect_uri', this.authorization.redirectUri);
-      url.searchParams.set('scope', organizationScopes(registration!.scopes));
+      url.searchParams.set('scope', organizationScopes(registration!));
       url.searchParams.set('aud', registration!.fhirBaseUrl);
       return `An authorize request can be built with redirect URI ${this.authorization.redirectUri} (register it at Epic exactly).`;
     });

@@ -20,6 +20,8 @@ export interface EpicRegistration {
   scopes: string;
   hasClientSecret: boolean;
   tokenAuthMethod: TokenAuthMethod;
+  /** SMART scope syntax the organization's Epic expects. */
+  scopeSyntax: ScopeSyntax;
 }
 
 /**
@@ -29,4 +31,10 @@ export interface EpicRegistration {
 export enum TokenAuthMethod {
   ClientSecretBasic = 'client_secret_basic',
   ClientSecretPost = 'client_secret_post',
+}
+
+/** SMART scope syntax: v1 (`.read`/`.write`) or v2 (`.rs`, `.cud`…), which Epic supports from Aug 2024. */
+export enum ScopeSyntax {
+  V1 = 'v1',
+  V2 = 'v2',
 }

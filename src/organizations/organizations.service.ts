@@ -156,6 +156,7 @@ export class OrganizationsService {
     org.epicEnvironment = dto.environment;
     if (dto.scopes !== undefined) org.epicScopes = dto.scopes || null;
     if (dto.tokenAuthMethod !== undefined) org.epicTokenAuthMethod = dto.tokenAuthMethod;
+    if (dto.scopeSyntax !== undefined) org.epicScopeSyntax = dto.scopeSyntax;
     if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
     if (changed) {
       org.isConnected = false;
@@ -202,6 +203,7 @@ export class OrganizationsService {
       scopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
       hasClientSecret: org.clientSecretEnc !== null,
       tokenAuthMethod: org.epicTokenAuthMethod,
+      scopeSyntax: org.epicScopeSyntax,
     };
   }
 

@@ -16,6 +16,7 @@ export interface ConnectionOptions {
   refreshMode?: 'none' | 'static' | 'rolling';
   tokenAuthMethod?: string;
   scopes?: string;
+  scopeSyntax?: 'v1' | 'v2';
 }
 
 /**
@@ -45,6 +46,7 @@ export async function registeredOrganization(
       fhirBaseUrl: epic.fhirBase,
       ...(options.tokenAuthMethod ? { tokenAuthMethod: options.tokenAuthMethod } : {}),
       ...(options.scopes ? { scopes: options.scopes } : {}),
+      ...(options.scopeSyntax ? { scopeSyntax: options.scopeSyntax } : {}),
     })
     .expect(200);
   return { orgId: org.id, admin, clientId: client.clientId };

@@ -13,6 +13,7 @@ const org = {
   hasClientSecret: true,
   epicScopes: 'user/Patient.read',
   tokenAuthMethod: 'client_secret_post',
+  scopeSyntax: 'v2',
 } as OrganizationView;
 
 const info: RegistrationInfo = {
@@ -34,6 +35,7 @@ describe('registrationPage', () => {
       fhirBaseUrl: 'https://fhir.general.example/api/FHIR/R4',
       scopes: 'user/Patient.read',
       tokenAuthMethod: 'client_secret_post',
+      scopeSyntax: 'v2',
     });
     expect(JSON.stringify(page)).not.toMatch(/secret":\s*"[^"]/);
     expect(page.secretSaved).toBe(true);
@@ -65,6 +67,7 @@ describe('registrationPage', () => {
       fhirBaseUrl: 'x',
       scopes: '',
       tokenAuthMethod: '',
+      scopeSyntax: '',
     };
     const page = registrationPage(org, info, { saved: true, submitted, errors: { clientId: 'required' } });
     expect(page.form).toBe(submitted);

@@ -3,6 +3,7 @@ import type { OrganizationView } from 'src/organizations/dto/organization.view';
 import {
   EPIC_SANDBOX_FHIR_BASE,
   EpicEnvironment,
+  ScopeSyntax,
   TokenAuthMethod,
 } from 'src/organizations/organization.types';
 
@@ -13,6 +14,7 @@ export interface RegistrationForm {
   fhirBaseUrl: string;
   scopes: string;
   tokenAuthMethod: string;
+  scopeSyntax: string;
 }
 
 interface Option {
@@ -35,6 +37,7 @@ export interface RegistrationPage {
   canConnect: boolean;
   environments: Option[];
   authMethods: Option[];
+  scopeSyntaxes: Option[];
   sandboxBase: string;
   register: {
     redirectUri: string;
@@ -56,6 +59,11 @@ const AUTH_METHODS: [TokenAuthMethod, string][] = [
   [TokenAuthMethod.ClientSecretPost, 'Client secret in the form body (client_secret_post)'],
 ];
 
+const SCOPE_SYNTAXES: [ScopeSyntax, string][] = [
+  [ScopeSyntax.V1, 'SMART v1 (user/Patient.read): every Epic version'],
+  [ScopeSyntax.V2, 'SMART v2 (user/Patient.rs): Epic from August 2024'],
+];
+
 /** The registration page's view model: pure, from the organization and what to register at Epic. */
 export function registrationPage(
   org: OrganizationView,
@@ -68,6 +76,7 @@ export function registrationPage(
     fhirBaseUrl: org.fhirBaseUrl ?? '',
     scopes: org.epicScopes,
     tokenAuthMethod: org.tokenAuthMethod,
+    scopeSyntax: org.scopeSyntax,
   };
   const errors = options.errors ?? {};
   const option =
@@ -88,6 +97,7 @@ export function registrationPage(
     canConnect: !!org.epicClientId && !!org.fhirBaseUrl,
     environments: ENVIRONMENTS.map(option(form.environment)),
     authMethods: AUTH_METHODS.map(option(form.tokenAuthMethod)),
+    scopeSyntaxes: SCOPE_SYNTAXES.map(option(form.scopeSyntax)),
     sandboxBase: EPIC_SANDBOX_FHIR_BASE,
     register: {
       redirectUri: info.redirectUri,

@@ -13,7 +13,7 @@ import {
 
 import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 
-import { EpicEnvironment, TokenAuthMethod } from '../organization.types';
+import { EpicEnvironment, ScopeSyntax, TokenAuthMethod } from '../organization.types';
 
 const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
 /** An optional field left blank in an HTML form arrives as '': treat it as absent. */
@@ -79,6 +79,10 @@ export class RegisterEpicClientDto {
   @IsOptional()
   @IsEnum(TokenAuthMethod, { message: 'tokenAuthMethod must be client_secret_basic or client_secret_post' })
   tokenAuthMethod?: TokenAuthMethod;
+
+  @IsOptional()
+  @IsEnum(ScopeSyntax, { message: 'scopeSyntax must be v1 or v2' })
+  scopeSyntax?: ScopeSyntax;
 
   /** Space-separated data scopes to request, e.g. "user/Patient.read user/Observation.read". Blank: the defaults. */
   @IsOptional()

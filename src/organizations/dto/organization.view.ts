@@ -1,5 +1,10 @@
 import { Organization } from '../entities/organization.entity';
-import { DEFAULT_ORGANIZATION_SCOPES, EpicEnvironment, TokenAuthMethod } from '../organization.types';
+import {
+  DEFAULT_ORGANIZATION_SCOPES,
+  EpicEnvironment,
+  ScopeSyntax,
+  TokenAuthMethod,
+} from '../organization.types';
 
 /** What leaves the Organizations module. The client secret appears only as "one is stored". */
 export interface OrganizationView {
@@ -13,6 +18,7 @@ export interface OrganizationView {
   /** Data scopes requested from Epic. */
   epicScopes: string;
   tokenAuthMethod: TokenAuthMethod;
+  scopeSyntax: ScopeSyntax;
   isConnected: boolean;
   tokenExpiry: string | null;
   lastSync: string | null;
@@ -35,6 +41,7 @@ export function toOrganizationView(org: Organization): OrganizationView {
     hasClientSecret: org.clientSecretEnc !== null,
     epicScopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
     tokenAuthMethod: org.epicTokenAuthMethod,
+    scopeSyntax: org.epicScopeSyntax,
     isConnected: org.isConnected,
     tokenExpiry: iso(org.tokenExpiry),
     lastSync: iso(org.lastSync),

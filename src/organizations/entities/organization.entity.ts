@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-import { EpicEnvironment, TokenAuthMethod } from '../organization.types';
+import { EpicEnvironment, ScopeSyntax, TokenAuthMethod } from '../organization.types';
 
 export { EpicEnvironment };
 
@@ -40,6 +40,9 @@ export class Organization {
     default: TokenAuthMethod.ClientSecretBasic,
   })
   epicTokenAuthMethod!: TokenAuthMethod;
+
+  @Column({ name: 'epic_scope_syntax', type: 'varchar', length: 2, default: ScopeSyntax.V1 })
+  epicScopeSyntax!: ScopeSyntax;
 
   // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
   @Column({ name: 'is_connected', type: 'boolean', default: false })

@@ -137,4 +137,17 @@ describe('GET /fhir/epic-authorize (organization connection, start)', () => {
       .expect(303)
       .expect('Location', /^\/login/);
   });
+
+  it.each([
+    ['v1', 'user/Patient.rs user/Observation.read', 'user/Patient.read user/Observation.read'],
+    ['v2', 'user/Patient.read user/Observation.rs', 'user/Patient.rs user/Observation.rs'],
+  ] as const)(
+    'asks for the data scopes in the organization syntax (%s)',
+    async (scopeSyntax, scopes, expected) => {
+      const { orgId, admin } = await registeredOrganization(t, epic, { scopes, scopeSyntax });
+      const start = await admin.agent.get('/fhir/epic-authorize').query({ org: orgId }).expect(303);
+      const scope = new URL(start.headers.location).searchParams.get('scope');
+      expect(scope).toBe(`openid fhirUser offline_access ${expected}`);
+    },
+  );
 });
