@@ -11,6 +11,8 @@ import { MetricsService } from 'src/metrics/metrics.service';
 import { ConnectionNotifier } from './connection-notifier.service';
 
 export const CONNECTION_CHECK_JOB = 'connection-check';
+/** How long history is kept: run records and delivered webhooks, and notifications (with their reads). */
+export const RETENTION = { runsDays: 30, deliveredDays: 30, notificationsDays: 180 };
 /** Credentials examined per query: memory stays flat however many organizations there are. */
 const PAGE_SIZE = 500;
 
@@ -23,6 +25,8 @@ export interface CheckCounts {
   /** Refreshes that failed transiently (tokens kept). */
   refreshFailed: number;
   notified: number;
+  /** Old run records, delivered webhook entries and notifications removed. */
+  swept: number;
 }
 
 export interface LastRun {
@@ -176,6 +180,7 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
       Math.max(refreshBefore.getTime(), nextTick.getTime() + this.config.env.EXPIRY_WARNING_MINUTES * 60_000),
     );
     const counts: CheckCounts = {
+      swept: 0,
       candidates: 0,
       refreshed: 0,
       reauthenticationRequired: 0,
@@ -223,7 +228,29 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
       afterId = flagged[flagged.length - 1].id;
       if (flagged.length < PAGE_SIZE) break;
     }
+    counts.swept = await this.sweep(now);
     return counts;
+  }
+
+  /** Deletes history past its retention (RETENTION), so tables and unread counts stay small. */
+  private async sweep(now: Date): Promise<number> {
+    const before = (days: number) => new Date(now.getTime() - days * 86_400_000);
+    let removed = 0;
+    for (const [sql, date] of [
+      [
+        `DELETE FROM scheduled_run WHERE job = '${CONNECTION_CHECK_JOB}' AND started_at < $1`,
+        before(RETENTION.runsDays),
+      ],
+      [
+        `DELETE FROM notification_outbox WHERE status = 'delivered' AND delivered_at < $1`,
+        before(RETENTION.deliveredDays),
+      ],
+      [`DELETE FROM notification WHERE created_at < $1`, before(RETENTION.notificationsDays)],
+    ] as const) {
+      const [, count] = await this.dataSource.query<[unknown[], number]>(sql, [date]);
+      removed += count;
+    }
+    return removed;
   }
 
   /**

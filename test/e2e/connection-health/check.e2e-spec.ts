@@ -199,6 +199,48 @@ describe('scheduled connection check', () => {
     });
   });
 
+  it('sweeps history past its retention: old runs, delivered webhooks and notifications', async () => {
+    const { orgId } = await connectedOrganization(t, epic);
+    const old = new Date(Date.now() - 200 * 24 * 3600_000);
+    await t.dataSource.query(
+      `INSERT INTO scheduled_run (job, started_at, finished_at, outcome) VALUES ('connection-check', $1, $1, 'success')`,
+      [old],
+    );
+    const [notification] = await t.dataSource.query<{ id: string }[]>(
+      `INSERT INTO notification (organization_id, kind, state, title, message, created_at)
+       VALUES ($1, 'attention', 'expired', 'old', 'old', $2) RETURNING id`,
+      [orgId, old],
+    );
+    const [recent] = await t.dataSource.query<{ id: string }[]>(
+      `INSERT INTO notification (organization_id, kind, state, title, message) VALUES ($1, 'attention', 'expired', 'new', 'new')
+       RETURNING id`,
+      [orgId],
+    );
+    await t.dataSource.query(
+      `INSERT INTO notification_outbox (notification_id, channel, payload, status, delivered_at)
+       VALUES ($1, 'webhook', '{}', 'delivered', $2)`,
+      [recent.id, old],
+    );
+
+    const counts = await check.tick(new Date());
+
+    expect(counts!.swept).toBeGreaterThanOrEqual(3);
+    const left = await t.dataSource.query<{ id: string }[]>(
+      `SELECT id FROM notification WHERE id = ANY($1::uuid[])`,
+      [[notification.id, recent.id]],
+    );
+    expect(left.map((r) => r.id)).toEqual([recent.id]);
+    const runs = await t.dataSource.query<unknown[]>(`SELECT 1 FROM scheduled_run WHERE started_at = $1`, [
+      old,
+    ]);
+    expect(runs).toHaveLength(0);
+    const outbox = await t.dataSource.query<unknown[]>(
+      `SELECT 1 FROM notification_outbox WHERE notification_id = $1`,
+      [recent.id],
+    );
+    expect(outbox).toHaveLength(0);
+  });
+
   const runCount = async () =>
     (await t.dataSource.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM scheduled_run`))[0].n;
 });
