@@ -3,6 +3,7 @@ import { CreateEpicAuthorization1763900000000 } from './1763900000000-CreateEpic
 import { CreateConnectionHealth1763910000000 } from './1763910000000-CreateConnectionHealth';
 import { IndexConnectionFlags1763920000000 } from './1763920000000-IndexConnectionFlags';
 import { AddScopeSyntax1763930000000 } from './1763930000000-AddScopeSyntax';
+import { CreateUserLaunches1763940000000 } from './1763940000000-CreateUserLaunches';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   CreateConnectionHealth1763910000000,
   IndexConnectionFlags1763920000000,
   AddScopeSyntax1763930000000,
+  CreateUserLaunches1763940000000,
 ];

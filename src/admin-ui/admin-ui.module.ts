@@ -2,17 +2,24 @@ import { Module } from '@nestjs/common';
 
 import { ConnectionHealthModule } from 'src/connection-health/connection-health.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
+import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
 import { AdminLayout, AdminPageInterceptor } from './admin-page.interceptor';
 import { AdminUiController } from './admin-ui.controller';
 import { EpicRegistrationController } from './epic-registration.controller';
+import { LaunchPagesController } from './launch-pages.controller';
 import { NotificationsPageController } from './notifications-page.controller';
 
 /** Server-rendered consoles. Imports the feature modules; nothing imports it. */
 @Module({
-  imports: [OrganizationsModule, EpicAuthModule, ConnectionHealthModule],
-  controllers: [AdminUiController, EpicRegistrationController, NotificationsPageController],
+  imports: [OrganizationsModule, EpicAuthModule, FhirClientModule, ConnectionHealthModule],
+  controllers: [
+    AdminUiController,
+    EpicRegistrationController,
+    NotificationsPageController,
+    LaunchPagesController,
+  ],
   providers: [AdminLayout, AdminPageInterceptor],
 })
 export class AdminUiModule {}

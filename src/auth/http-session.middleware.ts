@@ -16,7 +16,8 @@ import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 export const SESSION_COOKIE = 'ec.sid';
 
 /** Paths whose POSTs come from other sites by design (SMART launches); none yet. */
-const CSRF_EXEMPT_PATHS: string[] = [];
+/** Posted by an EHR, not by our pages: the launch's own checks (iss allow-list, state) apply. */
+const CSRF_EXEMPT_PATHS: string[] = ['/fhir/epic-launch'];
 
 /**
  * Server-side sessions in PostgreSQL (sharing TypeORM's pool, so the embedded database works too),
@@ -60,7 +61,8 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
         const token = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.headers['x-csrf-token'];
         return typeof token === 'string' ? token : undefined;
       },
-      skipCsrfProtection: (req) => CSRF_EXEMPT_PATHS.includes(req.path),
+      // originalUrl: inside Nest's middleware chain req.path is relative to the mount point.
+      skipCsrfProtection: (req) => CSRF_EXEMPT_PATHS.includes(req.originalUrl.split('?')[0] ?? ''),
     });
     const csrf: RequestHandler = (req, res, next) => {
       req.issueCsrfToken = () => {

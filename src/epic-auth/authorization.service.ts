@@ -12,10 +12,14 @@ import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { EpicRegistration } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
+import { Role } from 'src/users/user.types';
+import { AuthUser } from 'src/users/user.view';
+import { UsersService } from 'src/users/users.service';
 
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
+import { normalizeIss } from './launch-iss';
 import { scopesFor } from './launch-scopes';
 import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { OAuthClientService } from './oauth-client.service';
@@ -40,6 +44,11 @@ export interface ConnectionStatus {
   /** The exact redirect URI to register at Epic. */
   callbackUrl: string;
 }
+
+/** Who an authorization completed for: the organization's connection, or a launched user. */
+export type CompletedAuthorization =
+  | { kind: 'organization'; organizationId: string }
+  | { kind: 'provider'; organizationId: string; user: AuthUser; credentialId: string };
 
 export interface RegistrationInfo {
   redirectUri: string;
@@ -74,6 +83,7 @@ export class AuthorizationService {
     private readonly oauthClient: OAuthClientService,
     private readonly dataSource: DataSource,
     private readonly events: EventEmitter2,
+    private readonly users: UsersService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -125,41 +135,14 @@ export class AuthorizationService {
       throw error;
     }
 
-    // Sweep abandoned authorizations (kept a day past expiry for the audit of late callbacks).
-    await this.pending.query(`DELETE FROM pending_authorization WHERE expires_at < $1`, [
-      new Date(now.getTime() - 24 * 3600_000),
-    ]);
-    const state = oidc.randomState();
-    const codeVerifier = oidc.randomPKCECodeVerifier();
-    const nonce = oidc.randomNonce();
     const scope = organizationScopes(registration);
-    const stateHash = hashState(state);
-    await this.pending.insert({
-      stateHash,
-      organizationId,
+    const url = await this.authorizeUrl(server, registration, {
+      purpose: 'organization',
       userId: actor.id,
       sessionId,
-      purpose: 'organization',
-      codeVerifierEnc: this.cipher.encrypt(codeVerifier, `pending_authorization:${stateHash}:code_verifier`),
-      nonce,
-      redirectUri: this.redirectUri,
-      createdAt: now,
-      expiresAt: new Date(now.getTime() + PENDING_TTL_MS),
-    });
-
-    const url = new URL(server.authorizationEndpoint);
-    const params: Record<string, string> = {
-      response_type: 'code',
-      client_id: registration.clientId,
-      redirect_uri: this.redirectUri,
       scope,
-      state,
-      aud: registration.fhirBaseUrl,
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      nonce,
-    };
-    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+      now,
+    });
     await this.audit.record({
       actor,
       organization,
@@ -174,6 +157,115 @@ export class AuthorizationService {
   }
 
   /**
+   * Starts an EHR launch (EPIC-SMART.md §7): `iss` must be the registered FHIR base of an
+   * organization (the allow-list; compared normalized, hosts exactly), and `launch` is echoed back
+   * with `aud` = the organization's base and the provider scopes. The pending authorization is kept
+   * server-side by state only, not bound to a browser session: an EHR may embed the app where cookies
+   * are unreliable, and several launches can be in flight at once.
+   */
+  async startProviderLaunch(
+    iss: unknown,
+    launch: unknown,
+    orgSlug?: unknown,
+    now = new Date(),
+  ): Promise<URL> {
+    const normalized = normalizeIss(iss);
+    if (!normalized) {
+      throw launchRefused('The launch has no valid iss (the FHIR server that launched the app).');
+    }
+    if (typeof launch !== 'string' || launch.length === 0 || launch.length > 4096) {
+      throw launchRefused('The launch has no launch token. Start the app from Epic again.');
+    }
+    const candidates = await this.organizations.findByFhirBase(normalized);
+    const matches =
+      typeof orgSlug === 'string' && orgSlug ? candidates.filter((c) => c.slug === orgSlug) : candidates;
+    if (matches.length !== 1) {
+      this.logger.warn(
+        { candidates: candidates.length },
+        'Refused an EHR launch from an unregistered or ambiguous iss',
+      );
+      throw launchRefused(
+        matches.length === 0
+          ? 'This FHIR server is not registered with this service. Ask your administrator to register it.'
+          : 'Several organizations use this FHIR server: the launch URL registered at Epic must name one (?org=<slug>).',
+      );
+    }
+    const registration = (await this.organizations.getEpicRegistration(matches[0].id))!;
+    const server = await this.discovery.discover(registration.fhirBaseUrl, {
+      clientId: registration.clientId,
+      authMethod: registration.tokenAuthMethod,
+    });
+    const scope = scopesFor('provider', registration.scopes, registration.scopeSyntax).join(' ');
+    const url = await this.authorizeUrl(server, registration, {
+      purpose: 'provider',
+      userId: null,
+      sessionId: '',
+      scope,
+      now,
+      launch,
+    });
+    await this.audit.record({
+      actor: null,
+      organization: { id: registration.organizationId, name: registration.organizationName },
+      action: 'epic.launch',
+      detail: { stage: 'redirected', context: 'provider', scope },
+    });
+    this.logger.log({ orgId: registration.organizationId }, 'EHR launch: redirecting the provider to Epic');
+    return url;
+  }
+
+  /** Stores the pending authorization (state hashed, PKCE verifier encrypted) and builds the URL. */
+  private async authorizeUrl(
+    server: SmartConfiguration,
+    registration: EpicRegistration,
+    input: {
+      purpose: 'organization' | 'provider' | 'patient';
+      userId: string | null;
+      sessionId: string;
+      scope: string;
+      now: Date;
+      launch?: string;
+    },
+  ): Promise<URL> {
+    const { now } = input;
+    // Sweep abandoned authorizations (kept a day past expiry for the audit of late callbacks).
+    await this.pending.query(`DELETE FROM pending_authorization WHERE expires_at < $1`, [
+      new Date(now.getTime() - 24 * 3600_000),
+    ]);
+    const state = oidc.randomState();
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const stateHash = hashState(state);
+    await this.pending.insert({
+      stateHash,
+      organizationId: registration.organizationId,
+      userId: input.userId,
+      sessionId: input.sessionId,
+      purpose: input.purpose,
+      codeVerifierEnc: this.cipher.encrypt(codeVerifier, `pending_authorization:${stateHash}:code_verifier`),
+      nonce,
+      redirectUri: this.redirectUri,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + PENDING_TTL_MS),
+    });
+    const url = new URL(server.authorizationEndpoint);
+    const params: Record<string, string> = {
+      response_type: 'code',
+      client_id: registration.clientId,
+      redirect_uri: this.redirectUri,
+      scope: input.scope,
+      state,
+      aud: registration.fhirBaseUrl,
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      nonce,
+      ...(input.launch ? { launch: input.launch } : {}),
+    };
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+    return url;
+  }
+
+  /**
    * Completes an authorization at the callback. The state must be known, unused, unexpired and
    * from this session (consumed atomically, so a replay finds nothing). Then the code is exchanged
    * (PKCE verifier, client_secret_basic, timeout), the id_token verified, and the credential and
@@ -184,14 +276,14 @@ export class AuthorizationService {
     sessionId: string,
     query: Record<string, unknown>,
     now = new Date(),
-  ): Promise<string> {
+  ): Promise<CompletedAuthorization> {
     const state = typeof query.state === 'string' ? query.state : '';
     if (!state) throw invalidState('The response from Epic has no state. Start the connection again.');
     const [rows] = await this.pending.query<[PendingAuthorization[], number]>(
       `UPDATE pending_authorization SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL
        RETURNING organization_id AS "organizationId", user_id AS "userId", session_id AS "sessionId",
                  code_verifier_enc AS "codeVerifierEnc", nonce, redirect_uri AS "redirectUri",
-                 expires_at AS "expiresAt", state_hash AS "stateHash"`,
+                 expires_at AS "expiresAt", state_hash AS "stateHash", purpose`,
       [hashState(state), now],
     );
     const pending = rows[0];
@@ -202,7 +294,8 @@ export class AuthorizationService {
     if (new Date(pending.expiresAt) <= now) {
       throw invalidState('This authorization took more than 10 minutes. Start the connection again.', orgId);
     }
-    if (pending.sessionId !== sessionId) {
+    // An organization connection is bound to the admin's session; a launch is bound to its state only.
+    if (pending.purpose === 'organization' && pending.sessionId !== sessionId) {
       // RFC 9700 §4.7: a state from another browser session is a CSRF / injection attempt.
       throw invalidState(
         'This authorization was started in another browser session. Start it again here.',
@@ -218,7 +311,10 @@ export class AuthorizationService {
       : { id: orgId, name: orgId };
 
     const fail = async (code: EpicAuthErrorCode, message: string, cause?: unknown, detail: object = {}) => {
-      await this.organizations.recordConnectionState(orgId, { isConnected: false, lastError: message });
+      // A failed user launch is that user's problem, not the organization connection's.
+      if (pending.purpose === 'organization') {
+        await this.organizations.recordConnectionState(orgId, { isConnected: false, lastError: message });
+      }
       await this.audit.record({
         actor,
         organization,
@@ -307,6 +403,44 @@ export class AuthorizationService {
     }
 
     const tokens = parseTokenResponse(response, now);
+    if (pending.purpose === 'provider') {
+      if (!fhirUser || !/(^|\/)Practitioner\/[^/]+$/.test(fhirUser)) {
+        throw await fail(
+          EpicAuthErrorCode.IdTokenInvalid,
+          'Epic did not identify a clinician (the id_token has no Practitioner fhirUser); the launch cannot continue.',
+        );
+      }
+      const launched = await this.dataSource.transaction(async (manager) => {
+        const user = await this.users.findOrCreateLaunchUser(manager, orgId, Role.Provider, fhirUser);
+        const stored = await this.tokens.replaceUserCredential(manager, {
+          organizationId: orgId,
+          userId: user.id,
+          purpose: 'provider',
+          tokens,
+          fhirUser,
+          needPatientBanner: readBoolean(response.need_patient_banner),
+          smartStyleUrl:
+            typeof response.smart_style_url === 'string' ? response.smart_style_url.slice(0, 2048) : null,
+        });
+        await this.audit.record(
+          {
+            actor: user,
+            organization,
+            action: 'epic.launch',
+            detail: {
+              stage: 'completed',
+              context: 'provider',
+              patient: tokens.patientId,
+              encounter: tokens.encounterId,
+            },
+          },
+          manager,
+        );
+        return { user, credentialId: stored.id };
+      });
+      this.logger.log({ orgId, userId: launched.user.id }, `EHR launch completed for organization ${orgId}`);
+      return { kind: 'provider', organizationId: orgId, ...launched };
+    }
     const credential = await this.dataSource.transaction(async (manager) => {
       const stored = await this.tokens.replaceOrganizationCredential(manager, orgId, tokens, fhirUser);
       await this.organizations.recordConnectionState(
@@ -334,7 +468,7 @@ export class AuthorizationService {
       { orgId, refreshable: tokens.refreshToken !== null },
       `Connected organization ${orgId} to Epic`,
     );
-    return orgId;
+    return { kind: 'organization', organizationId: orgId };
   }
 
   /**
@@ -447,4 +581,15 @@ const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the 
 
 function invalidState(message: string, organizationId?: string): EpicAuthError {
   return new EpicAuthError(EpicAuthErrorCode.InvalidState, message, { organizationId });
+}
+
+function launchRefused(message: string): EpicAuthError {
+  return new EpicAuthError(EpicAuthErrorCode.LaunchRefused, message);
+}
+
+/** Epic sends need_patient_banner as "true"/"false" strings (§4); SMART says boolean. */
+function readBoolean(value: unknown): boolean | null {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  return null;
 }

@@ -13,6 +13,8 @@ export enum EpicAuthErrorCode {
   NotConnected = 'NOT_CONNECTED',
   /** The stored tokens are dead (refresh rejected, or expired without a refresh token). */
   ReauthenticationRequired = 'REAUTHENTICATION_REQUIRED',
+  /** An EHR launch with a missing or unknown iss, or no launch token: 400, no redirect anywhere. */
+  LaunchRefused = 'LAUNCH_REFUSED',
   /** Epic could not be reached or failed transiently; the stored tokens were kept. */
   EpicUnavailable = 'EPIC_UNAVAILABLE',
 }

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 
 import { OrganizationsModule } from 'src/organizations/organizations.module';
+import { UsersModule } from 'src/users/users.module';
 
 import { AuthorizationService } from './authorization.service';
 import { ConnectionInvalidationListener } from './connection-invalidation.listener';
@@ -20,7 +21,11 @@ import { TokenStoreService } from './token-store.service';
  * refresh in flight per credential across instances; launches follow.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]), OrganizationsModule],
+  imports: [
+    TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]),
+    OrganizationsModule,
+    UsersModule,
+  ],
   controllers: [EpicAuthorizeController, EpicConnectionController],
   providers: [
     SmartDiscoveryService,

@@ -90,7 +90,44 @@ export class EpicAuthorizeController {
   @Public()
   @Get('fhir/epic-callback')
   async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
-    const orgId = await this.authorization.completeAuthorization(req.session.id, req.query);
-    res.redirect(303, `/admin/organizations/${orgId}?connected=1`);
+    const done = await this.authorization.completeAuthorization(req.session.id, req.query);
+    if (done.kind === 'organization') {
+      res.redirect(303, `/admin/organizations/${done.organizationId}?connected=1`);
+      return;
+    }
+    // A launched user is signed in as themselves; passport 0.7 regenerates the session (new id: no fixation).
+    await new Promise<void>((resolve, reject) =>
+      req.login(done.user, (err) => (err ? reject(err as Error) : resolve())),
+    );
+    res.redirect(303, `/launch/provider/${done.credentialId}`);
+  }
+
+  /**
+   * The EHR launch URL (EPIC-SMART.md §7): Epic opens it with `iss` and `launch` (GET, or a form
+   * POST from some EHRs). Reachable without signing in; an unknown or missing `iss`, or no `launch`,
+   * is a 400 page and no redirect anywhere. `?org=<slug>` picks the organization when several share
+   * one FHIR server.
+   */
+  @Public()
+  @Get('fhir/epic-launch')
+  async launch(@Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
+    const url = await this.authorization.startProviderLaunch(query.iss, query.launch, query.org);
+    res.redirect(303, url.toString());
+  }
+
+  @Public()
+  @Post('fhir/epic-launch')
+  async launchPost(
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const url = await this.authorization.startProviderLaunch(
+      body.iss ?? query.iss,
+      body.launch ?? query.launch,
+      body.org ?? query.org,
+    );
+    res.redirect(303, url.toString());
   }
 }

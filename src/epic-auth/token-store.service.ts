@@ -174,6 +174,56 @@ export class TokenStoreService {
     return token;
   }
 
+  /**
+   * Stores a user's own credential from a launch, replacing the one they had for this purpose in
+   * this organization (a new EHR launch supersedes the previous one), inside the caller's transaction.
+   */
+  async replaceUserCredential(
+    manager: EntityManager,
+    input: {
+      organizationId: string;
+      userId: string;
+      purpose: 'provider' | 'patient';
+      tokens: ParsedTokenResponse;
+      fhirUser: string;
+      needPatientBanner: boolean | null;
+      smartStyleUrl: string | null;
+    },
+  ): Promise<EpicCredential> {
+    await manager.delete(EpicCredential, {
+      organizationId: input.organizationId,
+      userId: input.userId,
+      purpose: input.purpose,
+    });
+    const id = randomUUID();
+    const credential = manager.create(EpicCredential, {
+      id,
+      organizationId: input.organizationId,
+      userId: input.userId,
+      purpose: input.purpose,
+      accessTokenEnc: this.cipher.encrypt(input.tokens.accessToken, context(id, 'access_token')),
+      refreshTokenEnc: input.tokens.refreshToken
+        ? this.cipher.encrypt(input.tokens.refreshToken, context(id, 'refresh_token'))
+        : null,
+      expiresAt: input.tokens.expiresAt,
+      refreshExpiresAt: input.tokens.refreshExpiresAt,
+      scopes: input.tokens.scopes.join(' '),
+      patientId: input.tokens.patientId,
+      encounterId: input.tokens.encounterId,
+      fhirUser: input.fhirUser,
+      needPatientBanner: input.needPatientBanner,
+      smartStyleUrl: input.smartStyleUrl,
+      version: 1,
+    });
+    await manager.insert(EpicCredential, credential);
+    return credential;
+  }
+
+  /** A user's credential by id, only if it is theirs (null otherwise). Metadata only. */
+  findUserCredential(userId: string, credentialId: string): Promise<EpicCredential | null> {
+    return this.credentials.findOneBy({ id: credentialId, userId });
+  }
+
   findOrganizationCredential(organizationId: string): Promise<EpicCredential | null> {
     return this.credentials.findOneBy({ organizationId, userId: IsNull() });
   }

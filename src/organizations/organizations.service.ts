@@ -66,6 +66,18 @@ export class OrganizationsService {
     return (await qb.getMany()).map(toOrganizationView);
   }
 
+  /**
+   * Registered organizations whose FHIR base URL is `normalizedBase` (lower-cased, no trailing
+   * slash: see normalizeIss), for the EHR launch allow-list.
+   */
+  async findByFhirBase(normalizedBase: string): Promise<{ id: string; name: string; slug: string }[]> {
+    return this.organizations.query(
+      `SELECT id, name, slug FROM organization
+        WHERE epic_client_id IS NOT NULL AND lower(rtrim(fhir_base_url, '/')) = $1`,
+      [normalizedBase],
+    );
+  }
+
   async get(id: string): Promise<OrganizationView> {
     return toOrganizationView(await this.findOrFail(id));
   }

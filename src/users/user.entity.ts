@@ -24,6 +24,10 @@ export class User {
   @Column({ name: 'organization_id', type: 'uuid', nullable: true })
   organizationId!: string | null;
 
+  /** For provider and patient users: the `fhirUser` of their verified id_token (Practitioner/…, Patient/…). */
+  @Column({ name: 'fhir_user', type: 'varchar', length: 500, nullable: true })
+  fhirUser!: string | null;
+
   @Column({ type: 'boolean', default: false })
   disabled!: boolean;
 

@@ -1,6 +1,6 @@
 import { ConflictException, Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { IsNull, QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
@@ -57,6 +57,33 @@ export class UsersService {
       throw e;
     }
     return { user: toUserView(user), generatedPassword };
+  }
+
+  /**
+   * The provider or patient user that a verified id_token's `fhirUser` identifies in one organization,
+   * created at the first launch (no password: they sign in through Epic only). Inside the caller's
+   * transaction; two first launches at once resolve to one user through the unique index.
+   */
+  async findOrCreateLaunchUser(
+    manager: EntityManager,
+    organizationId: string,
+    role: Role.Provider | Role.Patient,
+    fhirUser: string,
+  ): Promise<AuthUser> {
+    const email = `${fhirUser.toLowerCase().replace(/[^a-z0-9]+/g, '.')}.${organizationId.slice(0, 8)}@launch.invalid`;
+    await manager.query(
+      `INSERT INTO app_user (email, role, organization_id, fhir_user, password_hash, must_change_password)
+       VALUES ($1, $2, $3, $4, NULL, false)
+       ON CONFLICT DO NOTHING`,
+      [email, role, organizationId, fhirUser],
+    );
+    const user = await manager.findOneBy(User, { organizationId, fhirUser });
+    if (!user || user.role !== role || user.disabled) {
+      throw new ConflictException(
+        'This Epic user cannot sign in here (disabled, or known with another role).',
+      );
+    }
+    return toAuthUser(user);
   }
 
   async findAuthUser(id: string): Promise<AuthUser | null> {

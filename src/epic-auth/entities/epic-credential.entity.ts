@@ -46,6 +46,13 @@ export class EpicCredential {
   @Column({ name: 'fhir_user', type: 'varchar', length: 500, nullable: true })
   fhirUser!: string | null;
 
+  /** EHR launch context (EPIC-SMART.md §4): whether the app must show its own patient banner. */
+  @Column({ name: 'need_patient_banner', type: 'boolean', nullable: true })
+  needPatientBanner!: boolean | null;
+
+  @Column({ name: 'smart_style_url', type: 'varchar', length: 2048, nullable: true })
+  smartStyleUrl!: string | null;
+
   @Column({ type: 'int', default: 1 })
   version!: number;
 

@@ -1,6 +1,7 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-export type AuthorizationPurpose = 'organization';
+/** organization: an admin connects it; provider: an EHR launch; patient: a standalone patient launch. */
+export type AuthorizationPurpose = 'organization' | 'provider' | 'patient';
 
 /**
  * An authorization request in flight. Keyed by the SHA-256 of `state`, so the table alone cannot

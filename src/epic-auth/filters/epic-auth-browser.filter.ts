@@ -14,6 +14,7 @@ export const STATUS_BY_CODE: Record<EpicAuthErrorCode, number> = {
   [EpicAuthErrorCode.NotConnected]: HttpStatus.CONFLICT,
   [EpicAuthErrorCode.ReauthenticationRequired]: HttpStatus.CONFLICT,
   [EpicAuthErrorCode.EpicUnavailable]: HttpStatus.SERVICE_UNAVAILABLE,
+  [EpicAuthErrorCode.LaunchRefused]: HttpStatus.BAD_REQUEST,
 };
 
 /** Browser OAuth routes never answer JSON or a bare 500: a page says what happened and what to do. */

@@ -119,6 +119,17 @@ const htmlRoutes: Route[] = [
   },
   {
     method: 'get',
+    // Public, and refused for everyone without a valid iss and launch: never a redirect.
+    path: () => '/fhir/epic-launch',
+    expected: { anonymous: 400, patient: 400, provider: 400, orgAdminA: 400, orgAdminB: 400, rootAdmin: 400 },
+  },
+  {
+    method: 'get',
+    path: () => '/launch/provider/00000000-0000-4000-8000-000000000000',
+    expected: { anonymous: 303, patient: 403, provider: 404, orgAdminA: 403, orgAdminB: 403, rootAdmin: 403 },
+  },
+  {
+    method: 'get',
     path: () => '/admin/notifications',
     expected: { anonymous: 303, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 200, rootAdmin: 200 },
   },

@@ -1,0 +1,70 @@
+import { Controller, Get, NotFoundException, Param, ParseUUIDPipe, Render } from '@nestjs/common';
+
+import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
+import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
+import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { Role } from 'src/users/user.types';
+import { AuthUser } from 'src/users/user.view';
+
+import { providerLaunchPage } from './view-models/launch-page';
+
+/**
+ * Pages after a launch. A provider sees the context of their own launch only: another user's
+ * credential, or an unknown one, is a 404. Data is read with the provider's own token, server-side.
+ */
+@Controller('launch')
+@HtmlRoutes()
+export class LaunchPagesController {
+  constructor(
+    private readonly tokens: TokenStoreService,
+    private readonly fhir: FhirClientService,
+  ) {}
+
+  @Get('provider/:credentialId')
+  @Roles(Role.Provider)
+  @Render('launch/provider')
+  async provider(
+    @CurrentUser() user: AuthUser,
+    @CsrfToken() csrfToken: string,
+    @Param('credentialId', new ParseUUIDPipe()) credentialId: string,
+  ): Promise<object> {
+    const credential = await this.tokens.findUserCredential(user.id, credentialId);
+    if (!credential) throw new NotFoundException('Launch not found');
+    const client = this.fhir.forCredential(credential.id);
+    const read = async <T>(work: () => Promise<T>): Promise<{ value?: T; error?: string }> => {
+      try {
+        return { value: await work() };
+      } catch (error) {
+        if (error instanceof FhirClientError) {
+          return {
+            error:
+              error.kind === FhirErrorKind.ReauthenticationRequired ||
+              error.kind === FhirErrorKind.NotConnected
+                ? 'This launch has ended. Open the app from Epic again.'
+                : error.message,
+          };
+        }
+        throw error;
+      }
+    };
+    const patient = credential.patientId
+      ? await read(() => client.read('Patient', credential.patientId!))
+      : {};
+    const encounter = credential.encounterId
+      ? await read(() => client.read('Encounter', credential.encounterId!))
+      : {};
+    return {
+      ...providerLaunchPage({
+        fhirUser: credential.fhirUser,
+        patient: patient.value ?? null,
+        encounter: encounter.value ?? null,
+        needPatientBanner: credential.needPatientBanner,
+        errors: [patient.error, encounter.error].filter((e): e is string => !!e),
+        hasPatientContext: credential.patientId !== null,
+      }),
+      user,
+      csrfToken,
+    };
+  }
+}
