@@ -9,6 +9,7 @@ import { AdminLayout, AdminPageInterceptor } from './admin-page.interceptor';
 import { AdminUiController } from './admin-ui.controller';
 import { EpicRegistrationController } from './epic-registration.controller';
 import { LaunchPagesController } from './launch-pages.controller';
+import { PatientPagesController } from './patient-pages.controller';
 import { NotificationsPageController } from './notifications-page.controller';
 
 /** Server-rendered consoles. Imports the feature modules; nothing imports it. */
@@ -19,6 +20,7 @@ import { NotificationsPageController } from './notifications-page.controller';
     EpicRegistrationController,
     NotificationsPageController,
     LaunchPagesController,
+    PatientPagesController,
   ],
   providers: [AdminLayout, AdminPageInterceptor],
 })

@@ -13,7 +13,12 @@ import {
 } from './connection-state';
 
 // The state model is part of this service's public face (other modules import it from here).
-export { ATTENTION_STATES, CONNECTION_STATES, ConnectionState } from './connection-state';
+export {
+  ATTENTION_STATES,
+  CONNECTION_STATES,
+  ConnectionState,
+  deriveConnectionState,
+} from './connection-state';
 
 /** One organization's connection as the health read model sees it. */
 export interface ConnectionSnapshot {

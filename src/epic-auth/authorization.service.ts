@@ -48,7 +48,7 @@ export interface ConnectionStatus {
 /** Who an authorization completed for: the organization's connection, or a launched user. */
 export type CompletedAuthorization =
   | { kind: 'organization'; organizationId: string }
-  | { kind: 'provider'; organizationId: string; user: AuthUser; credentialId: string };
+  | { kind: 'provider' | 'patient'; organizationId: string; user: AuthUser; credentialId: string };
 
 export interface RegistrationInfo {
   redirectUri: string;
@@ -214,6 +214,50 @@ export class AuthorizationService {
     return url;
   }
 
+  /**
+   * "Connect my Epic account" (standalone patient launch, EPIC-SMART.md §8) for the organization
+   * with this slug: patient scopes, no `launch`, `aud` = the base. A signed-in patient of that
+   * organization links the credential to their account (the authorization is then bound to their
+   * session); anyone else signs in this way as the patient the verified id_token names.
+   */
+  async startPatientLaunch(
+    orgSlug: unknown,
+    user: AuthUser | null,
+    sessionId: string,
+    now = new Date(),
+  ): Promise<URL> {
+    const org =
+      typeof orgSlug === 'string' && /^[a-z0-9-]{1,100}$/.test(orgSlug)
+        ? await this.organizations.findBySlug(orgSlug)
+        : null;
+    const registration = org ? await this.organizations.getEpicRegistration(org.id) : null;
+    if (!org || !registration) {
+      throw launchRefused(
+        'This organization is unknown or not connected to Epic: check the link you followed.',
+      );
+    }
+    const linking = user?.role === Role.Patient && user.organizationId === org.id;
+    const server = await this.discovery.discover(registration.fhirBaseUrl, {
+      clientId: registration.clientId,
+      authMethod: registration.tokenAuthMethod,
+    });
+    const scope = scopesFor('patient', registration.scopes, registration.scopeSyntax).join(' ');
+    const url = await this.authorizeUrl(server, registration, {
+      purpose: 'patient',
+      userId: linking ? user.id : null,
+      sessionId: linking ? sessionId : '',
+      scope,
+      now,
+    });
+    await this.audit.record({
+      actor: linking ? user : null,
+      organization: { id: org.id, name: org.name },
+      action: 'epic.launch',
+      detail: { stage: 'redirected', context: 'patient', linking, scope },
+    });
+    return url;
+  }
+
   /** Stores the pending authorization (state hashed, PKCE verifier encrypted) and builds the URL. */
   private async authorizeUrl(
     server: SmartConfiguration,
@@ -294,8 +338,9 @@ export class AuthorizationService {
     if (new Date(pending.expiresAt) <= now) {
       throw invalidState('This authorization took more than 10 minutes. Start the connection again.', orgId);
     }
-    // An organization connection is bound to the admin's session; a launch is bound to its state only.
-    if (pending.purpose === 'organization' && pending.sessionId !== sessionId) {
+    // An organization connection (and a patient linking an account) is bound to the session that
+    // started it; a launch that signs someone in is bound to its state only.
+    if ((pending.purpose === 'organization' || pending.userId !== null) && pending.sessionId !== sessionId) {
       // RFC 9700 §4.7: a state from another browser session is a CSRF / injection attempt.
       throw invalidState(
         'This authorization was started in another browser session. Start it again here.',
@@ -440,6 +485,43 @@ export class AuthorizationService {
       });
       this.logger.log({ orgId, userId: launched.user.id }, `EHR launch completed for organization ${orgId}`);
       return { kind: 'provider', organizationId: orgId, ...launched };
+    }
+    if (pending.purpose === 'patient') {
+      if (!fhirUser || !/(^|\/)Patient\/[^/]+$/.test(fhirUser)) {
+        throw await fail(
+          EpicAuthErrorCode.IdTokenInvalid,
+          'Epic did not identify a patient (the id_token has no Patient fhirUser); the account was not connected.',
+        );
+      }
+      const linked = await this.dataSource.transaction(async (manager) => {
+        const user = pending.userId
+          ? await this.users.linkLaunchUser(manager, pending.userId, orgId, fhirUser)
+          : await this.users.findOrCreateLaunchUser(manager, orgId, Role.Patient, fhirUser);
+        const stored = await this.tokens.replaceUserCredential(manager, {
+          organizationId: orgId,
+          userId: user.id,
+          purpose: 'patient',
+          tokens,
+          fhirUser,
+          needPatientBanner: null,
+          smartStyleUrl: null,
+        });
+        await this.audit.record(
+          {
+            actor: user,
+            organization,
+            action: 'epic.launch',
+            detail: { stage: 'completed', context: 'patient', refreshable: tokens.refreshToken !== null },
+          },
+          manager,
+        );
+        return { user, credentialId: stored.id };
+      });
+      this.logger.log(
+        { orgId, userId: linked.user.id },
+        `Patient connected an Epic account at organization ${orgId}`,
+      );
+      return { kind: 'patient', organizationId: orgId, ...linked };
     }
     const credential = await this.dataSource.transaction(async (manager) => {
       const stored = await this.tokens.replaceOrganizationCredential(manager, orgId, tokens, fhirUser);

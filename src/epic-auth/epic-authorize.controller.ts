@@ -96,10 +96,12 @@ export class EpicAuthorizeController {
       return;
     }
     // A launched user is signed in as themselves; passport 0.7 regenerates the session (new id: no fixation).
-    await new Promise<void>((resolve, reject) =>
-      req.login(done.user, (err) => (err ? reject(err as Error) : resolve())),
-    );
-    res.redirect(303, `/launch/provider/${done.credentialId}`);
+    if (req.user?.id !== done.user.id) {
+      await new Promise<void>((resolve, reject) =>
+        req.login(done.user, (err) => (err ? reject(err as Error) : resolve())),
+      );
+    }
+    res.redirect(303, done.kind === 'provider' ? `/launch/provider/${done.credentialId}` : '/launch/patient');
   }
 
   /**
@@ -112,6 +114,17 @@ export class EpicAuthorizeController {
   @Get('fhir/epic-launch')
   async launch(@Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
     const url = await this.authorization.startProviderLaunch(query.iss, query.launch, query.org);
+    res.redirect(303, url.toString());
+  }
+
+  /**
+   * "Connect my Epic account" (standalone patient launch): `?org=<slug>`. Public: a signed-in patient
+   * of that organization links the account, anyone else signs in as the patient Epic names.
+   */
+  @Public()
+  @Get('fhir/epic-connect')
+  async connect(@Query('org') org: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const url = await this.authorization.startPatientLaunch(org, req.user ?? null, req.session.id);
     res.redirect(303, url.toString());
   }
 

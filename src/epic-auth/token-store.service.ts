@@ -219,6 +219,17 @@ export class TokenStoreService {
     return credential;
   }
 
+  /** A user's own credentials, newest first. Metadata only. */
+  listUserCredentials(userId: string): Promise<EpicCredential[]> {
+    return this.credentials.find({ where: { userId }, order: { createdAt: 'DESC' } });
+  }
+
+  /** Deletes a user's own credential; false when it is not theirs or already gone. */
+  async deleteUserCredential(userId: string, credentialId: string): Promise<boolean> {
+    const result = await this.credentials.delete({ id: credentialId, userId });
+    return (result.affected ?? 0) > 0;
+  }
+
   /** A user's credential by id, only if it is theirs (null otherwise). Metadata only. */
   findUserCredential(userId: string, credentialId: string): Promise<EpicCredential | null> {
     return this.credentials.findOneBy({ id: credentialId, userId });

@@ -78,6 +78,12 @@ export class OrganizationsService {
     );
   }
 
+  /** The organization with this slug (the patient "Connect my Epic account" link names it), or null. */
+  async findBySlug(slug: string): Promise<OrganizationView | null> {
+    const org = await this.organizations.findOneBy({ slug });
+    return org ? toOrganizationView(org) : null;
+  }
+
   async get(id: string): Promise<OrganizationView> {
     return toOrganizationView(await this.findOrFail(id));
   }

@@ -86,6 +86,25 @@ export class UsersService {
     return toAuthUser(user);
   }
 
+  /**
+   * A signed-in patient links an Epic account: their fhirUser is set the first time, and must match
+   * afterwards (one account per patient user). Inside the caller's transaction.
+   */
+  async linkLaunchUser(
+    manager: EntityManager,
+    userId: string,
+    organizationId: string,
+    fhirUser: string,
+  ): Promise<AuthUser> {
+    const user = await manager.findOneBy(User, { id: userId, organizationId, role: Role.Patient });
+    if (!user || user.disabled) throw new ConflictException('This account can no longer be linked.');
+    if (user.fhirUser && user.fhirUser !== fhirUser) {
+      throw new ConflictException('This account is linked to another Epic patient record.');
+    }
+    if (!user.fhirUser) await manager.update(User, { id: user.id }, { fhirUser });
+    return toAuthUser(user);
+  }
+
   async findAuthUser(id: string): Promise<AuthUser | null> {
     const user = await this.users.findOneBy({ id });
     return user && !user.disabled ? toAuthUser(user) : null;

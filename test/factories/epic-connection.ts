@@ -17,6 +17,8 @@ export interface ConnectionOptions {
   tokenAuthMethod?: string;
   scopes?: string;
   scopeSyntax?: 'v1' | 'v2';
+  /** The fake client's audience: `patient` for a MyChart app (fhirUser Patient/…). */
+  audience?: 'patient' | 'provider';
 }
 
 /**
@@ -34,6 +36,7 @@ export async function registeredOrganization(
     redirectUris: [CALLBACK],
     persistentAccess: options.persistentAccess ?? true,
     ...(options.refreshMode ? { refreshMode: options.refreshMode } : {}),
+    ...(options.audience ? { audience: options.audience } : {}),
   });
   const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
   await admin.agent

@@ -1,0 +1,112 @@
+import {
+  Controller,
+  Get,
+  Inject,
+  NotFoundException,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Render,
+  Res,
+} from '@nestjs/common';
+import { Response } from 'express';
+
+import { AuditService } from 'src/audit/audit.service';
+import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { deriveConnectionState } from 'src/connection-health/connection-states.service';
+import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { FhirClientError } from 'src/fhir-client/fhir-client.errors';
+import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { Role } from 'src/users/user.types';
+import { AuthUser } from 'src/users/user.view';
+
+import { stateBadge } from './view-models/connection-row';
+import { displayName } from './view-models/launch-page';
+
+/**
+ * The patient's own pages: "My connected accounts" with the state of each connection, their summary
+ * read with their own token, and Disconnect. Only their own credentials; anything else is a 404.
+ */
+@Controller('launch/patient')
+@HtmlRoutes()
+@Roles(Role.Patient)
+export class PatientPagesController {
+  constructor(
+    private readonly tokens: TokenStoreService,
+    private readonly fhir: FhirClientService,
+    private readonly audit: AuditService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  @Get()
+  @Render('launch/patient')
+  async page(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): Promise<object> {
+    const now = new Date();
+    const warningMs = this.config.env.EXPIRY_WARNING_MINUTES * 60_000;
+    const accounts = [];
+    for (const credential of await this.tokens.listUserCredentials(user.id)) {
+      const state = deriveConnectionState(
+        {
+          configured: true,
+          credential: {
+            expiresAt: credential.expiresAt,
+            refreshable: credential.refreshTokenEnc !== null,
+            refreshExpiresAt: credential.refreshExpiresAt,
+          },
+          lastError: null,
+          tokenExpiry: credential.expiresAt,
+        },
+        now,
+        warningMs,
+      );
+      const summary: { name?: string; birthDate?: string; observations: string[]; error?: string } = {
+        observations: [],
+      };
+      try {
+        const client = this.fhir.forCredential(credential.id);
+        if (credential.patientId) {
+          const patient = await client.read('Patient', credential.patientId);
+          summary.name = displayName(patient.name);
+          summary.birthDate = patient.birthDate;
+          const bundle = await client.search('Observation', { patient: credential.patientId, _count: 5 });
+          summary.observations = (bundle.entry ?? []).map((e) => {
+            const o = e.resource!;
+            const value = o.valueQuantity
+              ? `${o.valueQuantity.value} ${o.valueQuantity.unit ?? ''}`.trim()
+              : (o.valueString ?? '');
+            return `${o.code.text ?? o.code.coding?.[0]?.display ?? 'Observation'}${value ? `: ${value}` : ''}${o.effectiveDateTime ? ` (${o.effectiveDateTime.slice(0, 10)})` : ''}`;
+          });
+        }
+      } catch (error) {
+        if (!(error instanceof FhirClientError)) throw error;
+        summary.error = error.message;
+      }
+      accounts.push({
+        id: credential.id,
+        badge: stateBadge(state),
+        state,
+        summary,
+        since: credential.createdAt.toISOString(),
+      });
+    }
+    return { title: 'My connected accounts', user, csrfToken, accounts };
+  }
+
+  @Post('credentials/:credentialId/disconnect')
+  async disconnect(
+    @CurrentUser() user: AuthUser,
+    @Param('credentialId', new ParseUUIDPipe()) credentialId: string,
+    @Res() res: Response,
+  ): Promise<void> {
+    if (!(await this.tokens.deleteUserCredential(user.id, credentialId))) {
+      throw new NotFoundException('No such connected account');
+    }
+    await this.audit.record({
+      actor: user,
+      action: 'epic.patient-disconnect',
+      detail: { credential: credentialId },
+    });
+    res.redirect(303, '/launch/patient');
+  }
+}

@@ -1,0 +1,119 @@
+import TestAgent from 'supertest/lib/agent';
+
+import { Role } from 'src/users/user.types';
+
+import { signIn, TestFactory } from 'test/factories';
+import { CALLBACK, registeredOrganization } from 'test/factories/epic-connection';
+import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
+import { createTestApp, TestApp } from 'test/setup/test-app';
+
+/** "Connect my Epic account": the standalone patient launch (EPIC-SMART.md §8). */
+describe('patient standalone launch', () => {
+  let t: TestApp;
+  let epic: FakeEpic;
+  let orgId: string;
+  let slug: string;
+
+  beforeAll(async () => {
+    [t, epic] = await Promise.all([createTestApp(), startFakeEpic()]);
+    ({ orgId } = await registeredOrganization(t, epic, {
+      audience: 'patient',
+      scopes: 'patient/Patient.read patient/Observation.read',
+    }));
+    [{ slug }] = await t.dataSource.query<{ slug: string }[]>('SELECT slug FROM organization WHERE id = $1', [
+      orgId,
+    ]);
+  });
+  afterAll(async () => {
+    await epic.close();
+    await t.close();
+  });
+
+  /** The patient's browser: connect, sign in at MyChart as `patientId`, come back. Returns the landing path. */
+  async function connect(agent: TestAgent, patientId: string = SEED.camila): Promise<string> {
+    const start = await agent.get('/fhir/epic-connect').query({ org: slug }).expect(303);
+    const authorize = new URL(start.headers.location);
+    expect(authorize.searchParams.get('scope')).toBe(
+      'openid fhirUser offline_access patient/Patient.read patient/Observation.read',
+    );
+    expect(authorize.searchParams.get('launch')).toBeNull();
+    expect(authorize.searchParams.get('aud')).toBe(epic.fhirBase);
+    const back = await epic.authorizeAsUser(authorize, { user: { kind: 'patient', patientId } });
+    const callback = new URL(back.location!);
+    expect(callback.origin + callback.pathname).toBe(CALLBACK);
+    const res = await agent.get(callback.pathname + callback.search).expect(303);
+    return res.headers.location;
+  }
+
+  const patientUsers = async () =>
+    (
+      await t.dataSource.query<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM app_user WHERE organization_id = $1 AND role = 'patient'`,
+        [orgId],
+      )
+    )[0].n;
+
+  it('signs a new patient in, creates the user once, and shows their own summary', async () => {
+    const agent = t.agent();
+    expect(await connect(agent)).toBe('/launch/patient');
+    const page = await agent.get('/launch/patient').expect(200);
+    expect(page.text).toMatch(/id="patient-name">Camila [^<]*Lopez/);
+    expect(page.text).toContain('✅ Connected');
+    expect(page.text).toContain('Recent observations');
+    const token = epic.requests('token').at(-1)!.responseBody as Record<string, string>;
+    expect(page.text).not.toContain(token.access_token);
+    expect(page.text).not.toContain(token.refresh_token);
+
+    const before = await patientUsers();
+    await connect(t.agent()); // the same patient from another browser
+    expect(await patientUsers()).toBe(before);
+  });
+
+  it('links the account of a signed-in patient', async () => {
+    const patient = await new TestFactory(t).user(Role.Patient, orgId);
+    const { agent } = await signIn(t, patient);
+    expect(await connect(agent, SEED.derrick)).toBe('/launch/patient');
+    const [row] = await t.dataSource.query<{ fhir_user: string }[]>(
+      'SELECT fhir_user FROM app_user WHERE id = $1',
+      [patient.id],
+    );
+    expect(row.fhir_user).toMatch(new RegExp(`Patient/${SEED.derrick}$`));
+    expect((await agent.get('/launch/patient').expect(200)).text).toMatch(/id="patient-name">Derrick/);
+  });
+
+  it("never shows or lets anyone disconnect another patient's account", async () => {
+    const camila = t.agent();
+    await connect(camila, SEED.camila);
+    const desiree = t.agent();
+    await connect(desiree, SEED.desiree);
+    const page = await desiree.get('/launch/patient').expect(200);
+    expect(page.text).not.toContain('Camila');
+    const [theirs] = await t.dataSource.query<{ id: string }[]>(
+      `SELECT c.id FROM epic_credential c JOIN app_user u ON u.id = c.user_id
+        WHERE u.fhir_user LIKE $1 AND c.organization_id = $2 LIMIT 1`,
+      [`%Patient/${SEED.camila}`, orgId],
+    );
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1];
+    await desiree
+      .post(`/launch/patient/credentials/${theirs.id}/disconnect`)
+      .type('form')
+      .send({ _csrf: csrf })
+      .expect(404);
+    await desiree.get('/launch/provider/' + theirs.id).expect(403); // a patient is not a provider
+  });
+
+  it('disconnects the account', async () => {
+    const agent = t.agent();
+    await connect(agent, SEED.desiree);
+    const page = await agent.get('/launch/patient').expect(200);
+    const action = /action="(\/launch\/patient\/credentials\/[^"]+\/disconnect)"/.exec(page.text)![1];
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1];
+    await agent.post(action).type('form').send({ _csrf: csrf }).expect(303);
+    expect((await agent.get('/launch/patient').expect(200)).text).toContain('No Epic account is connected');
+  });
+
+  it('refuses an unknown organization with a 400 page', async () => {
+    const res = await t.http().get('/fhir/epic-connect').query({ org: 'no-such-org' }).expect(400);
+    expect(res.headers.location).toBeUndefined();
+  });
+});
