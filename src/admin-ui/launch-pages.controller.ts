@@ -1,4 +1,4 @@
-import { Controller, Get, NotFoundException, Param, ParseUUIDPipe, Render } from '@nestjs/common';
+import { Controller, Get, Param, ParseUUIDPipe, Render } from '@nestjs/common';
 
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
 import { TokenStoreService } from 'src/epic-auth/token-store.service';
@@ -7,6 +7,7 @@ import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
+import { OwnCredential } from './launch-owner.guard';
 import { providerLaunchPage } from './view-models/launch-page';
 
 /**
@@ -23,14 +24,14 @@ export class LaunchPagesController {
 
   @Get('provider/:credentialId')
   @Roles(Role.Provider)
+  @OwnCredential()
   @Render('launch/provider')
   async provider(
     @CurrentUser() user: AuthUser,
     @CsrfToken() csrfToken: string,
     @Param('credentialId', new ParseUUIDPipe()) credentialId: string,
   ): Promise<object> {
-    const credential = await this.tokens.findUserCredential(user.id, credentialId);
-    if (!credential) throw new NotFoundException('Launch not found');
+    const credential = (await this.tokens.findUserCredential(user.id, credentialId))!; // @OwnCredential checked it
     const client = this.fhir.forCredential(credential.id);
     const read = async <T>(work: () => Promise<T>): Promise<{ value?: T; error?: string }> => {
       try {

@@ -1,14 +1,4 @@
-import {
-  Controller,
-  Get,
-  Inject,
-  NotFoundException,
-  Param,
-  ParseUUIDPipe,
-  Post,
-  Render,
-  Res,
-} from '@nestjs/common';
+import { Controller, Get, Inject, Param, ParseUUIDPipe, Post, Render, Res } from '@nestjs/common';
 import { Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
@@ -21,6 +11,7 @@ import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
+import { OwnCredential } from './launch-owner.guard';
 import { stateBadge } from './view-models/connection-row';
 import { displayName } from './view-models/launch-page';
 
@@ -94,14 +85,13 @@ export class PatientPagesController {
   }
 
   @Post('credentials/:credentialId/disconnect')
+  @OwnCredential()
   async disconnect(
     @CurrentUser() user: AuthUser,
     @Param('credentialId', new ParseUUIDPipe()) credentialId: string,
     @Res() res: Response,
   ): Promise<void> {
-    if (!(await this.tokens.deleteUserCredential(user.id, credentialId))) {
-      throw new NotFoundException('No such connected account');
-    }
+    await this.tokens.deleteUserCredential(user.id, credentialId); // @OwnCredential checked it is theirs
     await this.audit.record({
       actor: user,
       action: 'epic.patient-disconnect',

@@ -112,6 +112,26 @@ describe('patient standalone launch', () => {
     expect((await agent.get('/launch/patient').expect(200)).text).toContain('No Epic account is connected');
   });
 
+  it("refreshes a patient's expired token like an organization's, once, without touching the organization", async () => {
+    const agent = t.agent();
+    await connect(agent, SEED.camila);
+    await t.dataSource.query(
+      `UPDATE epic_credential SET expires_at = now() - interval '1 minute'
+        WHERE organization_id = $1 AND purpose = 'patient'`,
+      [orgId],
+    );
+    epic.expireAccessTokens();
+    const before = epic.calls('token', { grantType: 'refresh_token' });
+    const page = await agent.get('/launch/patient').expect(200);
+    expect(page.text).toMatch(/id="patient-name">Camila/);
+    expect(epic.calls('token', { grantType: 'refresh_token' }) - before).toBeGreaterThanOrEqual(1);
+    const org = await t.dataSource.query<{ is_connected: boolean; last_error: string | null }[]>(
+      'SELECT is_connected, last_error FROM organization WHERE id = $1',
+      [orgId],
+    );
+    expect(org[0]).toEqual({ is_connected: false, last_error: null });
+  });
+
   it('refuses an unknown organization with a 400 page', async () => {
     const res = await t.http().get('/fhir/epic-connect').query({ org: 'no-such-org' }).expect(400);
     expect(res.headers.location).toBeUndefined();
