@@ -60,8 +60,15 @@ export class PatientPagesController {
           const patient = await client.read('Patient', credential.patientId);
           summary.name = displayName(patient.name);
           summary.birthDate = patient.birthDate;
-          const bundle = await client.search('Observation', { patient: credential.patientId, _count: 5 });
-          summary.observations = (bundle.entry ?? []).map((e) => {
+          const bundle = await client.search('Observation', {
+            patient: credential.patientId,
+            _sort: '-date',
+            _count: 5,
+          });
+          const newestFirst = (bundle.entry ?? []).sort((a, b) =>
+            (b.resource?.effectiveDateTime ?? '').localeCompare(a.resource?.effectiveDateTime ?? ''),
+          );
+          summary.observations = newestFirst.map((e) => {
             const o = e.resource!;
             const value = o.valueQuantity
               ? `${o.valueQuantity.value} ${o.valueQuantity.unit ?? ''}`.trim()

@@ -1,9 +1,5 @@
 /// <reference lib="dom" />
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
-
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { Role } from 'src/users/user.types';
 
@@ -11,7 +7,9 @@ import { TestFactory } from 'test/factories';
 import { setStoredExpiry } from 'test/factories/epic-connection';
 import { testSecret } from 'test/factories/secrets';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
-import { createTestApp, TestApp } from 'test/setup/test-app';
+import { TestApp } from 'test/setup/test-app';
+
+import { screenshot, startBrowserHarness } from './harness';
 
 /**
  * The consoles in a real browser: Debian's Chromium driven by playwright-core, against the app
@@ -19,27 +17,6 @@ import { createTestApp, TestApp } from 'test/setup/test-app';
  * docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 jest.setTimeout(120_000);
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'screenshots');
-const DOCS = join(__dirname, '..', '..', 'docs', 'screenshots');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('admin consoles in Chromium', () => {
   let t: TestApp;
@@ -52,14 +29,9 @@ describe('admin consoles in Chromium', () => {
   const htmlSeen: string[] = [];
 
   beforeAll(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    [t, epic] = await Promise.all([createTestApp({ env: { PUBLIC_BASE_URL: base } }), startFakeEpic()]);
-    await t.app.listen(port, '127.0.0.1');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    [{ t, base, browser }, epic] = await Promise.all([startBrowserHarness(), startFakeEpic()]);
     context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-    mkdirSync(ARTIFACTS, { recursive: true });
   });
   afterAll(async () => {
     await browser?.close();
@@ -67,14 +39,7 @@ describe('admin consoles in Chromium', () => {
     await t?.close();
   });
 
-  async function shot(page: Page, name: string): Promise<void> {
-    const file = join(ARTIFACTS, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    if (process.env.UPDATE_SCREENSHOTS === '1') {
-      mkdirSync(DOCS, { recursive: true });
-      copyFileSync(file, join(DOCS, `${name}.png`));
-    }
-  }
+  const shot = screenshot;
 
   async function remember(page: Page): Promise<void> {
     htmlSeen.push(await page.content());

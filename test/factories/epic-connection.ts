@@ -19,6 +19,8 @@ export interface ConnectionOptions {
   scopeSyntax?: 'v1' | 'v2';
   /** The fake client's audience: `patient` for a MyChart app (fhirUser Patient/…). */
   audience?: 'patient' | 'provider';
+  /** The redirect URI registered at the fake (default: CALLBACK, the test app's). */
+  redirectUri?: string;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function registeredOrganization(
   const factory = new TestFactory(t);
   const org = await factory.organization();
   const client = epic.registerClient({
-    redirectUris: [CALLBACK],
+    redirectUris: [options.redirectUri ?? CALLBACK],
     persistentAccess: options.persistentAccess ?? true,
     ...(options.refreshMode ? { refreshMode: options.refreshMode } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
