@@ -82,6 +82,23 @@ describe('provider EHR launch', () => {
     expect(org[0]).toEqual({ is_connected: false, last_error: null });
   });
 
+  it('signs the provider in on a new session id (no fixation)', async () => {
+    const agent = t.agent();
+    const first = await agent.get('/login').expect(200); // an anonymous session, with its cookie
+    const sessionCookie = (res: { headers: Record<string, unknown> }) =>
+      ([] as string[])
+        .concat((res.headers['set-cookie'] as string[] | undefined) ?? [])
+        .find((c) => c.startsWith('ec.sid='));
+    const before = sessionCookie(first)!.split(';')[0];
+    const authorize = await launch(agent);
+    const back = await epic.authorizeAsUser(authorize);
+    const callback = new URL(back.location!);
+    const res = await agent.get(callback.pathname + callback.search).expect(303);
+    const after = sessionCookie(res)?.split(';')[0];
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+  });
+
   it('normalizes iss: a trailing slash and another case still find the organization', async () => {
     const authorize = await launch(
       t.agent(),
