@@ -4,6 +4,7 @@ import { CreateConnectionHealth1763910000000 } from './1763910000000-CreateConne
 import { IndexConnectionFlags1763920000000 } from './1763920000000-IndexConnectionFlags';
 import { AddScopeSyntax1763930000000 } from './1763930000000-AddScopeSyntax';
 import { CreateUserLaunches1763940000000 } from './1763940000000-CreateUserLaunches';
+import { AddUserConnectionState1763950000000 } from './1763950000000-AddUserConnectionState';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   IndexConnectionFlags1763920000000,
   AddScopeSyntax1763930000000,
   CreateUserLaunches1763940000000,
+  AddUserConnectionState1763950000000,
 ];

@@ -45,7 +45,7 @@ export class PatientPagesController {
             refreshable: credential.refreshTokenEnc !== null,
             refreshExpiresAt: credential.refreshExpiresAt,
           },
-          lastError: null,
+          lastError: credential.lastError,
           tokenExpiry: credential.expiresAt,
         },
         now,
@@ -85,6 +85,7 @@ export class PatientPagesController {
         badge: stateBadge(state),
         state,
         summary,
+        lastError: credential.lastError,
         since: credential.createdAt.toISOString(),
       });
     }

@@ -346,6 +346,8 @@ export class TokenRefreshService {
     try {
       if (credential.userId === null) {
         await this.organizations.recordConnectionState(credential.organizationId, { lastError: message });
+      } else {
+        await this.tokens.recordUserConnectionState(credential.id, { lastError: message });
       }
       await this.audit.record({
         actor: null,

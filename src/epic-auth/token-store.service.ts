@@ -27,6 +27,7 @@ export interface ActiveCredential {
   patientId: string | null;
   /** Without a trailing slash. */
   fhirBaseUrl: string;
+  /** The connection's last error and sync: the organization's for its own, the credential's for a user's. */
   organizationLastError: string | null;
   organizationLastSync: Date | null;
   accessTokenEnc: string;
@@ -135,7 +136,9 @@ export class TokenStoreService {
     const rows = await this.credentials.query<ActiveCredentialRow[]>(
       `SELECT c.id, c.organization_id, c.user_id, c.version, c.expires_at, c.access_token_enc,
               c.refresh_token_enc IS NOT NULL AS refreshable, c.patient_id,
-              o.fhir_base_url, o.last_error, o.last_sync
+              o.fhir_base_url,
+              CASE WHEN c.user_id IS NULL THEN o.last_error ELSE c.last_error END AS last_error,
+              CASE WHEN c.user_id IS NULL THEN o.last_sync ELSE c.last_sync END AS last_sync
          FROM epic_credential c JOIN organization o ON o.id = c.organization_id
         WHERE ${where}`,
       ['organizationId' in target ? target.organizationId : target.credentialId],
@@ -217,6 +220,23 @@ export class TokenStoreService {
     });
     await manager.insert(EpicCredential, credential);
     return credential;
+  }
+
+  /**
+   * Records a user's connection health on their credential (an organization's goes to the
+   * organization): lastErrorAt says since when it has been failing, cleared with the error.
+   */
+  async recordUserConnectionState(
+    credentialId: string,
+    state: { lastError?: string | null; lastSync?: Date },
+  ): Promise<void> {
+    const values: Record<string, unknown> = {};
+    if (state.lastSync !== undefined) values.lastSync = state.lastSync;
+    if (state.lastError !== undefined) {
+      values.lastError = state.lastError;
+      values.lastErrorAt = state.lastError === null ? null : () => 'COALESCE("last_error_at", now())';
+    }
+    await this.credentials.update({ id: credentialId }, values);
   }
 
   /** A user's own credentials, newest first. Metadata only. */

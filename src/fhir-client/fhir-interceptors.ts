@@ -237,7 +237,6 @@ export class FhirInterceptors {
 
   /** Sets lastSync (at most once a minute) and clears lastError after a failure. */
   private async recordSuccess(credential: ActiveCredential): Promise<void> {
-    if (credential.userId !== null) return; // per-user connection state: the launches issue
     const now = Date.now();
     // A call that works with the current token does not cure a failing refresh: that error stays
     // until a refresh succeeds, or the token runs out.
@@ -247,16 +246,18 @@ export class FhirInterceptors {
       now - credential.organizationLastSync.getTime() > LAST_SYNC_INTERVAL_MS;
     if (!hadError && !stale) return;
     const orgId = credential.organizationId;
-    const running = this.stateWrites.get(orgId);
+    const key = credential.userId === null ? orgId : `credential:${credential.id}`;
+    const running = this.stateWrites.get(key);
     if (running) return running;
     // The (possibly cached) snapshot now matches what is being written.
     credential.organizationLastSync = new Date(now);
     if (hadError) credential.organizationLastError = null;
-    const write = this.organizations
-      .recordConnectionState(
-        orgId,
-        hadError ? { lastSync: new Date(now), lastError: null } : { lastSync: new Date(now) },
-      )
+    const state = hadError ? { lastSync: new Date(now), lastError: null } : { lastSync: new Date(now) };
+    const write = (
+      credential.userId === null
+        ? this.organizations.recordConnectionState(orgId, state)
+        : this.tokens.recordUserConnectionState(credential.id, state)
+    )
       .then(() => {
         if (hadError) {
           this.logger.log({ orgId }, `Epic connection of organization ${orgId} works again`);
@@ -266,8 +267,8 @@ export class FhirInterceptors {
       .catch((error: unknown) =>
         this.logger.error({ err: error, orgId }, 'Could not record a successful Epic call'),
       )
-      .finally(() => this.stateWrites.delete(orgId));
-    this.stateWrites.set(orgId, write);
+      .finally(() => this.stateWrites.delete(key));
+    this.stateWrites.set(key, write);
     return write;
   }
 
@@ -278,12 +279,14 @@ export class FhirInterceptors {
       { orgId, credentialId: credential.id, failure: code },
       `Epic API call failed for organization ${orgId}: ${code}`,
     );
-    if (credential.userId === null) {
-      try {
+    try {
+      if (credential.userId === null) {
         await this.organizations.recordConnectionState(orgId, { lastError: message });
-      } catch (error) {
-        this.logger.error({ err: error, orgId }, 'Could not record a failed Epic call');
+      } else {
+        await this.tokens.recordUserConnectionState(credential.id, { lastError: message });
       }
+    } catch (error) {
+      this.logger.error({ err: error, orgId }, 'Could not record a failed Epic call');
     }
     this.emit(ConnectionEvents.Degraded, credential, code, message);
   }

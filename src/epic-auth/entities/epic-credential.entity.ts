@@ -53,6 +53,16 @@ export class EpicCredential {
   @Column({ name: 'smart_style_url', type: 'varchar', length: 2048, nullable: true })
   smartStyleUrl!: string | null;
 
+  /** A user's connection health (an organization's own lives on the organization). */
+  @Column({ name: 'last_error', type: 'text', nullable: true })
+  lastError!: string | null;
+
+  @Column({ name: 'last_error_at', type: 'timestamptz', nullable: true })
+  lastErrorAt!: Date | null;
+
+  @Column({ name: 'last_sync', type: 'timestamptz', nullable: true })
+  lastSync!: Date | null;
+
   @Column({ type: 'int', default: 1 })
   version!: number;
 

@@ -86,6 +86,7 @@ describe('scheduled connection check', () => {
 
   it('warns once about a connection that will expire and cannot be refreshed, then once more when it has', async () => {
     const { orgId } = await connectedOrganization(t, epic, { persistentAccess: false });
+    await settled(orgId);
     await parkOthers([orgId]);
     await setStoredExpiry(t, orgId, 20 * MINUTE); // inside the 30-minute warning
     const now = new Date();
@@ -110,6 +111,7 @@ describe('scheduled connection check', () => {
 
   it('sends a resolved notice when the admin re-connects', async () => {
     const { orgId, admin } = await connectedOrganization(t, epic);
+    await settled(orgId);
     await parkOthers([orgId]);
     await setStoredExpiry(t, orgId, -MINUTE);
     epic.rejectRefresh(1);
@@ -240,6 +242,16 @@ describe('scheduled connection check', () => {
     );
     expect(outbox).toHaveLength(0);
   });
+
+  /** The connect event's own evaluation runs after the callback: let it record "connected" first. */
+  const settled = (orgId: string) =>
+    waitFor(async () => {
+      const [row] = await t.dataSource.query<{ s: string | null }[]>(
+        'SELECT notified_state AS s FROM organization WHERE id = $1',
+        [orgId],
+      );
+      return row?.s === 'connected';
+    });
 
   const runCount = async () =>
     (await t.dataSource.query<{ n: number }[]>(`SELECT count(*)::int AS n FROM scheduled_run`))[0].n;

@@ -132,6 +132,32 @@ describe('patient standalone launch', () => {
     expect(org[0]).toEqual({ is_connected: false, last_error: null });
   });
 
+  it("records a patient's failing connection on their own credential, and clears it when calls work again", async () => {
+    const agent = t.agent();
+    await connect(agent, SEED.derrick);
+    epic.failNext('fhir', { status: 503, retryAfter: 0 }, 3);
+    const failing = await agent.get('/launch/patient').expect(200);
+    expect(failing.text).toMatch(/HTTP 503/);
+    const lastError = async () =>
+      (
+        await t.dataSource.query<{ last_error: string | null }[]>(
+          `SELECT c.last_error FROM epic_credential c JOIN app_user u ON u.id = c.user_id
+            WHERE u.fhir_user LIKE $1 AND c.organization_id = $2`,
+          [`%Patient/${SEED.derrick}`, orgId],
+        )
+      ).map((r) => r.last_error);
+    expect((await lastError())[0]).toMatch(/HTTP 503/);
+    const shown = await agent.get('/launch/patient').expect(200); // works again
+    expect(shown.text).toContain('⚠ Error');
+    expect(await lastError()).toEqual([null]);
+    expect((await agent.get('/launch/patient').expect(200)).text).toContain('✅ Connected');
+    const org = await t.dataSource.query<{ last_error: string | null }[]>(
+      'SELECT last_error FROM organization WHERE id = $1',
+      [orgId],
+    );
+    expect(org[0].last_error).toBeNull();
+  });
+
   it('refuses an unknown organization with a 400 page', async () => {
     const res = await t.http().get('/fhir/epic-connect').query({ org: 'no-such-org' }).expect(400);
     expect(res.headers.location).toBeUndefined();
