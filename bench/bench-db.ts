@@ -61,3 +61,25 @@ export async function createBenchDatabase(): Promise<BenchDatabase | null> {
   }
   return { name, url, serverVersion, drop };
 }
+
+/**
+ * Cleans up once, on the normal path or on Ctrl-C / SIGTERM (then exits 130). Returns the cleanup
+ * to await at the end of the run.
+ */
+export function cleanupOnce(what: string, close: () => Promise<void>): () => Promise<void> {
+  let cleaning: Promise<void> | undefined;
+  const onSignal = (): void => {
+    console.error(`\nInterrupted: closing ${what} and dropping the database.`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  const cleanup = (): Promise<void> => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    return (cleaning ??= close().catch((error: unknown) => {
+      console.error('Cleanup failed:', error);
+    }));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return cleanup;
+}

@@ -16,7 +16,7 @@ import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 import { appLogSummary } from './app-log';
-import { BenchDatabase, createBenchDatabase, serverLabel } from './bench-db';
+import { BenchDatabase, cleanupOnce, createBenchDatabase, serverLabel } from './bench-db';
 import { count, ms, percentile, runLoad, table } from './load';
 
 interface Scenario {
@@ -108,17 +108,7 @@ export async function main(): Promise<number> {
 
   let app: TestApp | undefined;
   let epic: FakeEpic | undefined;
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= closeAll(app, epic, db).catch((error: unknown) => {
-      console.error('Cleanup failed:', error);
-    }));
-  const onSignal = (): void => {
-    console.error('\nInterrupted: closing the app and dropping the database.');
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const cleanup = cleanupOnce('the app', () => closeAll(app, epic, db));
 
   try {
     // Discovery of an organization's fhir_base_url happens before a refresh (OAuthClientService),
@@ -141,8 +131,6 @@ export async function main(): Promise<number> {
     console.log(`Total time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await cleanup();
   }
 }

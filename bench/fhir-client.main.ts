@@ -13,7 +13,7 @@ import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 import { appLogSummary } from './app-log';
-import { BenchDatabase, createBenchDatabase, serverLabel } from './bench-db';
+import { BenchDatabase, cleanupOnce, createBenchDatabase, serverLabel } from './bench-db';
 import { count, emptyResult, LoadResult, ms, runLoad, summary, table } from './load';
 
 const REQUESTS = 5_000;
@@ -35,17 +35,7 @@ export async function main(): Promise<number> {
 
   const apps: TestApp[] = [];
   let epic: FakeEpic | undefined;
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= closeAll(apps, epic, db).catch((error: unknown) => {
-      console.error('Cleanup failed:', error);
-    }));
-  const onSignal = (): void => {
-    console.error('\nInterrupted: closing the apps and dropping the database.');
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const cleanup = cleanupOnce('the apps', () => closeAll(apps, epic, db));
 
   try {
     epic = await startFakeEpic();
@@ -110,8 +100,6 @@ export async function main(): Promise<number> {
     console.log(`Total time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await cleanup();
   }
 }

@@ -3,7 +3,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
+import { ConnectionEvent, OnAnyConnectionEvent } from 'src/epic-auth/epic-auth.events';
 import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 
 import { ConnectionSnapshot, ConnectionState, ConnectionStatesService } from './connection-states.service';
@@ -82,12 +82,7 @@ export class ConnectionNotifier {
     return now.getTime() - since >= this.config.env.ERROR_NOTICE_DELAY_MINUTES * 60_000;
   }
 
-  @OnEvent(ConnectionEvents.TokenRefreshed)
-  @OnEvent(ConnectionEvents.Lost)
-  @OnEvent(ConnectionEvents.Degraded)
-  @OnEvent(ConnectionEvents.Restored)
-  @OnEvent(ConnectionEvents.Connected)
-  @OnEvent(ConnectionEvents.Disconnected)
+  @OnAnyConnectionEvent()
   async onConnectionEvent(event: ConnectionEvent): Promise<void> {
     if (event.userId !== null) return; // per-user connections are not the organization's
     await this.evaluateQuietly(event.organizationId);

@@ -1,5 +1,5 @@
-import { LoggerService } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
+import { applyDecorators, LoggerService } from '@nestjs/common';
+import { EventEmitter2, OnEvent } from '@nestjs/event-emitter';
 
 /**
  * Events about Epic connections, for ConnectionHealth (notifications, state) and the audit
@@ -19,6 +19,10 @@ export enum ConnectionEvents {
   /** The tokens were deleted on purpose (disconnect, re-authentication started). */
   Disconnected = 'connection.disconnected',
 }
+
+/** Listens to every connection event (a listener that re-reads the connection whatever changed). */
+export const OnAnyConnectionEvent = (): MethodDecorator =>
+  applyDecorators(...Object.values(ConnectionEvents).map((event) => OnEvent(event)));
 
 export interface ConnectionEvent {
   organizationId: string;

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
+import { ConnectionEvent, OnAnyConnectionEvent } from 'src/epic-auth/epic-auth.events';
 import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
 import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 
@@ -66,12 +66,7 @@ export class CredentialCache {
     }
   }
 
-  @OnEvent(ConnectionEvents.TokenRefreshed)
-  @OnEvent(ConnectionEvents.Lost)
-  @OnEvent(ConnectionEvents.Degraded)
-  @OnEvent(ConnectionEvents.Restored)
-  @OnEvent(ConnectionEvents.Connected)
-  @OnEvent(ConnectionEvents.Disconnected)
+  @OnAnyConnectionEvent()
   onConnectionChanged(event: ConnectionEvent): void {
     this.forget(event.organizationId);
   }
