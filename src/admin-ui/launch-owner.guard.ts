@@ -1,5 +1,6 @@
 import {
   CanActivate,
+  createParamDecorator,
   ExecutionContext,
   Injectable,
   NotFoundException,
@@ -14,6 +15,19 @@ import { isUUID } from 'class-validator';
 import { TokenStoreService } from 'src/epic-auth/token-store.service';
 
 const OWN_CREDENTIAL = 'ownCredentialParam';
+
+/** A user's credential (metadata only), as TokenStoreService returns it. */
+export type OwnedCredentialRecord = NonNullable<Awaited<ReturnType<TokenStoreService['findUserCredential']>>>;
+
+/** Where the guard leaves the credential it checked, so the handler does not read it again. */
+const CHECKED = Symbol('ownCredential');
+type CheckedRequest = Request & { [CHECKED]?: OwnedCredentialRecord };
+
+/** The credential @OwnCredential() checked for this request. */
+export const CheckedCredential = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): OwnedCredentialRecord =>
+    context.switchToHttp().getRequest<CheckedRequest>()[CHECKED]!,
+);
 
 /**
  * The route's `:param` must be a credential of the signed-in user (their own launch or connected
@@ -35,10 +49,12 @@ export class OwnCredentialGuard implements CanActivate {
       context.getClass(),
     ]);
     if (!param) return true;
-    const req = context.switchToHttp().getRequest<Request>();
+    const req = context.switchToHttp().getRequest<CheckedRequest>();
     const id = req.params[param];
     if (!req.user || typeof id !== 'string' || !isUUID(id)) throw new NotFoundException('Not found');
-    if (!(await this.tokens.findUserCredential(req.user.id, id))) throw new NotFoundException('Not found');
+    const credential = await this.tokens.findUserCredential(req.user.id, id);
+    if (!credential) throw new NotFoundException('Not found');
+    req[CHECKED] = credential;
     return true;
   }
 }

@@ -1,13 +1,12 @@
-import { Controller, Get, Param, ParseUUIDPipe, Render } from '@nestjs/common';
+import { Controller, Get, Render } from '@nestjs/common';
 
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { OwnCredential } from './launch-owner.guard';
+import { CheckedCredential, OwnCredential, OwnedCredentialRecord } from './launch-owner.guard';
 import { providerLaunchPage } from './view-models/launch-page';
 
 /**
@@ -17,10 +16,7 @@ import { providerLaunchPage } from './view-models/launch-page';
 @Controller('launch')
 @HtmlRoutes()
 export class LaunchPagesController {
-  constructor(
-    private readonly tokens: TokenStoreService,
-    private readonly fhir: FhirClientService,
-  ) {}
+  constructor(private readonly fhir: FhirClientService) {}
 
   @Get('provider/:credentialId')
   @Roles(Role.Provider)
@@ -29,9 +25,8 @@ export class LaunchPagesController {
   async provider(
     @CurrentUser() user: AuthUser,
     @CsrfToken() csrfToken: string,
-    @Param('credentialId', new ParseUUIDPipe()) credentialId: string,
+    @CheckedCredential() credential: OwnedCredentialRecord,
   ): Promise<object> {
-    const credential = (await this.tokens.findUserCredential(user.id, credentialId))!; // @OwnCredential checked it
     const client = this.fhir.forCredential(credential.id);
     const read = async <T>(work: () => Promise<T>): Promise<{ value?: T; error?: string }> => {
       try {
