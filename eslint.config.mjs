@@ -12,6 +12,7 @@ const FEATURE_MODULES = [
   'users',
   'auth',
   'audit',
+  'client-keys',
 ];
 /** What another module may import from a feature module. */
 const PUBLIC_FILE = /(\.module|\.service|\.events|\.errors|\.view|\.types|\.dto|\.bootstrap)$|\/dto\//;

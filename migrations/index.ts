@@ -5,6 +5,8 @@ import { IndexConnectionFlags1763920000000 } from './1763920000000-IndexConnecti
 import { AddScopeSyntax1763930000000 } from './1763930000000-AddScopeSyntax';
 import { CreateUserLaunches1763940000000 } from './1763940000000-CreateUserLaunches';
 import { AddUserConnectionState1763950000000 } from './1763950000000-AddUserConnectionState';
+import { CreateClientSigningKeys1763960000000 } from './1763960000000-CreateClientSigningKeys';
+import { AddAsymmetricClientAuth1763970000000 } from './1763970000000-AddAsymmetricClientAuth';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -15,4 +17,6 @@ export const MIGRATIONS = [
   AddScopeSyntax1763930000000,
   CreateUserLaunches1763940000000,
   AddUserConnectionState1763950000000,
+  CreateClientSigningKeys1763960000000,
+  AddAsymmetricClientAuth1763970000000,
 ];

@@ -5,6 +5,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { AdminUiModule } from './admin-ui/admin-ui.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
+import { ClientKeysModule } from './client-keys/client-keys.module';
 import { HttpErrorFilter } from './common/filters/http-error.filter';
 import { AuthenticatedGuard } from './common/guards/authenticated.guard';
 import { OrgScopeGuard } from './common/guards/org-scope.guard';
@@ -33,6 +34,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
     AuditModule,
     MetricsModule,
     AuthModule,
+    ClientKeysModule,
     OrganizationsModule,
     EpicAuthModule,
     FhirClientModule,

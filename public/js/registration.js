@@ -1,4 +1,4 @@
-// The Epic registration page: status panel, Test Connection, copy buttons, Disconnect.
+// The Epic registration page: status panel, Test Connection, Disconnect (copy buttons: copy.js).
 // No inline scripts (CSP); every POST carries the CSRF token from <meta name="csrf-token">.
 // Text from the server is inserted with textContent only.
 (function () {
@@ -165,28 +165,27 @@
       });
   });
 
-  Array.prototype.forEach.call(document.querySelectorAll('button.copy'), function (button) {
-    button.addEventListener('click', function () {
-      var text = document.getElementById(button.getAttribute('data-copy')).textContent;
-      var done = function () {
-        button.textContent = 'Copied';
-        setTimeout(function () {
-          button.textContent = 'Copy';
-        }, 2000);
-      };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(text).then(done, function () {
-          button.textContent = 'Select and copy';
-        });
-      } else {
-        var range = document.createRange();
-        range.selectNodeContents(document.getElementById(button.getAttribute('data-copy')));
-        var selection = window.getSelection();
-        selection.removeAllRanges();
-        selection.addRange(range);
-        button.textContent = document.execCommand && document.execCommand('copy') ? 'Copied' : 'Press Ctrl+C';
-      }
+  // private_key_jwt: no secret field, the JWK Set URL and signing key instead. A backend service
+  // always uses it, so choosing one selects the other.
+  var authMethod = document.getElementById('tokenAuthMethod');
+  var connectionMode = document.getElementById('connectionMode');
+  var secretInput = document.getElementById('clientSecret');
+  function showAuthFields() {
+    var jwt = authMethod.value === 'private_key_jwt';
+    Array.prototype.forEach.call(document.querySelectorAll('[data-when-jwt]'), function (node) {
+      node.hidden = !jwt;
     });
+    Array.prototype.forEach.call(document.querySelectorAll('[data-when-secret]'), function (node) {
+      node.hidden = jwt;
+    });
+    if (jwt) secretInput.value = '';
+  }
+  authMethod.addEventListener('change', showAuthFields);
+  connectionMode.addEventListener('change', function () {
+    if (connectionMode.value === 'backend' && authMethod.value !== 'private_key_jwt') {
+      authMethod.value = 'private_key_jwt';
+      showAuthFields();
+    }
   });
 
   // Sandbox pre-fills Epic's sandbox base; production clears it if it still holds the sandbox's.

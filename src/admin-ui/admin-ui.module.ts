@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { ClientKeysModule } from 'src/client-keys/client-keys.module';
 import { ConnectionHealthModule } from 'src/connection-health/connection-health.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
@@ -8,17 +9,19 @@ import { OrganizationsModule } from 'src/organizations/organizations.module';
 import { AdminLayout, AdminPageInterceptor } from './admin-page.interceptor';
 import { AdminUiController } from './admin-ui.controller';
 import { EpicRegistrationController } from './epic-registration.controller';
+import { KeysPageController } from './keys-page.controller';
 import { LaunchPagesController } from './launch-pages.controller';
 import { PatientPagesController } from './patient-pages.controller';
 import { NotificationsPageController } from './notifications-page.controller';
 
 /** Server-rendered consoles. Imports the feature modules; nothing imports it. */
 @Module({
-  imports: [OrganizationsModule, EpicAuthModule, FhirClientModule, ConnectionHealthModule],
+  imports: [OrganizationsModule, EpicAuthModule, FhirClientModule, ConnectionHealthModule, ClientKeysModule],
   controllers: [
     AdminUiController,
     EpicRegistrationController,
     NotificationsPageController,
+    KeysPageController,
     LaunchPagesController,
     PatientPagesController,
   ],

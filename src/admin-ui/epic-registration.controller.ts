@@ -78,6 +78,8 @@ export class EpicRegistrationController {
       scopes: str(body.scopes),
       tokenAuthMethod: str(body.tokenAuthMethod) || undefined,
       scopeSyntax: str(body.scopeSyntax) || undefined,
+      assertionAlg: str(body.assertionAlg) || undefined,
+      connectionMode: str(body.connectionMode) || undefined,
     });
     const errors: Record<string, string> = {};
     for (const error of await validate(dto, { whitelist: true })) {
@@ -90,8 +92,11 @@ export class EpicRegistrationController {
         return;
       } catch (error) {
         if (!(error instanceof BadRequestException)) throw error;
-        // The service's own checks concern the FHIR base URL (scheme, host, production rules).
-        errors.fhirBaseUrl = messagesOf(error).join(' ');
+        const fields = (error.getResponse() as { fields?: Record<string, string> }).fields;
+        // The service names the fields of its client-authentication checks; its other checks concern
+        // the FHIR base URL (scheme, host, production rules).
+        if (fields) Object.assign(errors, fields);
+        else errors.fhirBaseUrl = messagesOf(error).join(' ');
       }
     }
     const submitted: RegistrationForm = {
@@ -101,6 +106,8 @@ export class EpicRegistrationController {
       scopes: str(body.scopes),
       tokenAuthMethod: str(body.tokenAuthMethod),
       scopeSyntax: str(body.scopeSyntax),
+      assertionAlg: str(body.assertionAlg),
+      connectionMode: str(body.connectionMode),
     };
     res
       .status(400)

@@ -5,7 +5,7 @@ import { AuditService } from 'src/audit/audit.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { deriveConnectionState } from 'src/connection-health/connection-states.service';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { isRenewable, TokenStoreService } from 'src/epic-auth/token-store.service';
 import { FhirClientError } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { Role } from 'src/users/user.types';
@@ -42,7 +42,7 @@ export class PatientPagesController {
           configured: true,
           credential: {
             expiresAt: credential.expiresAt,
-            refreshable: credential.refreshTokenEnc !== null,
+            refreshable: isRenewable(credential),
             refreshExpiresAt: credential.refreshExpiresAt,
           },
           lastError: credential.lastError,

@@ -21,7 +21,7 @@ import {
   HtmlRoutes,
   Public,
 } from 'src/common/decorators/auth.decorators';
-import { addFlash } from 'src/common/flash';
+import { addFlash, saveSession } from 'src/common/flash';
 import { safeReturnPath } from 'src/common/errors';
 import { AuthUser } from 'src/users/user.view';
 
@@ -56,6 +56,8 @@ export class AuthController {
     const user = req.user as AuthUser;
     await this.auth.recordLogin(user, req.ip);
     addFlash(req.session, ...(await this.auth.signInNotices(user)));
+    // express-session saves after the response starts: a quick browser could load the next page first.
+    await saveSession(req.session);
     const next = safeReturnPath((req.body as Record<string, unknown>).next);
     res.redirect(303, user.mustChangePassword ? '/account/password' : (next ?? this.auth.homeFor(user)));
   }

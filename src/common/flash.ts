@@ -20,3 +20,16 @@ export function takeFlash(session: FlashSession | undefined): FlashMessage[] {
   if (session?.flash) delete session.flash;
   return messages;
 }
+
+/**
+ * Writes the session to the store now. Await it after addFlash and before a redirect:
+ * express-session sends a response's headers before its own store write completes, so a browser
+ * following the Location at once can load the session without the message.
+ */
+export function saveSession(session: FlashSession): Promise<void> {
+  return new Promise((resolve, reject) =>
+    session.save((err?: unknown) => (err ? reject(toError(err)) : resolve())),
+  );
+}
+
+const toError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));

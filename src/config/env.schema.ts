@@ -240,4 +240,25 @@ export class EnvSchema {
   @Min(0)
   @Max(24 * 60)
   ERROR_NOTICE_DELAY_MINUTES: number = 5;
+
+  /** When the signing key rotation job runs (cron syntax, UTC): it takes whatever step is due. */
+  @IsString()
+  @Validate(IsCronExpression)
+  KEY_ROTATION_CRON: string = '*/5 * * * *';
+
+  /**
+   * How long a new signing key is published before it signs, and an old one stays published
+   * after it stopped. The JWK Set is cacheable for half of it (at most an hour), so Epic sees
+   * each change well inside the overlap. Epic asks for 5 minutes before an old key is removed.
+   */
+  @IsInt()
+  @Min(300, { message: 'must be at least 300 seconds (Epic asks for 5 minutes before a key is removed)' })
+  @Max(30 * 86_400)
+  KEY_ROTATION_OVERLAP_SECONDS: number = 86_400;
+
+  /** Rotate the signing keys automatically when the active one is this many days old (0: never). */
+  @IsInt()
+  @Min(0)
+  @Max(3650)
+  KEY_ROTATION_INTERVAL_DAYS: number = 90;
 }

@@ -81,4 +81,35 @@ describe('validateEnv', () => {
       /ENCRYPTION_KEYS/,
     );
   });
+
+  it('defaults the signing key rotation to every 5 minutes, a day of overlap, every 90 days', () => {
+    const env = validateEnv({});
+    expect(env.KEY_ROTATION_CRON).toBe('*/5 * * * *');
+    expect(env.KEY_ROTATION_OVERLAP_SECONDS).toBe(86400);
+    expect(env.KEY_ROTATION_INTERVAL_DAYS).toBe(90);
+  });
+
+  it('accepts a 300-second overlap and a rotation interval of 0 (never automatically)', () => {
+    const env = validateEnv({ KEY_ROTATION_OVERLAP_SECONDS: '300', KEY_ROTATION_INTERVAL_DAYS: '0' });
+    expect(env.KEY_ROTATION_OVERLAP_SECONDS).toBe(300);
+    expect(env.KEY_ROTATION_INTERVAL_DAYS).toBe(0);
+  });
+
+  it('rejects a rotation overlap under 300 seconds, saying why', () => {
+    expect(() => validateEnv({ KEY_ROTATION_OVERLAP_SECONDS: '299' })).toThrow(
+      /KEY_ROTATION_OVERLAP_SECONDS: must be at least 300 seconds/,
+    );
+  });
+
+  it('rejects a bad rotation cron and a negative interval', () => {
+    let message = '';
+    try {
+      validateEnv({ KEY_ROTATION_CRON: 'every five minutes', KEY_ROTATION_INTERVAL_DAYS: '-1' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('KEY_ROTATION_CRON: must be a cron expression');
+    expect(message).toContain('KEY_ROTATION_INTERVAL_DAYS');
+    expect(message).not.toContain('every five minutes');
+  });
 });

@@ -264,11 +264,11 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
     after: { expiresAt: Date; id: string } | null,
   ): Promise<CandidateRow[]> {
     return this.dataSource.query<CandidateRow[]>(
-      `SELECT c.id, c.organization_id, c.version, c.expires_at, c.refresh_token_enc IS NOT NULL AS refreshable
+      `SELECT c.id, c.organization_id, c.version, c.expires_at, c.renewable AS refreshable
          FROM epic_credential c
         WHERE c.user_id IS NULL
-          AND (   (c.expires_at < $1 AND c.refresh_token_enc IS NOT NULL)
-               OR (c.expires_at < $2 AND c.refresh_token_enc IS NULL)
+          AND (   (c.expires_at < $1 AND c.renewable)
+               OR (c.expires_at < $2 AND NOT c.renewable)
                OR c.refresh_expires_at < $2)
           AND ($3::timestamptz IS NULL OR (c.expires_at, c.id) > ($3::timestamptz, $4::uuid))
         ORDER BY c.expires_at, c.id

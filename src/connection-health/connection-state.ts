@@ -82,7 +82,7 @@ export function connectionEnd(credential: ConnectionFacts['credential']): Date |
  * organization's own credential). `now` and `warnUntil` are placeholders such as `$1`, `$2`.
  */
 export function connectionStateSql(now: string, warnUntil: string, o = 'o', c = 'c'): string {
-  const end = `(CASE WHEN ${c}.refresh_token_enc IS NOT NULL THEN ${c}.refresh_expires_at ELSE ${c}.expires_at END)`;
+  const end = `(CASE WHEN ${c}.renewable THEN ${c}.refresh_expires_at ELSE ${c}.expires_at END)`;
   return `(CASE
     WHEN ${o}.epic_client_id IS NULL OR ${o}.fhir_base_url IS NULL THEN '${ConnectionState.NotConfigured}'
     WHEN ${c}.id IS NULL THEN

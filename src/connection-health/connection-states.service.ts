@@ -91,7 +91,7 @@ const SORTS: Record<ConnectionListSort, string> = {
 const FACTS_SELECT = `
   SELECT o.id, o.name, (o.epic_client_id IS NOT NULL AND o.fhir_base_url IS NOT NULL) AS configured,
          o.last_error, o.last_error_at, o.last_sync, o.token_expiry, o.notified_state,
-         c.id AS credential_id, c.expires_at, c.refresh_token_enc IS NOT NULL AS refreshable, c.refresh_expires_at
+         c.id AS credential_id, c.expires_at, c.renewable AS refreshable, c.refresh_expires_at
     FROM organization o
     LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL`;
 
@@ -181,8 +181,8 @@ export class ConnectionStatesService {
     >(
       `WITH s AS (
          SELECT o.id, o.name, o.slug, o.epic_environment, o.last_sync, o.last_error, o.last_error_at,
-                c.expires_at AS token_expires_at, COALESCE(c.refresh_token_enc IS NOT NULL, false) AS refreshable,
-                CASE WHEN c.refresh_token_enc IS NOT NULL THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
+                c.expires_at AS token_expires_at, COALESCE(c.renewable, false) AS refreshable,
+                CASE WHEN c.renewable THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
                 ${connectionStateSql('$1', '$2')} AS state
            FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL)
        SELECT s.*, count(*) OVER () AS total FROM s
@@ -220,7 +220,7 @@ export class ConnectionStatesService {
   ): Promise<{ organizationId: string; accessTokenSeconds: number; endSeconds: number | null }[]> {
     const rows = await this.dataSource.query<{ id: string; expires_at: Date; ends_at: Date | null }[]>(
       `SELECT c.organization_id AS id, c.expires_at,
-              CASE WHEN c.refresh_token_enc IS NOT NULL THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at
+              CASE WHEN c.renewable THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at
          FROM epic_credential c
         WHERE c.user_id IS NULL`,
     );

@@ -2,6 +2,7 @@ import { DataSourceOptions } from 'typeorm';
 
 import { MIGRATIONS } from 'migrations/index';
 import { AuditEvent } from 'src/audit/audit-event.entity';
+import { ClientSigningKey } from 'src/client-keys/entities/client-signing-key.entity';
 import { Notification } from 'src/connection-health/entities/notification.entity';
 import { EpicCredential } from 'src/epic-auth/entities/epic-credential.entity';
 import { PendingAuthorization } from 'src/epic-auth/entities/pending-authorization.entity';
@@ -9,7 +10,15 @@ import { Organization } from 'src/organizations/entities/organization.entity';
 import { User } from 'src/users/user.entity';
 
 /** Every entity. Feature modules register their own with TypeOrmModule.forFeature. */
-export const ENTITIES = [Organization, User, AuditEvent, PendingAuthorization, EpicCredential, Notification];
+export const ENTITIES = [
+  Organization,
+  User,
+  AuditEvent,
+  PendingAuthorization,
+  EpicCredential,
+  Notification,
+  ClientSigningKey,
+];
 
 /**
  * The one DataSource definition used by the app, the TypeORM CLI and the tests. Schema changes go

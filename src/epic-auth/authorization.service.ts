@@ -10,7 +10,8 @@ import { DataSource, IsNull, Repository } from 'typeorm';
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
-import { EpicRegistration } from 'src/organizations/organization.types';
+import { ClientKeysService } from 'src/client-keys/client-keys.service';
+import { ConnectionMode, EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
@@ -27,7 +28,7 @@ import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { describeTokenError } from './token-errors';
 import { parseTokenResponse } from './token-response';
-import { TokenStoreService } from './token-store.service';
+import { TokenStoreService, isRenewable } from './token-store.service';
 
 /** What `/fhir/epic-status` answers (seed 001). */
 export interface ConnectionStatus {
@@ -51,15 +52,26 @@ export type CompletedAuthorization =
   | { kind: 'provider' | 'patient'; organizationId: string; user: AuthUser; credentialId: string };
 
 export interface RegistrationInfo {
+  /** How the organization's own connection is made. A backend service uses neither URI below. */
+  connectionMode: ConnectionMode;
   redirectUri: string;
   ehrLaunchUrl: string;
-  scopes: { organization: string[]; providerEhrLaunch: string[]; patientStandalone: string[] };
+  /** The JWK Set URL to register at Epic for private_key_jwt (the service's public keys). */
+  jwksUrl: string;
+  /** Whether the client authenticates with private_key_jwt (register jwksUrl) or a secret. */
+  tokenAuthMethod: TokenAuthMethod;
+  /** Launch scopes are absent for a backend service: its client cannot sign users in. */
+  scopes: { organization: string[]; providerEhrLaunch?: string[]; patientStandalone?: string[] };
 }
 
 /** The callback path registered at Epic; the full URI is PUBLIC_BASE_URL + this, matched exactly. */
 export const CALLBACK_PATH = '/fhir/epic-callback';
 /** SMART App Launch: how long a started authorization may take (state, PKCE verifier, nonce). */
 export const PENDING_TTL_MS = 10 * 60_000;
+
+/** Users cannot sign in through a Backend Systems client (EPIC-SMART.md §9). */
+const BACKEND_NO_LAUNCH =
+  'This organization connects to Epic as a backend service, so its Epic client cannot sign users in. Ask your administrator for a launch-enabled app.';
 
 export const hashState = (state: string): string => createHash('sha256').update(state).digest('hex');
 
@@ -84,6 +96,7 @@ export class AuthorizationService {
     private readonly dataSource: DataSource,
     private readonly events: EventEmitter2,
     private readonly users: UsersService,
+    private readonly clientKeys: ClientKeysService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -115,6 +128,13 @@ export class AuthorizationService {
       throw new EpicAuthError(
         EpicAuthErrorCode.NotConfigured,
         'Register the Epic client ID and FHIR base URL before connecting.',
+      );
+    }
+    if (registration.connectionMode === ConnectionMode.Backend) {
+      throw new EpicAuthError(
+        EpicAuthErrorCode.NotConfigured,
+        'This organization connects as a backend service: use Connect, which needs no sign-in at Epic.',
+        { organizationId },
       );
     }
     const organization = { id: registration.organizationId, name: registration.organizationName };
@@ -191,6 +211,7 @@ export class AuthorizationService {
       );
     }
     const registration = (await this.organizations.getEpicRegistration(matches[0].id))!;
+    if (registration.connectionMode === ConnectionMode.Backend) throw launchRefused(BACKEND_NO_LAUNCH);
     const server = await this.discovery.discover(registration.fhirBaseUrl, {
       clientId: registration.clientId,
       authMethod: registration.tokenAuthMethod,
@@ -236,6 +257,7 @@ export class AuthorizationService {
         'This organization is unknown or not connected to Epic: check the link you followed.',
       );
     }
+    if (registration.connectionMode === ConnectionMode.Backend) throw launchRefused(BACKEND_NO_LAUNCH);
     const linking = user?.role === Role.Patient && user.organizationId === org.id;
     const server = await this.discovery.discover(registration.fhirBaseUrl, {
       clientId: registration.clientId,
@@ -559,9 +581,18 @@ export class AuthorizationService {
    */
   async registrationInfo(organizationId: string): Promise<RegistrationInfo> {
     const org = await this.organizations.get(organizationId);
-    return {
+    const common = {
+      connectionMode: org.connectionMode,
       redirectUri: this.redirectUri,
       ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch`,
+      jwksUrl: this.clientKeys.jwksUrl(),
+      tokenAuthMethod: org.tokenAuthMethod,
+    };
+    if (org.connectionMode === ConnectionMode.Backend) {
+      return { ...common, scopes: { organization: org.epicScopes.split(' ').filter(Boolean) } };
+    }
+    return {
+      ...common,
       scopes: {
         organization: scopesFor('organization', org.epicScopes, org.scopeSyntax),
         providerEhrLaunch: scopesFor('provider', org.epicScopes, org.scopeSyntax),
@@ -580,7 +611,7 @@ export class AuthorizationService {
       connected: org.isConnected && credential !== null,
       expired,
       expiresAt: credential?.expiresAt.toISOString() ?? null,
-      refreshable: !!credential?.refreshTokenEnc,
+      refreshable: credential ? isRenewable(credential) : false,
       scopes: credential ? credential.scopes.split(' ').filter(Boolean) : [],
       patientId: credential?.patientId ?? null,
       lastSync: org.lastSync,

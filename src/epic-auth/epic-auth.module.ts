@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 
+import { ClientKeysModule } from 'src/client-keys/client-keys.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 import { UsersModule } from 'src/users/users.module';
 
 import { AuthorizationService } from './authorization.service';
+import { BackendConnectionService } from './backend-connection.service';
 import { ConnectionInvalidationListener } from './connection-invalidation.listener';
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
@@ -25,12 +27,14 @@ import { TokenStoreService } from './token-store.service';
     TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]),
     OrganizationsModule,
     UsersModule,
+    ClientKeysModule,
   ],
   controllers: [EpicAuthorizeController, EpicConnectionController],
   providers: [
     SmartDiscoveryService,
     OAuthClientService,
     AuthorizationService,
+    BackendConnectionService,
     TokenStoreService,
     TokenRefreshService,
     ConnectionInvalidationListener,

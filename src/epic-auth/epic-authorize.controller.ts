@@ -14,7 +14,11 @@ import { OrgIdParam } from 'src/organizations/dto/organization.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
+import { addFlash, saveSession } from 'src/common/flash';
+
 import { AuthorizationService } from './authorization.service';
+import { BackendConnectionService } from './backend-connection.service';
+import { EpicAuthError } from './epic-auth.errors';
 import { EpicAuthBrowserFilter } from './filters/epic-auth-browser.filter';
 
 class OrgQuery {
@@ -27,7 +31,10 @@ class OrgQuery {
 @HtmlRoutes()
 @UseFilters(EpicAuthBrowserFilter)
 export class EpicAuthorizeController {
-  constructor(private readonly authorization: AuthorizationService) {}
+  constructor(
+    private readonly authorization: AuthorizationService,
+    private readonly backend: BackendConnectionService,
+  ) {}
 
   /** Sends an admin to Epic to authorize the organization's connection. */
   @Get('fhir/epic-authorize')
@@ -39,6 +46,11 @@ export class EpicAuthorizeController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
+    if (await this.backend.isBackend(org)) {
+      // Nobody signs in for a backend service: connecting is a POST (CSRF-checked) from this page.
+      res.redirect(303, `/connect_epic/${org}`);
+      return;
+    }
     const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, org);
     res.redirect(303, url.toString());
   }
@@ -57,7 +69,9 @@ export class EpicAuthorizeController {
     @CsrfToken() csrfToken: string,
   ): Promise<object> {
     const status = await this.authorization.status(orgId);
-    return { title: 'Re-authenticate with Epic', user, csrfToken, orgId, status };
+    const backend = await this.backend.isBackend(orgId);
+    const title = backend ? 'Connect to Epic as a backend service' : 'Re-authenticate with Epic';
+    return { title, user, csrfToken, orgId, status, backend };
   }
 
   /** Clears the stored tokens (audited), then starts the authorization from scratch. */
@@ -70,6 +84,12 @@ export class EpicAuthorizeController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
+    if (await this.backend.isBackend(orgId)) {
+      await this.connectBackend(user, orgId, req);
+      await saveSession(req.session); // the next page shows the result: saved before it is asked for
+      res.redirect(303, `/admin/epic/registration?org=${orgId}`);
+      return;
+    }
     await this.authorization.disconnect(user, orgId, 'reauthenticate');
     const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, orgId);
     // Not a redirect: the CSP's form-action 'self' also governs where a form's redirects may go, so
@@ -80,6 +100,20 @@ export class EpicAuthorizeController {
       authorizeUrl: url.toString(),
       orgId,
     });
+  }
+
+  /** Obtains a backend-service token now and says how it went on the next page (flash). */
+  private async connectBackend(user: AuthUser, orgId: string, req: Request): Promise<void> {
+    try {
+      const result = await this.backend.connect(user, orgId);
+      addFlash(req.session, {
+        level: 'success',
+        text: `Connected to Epic as a backend service. The token is valid until ${result.expiresAt.toISOString().replace('T', ' ').slice(0, 16)} UTC and is renewed automatically; scopes granted: ${result.scopes.join(' ') || 'none listed'}.`,
+      });
+    } catch (error) {
+      if (!(error instanceof EpicAuthError)) throw error;
+      addFlash(req.session, { level: 'error', text: `Not connected: ${error.message}` });
+    }
   }
 
   /**

@@ -1,4 +1,4 @@
-import { classifyRefreshFailure, describeTokenError } from './token-errors';
+import { classifyRefreshFailure, describeClientCredentialsFailure, describeTokenError } from './token-errors';
 
 /** Shapes of openid-client errors: ResponseBodyError (error, status), TimeoutError, fetch's TypeError. */
 const oauth = (error: string, status = 400) =>
@@ -59,5 +59,27 @@ describe('describeTokenError (authorization code exchange)', () => {
   it('explains timeouts and HTTP failures', () => {
     expect(describeTokenError(timeout())).toMatch(/did not answer in time/);
     expect(describeTokenError(httpStatus(502))).toMatch(/HTTP 502/);
+  });
+});
+
+describe('describeClientCredentialsFailure', () => {
+  it('says an unauthorized_client backend client is not mapped to an Epic user, and needs no sign-in', () => {
+    const failure = describeClientCredentialsFailure(oauth('unauthorized_client'));
+    expect(failure.code).toBe('unauthorized_client');
+    expect(failure.message).toMatch(/not mapped this client ID to an Epic user/);
+    expect(failure.message).toMatch(/no sign-in is needed/);
+  });
+
+  it('points an invalid_client at the JWK Set URL', () => {
+    expect(describeClientCredentialsFailure(oauth('invalid_client', 401)).message).toMatch(/JWK Set URL/);
+  });
+
+  it('keeps the transient codes of timeouts and HTTP failures', () => {
+    expect(describeClientCredentialsFailure(timeout())).toEqual({
+      code: 'timeout',
+      message: expect.stringMatching(/did not answer in time/),
+    });
+    expect(describeClientCredentialsFailure(httpStatus(503)).code).toBe('http_503');
+    expect(describeClientCredentialsFailure(oauth('invalid_scope')).message).toMatch(/invalid_scope/);
   });
 });

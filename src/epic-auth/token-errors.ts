@@ -36,6 +36,10 @@ function transientMessage(error: unknown): string {
   return "Epic's token endpoint could not be reached or sent an unreadable answer. Try again later.";
 }
 
+/** What to check when Epic answers invalid_client, whichever way the client authenticates. */
+const CHECK_CLIENT =
+  'check the client ID and its credentials (the secret, or with private_key_jwt the JWK Set URL registered at Epic, which Epic must be able to fetch), and that Epic has finished syncing the app (this can take hours).';
+
 /** An admin-actionable message for a failed authorization-code exchange. */
 export function describeTokenError(error: unknown): string {
   const code = oauthErrorCode(error);
@@ -43,7 +47,7 @@ export function describeTokenError(error: unknown): string {
     case undefined:
       return transientMessage(error);
     case 'invalid_client':
-      return 'Epic rejected the client credentials (invalid_client): check the client ID and secret, and that Epic has finished syncing the app (this can take hours).';
+      return `Epic rejected the client credentials (invalid_client): ${CHECK_CLIENT}`;
     case 'invalid_grant':
       return 'Epic rejected the authorization code (invalid_grant): it expired or was already used. Connect again.';
     case 'unauthorized_client':
@@ -71,12 +75,16 @@ const REAUTHENTICATE = 'Re-authenticate to reconnect.';
 /** Messages for credentials that died, by reason: what happened, and that someone must sign in again. */
 export const TERMINAL_MESSAGES: Record<TerminalReason, string> = {
   invalid_grant: `Epic rejected the refresh token (invalid_grant): it expired or was revoked (for example when access was removed in MyChart or at Epic). ${REAUTHENTICATE}`,
-  invalid_client: `Epic rejected the client credentials while refreshing (invalid_client): check the client ID and secret (Epic can take hours to sync a new one). ${REAUTHENTICATE}`,
+  invalid_client: `Epic rejected the client credentials while refreshing (invalid_client): ${CHECK_CLIENT} ${REAUTHENTICATE}`,
   unauthorized_client: `Epic no longer allows this client to refresh tokens (unauthorized_client): check the app registration at Epic. ${REAUTHENTICATE}`,
   no_refresh_token: `The Epic access token expired and this connection has no refresh token (the app is not registered at Epic for persistent access). ${REAUTHENTICATE}`,
   access_token_rejected: `Epic rejected the access token (HTTP 401) and it could not be renewed. ${REAUTHENTICATE}`,
   undecryptable: `The stored Epic tokens can no longer be decrypted (their encryption key was removed from ENCRYPTION_KEYS). ${REAUTHENTICATE}`,
 };
+
+/** A backend-service token Epic refused although it was just obtained: the mapped user lacks access. */
+export const BACKEND_TOKEN_REJECTED =
+  "Epic rejected a newly obtained backend-service access token (HTTP 401): check the Epic user this client is mapped to and that user's security at Epic, then Connect again.";
 
 /** The OAuth errors that mean the grant or the client is dead (RFC 6749 §5.2), as Epic uses them (§5). */
 const DEAD_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
@@ -112,4 +120,30 @@ export function classifyRefreshFailure(error: unknown): RefreshFailure {
     code: timedOut(error) ? 'timeout' : status !== undefined ? `http_${status}` : 'network',
     message: transientMessage(error),
   };
+}
+
+/**
+ * A failed client_credentials request (a backend-service connection, EPIC-SMART.md §9). There is
+ * no grant to lose, so nothing here clears a token: the message says what to fix, and the next
+ * attempt (a FHIR call, the scheduled check, or Connect) tries again.
+ */
+export function describeClientCredentialsFailure(error: unknown): { code: string; message: string } {
+  const code = oauthErrorCode(error);
+  switch (code) {
+    case 'unauthorized_client':
+      return {
+        code,
+        message:
+          "Epic refused the backend-service token (unauthorized_client): the organization's Epic administrator has not mapped this client ID to an Epic user yet. Ask them to map it in the Backend Systems app's settings at Epic; no sign-in is needed, and the connection recovers at the next attempt after that.",
+      };
+    case 'invalid_client':
+      return {
+        code,
+        message: `Epic rejected the backend-service client assertion (invalid_client): ${CHECK_CLIENT}`,
+      };
+    case undefined:
+      return { code: classifyRefreshFailure(error).code, message: transientMessage(error) };
+    default:
+      return { code, message: `Epic refused the backend-service token request (${code}).` };
+  }
 }

@@ -14,7 +14,13 @@ import { EpicCredential } from './entities/epic-credential.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { EpicOAuthClient, OAuthClientService } from './oauth-client.service';
-import { classifyRefreshFailure, TERMINAL_MESSAGES, TerminalReason } from './token-errors';
+import {
+  BACKEND_TOKEN_REJECTED,
+  classifyRefreshFailure,
+  describeClientCredentialsFailure,
+  TERMINAL_MESSAGES,
+  TerminalReason,
+} from './token-errors';
 import { parseTokenResponse } from './token-response';
 import { TokenStoreService } from './token-store.service';
 
@@ -112,7 +118,9 @@ export class TokenRefreshService {
       const current = await this.tokens.findById(credential.id, manager);
       if (!current) return { kind: 'gone' } as const;
       if (current.version !== credential.version) return { kind: 'fresh', credential: current } as const;
-      return this.terminate(manager, current, reason, reason, TERMINAL_MESSAGES[reason]);
+      const message =
+        current.grantType === 'client_credentials' ? BACKEND_TOKEN_REJECTED : TERMINAL_MESSAGES[reason];
+      return this.terminate(manager, current, reason, reason, message);
     });
     if (outcome.kind === 'terminal') return this.afterTerminal(credential, outcome.code, outcome.message);
     if (outcome.kind === 'gone' || outcome.kind === 'transient') {
@@ -198,6 +206,9 @@ export class TokenRefreshService {
     if (current.version !== credential.version && !this.isDue(current.expiresAt, now)) {
       return { kind: 'fresh', credential: current };
     }
+    if (current.grantType === 'client_credentials') {
+      return this.renewBackendLocked(manager, current, client, reason, now);
+    }
     if (!current.refreshTokenEnc) {
       return this.terminate(
         manager,
@@ -247,6 +258,49 @@ export class TokenRefreshService {
       return this.terminate(manager, current, failure.reason, failure.code, failure.message);
     }
 
+    return this.storeRenewed(manager, current, response, reason, now);
+  }
+
+  /**
+   * Under the lock, for a backend-service connection: a new client_credentials grant replaces the
+   * token (there is no refresh token, §9). A failure never clears the token it still has: there is
+   * no grant to lose, and the next attempt may succeed once the cause is fixed at Epic.
+   */
+  private async renewBackendLocked(
+    manager: EntityManager,
+    current: EpicCredential,
+    client: EpicOAuthClient,
+    reason: RefreshReason,
+    now: Date,
+  ): Promise<LockedOutcome> {
+    const orgId = current.organizationId;
+    this.logger.log(
+      { orgId, credentialId: current.id, reason },
+      `Requested new backend-service access token for organization ${orgId}`,
+    );
+    let response: Awaited<ReturnType<typeof oidc.clientCredentialsGrant>>;
+    try {
+      response = await this.oauthClient.clientCredentials(client);
+    } catch (error) {
+      const failure = describeClientCredentialsFailure(error);
+      this.logger.warn(
+        { orgId, credentialId: current.id, failure: failure.code, err: error },
+        `Backend-service token request failed for organization ${orgId}: ${failure.code}`,
+      );
+      return { kind: 'transient', ...failure, cause: error };
+    }
+    return this.storeRenewed(manager, current, { ...response, refresh_token: undefined }, reason, now);
+  }
+
+  /** Under the lock: stores what the token endpoint answered (compare-and-set), records and audits it. */
+  private async storeRenewed(
+    manager: EntityManager,
+    current: EpicCredential,
+    response: Record<string, unknown>,
+    reason: RefreshReason,
+    now: Date,
+  ): Promise<LockedOutcome> {
+    const orgId = current.organizationId;
     let parsed;
     try {
       parsed = parseTokenResponse(response, now);

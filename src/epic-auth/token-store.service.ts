@@ -6,12 +6,17 @@ import { EntityManager, IsNull, Repository } from 'typeorm';
 
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 
-import { EpicCredential } from './entities/epic-credential.entity';
+import { CredentialGrantType, EpicCredential } from './entities/epic-credential.entity';
 import { ParsedTokenResponse } from './token-response';
 
 /** Encryption context: binds each ciphertext to its row and field. */
 const context = (credentialId: string, field: 'access_token' | 'refresh_token'): string =>
   `epic_credential:${credentialId}:${field}`;
+
+/** Renewable without anyone signing in: a stored refresh token, or a client_credentials grant. */
+export function isRenewable(credential: Pick<EpicCredential, 'refreshTokenEnc' | 'grantType'>): boolean {
+  return credential.refreshTokenEnc !== null || credential.grantType === 'client_credentials';
+}
 
 /** Whose connection: an organization's own, or one credential (a user's) by id. */
 export type CredentialTarget = { organizationId: string } | { credentialId: string };
@@ -23,6 +28,7 @@ export interface ActiveCredential {
   userId: string | null;
   version: number;
   expiresAt: Date;
+  /** Renewable without anyone signing in: a refresh token is stored, or it came from client_credentials. */
   refreshable: boolean;
   patientId: string | null;
   /** Without a trailing slash. */
@@ -65,6 +71,7 @@ export class TokenStoreService {
     organizationId: string,
     tokens: ParsedTokenResponse,
     fhirUser: string | null,
+    grantType: CredentialGrantType = 'authorization_code',
   ): Promise<EpicCredential> {
     await manager.delete(EpicCredential, { organizationId, userId: IsNull() });
     const id = randomUUID();
@@ -83,6 +90,7 @@ export class TokenStoreService {
       patientId: tokens.patientId,
       encounterId: tokens.encounterId,
       fhirUser,
+      grantType,
       version: 1,
     });
     await manager.insert(EpicCredential, credential);
@@ -135,7 +143,7 @@ export class TokenStoreService {
     const where = 'organizationId' in target ? 'c.organization_id = $1 AND c.user_id IS NULL' : 'c.id = $1';
     const rows = await this.credentials.query<ActiveCredentialRow[]>(
       `SELECT c.id, c.organization_id, c.user_id, c.version, c.expires_at, c.access_token_enc,
-              c.refresh_token_enc IS NOT NULL AS refreshable, c.patient_id,
+              c.renewable AS refreshable, c.patient_id,
               o.fhir_base_url,
               CASE WHEN c.user_id IS NULL THEN o.last_error ELSE c.last_error END AS last_error,
               CASE WHEN c.user_id IS NULL THEN o.last_sync ELSE c.last_sync END AS last_sync

@@ -5,6 +5,7 @@ import { AuthorizationService, organizationScopes } from 'src/epic-auth/authoriz
 import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
 import { TokenStoreService } from 'src/epic-auth/token-store.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
+import { ConnectionMode, TokenAuthMethod } from 'src/organizations/organization.types';
 
 import { FhirClientError, FhirErrorKind } from './fhir-client.errors';
 import { FhirClientService } from './fhir-client.service';
@@ -122,15 +123,22 @@ export class ConnectionTestService {
   private async testConfiguration(organizationId: string): Promise<TestLayer> {
     const run = new LayerRun(this.logger);
     const registration = await this.organizations.getEpicRegistration(organizationId);
+    const info = await this.authorization.registrationInfo(organizationId);
+    const backend = registration?.connectionMode === ConnectionMode.Backend;
     await run.step('registration', () => {
       if (!registration) {
         throw new StepFailure(
           'No Epic client is registered: enter the client ID and FHIR base URL, then save.',
         );
       }
+      const base = `Client ID and FHIR base URL are set (${registration.fhirBaseUrl})`;
+      if (registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt) {
+        const mode = backend ? ', connecting as a backend service' : '';
+        return `${base}${mode}; the client authenticates with private_key_jwt (${registration.assertionAlg} key): the JWK Set URL registered at Epic must be ${info.jwksUrl}.`;
+      }
       return registration.hasClientSecret
-        ? `Client ID and FHIR base URL are set (${registration.fhirBaseUrl}); a client secret is saved.`
-        : `Client ID and FHIR base URL are set (${registration.fhirBaseUrl}); no client secret is saved, so Epic will treat the app as a public client without refresh tokens.`;
+        ? `${base}; a client secret is saved.`
+        : `${base}; no client secret is saved, so Epic will treat the app as a public client without refresh tokens.`;
     });
     let authorizationEndpoint = '';
     await run.step('discovery', async () => {
@@ -147,6 +155,10 @@ export class ConnectionTestService {
         throw new StepFailure((error as Error).message);
       }
     });
+    if (backend) {
+      // A backend service never sends anyone to the authorize endpoint.
+      return run.result('The Epic registration is complete and the server answers discovery.');
+    }
     await run.step('authorize-url', () => {
       const url = new URL(authorizationEndpoint);
       url.searchParams.set('response_type', 'code');
@@ -166,14 +178,18 @@ export class ConnectionTestService {
     await run.step('token', async () => {
       if (!credential) {
         const org = await this.organizations.get(organizationId);
+        const how =
+          org.connectionMode === ConnectionMode.Backend
+            ? 'use "Connect now" on the registration page (no sign-in at Epic)'
+            : 'use "Connect to Epic" on the registration page, sign in at Epic and approve access';
         throw new StepFailure(
           org.lastError
-            ? `Not connected: ${org.lastError} Use "Connect to Epic" on the registration page.`
-            : 'Not connected to Epic yet: use "Connect to Epic" on the registration page, sign in at Epic and approve access.',
+            ? `Not connected: ${org.lastError} Then ${how}.`
+            : `Not connected to Epic yet: ${how}.`,
         );
       }
       return credential.refreshable
-        ? 'A stored token is present and can be refreshed.'
+        ? 'A stored token is present and can be renewed.'
         : 'A stored token is present (no refresh token: reconnect when it expires).';
     });
     await run.step('metadata', async () => {

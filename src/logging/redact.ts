@@ -28,6 +28,9 @@ export const SECRET_FIELDS = [
   '_csrf',
   'sessionSecret',
   'encryptionKeys',
+  'privateKeyEnc',
+  'private_key_enc',
+  'privateJwk',
 ];
 
 const MAX_DEPTH = 6; // pino's `*` matches one level only, so list the depths explicitly

@@ -10,6 +10,14 @@ export const EPIC_SANDBOX_FHIR_BASE = 'https://fhir.epic.com/interconnect-fhir-o
 /** Data scopes an organization connection asks for unless the admin chose others (SMART v1 `.read`). */
 export const DEFAULT_ORGANIZATION_SCOPES = 'user/Patient.read user/Observation.read user/Encounter.read';
 
+/** The same for a backend-service connection: `system/` scopes (SMART Backend Services). */
+export const DEFAULT_BACKEND_SCOPES = 'system/Patient.read system/Observation.read system/Encounter.read';
+
+/** The data scopes of an organization that chose none. */
+export function defaultScopes(mode: ConnectionMode): string {
+  return mode === ConnectionMode.Backend ? DEFAULT_BACKEND_SCOPES : DEFAULT_ORGANIZATION_SCOPES;
+}
+
 /** An organization's Epic client, as EpicAuth needs it (the secret is fetched separately). */
 export interface EpicRegistration {
   organizationId: string;
@@ -22,15 +30,36 @@ export interface EpicRegistration {
   tokenAuthMethod: TokenAuthMethod;
   /** SMART scope syntax the organization's Epic expects. */
   scopeSyntax: ScopeSyntax;
+  /** With private_key_jwt: which of the service's signing keys signs the client assertions. */
+  assertionAlg: AssertionAlg;
+  /** How the organization's own connection is made: an admin's sign-in, or as a backend service. */
+  connectionMode: ConnectionMode;
 }
 
 /**
- * How the client authenticates at the token endpoint: Basic (default, RFC 6749 §2.3.1) or the
- * secret in the form body, for servers that need it (EPIC-SMART.md §3, §12.9).
+ * How the client authenticates at the token endpoint: Basic (default, RFC 6749 §2.3.1), the
+ * secret in the form body for servers that need it, or a JWT signed with the service's own key,
+ * which Epic recommends (EPIC-SMART.md §3): no shared secret exists anywhere.
  */
 export enum TokenAuthMethod {
   ClientSecretBasic = 'client_secret_basic',
   ClientSecretPost = 'client_secret_post',
+  PrivateKeyJwt = 'private_key_jwt',
+}
+
+/** The algorithm of the key that signs client assertions (SMART v2 clients support both). */
+export enum AssertionAlg {
+  RS384 = 'RS384',
+  ES384 = 'ES384',
+}
+
+/**
+ * Interactive: an admin signs in at Epic once (authorization code, refresh token).
+ * Backend: the service obtains tokens itself (client_credentials with a JWT, EPIC-SMART.md §9).
+ */
+export enum ConnectionMode {
+  Interactive = 'interactive',
+  Backend = 'backend',
 }
 
 /** SMART scope syntax: v1 (`.read`/`.write`) or v2 (`.rs`, `.cud`…), which Epic supports from Aug 2024. */

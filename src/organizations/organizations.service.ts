@@ -25,11 +25,13 @@ import {
 import { OrganizationView, toOrganizationView } from './dto/organization.view';
 import { Organization } from './entities/organization.entity';
 import {
-  DEFAULT_ORGANIZATION_SCOPES,
+  defaultScopes,
   EPIC_SANDBOX_FHIR_BASE,
   EpicEnvironment,
   EpicRegistration,
+  TokenAuthMethod,
 } from './organization.types';
+import { checkClientAuthentication } from './client-authentication';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
 import { EpicClientChangedEvent, OrganizationEvents } from './organizations.events';
 
@@ -163,19 +165,42 @@ export class OrganizationsService {
     const checked = checkFhirBaseUrl(requested, { production: this.config.isProduction });
     if (!checked.ok) throw new BadRequestException({ message: [checked.message] });
 
+    const authMethod = dto.tokenAuthMethod ?? org.epicTokenAuthMethod;
+    const mode = dto.connectionMode ?? org.epicConnectionMode;
+    const problems = checkClientAuthentication({
+      authMethod,
+      mode,
+      secretGiven: !!dto.clientSecret,
+      scopes: dto.scopes !== undefined ? dto.scopes || null : org.epicScopes,
+    });
+    if (problems.length > 0) {
+      throw new BadRequestException({
+        message: problems.map((p) => p.message),
+        // For forms: each message beside its field.
+        fields: Object.fromEntries(problems.map((p) => [p.field, p.message])),
+      });
+    }
+
     const changed =
       org.epicClientId !== dto.clientId ||
       org.fhirBaseUrl !== checked.url ||
-      org.epicEnvironment !== dto.environment;
+      org.epicEnvironment !== dto.environment ||
+      // A backend-service connection and an admin's sign-in are different grants: neither carries over.
+      org.epicConnectionMode !== mode;
     const secretChanged = !!dto.clientSecret;
+    // With private_key_jwt no shared secret is used, so none is kept anywhere.
+    const secretRemoved = authMethod === TokenAuthMethod.PrivateKeyJwt && org.clientSecretEnc !== null;
     const previousFhirBaseUrl = org.fhirBaseUrl;
     org.epicClientId = dto.clientId;
     org.fhirBaseUrl = checked.url;
     org.epicEnvironment = dto.environment;
     if (dto.scopes !== undefined) org.epicScopes = dto.scopes || null;
-    if (dto.tokenAuthMethod !== undefined) org.epicTokenAuthMethod = dto.tokenAuthMethod;
+    org.epicTokenAuthMethod = authMethod;
+    org.epicConnectionMode = mode;
+    if (dto.assertionAlg !== undefined) org.epicAssertionAlg = dto.assertionAlg;
     if (dto.scopeSyntax !== undefined) org.epicScopeSyntax = dto.scopeSyntax;
     if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
+    if (secretRemoved) org.clientSecretEnc = null;
     if (changed) {
       org.isConnected = false;
       org.tokenExpiry = null;
@@ -189,7 +214,10 @@ export class OrganizationsService {
         clientId: dto.clientId,
         fhirBaseUrl: checked.url,
         environment: dto.environment,
+        tokenAuthMethod: authMethod,
+        connectionMode: mode,
         secretChanged,
+        secretRemoved,
         connectionReset: changed,
       },
     });
@@ -218,10 +246,12 @@ export class OrganizationsService {
       organizationName: org.name,
       clientId: org.epicClientId,
       fhirBaseUrl: org.fhirBaseUrl,
-      scopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
+      scopes: org.epicScopes ?? defaultScopes(org.epicConnectionMode),
       hasClientSecret: org.clientSecretEnc !== null,
       tokenAuthMethod: org.epicTokenAuthMethod,
       scopeSyntax: org.epicScopeSyntax,
+      assertionAlg: org.epicAssertionAlg,
+      connectionMode: org.epicConnectionMode,
     };
   }
 

@@ -21,6 +21,14 @@ export interface ConnectionOptions {
   audience?: 'patient' | 'provider';
   /** The redirect URI registered at the fake (default: CALLBACK, the test app's). */
   redirectUri?: string;
+  /**
+   * private_key_jwt: the JWK Set URL registered at the fake (the test app's own, when it listens).
+   * The client then has no secret, and the organization is saved with private_key_jwt.
+   */
+  jwksUrl?: string;
+  assertionAlg?: 'RS384' | 'ES384';
+  /** A backend-service organization (implies private_key_jwt and a `backend` client at the fake). */
+  backend?: { mappedToUser?: boolean };
 }
 
 /**
@@ -39,17 +47,23 @@ export async function registeredOrganization(
     persistentAccess: options.persistentAccess ?? true,
     ...(options.refreshMode ? { refreshMode: options.refreshMode } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
+    ...(options.jwksUrl ? { jwksUrl: options.jwksUrl } : {}),
+    ...(options.backend ? { audience: 'backend', mappedToUser: options.backend.mappedToUser ?? true } : {}),
   });
+  const jwt = options.jwksUrl !== undefined;
   const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
   await admin.agent
     .put(`/api/organizations/${org.id}/epic-client`)
     .set('x-csrf-token', admin.csrf)
     .send({
       clientId: client.clientId,
-      clientSecret: client.secret,
+      ...(jwt ? {} : { clientSecret: client.secret }),
       environment: 'sandbox',
       fhirBaseUrl: epic.fhirBase,
+      ...(jwt ? { tokenAuthMethod: 'private_key_jwt' } : {}),
       ...(options.tokenAuthMethod ? { tokenAuthMethod: options.tokenAuthMethod } : {}),
+      ...(options.assertionAlg ? { assertionAlg: options.assertionAlg } : {}),
+      ...(options.backend ? { connectionMode: 'backend' } : {}),
       ...(options.scopes ? { scopes: options.scopes } : {}),
       ...(options.scopeSyntax ? { scopeSyntax: options.scopeSyntax } : {}),
     })

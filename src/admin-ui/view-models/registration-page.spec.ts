@@ -1,6 +1,8 @@
 import type { RegistrationInfo } from 'src/epic-auth/authorization.service';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 
+import { ConnectionMode, TokenAuthMethod } from 'src/organizations/organization.types';
+
 import { registrationPage } from './registration-page';
 
 const org = {
@@ -14,9 +16,14 @@ const org = {
   epicScopes: 'user/Patient.read',
   tokenAuthMethod: 'client_secret_post',
   scopeSyntax: 'v2',
+  assertionAlg: 'RS384',
+  connectionMode: 'interactive',
 } as OrganizationView;
 
 const info: RegistrationInfo = {
+  connectionMode: ConnectionMode.Interactive,
+  tokenAuthMethod: TokenAuthMethod.ClientSecretPost,
+  jwksUrl: 'https://connect.example/.well-known/jwks.json',
   redirectUri: 'https://connect.example/fhir/epic-callback',
   ehrLaunchUrl: 'https://connect.example/fhir/epic-launch',
   scopes: {
@@ -36,7 +43,11 @@ describe('registrationPage', () => {
       scopes: 'user/Patient.read',
       tokenAuthMethod: 'client_secret_post',
       scopeSyntax: 'v2',
+      assertionAlg: 'RS384',
+      connectionMode: 'interactive',
     });
+    expect(page.usesJwt).toBe(false);
+    expect(page.backend).toBe(false);
     expect(JSON.stringify(page)).not.toMatch(/secret":\s*"[^"]/);
     expect(page.secretSaved).toBe(true);
     expect(page.canConnect).toBe(true);
@@ -68,6 +79,8 @@ describe('registrationPage', () => {
       scopes: '',
       tokenAuthMethod: '',
       scopeSyntax: '',
+      assertionAlg: '',
+      connectionMode: '',
     };
     const page = registrationPage(org, info, { saved: true, submitted, errors: { clientId: 'required' } });
     expect(page.form).toBe(submitted);
@@ -76,5 +89,28 @@ describe('registrationPage', () => {
 
   it('does not offer Connect before a client ID and base URL are saved', () => {
     expect(registrationPage({ ...org, epicClientId: null }, info).canConnect).toBe(false);
+  });
+
+  it('with private_key_jwt, shows the JWK Set URL and the signing key instead of the secret', () => {
+    const page = registrationPage({ ...org, tokenAuthMethod: TokenAuthMethod.PrivateKeyJwt }, info);
+    expect(page.usesJwt).toBe(true);
+    expect(page.register.jwksUrl).toBe('https://connect.example/.well-known/jwks.json');
+    expect(page.assertionAlgs.find((a) => a.selected)?.value).toBe('RS384');
+  });
+
+  it('for a backend service, lists only its system scopes: no launch contexts', () => {
+    const page = registrationPage(
+      { ...org, tokenAuthMethod: TokenAuthMethod.PrivateKeyJwt, connectionMode: ConnectionMode.Backend },
+      {
+        ...info,
+        connectionMode: ConnectionMode.Backend,
+        scopes: { organization: ['system/Patient.read'] },
+      },
+    );
+    expect(page.backend).toBe(true);
+    expect(page.connectionModes.find((m) => m.selected)?.value).toBe('backend');
+    expect(page.register.scopes).toEqual([
+      { context: 'This connection (backend service)', scopes: 'system/Patient.read' },
+    ]);
   });
 });

@@ -1,6 +1,8 @@
 import type { RegistrationInfo } from 'src/epic-auth/authorization.service';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 import {
+  AssertionAlg,
+  ConnectionMode,
   EPIC_SANDBOX_FHIR_BASE,
   EpicEnvironment,
   ScopeSyntax,
@@ -15,6 +17,8 @@ export interface RegistrationForm {
   scopes: string;
   tokenAuthMethod: string;
   scopeSyntax: string;
+  assertionAlg: string;
+  connectionMode: string;
 }
 
 interface Option {
@@ -38,10 +42,17 @@ export interface RegistrationPage {
   environments: Option[];
   authMethods: Option[];
   scopeSyntaxes: Option[];
+  assertionAlgs: Option[];
+  connectionModes: Option[];
+  /** The form's current choice: private_key_jwt hides the secret and shows the JWK Set URL. */
+  usesJwt: boolean;
+  /** The saved connection mode: a backend service connects with a POST, no sign-in, no launch URLs. */
+  backend: boolean;
   sandboxBase: string;
   register: {
     redirectUri: string;
     ehrLaunchUrl: string;
+    jwksUrl: string;
     scopes: { context: string; scopes: string }[];
   };
   links: { connect: string; reconnect: string; organization: string };
@@ -57,6 +68,20 @@ const AUTH_METHODS: [TokenAuthMethod, string][] = [
     'Client secret in the Authorization header (client_secret_basic, Epic’s default)',
   ],
   [TokenAuthMethod.ClientSecretPost, 'Client secret in the form body (client_secret_post)'],
+  [
+    TokenAuthMethod.PrivateKeyJwt,
+    'JWT signed with this service’s key (private_key_jwt, recommended by Epic; no secret)',
+  ],
+];
+
+const ASSERTION_ALGS: [AssertionAlg, string][] = [
+  [AssertionAlg.RS384, 'RS384 (RSA): accepted for every Epic client'],
+  [AssertionAlg.ES384, 'ES384 (elliptic curve): Epic’s recommendation with a JWK Set URL'],
+];
+
+const CONNECTION_MODES: [ConnectionMode, string][] = [
+  [ConnectionMode.Interactive, 'An administrator signs in at Epic (authorization code, refresh token)'],
+  [ConnectionMode.Backend, 'Backend service: no sign-in (client_credentials; Epic “Backend Systems” app)'],
 ];
 
 const SCOPE_SYNTAXES: [ScopeSyntax, string][] = [
@@ -77,6 +102,8 @@ export function registrationPage(
     scopes: org.epicScopes,
     tokenAuthMethod: org.tokenAuthMethod,
     scopeSyntax: org.scopeSyntax,
+    assertionAlg: org.assertionAlg,
+    connectionMode: org.connectionMode,
   };
   const errors = options.errors ?? {};
   const option =
@@ -98,14 +125,29 @@ export function registrationPage(
     environments: ENVIRONMENTS.map(option(form.environment)),
     authMethods: AUTH_METHODS.map(option(form.tokenAuthMethod)),
     scopeSyntaxes: SCOPE_SYNTAXES.map(option(form.scopeSyntax)),
+    assertionAlgs: ASSERTION_ALGS.map(option(form.assertionAlg)),
+    connectionModes: CONNECTION_MODES.map(option(form.connectionMode)),
+    usesJwt: form.tokenAuthMethod === (TokenAuthMethod.PrivateKeyJwt as string),
+    backend: info.connectionMode === ConnectionMode.Backend,
     sandboxBase: EPIC_SANDBOX_FHIR_BASE,
     register: {
       redirectUri: info.redirectUri,
       ehrLaunchUrl: info.ehrLaunchUrl,
+      jwksUrl: info.jwksUrl,
       scopes: [
-        { context: 'This connection (Connect to Epic)', scopes: info.scopes.organization.join(' ') },
-        { context: 'Provider EHR launch', scopes: info.scopes.providerEhrLaunch.join(' ') },
-        { context: 'Patient standalone launch', scopes: info.scopes.patientStandalone.join(' ') },
+        {
+          context:
+            info.connectionMode === ConnectionMode.Backend
+              ? 'This connection (backend service)'
+              : 'This connection (Connect to Epic)',
+          scopes: info.scopes.organization.join(' '),
+        },
+        ...(info.scopes.providerEhrLaunch
+          ? [{ context: 'Provider EHR launch', scopes: info.scopes.providerEhrLaunch.join(' ') }]
+          : []),
+        ...(info.scopes.patientStandalone
+          ? [{ context: 'Patient standalone launch', scopes: info.scopes.patientStandalone.join(' ') }]
+          : []),
       ],
     },
     links: {

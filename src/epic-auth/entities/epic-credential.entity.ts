@@ -2,6 +2,8 @@ import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateCol
 
 import { AuthorizationPurpose } from './pending-authorization.entity';
 
+export type CredentialGrantType = 'authorization_code' | 'client_credentials';
+
 /**
  * Tokens from Epic, encrypted at rest (SecretCipherService, bound to this row's id). A null user
  * is the organization's own connection. `version` makes token writes compare-and-set.
@@ -25,6 +27,14 @@ export class EpicCredential {
 
   @Column({ name: 'refresh_token_enc', type: 'text', nullable: true })
   refreshTokenEnc!: string | null;
+
+  /**
+   * The grant the tokens came from: client_credentials ones are renewed by the same grant. The
+   * database's generated column `renewable` (not mapped here) is isRenewable() (token-store.service)
+   * for SQL queries.
+   */
+  @Column({ name: 'grant_type', type: 'varchar', length: 30, default: 'authorization_code' })
+  grantType!: CredentialGrantType;
 
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt!: Date;

@@ -13,7 +13,13 @@ import {
 
 import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 
-import { EpicEnvironment, ScopeSyntax, TokenAuthMethod } from '../organization.types';
+import {
+  AssertionAlg,
+  ConnectionMode,
+  EpicEnvironment,
+  ScopeSyntax,
+  TokenAuthMethod,
+} from '../organization.types';
 
 const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
 /** An optional field left blank in an HTML form arrives as '': treat it as absent. */
@@ -77,8 +83,20 @@ export class RegisterEpicClientDto {
   environment!: EpicEnvironment;
 
   @IsOptional()
-  @IsEnum(TokenAuthMethod, { message: 'tokenAuthMethod must be client_secret_basic or client_secret_post' })
+  @IsEnum(TokenAuthMethod, {
+    message: 'tokenAuthMethod must be client_secret_basic, client_secret_post or private_key_jwt',
+  })
   tokenAuthMethod?: TokenAuthMethod;
+
+  /** With private_key_jwt: the algorithm of the service key that signs assertions. */
+  @IsOptional()
+  @IsEnum(AssertionAlg, { message: 'assertionAlg must be RS384 or ES384' })
+  assertionAlg?: AssertionAlg;
+
+  /** interactive (an admin signs in at Epic) or backend (client_credentials with private_key_jwt). */
+  @IsOptional()
+  @IsEnum(ConnectionMode, { message: 'connectionMode must be interactive or backend' })
+  connectionMode?: ConnectionMode;
 
   @IsOptional()
   @IsEnum(ScopeSyntax, { message: 'scopeSyntax must be v1 or v2' })

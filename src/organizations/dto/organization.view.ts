@@ -1,6 +1,8 @@
 import { Organization } from '../entities/organization.entity';
 import {
-  DEFAULT_ORGANIZATION_SCOPES,
+  AssertionAlg,
+  ConnectionMode,
+  defaultScopes,
   EpicEnvironment,
   ScopeSyntax,
   TokenAuthMethod,
@@ -19,6 +21,8 @@ export interface OrganizationView {
   epicScopes: string;
   tokenAuthMethod: TokenAuthMethod;
   scopeSyntax: ScopeSyntax;
+  assertionAlg: AssertionAlg;
+  connectionMode: ConnectionMode;
   isConnected: boolean;
   tokenExpiry: string | null;
   lastSync: string | null;
@@ -39,9 +43,11 @@ export function toOrganizationView(org: Organization): OrganizationView {
     fhirBaseUrl: org.fhirBaseUrl,
     epicClientId: org.epicClientId,
     hasClientSecret: org.clientSecretEnc !== null,
-    epicScopes: org.epicScopes ?? DEFAULT_ORGANIZATION_SCOPES,
+    epicScopes: org.epicScopes ?? defaultScopes(org.epicConnectionMode),
     tokenAuthMethod: org.epicTokenAuthMethod,
     scopeSyntax: org.epicScopeSyntax,
+    assertionAlg: org.epicAssertionAlg,
+    connectionMode: org.epicConnectionMode,
     isConnected: org.isConnected,
     tokenExpiry: iso(org.tokenExpiry),
     lastSync: iso(org.lastSync),

@@ -1,6 +1,12 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-import { EpicEnvironment, ScopeSyntax, TokenAuthMethod } from '../organization.types';
+import {
+  AssertionAlg,
+  ConnectionMode,
+  EpicEnvironment,
+  ScopeSyntax,
+  TokenAuthMethod,
+} from '../organization.types';
 
 export { EpicEnvironment };
 
@@ -43,6 +49,12 @@ export class Organization {
 
   @Column({ name: 'epic_scope_syntax', type: 'varchar', length: 2, default: ScopeSyntax.V1 })
   epicScopeSyntax!: ScopeSyntax;
+
+  @Column({ name: 'epic_assertion_alg', type: 'varchar', length: 10, default: AssertionAlg.RS384 })
+  epicAssertionAlg!: AssertionAlg;
+
+  @Column({ name: 'epic_connection_mode', type: 'varchar', length: 20, default: ConnectionMode.Interactive })
+  epicConnectionMode!: ConnectionMode;
 
   // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
   @Column({ name: 'is_connected', type: 'boolean', default: false })

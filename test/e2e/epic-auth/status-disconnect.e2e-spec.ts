@@ -147,8 +147,11 @@ describe('status, disconnect and re-authentication of the organization connectio
     const { orgId, admin } = await connected();
     const res = await admin.agent.get(`/fhir/epic-registration?org=${orgId}`).expect(200);
     expect(res.body).toEqual({
+      connectionMode: 'interactive',
+      tokenAuthMethod: 'client_secret_basic',
       redirectUri: CALLBACK,
       ehrLaunchUrl: 'http://localhost:3000/fhir/epic-launch',
+      jwksUrl: 'http://localhost:3000/.well-known/jwks.json',
       scopes: {
         organization: expect.arrayContaining(['openid', 'fhirUser', 'offline_access', 'user/Patient.read']),
         providerEhrLaunch: expect.arrayContaining(['launch', 'openid', 'fhirUser', 'user/Patient.read']),

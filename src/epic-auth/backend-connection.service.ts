@@ -1,0 +1,145 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { DataSource } from 'typeorm';
+
+import { AuditActor, AuditService } from 'src/audit/audit.service';
+import { ConnectionMode } from 'src/organizations/organization.types';
+import { OrganizationsService } from 'src/organizations/organizations.service';
+
+import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
+import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
+import { EpicOAuthClient, OAuthClientService } from './oauth-client.service';
+import { describeClientCredentialsFailure } from './token-errors';
+import { parseTokenResponse } from './token-response';
+import { TokenStoreService } from './token-store.service';
+
+export interface BackendConnectResult {
+  expiresAt: Date;
+  scopes: string[];
+}
+
+/**
+ * Connects an organization as a backend service (SMART Backend Services, EPIC-SMART.md §9): no
+ * one signs in at Epic; the service asks for a token with client_credentials and a client
+ * assertion signed by its own key, at once. Renewals go through TokenRefreshService like any
+ * refresh. A failed attempt keeps the connection the organization already has.
+ */
+@Injectable()
+export class BackendConnectionService {
+  private readonly logger = new Logger(BackendConnectionService.name);
+
+  constructor(
+    private readonly organizations: OrganizationsService,
+    private readonly oauthClient: OAuthClientService,
+    private readonly tokens: TokenStoreService,
+    private readonly audit: AuditService,
+    private readonly dataSource: DataSource,
+    private readonly events: EventEmitter2,
+  ) {}
+
+  /** Whether the organization connects as a backend service (its Connect performs the grant). */
+  async isBackend(organizationId: string): Promise<boolean> {
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    return registration?.connectionMode === ConnectionMode.Backend;
+  }
+
+  async connect(actor: AuditActor, organizationId: string, now = new Date()): Promise<BackendConnectResult> {
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    if (!registration) {
+      throw new EpicAuthError(
+        EpicAuthErrorCode.NotConfigured,
+        'Register the Epic client ID and FHIR base URL before connecting.',
+        { organizationId },
+      );
+    }
+    if (registration.connectionMode !== ConnectionMode.Backend) {
+      throw new EpicAuthError(
+        EpicAuthErrorCode.NotConfigured,
+        'This organization connects through an administrator’s sign-in at Epic, not as a backend service.',
+        { organizationId },
+      );
+    }
+    const organization = { id: registration.organizationId, name: registration.organizationName };
+    const failed = async (code: EpicAuthErrorCode, failure: string, message: string, cause?: unknown) => {
+      await this.organizations.recordConnectionState(organizationId, { lastError: message });
+      await this.audit.record({
+        actor,
+        organization,
+        action: 'epic.connect',
+        outcome: 'failure',
+        detail: { grant: 'client_credentials', failure },
+      });
+      this.logger.warn(
+        { orgId: organizationId, failure, err: cause },
+        `Backend-service connection of organization ${organizationId} failed: ${failure}`,
+      );
+      return new EpicAuthError(code, message, { cause, organizationId });
+    };
+
+    let client: EpicOAuthClient;
+    try {
+      client = await this.oauthClient.forOrganization(organizationId);
+    } catch (error) {
+      if (error instanceof EpicAuthError) throw await failed(error.code, error.code, error.message, error);
+      throw error;
+    }
+    let response;
+    try {
+      this.logger.log(
+        { orgId: organizationId },
+        `Requested backend-service token for organization ${organizationId}`,
+      );
+      response = await this.oauthClient.clientCredentials(client);
+    } catch (error) {
+      const failure = describeClientCredentialsFailure(error);
+      throw await failed(EpicAuthErrorCode.TokenExchangeFailed, failure.code, failure.message, error);
+    }
+    let tokens;
+    try {
+      // SMART: a backend service gets no refresh token; one sent anyway is not kept (§9).
+      tokens = { ...parseTokenResponse(response, now), refreshToken: null, refreshExpiresAt: null };
+    } catch (error) {
+      throw await failed(
+        EpicAuthErrorCode.TokenExchangeFailed,
+        'malformed_response',
+        "Epic's token endpoint answered without an access token. Try again later.",
+        error,
+      );
+    }
+
+    const credential = await this.dataSource.transaction(async (manager) => {
+      const stored = await this.tokens.replaceOrganizationCredential(
+        manager,
+        organizationId,
+        tokens,
+        null,
+        'client_credentials',
+      );
+      await this.organizations.recordConnectionState(
+        organizationId,
+        { isConnected: true, tokenExpiry: tokens.expiresAt, lastError: null, lastSync: now },
+        manager,
+      );
+      await this.audit.record(
+        {
+          actor,
+          organization,
+          action: 'epic.connect',
+          detail: {
+            grant: 'client_credentials',
+            scopes: tokens.scopes.join(' '),
+            expiresAt: tokens.expiresAt,
+          },
+        },
+        manager,
+      );
+      return stored;
+    });
+    emitConnectionEvent(this.events, this.logger, ConnectionEvents.Connected, credential);
+    this.logger.log(
+      { orgId: organizationId },
+      `Connected organization ${organizationId} as a backend service`,
+    );
+    return { expiresAt: tokens.expiresAt, scopes: tokens.scopes };
+  }
+}

@@ -1,0 +1,140 @@
+/// <reference lib="dom" />
+import { Browser, BrowserContext, Page } from 'playwright-core';
+
+import { Role } from 'src/users/user.types';
+
+import { TestFactory } from 'test/factories';
+import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
+import { TestApp } from 'test/setup/test-app';
+
+import { screenshot, startBrowserHarness } from './harness';
+
+/**
+ * private_key_jwt in Chromium: the root admin's Signing keys page (copy the JWK Set URL, start a
+ * rotation) and the registration page's client-authentication switches. One browser, one app.
+ */
+jest.setTimeout(120_000);
+
+describe('signing keys and private_key_jwt in Chromium', () => {
+  let t: TestApp;
+  let epic: FakeEpic;
+  let browser: Browser;
+  let context: BrowserContext;
+  let base: string;
+  let page: Page;
+  let orgId: string;
+
+  beforeAll(async () => {
+    [{ t, base, browser }, epic] = await Promise.all([startBrowserHarness(), startFakeEpic()]);
+    context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    const factory = new TestFactory(t);
+    orgId = (await factory.organization('Backend Clinic')).id;
+    const root = await factory.user(Role.RootAdmin, null);
+    page = await context.newPage();
+    await page.goto(`${base}/login`);
+    await page.getByLabel('Email').fill(root.email);
+    await page.getByLabel('Password').fill(root.password);
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await epic?.close();
+    await t?.close();
+  });
+
+  const jwksUrl = () => `${base}/.well-known/jwks.json`;
+  const rowsIn = (state: string) => page.locator(`table.keys tr[data-state="${state}"]`);
+
+  it('1. the root admin copies the JWK Set URL and starts a rotation', async () => {
+    await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Signing keys' }).click()]);
+    expect(await page.title()).toBe('Signing keys · epic-connect');
+    expect(await page.locator('#jwks-url').textContent()).toBe(jwksUrl());
+    await page.getByRole('button', { name: 'Copy the JWK Set URL' }).click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(jwksUrl());
+    expect(await rowsIn('active').count()).toBe(2);
+    expect(await rowsIn('next').count()).toBe(0);
+
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Start rotation' }).click(),
+    ]);
+    expect(new URL(page.url()).pathname).toBe('/admin/keys');
+    // The flash is read from the session by the page the redirect leads to, however fast the browser follows it.
+    const text = await page.locator('.flashes .alert.success').textContent();
+    expect(text).toMatch(/^Published new signing keys: .+signs from /);
+    expect(text).toContain('RS384 ');
+    expect(text).toContain('ES384 ');
+    expect(await rowsIn('next').count()).toBe(2);
+    for (const row of await rowsIn('next').all()) {
+      expect(await row.locator('.badge').textContent()).toBe('Next');
+      expect(await row.locator('.next-step').textContent()).toMatch(
+        /^Promotes at \d{4}-\d\d-\d\d \d\d:\d\d UTC/,
+      );
+      // The kid is shortened on screen only: the cell's text is the whole thumbprint.
+      const kid = await row.getAttribute('data-kid');
+      expect(await row.locator('code.kid').textContent()).toBe(kid);
+    }
+    const published = (await (await fetch(jwksUrl())).json()) as { keys: unknown[] };
+    expect(published.keys).toHaveLength(4);
+    await screenshot(page, 'signing-keys');
+  });
+
+  it('2. private_key_jwt hides the secret and shows the JWK Set URL; backend needs system scopes', async () => {
+    await page.goto(`${base}/admin/epic/registration?org=${orgId}`);
+    const authMethod = page.getByLabel('Client authentication');
+    const connection = page.getByLabel('Connection', { exact: true });
+    const secret = page.locator('#clientSecret');
+    const jwks = page.locator('#jwks-url');
+    expect(await secret.isVisible()).toBe(true);
+    expect(await jwks.isVisible()).toBe(false);
+
+    await authMethod.selectOption('private_key_jwt');
+    expect(await secret.isVisible()).toBe(false);
+    expect(await jwks.isVisible()).toBe(true);
+    expect(await jwks.textContent()).toBe(jwksUrl());
+    expect(await page.getByLabel('Signing key').isVisible()).toBe(true);
+    await authMethod.selectOption('client_secret_basic');
+    expect(await secret.isVisible()).toBe(true);
+
+    // A backend service authenticates only with a JWT: choosing it selects private_key_jwt.
+    await connection.selectOption('backend');
+    expect(await authMethod.inputValue()).toBe('private_key_jwt');
+    expect(await secret.isVisible()).toBe(false);
+    expect(await jwks.isVisible()).toBe(true);
+
+    const client = epic.registerClient({ audience: 'backend', jwksUrl: jwksUrl() });
+    await page.getByLabel('Client ID').fill(client.clientId);
+    await page.getByLabel('FHIR base URL').fill(epic.fhirBase);
+    await page.getByLabel('Data scopes').fill('system/Patient.read');
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Save' }).click()]);
+    expect(page.url()).toBe(`${base}/admin/epic/registration?org=${orgId}&saved=1`);
+    // Saving runs the connection test a second later; wait for its answer, then close it.
+    await page.locator('#test-summary').waitFor({ timeout: 30_000 });
+    await page.getByRole('button', { name: 'Close' }).click();
+    expect(await connection.inputValue()).toBe('backend');
+    expect(await authMethod.inputValue()).toBe('private_key_jwt');
+    expect(await page.getByLabel('Data scopes').inputValue()).toBe('system/Patient.read');
+    expect(await page.getByLabel('Client ID').inputValue()).toBe(client.clientId);
+    expect(await secret.isVisible()).toBe(false);
+    expect(await jwks.isVisible()).toBe(true);
+    expect(await page.locator('.field-error').count()).toBe(0);
+    await screenshot(page, 'registration-private-key-jwt');
+
+    // user/ scopes are a sign-in's: refused beside the Data scopes field, nothing saved.
+    await page.getByLabel('Data scopes').fill('user/Patient.read');
+    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Save' }).click()]);
+    expect(await page.locator('.alert.error[role="alert"]').first().textContent()).toContain(
+      'Nothing was saved',
+    );
+    expect(await page.locator('#scopes-error').textContent()).toContain('system/ scopes only');
+    expect(await page.getByLabel('Data scopes').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('Data scopes').getAttribute('aria-describedby')).toContain('scopes-error');
+    expect(await secret.isVisible()).toBe(false);
+    const org = await t.dataSource.query<{ epic_scopes: string }[]>(
+      `SELECT epic_scopes FROM organization WHERE id = $1`,
+      [orgId],
+    );
+    expect(org[0].epic_scopes).toBe('system/Patient.read');
+  });
+});
