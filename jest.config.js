@@ -44,6 +44,9 @@ const shared = {
 /** @type {import('jest').Config} */
 module.exports = {
   maxWorkers: 2,
+  // A global option (Jest ignores it inside a project): e2e hooks boot apps and fake servers, which
+  // takes longer than the 5 s default on a busy two-core machine.
+  testTimeout: 30000,
   projects: [
     {
       ...shared,
@@ -57,7 +60,6 @@ module.exports = {
       globalSetup: '<rootDir>/test/setup/global-setup.ts',
       globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
       setupFiles: ['<rootDir>/test/setup/env.ts'],
-      testTimeout: 30000,
     },
   ],
 };

@@ -77,7 +77,7 @@ describe('signing keys and private_key_jwt in Chromium', () => {
     }
     const published = (await (await fetch(jwksUrl())).json()) as { keys: unknown[] };
     expect(published.keys).toHaveLength(4);
-    await screenshot(page, 'signing-keys');
+    await screenshot(page, '12-signing-keys');
   });
 
   it('2. private_key_jwt hides the secret and shows the JWK Set URL; backend needs system scopes', async () => {
@@ -119,7 +119,7 @@ describe('signing keys and private_key_jwt in Chromium', () => {
     expect(await secret.isVisible()).toBe(false);
     expect(await jwks.isVisible()).toBe(true);
     expect(await page.locator('.field-error').count()).toBe(0);
-    await screenshot(page, 'registration-private-key-jwt');
+    await screenshot(page, '13-registration-private-key-jwt');
 
     // user/ scopes are a sign-in's: refused beside the Data scopes field, nothing saved.
     await page.getByLabel('Data scopes').fill('user/Patient.read');
@@ -136,5 +136,18 @@ describe('signing keys and private_key_jwt in Chromium', () => {
       [orgId],
     );
     expect(org[0].epic_scopes).toBe('system/Patient.read');
+
+    // Connect now: the token is obtained at once (the fake checks the assertion against the app's
+    // JWK Set), and the page says so and shows the connection.
+    await page.goto(`${base}/admin/epic/registration?org=${orgId}`);
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: 'Connect now (backend service)' }).click(),
+    ]);
+    expect(page.url()).toBe(`${base}/admin/epic/registration?org=${orgId}`);
+    expect(await page.locator('.flashes').textContent()).toContain('Connected to Epic as a backend service');
+    await page.locator('#status', { hasText: 'Connected' }).waitFor();
+    expect(epic.requests('token').at(-1)).toMatchObject({ grantType: 'client_credentials', status: 200 });
+    await screenshot(page, '14-backend-connected');
   });
 });
