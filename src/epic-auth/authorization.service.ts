@@ -17,7 +17,7 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 import { UsersService } from 'src/users/users.service';
 
-import { EpicCredential } from './entities/epic-credential.entity';
+import { CredentialGrantType, EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import { normalizeIss } from './launch-iss';
@@ -27,7 +27,7 @@ import { OAuthClientService } from './oauth-client.service';
 import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { describeTokenError } from './token-errors';
-import { parseTokenResponse } from './token-response';
+import { ParsedTokenResponse, parseTokenResponse } from './token-response';
 import { TokenStoreService, isRenewable } from './token-store.service';
 
 /** What `/fhir/epic-status` answers (seed 001). */
@@ -545,10 +545,40 @@ export class AuthorizationService {
       );
       return { kind: 'patient', organizationId: orgId, ...linked };
     }
+    await this.storeOrganizationConnection({
+      actor,
+      organization,
+      tokens,
+      fhirUser,
+      grantType: 'authorization_code',
+    });
+    return { kind: 'organization', organizationId: orgId };
+  }
+
+  /**
+   * Stores an organization's new connection in one transaction (replacing the one it had), marks
+   * it connected, audits it, then tells listeners. Used by the authorization callback and by
+   * backend-service connects.
+   */
+  async storeOrganizationConnection(input: {
+    actor: AuditActor | null;
+    organization: { id: string; name: string };
+    tokens: ParsedTokenResponse;
+    fhirUser: string | null;
+    grantType: CredentialGrantType;
+  }): Promise<void> {
+    const { actor, organization, tokens, grantType } = input;
+    const refreshable = tokens.refreshToken !== null || grantType === 'client_credentials';
     const credential = await this.dataSource.transaction(async (manager) => {
-      const stored = await this.tokens.replaceOrganizationCredential(manager, orgId, tokens, fhirUser);
+      const stored = await this.tokens.replaceOrganizationCredential(
+        manager,
+        organization.id,
+        tokens,
+        input.fhirUser,
+        grantType,
+      );
       await this.organizations.recordConnectionState(
-        orgId,
+        organization.id,
         { isConnected: true, tokenExpiry: tokens.expiresAt, lastError: null },
         manager,
       );
@@ -558,8 +588,9 @@ export class AuthorizationService {
           organization,
           action: 'epic.connect',
           detail: {
+            grant: grantType,
             scopes: tokens.scopes.join(' '),
-            refreshable: tokens.refreshToken !== null,
+            refreshable,
             expiresAt: tokens.expiresAt,
           },
         },
@@ -569,10 +600,9 @@ export class AuthorizationService {
     });
     emitConnectionEvent(this.events, this.logger, ConnectionEvents.Connected, credential);
     this.logger.log(
-      { orgId, refreshable: tokens.refreshToken !== null },
-      `Connected organization ${orgId} to Epic`,
+      { orgId: organization.id, grant: grantType, refreshable },
+      `Connected organization ${organization.id} to Epic (${grantType})`,
     );
-    return { kind: 'organization', organizationId: orgId };
   }
 
   /**

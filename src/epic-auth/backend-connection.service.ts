@@ -1,17 +1,14 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
-import { DataSource } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { ConnectionMode } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
+import { AuthorizationService } from './authorization.service';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
-import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { EpicOAuthClient, OAuthClientService } from './oauth-client.service';
 import { describeClientCredentialsFailure } from './token-errors';
 import { parseTokenResponse } from './token-response';
-import { TokenStoreService } from './token-store.service';
 
 export interface BackendConnectResult {
   expiresAt: Date;
@@ -31,10 +28,8 @@ export class BackendConnectionService {
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly oauthClient: OAuthClientService,
-    private readonly tokens: TokenStoreService,
+    private readonly authorization: AuthorizationService,
     private readonly audit: AuditService,
-    private readonly dataSource: DataSource,
-    private readonly events: EventEmitter2,
   ) {}
 
   /** Whether the organization connects as a backend service (its Connect performs the grant). */
@@ -107,39 +102,13 @@ export class BackendConnectionService {
       );
     }
 
-    const credential = await this.dataSource.transaction(async (manager) => {
-      const stored = await this.tokens.replaceOrganizationCredential(
-        manager,
-        organizationId,
-        tokens,
-        null,
-        'client_credentials',
-      );
-      await this.organizations.recordConnectionState(
-        organizationId,
-        { isConnected: true, tokenExpiry: tokens.expiresAt, lastError: null, lastSync: now },
-        manager,
-      );
-      await this.audit.record(
-        {
-          actor,
-          organization,
-          action: 'epic.connect',
-          detail: {
-            grant: 'client_credentials',
-            scopes: tokens.scopes.join(' '),
-            expiresAt: tokens.expiresAt,
-          },
-        },
-        manager,
-      );
-      return stored;
+    await this.authorization.storeOrganizationConnection({
+      actor,
+      organization,
+      tokens,
+      fhirUser: null,
+      grantType: 'client_credentials',
     });
-    emitConnectionEvent(this.events, this.logger, ConnectionEvents.Connected, credential);
-    this.logger.log(
-      { orgId: organizationId },
-      `Connected organization ${organizationId} as a backend service`,
-    );
     return { expiresAt: tokens.expiresAt, scopes: tokens.scopes };
   }
 }

@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+
 import { Test } from '@nestjs/testing';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
@@ -47,4 +49,13 @@ export async function createTestApp(
   } finally {
     process.env = saved;
   }
+}
+
+/**
+ * Makes the app listen on a free loopback port, for servers that call it back (the fake Epic
+ * fetching the app's JWK Set). Returns the app's base URL.
+ */
+export async function listenOnLoopback(t: TestApp): Promise<string> {
+  await t.app.listen(0, '127.0.0.1');
+  return `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
 }

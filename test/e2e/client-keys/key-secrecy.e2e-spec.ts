@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { Role } from 'src/users/user.types';
@@ -7,7 +6,7 @@ import { Role } from 'src/users/user.types';
 import { signIn, TestFactory } from 'test/factories';
 import { connectedOrganization } from 'test/factories/epic-connection';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
-import { createTestApp, TestApp } from 'test/setup/test-app';
+import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 /** The members of a private JWK that must never leave the database, where they are encrypted. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const;
@@ -19,10 +18,11 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const;
 describe('signing keys stay private', () => {
   let t: TestApp;
   let epic: FakeEpic;
+  let base: string;
 
   beforeAll(async () => {
     [t, epic] = await Promise.all([createTestApp(), startFakeEpic()]);
-    await t.app.listen(0, '127.0.0.1');
+    base = await listenOnLoopback(t);
   });
   afterAll(async () => {
     await epic.close();
@@ -30,9 +30,8 @@ describe('signing keys stay private', () => {
   });
 
   it('in the JWK Set, the admin pages, the JSON API and the log', async () => {
-    const port = (t.app.getHttpServer().address() as AddressInfo).port;
     const { orgId, admin } = await connectedOrganization(t, epic, {
-      jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+      jwksUrl: `${base}/.well-known/jwks.json`,
     });
     const root = await signIn(t, await new TestFactory(t).user(Role.RootAdmin, null));
     await root.agent.post('/admin/keys/rotate').type('form').send({ _csrf: root.csrf }).expect(303);

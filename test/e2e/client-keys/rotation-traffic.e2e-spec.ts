@@ -6,7 +6,7 @@ import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import { registeredOrganization, setStoredExpiry } from 'test/factories/epic-connection';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
-import { createTestApp, TestApp } from 'test/setup/test-app';
+import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 const OVERLAP_SECONDS = 600;
 /** The app's JWK Set Cache-Control: half the overlap. */
@@ -66,9 +66,7 @@ describe('key rotation keeps every token call working', () => {
       }),
       startFakeEpic(),
     ]);
-    await t.app.listen(0, '127.0.0.1');
-    const port = (t.app.getHttpServer().address() as AddressInfo).port;
-    relay = await startRelay(`http://127.0.0.1:${port}/.well-known/jwks.json`);
+    relay = await startRelay(`${await listenOnLoopback(t)}/.well-known/jwks.json`);
   });
   afterAll(async () => {
     await relay.close();

@@ -1,5 +1,3 @@
-import type { AddressInfo } from 'node:net';
-
 import { decodeJwt } from 'jose';
 
 import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
@@ -8,7 +6,7 @@ import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import { registeredOrganization, setStoredExpiry, SignedIn } from 'test/factories/epic-connection';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
-import { createTestApp, TestApp } from 'test/setup/test-app';
+import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 const MINUTE = 60_000;
 
@@ -27,8 +25,7 @@ describe('backend-service organization connections', () => {
       createTestApp({ env: { REFRESH_COOLDOWN_SECONDS: '0' } }),
       startFakeEpic(),
     ]);
-    await t.app.listen(0, '127.0.0.1');
-    jwksUrl = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}/.well-known/jwks.json`;
+    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks.json`;
     fhir = t.app.get(FhirClientService);
   });
   afterAll(async () => {

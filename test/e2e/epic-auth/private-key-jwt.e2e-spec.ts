@@ -1,5 +1,3 @@
-import type { AddressInfo } from 'node:net';
-
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
@@ -11,7 +9,7 @@ import {
   setStoredExpiry,
 } from 'test/factories/epic-connection';
 import { FakeEpic, FakeEpicRequest, SEED, startFakeEpic } from 'test/fakes/epic';
-import { createTestApp, TestApp } from 'test/setup/test-app';
+import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 const MINUTE = 60_000;
 
@@ -27,8 +25,7 @@ describe('private_key_jwt client authentication', () => {
 
   beforeAll(async () => {
     [t, epic] = await Promise.all([createTestApp(), startFakeEpic()]);
-    await t.app.listen(0, '127.0.0.1');
-    jwksUrl = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}/.well-known/jwks.json`;
+    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks.json`;
     fhir = t.app.get(FhirClientService);
   });
   afterAll(async () => {
