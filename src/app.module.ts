@@ -19,6 +19,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { DatabaseModule } from './database/database.module';
 import { LoggingModule } from './logging/logging.module';
 import { OrganizationsModule } from './organizations/organizations.module';
+import { OutboundModule } from './outbound/outbound.module';
 
 /**
  * Infrastructure first, then the feature modules. Pipes, guards and filters are providers here
@@ -31,6 +32,7 @@ import { OrganizationsModule } from './organizations/organizations.module';
     EventEmitterModule.forRoot(),
     DatabaseModule,
     CryptoModule,
+    OutboundModule,
     AuditModule,
     MetricsModule,
     AuthModule,

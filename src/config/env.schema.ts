@@ -20,6 +20,8 @@ import {
 } from 'class-validator';
 import { CronTime } from 'cron';
 
+import { parseNetworks } from 'src/outbound/outbound-guard';
+
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -35,6 +37,25 @@ const toBoolean = ({ obj, key }: { obj: Record<string, unknown>; key: string }):
 };
 
 const isProduction = (env: EnvSchema): boolean => env.NODE_ENV === 'production';
+
+@ValidatorConstraint({ name: 'isNetworkList' })
+class IsNetworkList implements ValidatorConstraintInterface {
+  private problem = '';
+
+  validate(value: unknown): boolean {
+    try {
+      parseNetworks(typeof value === 'string' ? value : String(value));
+      return true;
+    } catch (error) {
+      this.problem = (error as Error).message;
+      return false;
+    }
+  }
+
+  defaultMessage(): string {
+    return `must be comma-separated networks: ${this.problem}`;
+  }
+}
 
 @ValidatorConstraint({ name: 'isCronExpression' })
 class IsCronExpression implements ValidatorConstraintInterface {
@@ -222,6 +243,20 @@ export class EnvSchema {
   @Min(1)
   @Max(3600)
   OUTBOX_POLL_SECONDS: number = 10;
+
+  /**
+   * `public`: connections to administrator-given addresses (Epic discovery, token, JWK Set and FHIR
+   * endpoints) refuse private, loopback, link-local and reserved networks; `any`: no check.
+   * Default: `public` in production, `any` elsewhere.
+   */
+  @IsOptional()
+  @IsIn(['public', 'any'], { message: 'must be public or any' })
+  OUTBOUND_ADDRESS_POLICY?: 'public' | 'any';
+
+  /** Networks exempt from the `public` policy, comma-separated CIDRs (an on-premises Epic: 10.20.0.0/16). */
+  @IsOptional()
+  @Validate(IsNetworkList)
+  OUTBOUND_ALLOWED_NETWORKS?: string;
 
   /** Bearer token required by /metrics when set. */
   @IsOptional()

@@ -95,6 +95,20 @@ describe('validateEnv', () => {
     expect(env.KEY_ROTATION_INTERVAL_DAYS).toBe(0);
   });
 
+  it('accepts an outbound address policy and allowed networks, and names a bad network', () => {
+    const env = validateEnv({
+      OUTBOUND_ADDRESS_POLICY: 'public',
+      OUTBOUND_ALLOWED_NETWORKS: '10.20.0.0/16, fd00::/8',
+    });
+    expect(env.OUTBOUND_ADDRESS_POLICY).toBe('public');
+    expect(() => validateEnv({ OUTBOUND_ADDRESS_POLICY: 'open' })).toThrow(
+      /OUTBOUND_ADDRESS_POLICY: must be public or any/,
+    );
+    expect(() => validateEnv({ OUTBOUND_ALLOWED_NETWORKS: '10.0.0.0/8, intranet' })).toThrow(
+      /OUTBOUND_ALLOWED_NETWORKS: must be comma-separated networks: "intranet" is not a network/,
+    );
+  });
+
   it('rejects a rotation overlap under 300 seconds, saying why', () => {
     expect(() => validateEnv({ KEY_ROTATION_OVERLAP_SECONDS: '299' })).toThrow(
       /KEY_ROTATION_OVERLAP_SECONDS: must be at least 300 seconds/,

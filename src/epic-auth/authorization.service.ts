@@ -4,13 +4,14 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as oidc from 'openid-client';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
 import { DataSource, IsNull, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
+import { OutboundHttp } from 'src/outbound/outbound-http.service';
 import { ConnectionMode, EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
@@ -97,6 +98,7 @@ export class AuthorizationService {
     private readonly events: EventEmitter2,
     private readonly users: UsersService,
     private readonly clientKeys: ClientKeysService,
+    private readonly outbound: OutboundHttp,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -457,11 +459,15 @@ export class AuthorizationService {
       try {
         if (!server.jwksUri || !server.issuer) throw new Error('discovery gave no jwks_uri or issuer');
         // openid-client checked iss, aud, exp and nonce; the signature is checked here with jose.
-        const { payload } = await jwtVerify(idToken, createRemoteJWKSet(new URL(server.jwksUri)), {
-          issuer: server.issuer,
-          audience: registration.clientId,
-          currentDate: now,
-        });
+        const { payload } = await jwtVerify(
+          idToken,
+          createRemoteJWKSet(new URL(server.jwksUri), { [customFetch]: this.outbound.fetch }),
+          {
+            issuer: server.issuer,
+            audience: registration.clientId,
+            currentDate: now,
+          },
+        );
         if (payload.nonce !== pending.nonce) throw new Error('nonce mismatch');
         fhirUser = typeof payload.fhirUser === 'string' ? payload.fhirUser : null;
       } catch (error) {

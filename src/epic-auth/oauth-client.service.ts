@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { OutboundHttp } from 'src/outbound/outbound-http.service';
 import { EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
@@ -30,6 +31,7 @@ export class OAuthClientService {
     private readonly organizations: OrganizationsService,
     private readonly discovery: SmartDiscoveryService,
     private readonly clientKeys: ClientKeysService,
+    private readonly outbound: OutboundHttp,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -79,6 +81,8 @@ export class OAuthClientService {
     );
     // Bounds every token call, so a lock held around a refresh is never held for long.
     oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
+    // The token and revocation endpoints come from a discovery document: same address policy.
+    oauthConfig[oidc.customFetch] = (url, options) => this.outbound.fetch(url, options as RequestInit);
     if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
     return oauthConfig;
   }

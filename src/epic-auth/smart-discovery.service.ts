@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { blockedAddressError } from 'src/outbound/outbound-guard';
+import { OutboundHttp } from 'src/outbound/outbound-http.service';
 
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import {
@@ -39,7 +41,10 @@ export class SmartDiscoveryService {
   private readonly cache = new Map<string, { expiresAt: number; config: SmartConfiguration }>();
   private readonly inFlight = new Map<string, Promise<SmartConfiguration>>();
 
-  constructor(@Inject(APP_CONFIG) private readonly appConfig: AppConfig) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly appConfig: AppConfig,
+    private readonly outbound: OutboundHttp,
+  ) {}
 
   async discover(fhirBaseUrl: string, options: DiscoverOptions = {}): Promise<SmartConfiguration> {
     const base = fhirBaseUrl.replace(/\/+$/, '');
@@ -126,7 +131,11 @@ export class SmartDiscoveryService {
     try {
       // No redirects: the base URL is admin-supplied, and a redirect could point the server at an
       // internal address (and carry Epic-Client-ID there).
-      const res = await fetch(url, { headers, redirect: 'error', signal: AbortSignal.timeout(timeout) });
+      const res = await this.outbound.fetch(url, {
+        headers,
+        redirect: 'error',
+        signal: AbortSignal.timeout(timeout),
+      });
       const length = Number(res.headers.get('content-length') ?? 0);
       if (length > 2_000_000) return { ok: false, problem: 'answered with an oversized document' };
       if (!res.ok) return { ok: false, problem: `answered HTTP ${res.status}` };
@@ -139,9 +148,14 @@ export class SmartDiscoveryService {
     } catch (cause) {
       // AbortSignal.timeout rejects with a DOMException named TimeoutError (not always an Error instance).
       const timedOut = (cause as { name?: unknown } | null)?.name === 'TimeoutError';
+      const blocked = blockedAddressError(cause);
       return {
         ok: false,
-        problem: timedOut ? `timed out after ${timeout} ms` : 'could not be reached',
+        problem: timedOut
+          ? `timed out after ${timeout} ms`
+          : blocked
+            ? `was not contacted: ${blocked.message}`
+            : 'could not be reached',
         cause,
       };
     }

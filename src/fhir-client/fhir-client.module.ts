@@ -2,6 +2,7 @@ import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { OutboundHttp } from 'src/outbound/outbound-http.service';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
@@ -20,8 +21,11 @@ import { FhirInterceptors } from './fhir-interceptors';
   imports: [
     // A private axios instance: the interceptors never touch the global one.
     HttpModule.registerAsync({
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => ({
+      inject: [APP_CONFIG, OutboundHttp],
+      useFactory: (config: AppConfig, outbound: OutboundHttp) => ({
+        // The FHIR base is administrator-given: the address policy applies (OUTBOUND_ADDRESS_POLICY).
+        httpAgent: outbound.httpAgent,
+        httpsAgent: outbound.httpsAgent,
         timeout: config.env.EPIC_HTTP_TIMEOUT_MS,
         maxRedirects: 0, // a redirect could carry the bearer token to another host
         maxContentLength: 50 * 1024 * 1024,
