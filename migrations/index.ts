@@ -7,6 +7,7 @@ import { CreateUserLaunches1763940000000 } from './1763940000000-CreateUserLaunc
 import { AddUserConnectionState1763950000000 } from './1763950000000-AddUserConnectionState';
 import { CreateClientSigningKeys1763960000000 } from './1763960000000-CreateClientSigningKeys';
 import { AddAsymmetricClientAuth1763970000000 } from './1763970000000-AddAsymmetricClientAuth';
+import { CreateThrottleCounter1763980000000 } from './1763980000000-CreateThrottleCounter';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   AddUserConnectionState1763950000000,
   CreateClientSigningKeys1763960000000,
   AddAsymmetricClientAuth1763970000000,
+  CreateThrottleCounter1763980000000,
 ];

@@ -1,6 +1,7 @@
 import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { RootAdminBootstrap } from 'src/users/root-admin.bootstrap';
@@ -10,6 +11,7 @@ import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
 import { HttpSessionMiddleware } from './http-session.middleware';
 import { LocalStrategy } from './local.strategy';
+import { PgThrottlerStorage } from './pg-throttler.storage';
 import { SessionSerializer } from './session.serializer';
 
 /** Sign-in with server-side sessions, CSRF protection and login throttling. */
@@ -18,8 +20,10 @@ import { SessionSerializer } from './session.serializer';
     UsersModule,
     PassportModule.register({ session: true }),
     ThrottlerModule.forRootAsync({
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => ({
+      inject: [APP_CONFIG, DataSource],
+      useFactory: (config: AppConfig, dataSource: DataSource) => ({
+        // Counted in PostgreSQL: every instance counts against the same limit per client.
+        storage: new PgThrottlerStorage(dataSource),
         // Per client IP (req.ip: set TRUST_PROXY behind a proxy). Accounts lock separately, in the database.
         throttlers: [
           {
