@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 
+import { ClientKeysModule } from 'src/client-keys/client-keys.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
 
@@ -30,6 +31,7 @@ import { WebhookOutboxService } from './webhook-outbox.service';
     TypeOrmModule.forFeature([Notification]),
     EpicAuthModule,
     FhirClientModule,
+    ClientKeysModule,
   ],
   controllers: [HealthController, MetricsController, ConnectionStatusController, NotificationsController],
   providers: [

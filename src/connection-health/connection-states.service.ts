@@ -87,6 +87,14 @@ const SORTS: Record<ConnectionListSort, string> = {
   last_sync: 'last_sync DESC NULLS LAST, lower(name), id',
 };
 
+/** The console's rows: each organization with its own credential and its state ($1 now, $2 warn until). */
+const LIST_SOURCE = `WITH s AS (
+  SELECT o.id, o.name, o.slug, o.epic_environment, o.last_sync, o.last_error, o.last_error_at,
+         c.expires_at AS token_expires_at, COALESCE(c.renewable, false) AS refreshable,
+         CASE WHEN c.renewable THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
+         ${connectionStateSql('$1', '$2')} AS state
+    FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL)`;
+
 /** The facts of `organization o` and its own credential `c`, as the state model reads them. */
 const FACTS_SELECT = `
   SELECT o.id, o.name, (o.epic_client_id IS NOT NULL AND o.fhir_base_url IS NOT NULL) AS configured,
@@ -147,11 +155,14 @@ export class ConnectionStatesService {
 
   /**
    * A page of organizations with their connection state, filtered, searched and sorted in the
-   * database (one statement; the state is computed by connectionStateSql).
+   * database (the state is computed by connectionStateSql). The page query has no total, so its
+   * LIMIT can stop early along the name index; the total comes from `counts` (counts() at the same
+   * `now`) when there is no search, else from one counting query.
    */
   async list(
     query: ConnectionListQuery = {},
     now = new Date(),
+    counts?: Record<ConnectionState, number>,
   ): Promise<{ items: ConnectionListItem[]; total: number }> {
     const states =
       query.state === 'attention' ? ['expiring', 'expired', 'error'] : query.state ? [query.state] : null;
@@ -176,24 +187,34 @@ export class ConnectionStatesService {
         last_sync: Date | null;
         last_error: string | null;
         last_error_at: Date | null;
-        total: string;
       }[]
     >(
-      `WITH s AS (
-         SELECT o.id, o.name, o.slug, o.epic_environment, o.last_sync, o.last_error, o.last_error_at,
-                c.expires_at AS token_expires_at, COALESCE(c.renewable, false) AS refreshable,
-                CASE WHEN c.renewable THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
-                ${connectionStateSql('$1', '$2')} AS state
-           FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL)
-       SELECT s.*, count(*) OVER () AS total FROM s
+      `${LIST_SOURCE}
+       SELECT s.* FROM s
         WHERE ($3::text[] IS NULL OR state = ANY($3::text[]))
           AND ($4::text IS NULL OR lower(name) LIKE $4 OR slug LIKE $4)
         ORDER BY ${SORTS[query.sort ?? 'name']}
         LIMIT ${limit} OFFSET ${offset}`,
       [now, new Date(now.getTime() + this.warningMs), states, search],
     );
+    let total: number;
+    if (counts && search === null) {
+      total = (states ?? CONNECTION_STATES).reduce(
+        (sum, state) => sum + (counts[state as ConnectionState] ?? 0),
+        0,
+      );
+    } else {
+      const [row] = await this.dataSource.query<{ total: string }[]>(
+        `${LIST_SOURCE}
+         SELECT count(*) AS total FROM s
+          WHERE ($3::text[] IS NULL OR state = ANY($3::text[]))
+            AND ($4::text IS NULL OR lower(name) LIKE $4 OR slug LIKE $4)`,
+        [now, new Date(now.getTime() + this.warningMs), states, search],
+      );
+      total = Number(row.total);
+    }
     return {
-      total: rows[0] ? Number(rows[0].total) : 0,
+      total,
       items: rows.map((r) => ({
         organizationId: r.id,
         name: r.name,

@@ -1,5 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+
+import { ClientKeysService } from 'src/client-keys/client-keys.service';
+import { SIGNING_ALGS } from 'src/client-keys/client-keys.types';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
 import { ConnectionCheckService } from './connection-check.service';
 import { ConnectionStatesService } from './connection-states.service';
@@ -7,6 +11,8 @@ import { WebhookOutboxService } from './webhook-outbox.service';
 
 /** An outbox entry pending longer than this means the webhook has been failing for a while. */
 const OUTBOX_STALE_SECONDS = 3600;
+/** A key rotation step this late means the rotation job is not running (it runs every few minutes). */
+const KEY_STEP_LATE_MS = 3600_000;
 
 /** Terminus indicators for `/health` (detail for dashboards; `/health/ready` does not use them). */
 @Injectable()
@@ -16,6 +22,8 @@ export class ConnectionHealthIndicators {
     private readonly check: ConnectionCheckService,
     private readonly states: ConnectionStatesService,
     private readonly outbox: WebhookOutboxService,
+    private readonly clientKeys: ClientKeysService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** The scheduled check: down when it has not run for two intervals (it should have). */
@@ -54,5 +62,29 @@ export class ConnectionHealthIndicators {
    */
   async epicConnections(now = new Date()): Promise<HealthIndicatorResult<'epicConnections'>> {
     return this.indicators.check('epicConnections').up({ ...(await this.states.counts(now)) });
+  }
+
+  /**
+   * The signing keys of private_key_jwt: degraded (still 200) when an algorithm has no active key,
+   * or when a scheduled rotation step is more than an hour late (the rotation job is not running:
+   * a published key never starts signing, or an old one is never unpublished).
+   */
+  async signingKeys(now = new Date()): Promise<HealthIndicatorResult<'signingKeys'>> {
+    const indicator = this.indicators.check('signingKeys');
+    const keys = await this.clientKeys.list();
+    const active = Object.fromEntries(
+      SIGNING_ALGS.map((alg) => [alg, keys.find((k) => k.alg === alg && k.state === 'active')?.kid ?? null]),
+    );
+    const late = this.config.env.CRON_ENABLED
+      ? keys.filter((k) => k.nextStepAt && now.getTime() - k.nextStepAt.getTime() > KEY_STEP_LATE_MS)
+      : [];
+    const details = {
+      active,
+      next: keys.filter((k) => k.state === 'next').map((k) => ({ kid: k.kid, alg: k.alg })),
+      retiring: keys.filter((k) => k.state === 'retiring').map((k) => ({ kid: k.kid, alg: k.alg })),
+      lateSteps: late.map((k) => ({ kid: k.kid, step: k.nextStep, dueAt: k.nextStepAt!.toISOString() })),
+    };
+    const missing = Object.values(active).some((kid) => kid === null);
+    return missing || late.length > 0 ? indicator.degraded(details) : indicator.up(details);
   }
 }

@@ -17,8 +17,8 @@ export class HealthController {
 
   /**
    * Detail for dashboards: the database, the scheduled check (overdue after two missed
-   * intervals: 503), the webhook outbox (degraded: still 200) and Epic connections by state
-   * (informational, never down).
+   * intervals: 503), the webhook outbox (degraded: still 200), Epic connections by state
+   * (informational, never down) and the signing keys (degraded when a rotation step is late).
    */
   @Get()
   @HealthCheck()
@@ -28,6 +28,7 @@ export class HealthController {
       () => this.indicators.scheduler(),
       () => this.indicators.outboxBacklog(),
       () => this.indicators.epicConnections(),
+      () => this.indicators.signingKeys(),
     ]);
   }
 

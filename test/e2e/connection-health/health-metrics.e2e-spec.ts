@@ -1,3 +1,5 @@
+import { KeyRotationService } from 'src/client-keys/key-rotation.service';
+import { ConnectionHealthIndicators } from 'src/connection-health/health-indicators';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import { connectedOrganization, setStoredExpiry } from 'test/factories/epic-connection';
@@ -74,6 +76,35 @@ describe('health and metrics', () => {
       epicConnections: { status: 'up', expired: expect.any(Number), connected: expect.any(Number) },
     });
     expect(res.body.details.epicConnections.expired).toBeGreaterThanOrEqual(1);
+  });
+
+  it('/health shows the signing keys, degraded (still 200) when a rotation step is an hour late', async () => {
+    const res = await t.http().get('/health').expect(200);
+    expect(res.body.details.signingKeys).toMatchObject({
+      status: 'up',
+      active: { RS384: expect.any(String), ES384: expect.any(String) },
+      lateSteps: [],
+    });
+
+    // Next keys published two days ago were due to sign a day ago: the rotation job is not running.
+    const rotation = scheduled.app.get(KeyRotationService);
+    await rotation.startRotation(null, new Date(Date.now() - 2 * 86_400_000));
+    const late = await scheduled.app.get(ConnectionHealthIndicators).signingKeys();
+    expect(late.signingKeys).toMatchObject({
+      status: 'degraded',
+      lateSteps: [
+        { step: 'promote', kid: expect.any(String) },
+        { step: 'promote', kid: expect.any(String) },
+      ],
+    });
+    // An instance without the schedule does not judge lateness; a tick catches up.
+    expect((await t.app.get(ConnectionHealthIndicators).signingKeys()).signingKeys.status).toBe('up');
+    await rotation.tick();
+    expect((await scheduled.app.get(ConnectionHealthIndicators).signingKeys()).signingKeys).toMatchObject({
+      status: 'up',
+      lateSteps: [],
+      retiring: [expect.anything(), expect.anything()],
+    });
   });
 
   it('/health says when the scheduler is overdue (no run for two intervals): 503', async () => {
