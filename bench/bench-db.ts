@@ -1,3 +1,6 @@
+import { rmSync } from 'node:fs';
+import { arch, cpus, platform } from 'node:os';
+
 import { DataSource } from 'typeorm';
 
 import { dataSourceOptions } from 'src/database/data-source';
@@ -82,4 +85,36 @@ export function cleanupOnce(what: string, close: () => Promise<void>): () => Pro
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   return cleanup;
+}
+
+/** The first lines of a section's output: what it measures, and on what. */
+export function printEnvironment(title: string, db: BenchDatabase, poolSize: number): void {
+  const cpu = cpus();
+  console.log(title);
+  console.log(`  Node ${process.version} on ${platform()} ${arch()}`);
+  console.log(`  CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}`);
+  console.log(
+    `  PostgreSQL ${db.serverVersion} at ${serverLabel()}, database ${db.name}, app pool size ${poolSize}`,
+  );
+}
+
+/**
+ * The end of a run: each step in turn (closing apps, fakes), then drops the database and deletes
+ * the log file (LOG_FILE). Every step is attempted; failures are thrown together at the end.
+ */
+export async function closeAll(
+  db: BenchDatabase,
+  ...steps: (() => Promise<unknown> | undefined)[]
+): Promise<void> {
+  const failures: unknown[] = [];
+  for (const step of [...steps, () => db.drop()]) {
+    try {
+      await step();
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  const log = process.env.LOG_FILE;
+  if (log) rmSync(log, { force: true });
+  if (failures.length > 0) throw new AggregateError(failures, 'Cleanup failed');
 }

@@ -1,6 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { rmSync } from 'node:fs';
-import { arch, cpus, platform } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
 
@@ -16,7 +14,8 @@ import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 import { appLogSummary } from './app-log';
-import { BenchDatabase, cleanupOnce, createBenchDatabase, serverLabel } from './bench-db';
+import { BenchDatabase, cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
+import { captureQueries, explainPlan } from './explain';
 import { count, ms, percentile, runLoad, table } from './load';
 
 interface Scenario {
@@ -108,7 +107,14 @@ export async function main(): Promise<number> {
 
   let app: TestApp | undefined;
   let epic: FakeEpic | undefined;
-  const cleanup = cleanupOnce('the app', () => closeAll(app, epic, db));
+  // The app, then the fake.
+  const cleanup = cleanupOnce('the app', () =>
+    closeAll(
+      db,
+      () => app?.close(),
+      () => epic?.close(),
+    ),
+  );
 
   try {
     // Discovery of an organization's fhir_base_url happens before a refresh (OAuthClientService),
@@ -329,15 +335,8 @@ function printResults(results: ScenarioResult[]): void {
 }
 
 function printHeader(db: BenchDatabase, epic: FakeEpic, config: AppConfig): void {
-  const cpu = cpus();
   const env = config.env;
-  console.log('Connection check benchmark (ConnectionCheckService.tick)');
-  console.log(`  Node ${process.version} on ${platform()} ${arch()}`);
-  console.log(`  CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}`);
-  console.log(
-    `  PostgreSQL ${db.serverVersion} at ${serverLabel()}, database ${db.name}, ` +
-      `app pool size ${env.DATABASE_POOL_SIZE}`,
-  );
+  printEnvironment('Connection check benchmark (ConnectionCheckService.tick)', db, env.DATABASE_POOL_SIZE);
   console.log(`  Fake Epic in this process (discovery only): ${epic.fhirBase}`);
   console.log(
     `  CONNECTION_CHECK_CRON=${env.CONNECTION_CHECK_CRON}, TOKEN_REFRESH_MARGIN_SECONDS=` +
@@ -496,25 +495,14 @@ async function measureSelection(
   const service = t.app.get(ConnectionCheckService);
   const args = selectionArgs(service, now, config);
   const [refreshBefore, lookBefore] = args;
-  const sent: { sql: string; params: unknown[] }[] = [];
+  // What candidates() sends, recorded on the DataSource instance the service holds. The page size is
+  // the query's LIMIT; the tick stops at the first page shorter than that.
   const ds = t.dataSource;
-  const original = ds.query.bind(ds);
-  // Records what candidates() sends (the same DataSource instance the service holds).
-  ds.query = ((sql: string, params?: unknown[]) => {
-    sent.push({ sql, params: params ?? [] });
-    return original(sql, params);
-  }) as typeof ds.query;
-  let pass: { ms: number; firstMs: number; pages: number; rows: number };
-  let limit: number;
-  try {
-    // The page size is the query's LIMIT; the tick stops at the first page shorter than that.
-    await service['candidates'](refreshBefore, lookBefore, null);
-    limit = Number(/LIMIT\s+(\d+)\s*$/i.exec(sent[0]?.sql ?? '')?.[1] ?? Infinity);
-    sent.length = 0;
-    pass = await selectionPass(service, refreshBefore, lookBefore, limit);
-  } finally {
-    ds.query = original;
-  }
+  const first = await captureQueries(ds, () => service['candidates'](refreshBefore, lookBefore, null));
+  const limit = Number(/LIMIT\s+(\d+)\s*$/i.exec(first.sent[0]?.sql ?? '')?.[1] ?? Infinity);
+  const { result: pass, sent } = await captureQueries(ds, () =>
+    selectionPass(service, refreshBefore, lookBefore, limit),
+  );
 
   const passes: number[] = [];
   const firstPages: number[] = [];
@@ -526,11 +514,7 @@ async function measureSelection(
 
   const plans: string[] = [];
   for (const query of sent.length > 1 ? [sent[0], sent[sent.length - 1]] : sent) {
-    const [row] = await ds.query<{ 'QUERY PLAN': ExplainOutput }[]>(
-      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${query.sql}`,
-      query.params,
-    );
-    plans.push(describePlan(row['QUERY PLAN'][0]));
+    plans.push(await explainPlan(ds, query));
   }
   if (!Number.isFinite(limit)) plans.push('(no LIMIT found in the SQL: paged until an empty page)');
   return {
@@ -760,62 +744,4 @@ async function sampleMemory(): Promise<{ stop(): Promise<MemoryPeak> }> {
 /** Organizations per connection state after the tick, counted by the app in SQL. */
 function stateCounts(t: TestApp): Promise<Record<string, number>> {
   return t.app.get(ConnectionStatesService).counts(new Date());
-}
-
-interface ExplainNode {
-  'Node Type': string;
-  'Index Name'?: string;
-  'Relation Name'?: string;
-  'Actual Rows'?: number;
-  'Rows Removed by Filter'?: number;
-  'Shared Hit Blocks'?: number;
-  'Shared Read Blocks'?: number;
-  Plans?: ExplainNode[];
-}
-type ExplainOutput = { Plan: ExplainNode; 'Execution Time': number; 'Planning Time': number }[];
-
-/** One line: the plan's shape, whether it used an index, rows filtered away, buffers and time. */
-function describePlan(explain: ExplainOutput[number]): string {
-  const indexes = new Set<string>();
-  let seqScans = 0;
-  let removed = 0;
-  const shape = (node: ExplainNode): string => {
-    if (node['Index Name']) indexes.add(node['Index Name']);
-    if (node['Node Type'] === 'Seq Scan') seqScans += 1;
-    removed += node['Rows Removed by Filter'] ?? 0;
-    const label = node['Index Name'] ? `${node['Node Type']} ${node['Index Name']}` : node['Node Type'];
-    const children = (node.Plans ?? []).map(shape);
-    return children.length === 0 ? label : `${label}(${children.join(', ')})`;
-  };
-  const text = shape(explain.Plan);
-  const top = explain.Plan;
-  const index = indexes.size > 0 ? `index: ${[...indexes].join(', ')}` : 'NO INDEX';
-  return (
-    `${text}; ${index}${seqScans > 0 ? `, ${seqScans} seq scan(s)` : ''}; ` +
-    `${count(top['Actual Rows'] ?? NaN)} rows, ${count(removed)} removed by filter; ` +
-    `buffers hit ${count(top['Shared Hit Blocks'] ?? 0)} read ${count(top['Shared Read Blocks'] ?? 0)}; ` +
-    `planning ${ms(explain['Planning Time'])} ms, execution ${ms(explain['Execution Time'])} ms`
-  );
-}
-
-/** The app, then the fake, the database and the log file. */
-async function closeAll(
-  app: TestApp | undefined,
-  epic: FakeEpic | undefined,
-  db: BenchDatabase,
-): Promise<void> {
-  const failures: unknown[] = [];
-  const attempt = async (work: () => Promise<unknown>): Promise<void> => {
-    try {
-      await work();
-    } catch (error) {
-      failures.push(error);
-    }
-  };
-  if (app) await attempt(() => app.close());
-  if (epic) await attempt(() => epic.close());
-  await attempt(() => db.drop());
-  const log = process.env.LOG_FILE;
-  if (log) rmSync(log, { force: true });
-  if (failures.length > 0) throw new AggregateError(failures, 'Cleanup failed');
 }

@@ -1,5 +1,6 @@
-// Benchmarks: `npm run bench` (npx tsx bench/fhir-client.bench.ts) runs the FhirClient benchmark, then
-// the connection check benchmark. `npm run bench -- connection-check` (or `fhir-client`) runs one.
+// Benchmarks: `npm run bench` (npx tsx bench/fhir-client.bench.ts) runs the FhirClient benchmark, the
+// connection check benchmark, then the admin console benchmark. `npm run bench -- connection-check`
+// (or `fhir-client`, `admin-console`) runs one.
 // See bench/README.md.
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ const ROOT = resolve(__dirname, '..');
 const SECTIONS = {
   'fhir-client': 'fhir-client.main.ts',
   'connection-check': 'connection-check.main.ts',
+  'admin-console': 'admin-console.main.ts',
 } as const;
 type Section = keyof typeof SECTIONS;
 

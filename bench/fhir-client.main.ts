@@ -1,5 +1,3 @@
-import { rmSync } from 'node:fs';
-import { arch, cpus, platform } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 import axios from 'axios';
@@ -13,8 +11,8 @@ import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 import { appLogSummary } from './app-log';
-import { BenchDatabase, cleanupOnce, createBenchDatabase, serverLabel } from './bench-db';
-import { count, emptyResult, LoadResult, ms, runLoad, summary, table } from './load';
+import { BenchDatabase, cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
+import { compare, count, emptyResult, ms, runLoad, summary, table, Task } from './load';
 
 const REQUESTS = 5_000;
 const WARMUP = 200;
@@ -25,8 +23,6 @@ const BREAKDOWN_CALLS = 2_000;
 const STORM_READS = 1_000;
 const TARGET_RATIO = 1.15;
 
-type Task = () => Promise<unknown>;
-
 /** Runs the benchmark and prints its figures; resolves to the exit code. */
 export async function main(): Promise<number> {
   const started = performance.now();
@@ -35,7 +31,14 @@ export async function main(): Promise<number> {
 
   const apps: TestApp[] = [];
   let epic: FakeEpic | undefined;
-  const cleanup = cleanupOnce('the apps', () => closeAll(apps, epic, db));
+  // Both apps together (see above), then the fake.
+  const cleanup = cleanupOnce('the apps', () =>
+    closeAll(
+      db,
+      () => Promise.all(apps.map((app) => app.close())),
+      () => epic?.close(),
+    ),
+  );
 
   try {
     epic = await startFakeEpic();
@@ -105,14 +108,7 @@ export async function main(): Promise<number> {
 }
 
 function printHeader(db: BenchDatabase, epic: FakeEpic, config: AppConfig): void {
-  const cpu = cpus();
-  console.log('FhirClient benchmark');
-  console.log(`  Node ${process.version} on ${platform()} ${arch()}`);
-  console.log(`  CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}`);
-  console.log(
-    `  PostgreSQL ${db.serverVersion} at ${serverLabel()}, database ${db.name}, ` +
-      `app pool size ${config.env.DATABASE_POOL_SIZE}`,
-  );
+  printEnvironment('FhirClient benchmark', db, config.env.DATABASE_POOL_SIZE);
   console.log(`  Fake Epic in this process: ${epic.fhirBase}`);
   console.log(
     `  TOKEN_REFRESH_MARGIN_SECONDS=${config.env.TOKEN_REFRESH_MARGIN_SECONDS}, ` +
@@ -153,7 +149,7 @@ async function overhead(
   const verdicts: string[] = [];
   let addedAtOne = NaN;
   for (const concurrency of CONCURRENCIES) {
-    const results = await compare(tasks, REQUESTS, concurrency, WARMUP);
+    const results = await compare(tasks, REQUESTS, concurrency, WARMUP, ROUNDS);
     const bareP50 = summary(results['bare axios']).p50;
     for (const [name, result] of Object.entries(results)) {
       const s = summary(result);
@@ -199,7 +195,7 @@ async function overhead(
   };
   const breakdown: string[][] = [];
   for (const concurrency of CONCURRENCIES) {
-    const results = await compare(parts, BREAKDOWN_CALLS, concurrency, WARMUP / 2);
+    const results = await compare(parts, BREAKDOWN_CALLS, concurrency, WARMUP / 2, ROUNDS);
     for (const [name, result] of Object.entries(results)) {
       const s = summary(result);
       breakdown.push([String(concurrency), name, ms(s.p50), ms(s.p99), count(s.perSecond)]);
@@ -207,26 +203,6 @@ async function overhead(
   }
   console.log(`\n  Where the time goes (${count(BREAKDOWN_CALLS)} calls each, same method):\n`);
   console.log(table(['concurrency', 'call', 'p50 ms', 'p99 ms', 'calls/s'], breakdown));
-}
-
-/**
- * Warms each task up, then runs `total` calls of each in ROUNDS rounds, alternating which goes
- * first, and aggregates the latencies and wall time per task.
- */
-async function compare<K extends string>(
-  tasks: Record<K, Task>,
-  total: number,
-  concurrency: number,
-  warmup: number,
-): Promise<Record<K, LoadResult>> {
-  const names = Object.keys(tasks) as K[];
-  for (const name of names) await runLoad(tasks[name], warmup, concurrency);
-  const results = Object.fromEntries(names.map((name) => [name, emptyResult()])) as Record<K, LoadResult>;
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? names : [...names].reverse();
-    for (const name of order) await runLoad(tasks[name], total / ROUNDS, concurrency, results[name]);
-  }
-  return results;
 }
 
 /** Both clients must read the same Patient, or the comparison means nothing. */
@@ -337,22 +313,4 @@ async function storedVersion(t: TestApp, orgId: string): Promise<number> {
     [orgId],
   );
   return row?.version ?? NaN;
-}
-
-/** Both apps together (see above), then the fake, the database and the log file. */
-async function closeAll(apps: TestApp[], epic: FakeEpic | undefined, db: BenchDatabase): Promise<void> {
-  const failures: unknown[] = [];
-  const attempt = async (work: () => Promise<unknown>): Promise<void> => {
-    try {
-      await work();
-    } catch (error) {
-      failures.push(error);
-    }
-  };
-  await Promise.all(apps.map((app) => attempt(() => app.close())));
-  if (epic) await attempt(() => epic.close());
-  await attempt(() => db.drop());
-  const log = process.env.LOG_FILE;
-  if (log) rmSync(log, { force: true });
-  if (failures.length > 0) throw new AggregateError(failures, 'Cleanup failed');
 }

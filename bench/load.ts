@@ -44,6 +44,30 @@ export async function runLoad(
   return into;
 }
 
+export type Task = () => Promise<unknown>;
+
+/**
+ * Warms each task up (`warmup` calls), then runs `total` calls of each in `rounds` rounds,
+ * alternating which goes first, so that drift (GC, JIT, the database's caches) hits all alike; the
+ * latencies and wall time are aggregated per task.
+ */
+export async function compare<K extends string>(
+  tasks: Record<K, Task>,
+  total: number,
+  concurrency: number,
+  warmup: number,
+  rounds: number,
+): Promise<Record<K, LoadResult>> {
+  const names = Object.keys(tasks) as K[];
+  for (const name of names) await runLoad(tasks[name], warmup, concurrency);
+  const results = Object.fromEntries(names.map((name) => [name, emptyResult()])) as Record<K, LoadResult>;
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? names : [...names].reverse();
+    for (const name of order) await runLoad(tasks[name], total / rounds, concurrency, results[name]);
+  }
+  return results;
+}
+
 /** Nearest-rank percentile of `values` (ms); NaN when empty. */
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
