@@ -16,7 +16,7 @@ import { Role } from 'src/users/user.types';
 import { signIn, TestFactory } from 'test/factories';
 import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
-import { appLogSummary } from './app-log';
+import { printClosing } from './app-log';
 import { BenchDatabase, cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
 import { captureQueries, explainPlan, SentQuery } from './explain';
 import { compare, count, LoadResult, ms, percentile, table, Task } from './load';
@@ -160,8 +160,7 @@ export async function main(): Promise<number> {
       results.push(await measure(app, agent, loaded));
     }
     printResults(results);
-    console.log(`\n${appLogSummary()}`);
-    console.log(`Total time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    printClosing(started);
     return 0;
   } finally {
     await cleanup();

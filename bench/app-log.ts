@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 
 import { TEST_SECRET_MARKER } from 'test/factories/secrets';
 
@@ -34,4 +35,10 @@ export function appLogSummary(): string {
   }
   for (const [msg, n] of [...groups].slice(0, 5)) out.push(`  ${n} × ${msg}`);
   return out.join('\n');
+}
+
+/** The closing lines of every bench section: the app log's summary and the section's run time. */
+export function printClosing(startedMs: number): void {
+  console.log(`\n${appLogSummary()}`);
+  console.log(`Total time: ${((performance.now() - startedMs) / 1000).toFixed(1)} s`);
 }

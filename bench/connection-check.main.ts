@@ -13,7 +13,7 @@ import { TokenStoreService } from 'src/epic-auth/token-store.service';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
-import { appLogSummary } from './app-log';
+import { printClosing } from './app-log';
 import { BenchDatabase, cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
 import { captureQueries, explainPlan } from './explain';
 import { count, ms, percentile, runLoad, table } from './load';
@@ -133,8 +133,7 @@ export async function main(): Promise<number> {
       if (i > 0) results.push(result);
     }
     printResults(results);
-    console.log(`\n${appLogSummary()}`);
-    console.log(`Total time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    printClosing(started);
     return 0;
   } finally {
     await cleanup();

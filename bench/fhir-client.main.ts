@@ -10,7 +10,7 @@ import { connectedOrganization, setStoredExpiry } from 'test/factories/epic-conn
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
-import { appLogSummary } from './app-log';
+import { printClosing } from './app-log';
 import { BenchDatabase, cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
 import { compare, count, emptyResult, ms, runLoad, summary, table, Task } from './load';
 
@@ -99,8 +99,7 @@ export async function main(): Promise<number> {
     console.log('\n  Target: exactly 1 refresh call per storm, every read ok, no 401 from Epic.');
     console.log('  cred. queries: TokenStoreService.findActive calls during the storm, all instances.');
 
-    console.log(`\n${appLogSummary()}`);
-    console.log(`Total time: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    printClosing(started);
     return 0;
   } finally {
     await cleanup();
