@@ -8,6 +8,7 @@ import { AddUserConnectionState1763950000000 } from './1763950000000-AddUserConn
 import { CreateClientSigningKeys1763960000000 } from './1763960000000-CreateClientSigningKeys';
 import { AddAsymmetricClientAuth1763970000000 } from './1763970000000-AddAsymmetricClientAuth';
 import { CreateThrottleCounter1763980000000 } from './1763980000000-CreateThrottleCounter';
+import { AddCredentialEnd1763990000000 } from './1763990000000-AddCredentialEnd';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   CreateClientSigningKeys1763960000000,
   AddAsymmetricClientAuth1763970000000,
   CreateThrottleCounter1763980000000,
+  AddCredentialEnd1763990000000,
 ];

@@ -6,14 +6,18 @@ import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { deriveConnectionState } from 'src/connection-health/connection-states.service';
 import { isRenewable, TokenStoreService } from 'src/epic-auth/token-store.service';
-import { FhirClientError } from 'src/fhir-client/fhir-client.errors';
+
+import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { OwnCredential } from './launch-owner.guard';
 import { stateBadge } from './view-models/connection-row';
 import { displayName } from './view-models/launch-page';
+
+type EpicCredentialRecord = NonNullable<Awaited<ReturnType<TokenStoreService['findUserCredential']>>>;
 
 /**
  * The patient's own pages: "My connected accounts" with the state of each connection, their summary
@@ -27,6 +31,7 @@ export class PatientPagesController {
     private readonly tokens: TokenStoreService,
     private readonly fhir: FhirClientService,
     private readonly audit: AuditService,
+    private readonly organizations: OrganizationsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -36,7 +41,43 @@ export class PatientPagesController {
     const now = new Date();
     const warningMs = this.config.env.EXPIRY_WARNING_MINUTES * 60_000;
     const accounts = [];
+    let slug: string | undefined;
+    // Where to connect again: this organization's patient launch.
+    const reconnect = async (): Promise<string | null> => {
+      if (!user.organizationId) return null;
+      slug ??= (await this.organizations.get(user.organizationId)).slug;
+      return `/fhir/epic-connect?org=${encodeURIComponent(slug)}`;
+    };
+    // Ended by Epic (tokens cleared, reason kept): expired, with the reason and a way back.
+    const endedAccount = async (credential: EpicCredentialRecord) => {
+      const state = deriveConnectionState(
+        {
+          configured: true,
+          credential: null,
+          lastError: credential.lastError,
+          tokenExpiry: credential.expiresAt,
+        },
+        now,
+        warningMs,
+      );
+      return {
+        id: credential.id,
+        badge: stateBadge(state),
+        state,
+        summary: { observations: [] },
+        ended: {
+          at: credential.endedAt!.toISOString(),
+          reason: credential.lastError,
+          reconnect: await reconnect(),
+        },
+        since: credential.createdAt.toISOString(),
+      };
+    };
     for (const credential of await this.tokens.listUserCredentials(user.id)) {
+      if (credential.endedAt) {
+        accounts.push(await endedAccount(credential));
+        continue;
+      }
       const state = deriveConnectionState(
         {
           configured: true,
@@ -78,6 +119,14 @@ export class PatientPagesController {
         }
       } catch (error) {
         if (!(error instanceof FhirClientError)) throw error;
+        if (error.kind === FhirErrorKind.ReauthenticationRequired) {
+          // Epic refused the grant during this very visit: show it as ended at once.
+          const latest = await this.tokens.findUserCredential(user.id, credential.id);
+          if (latest?.endedAt) {
+            accounts.push(await endedAccount(latest));
+            continue;
+          }
+        }
         summary.error = error.message;
       }
       accounts.push({

@@ -350,7 +350,13 @@ export class TokenRefreshService {
     code: string,
     message: string,
   ): Promise<LockedOutcome> {
-    if (!(await this.tokens.deleteCredential(manager, current))) return { kind: 'gone' };
+    // A user's credential is kept, ended, so their page can say why; an organization's is deleted
+    // (the organization keeps the reason in lastError).
+    const cleared =
+      current.userId === null
+        ? await this.tokens.deleteCredential(manager, current)
+        : await this.tokens.endUserCredential(manager, current, message);
+    if (!cleared) return { kind: 'gone' };
     if (current.userId === null) {
       // tokenExpiry is kept: an "expired" connection differs from one that was never made.
       await this.organizations.recordConnectionState(

@@ -129,6 +129,31 @@ export class TokenStoreService {
     return (manager ?? this.credentials.manager).findOneBy(EpicCredential, { id });
   }
 
+  /**
+   * Ends a user's credential whose grant Epic refused for good, inside the caller's transaction:
+   * the tokens are cleared and `endedAt` and the reason recorded, so the user's page can say what
+   * happened. Compare-and-set on `version`; false if it was gone or changed.
+   */
+  async endUserCredential(
+    manager: EntityManager,
+    credential: EpicCredential,
+    reason: string,
+  ): Promise<boolean> {
+    const result = await manager.update(
+      EpicCredential,
+      { id: credential.id, version: credential.version },
+      {
+        accessTokenEnc: null,
+        refreshTokenEnc: null,
+        endedAt: () => 'now()',
+        lastError: reason,
+        lastErrorAt: () => 'COALESCE("last_error_at", now())',
+        version: credential.version + 1,
+      },
+    );
+    return (result.affected ?? 0) > 0;
+  }
+
   /** Deletes one credential (this version of it) inside the caller's transaction; false if it was gone. */
   async deleteCredential(manager: EntityManager, credential: EpicCredential): Promise<boolean> {
     const result = await manager.delete(EpicCredential, { id: credential.id, version: credential.version });
@@ -148,7 +173,7 @@ export class TokenStoreService {
               CASE WHEN c.user_id IS NULL THEN o.last_error ELSE c.last_error END AS last_error,
               CASE WHEN c.user_id IS NULL THEN o.last_sync ELSE c.last_sync END AS last_sync
          FROM epic_credential c JOIN organization o ON o.id = c.organization_id
-        WHERE ${where}`,
+        WHERE ${where} AND c.ended_at IS NULL`,
       ['organizationId' in target ? target.organizationId : target.credentialId],
     );
     const row = rows[0];
@@ -275,6 +300,7 @@ export class TokenStoreService {
 
   /** The decrypted tokens of a credential, for calls to Epic only. Never log or return them. */
   reveal(credential: EpicCredential): { accessToken: string; refreshToken: string | null } {
+    if (!credential.accessTokenEnc) throw new Error('The credential ended: it has no tokens');
     return {
       accessToken: this.cipher.decrypt(credential.accessTokenEnc, context(credential.id, 'access_token')),
       refreshToken: credential.refreshTokenEnc

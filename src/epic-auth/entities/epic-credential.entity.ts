@@ -22,8 +22,16 @@ export class EpicCredential {
   @Column({ type: 'varchar', length: 30 })
   purpose!: AuthorizationPurpose;
 
-  @Column({ name: 'access_token_enc', type: 'text' })
-  accessTokenEnc!: string;
+  /** Null once the credential ended (`endedAt`): a user's dead grant is kept without its tokens. */
+  @Column({ name: 'access_token_enc', type: 'text', nullable: true })
+  accessTokenEnc!: string | null;
+
+  /**
+   * When Epic refused this user's grant for good (the reason is `lastError`); the row stays so the
+   * user's page can say so, until they connect again or remove it. Organization credentials are deleted instead.
+   */
+  @Column({ name: 'ended_at', type: 'timestamptz', nullable: true })
+  endedAt!: Date | null;
 
   @Column({ name: 'refresh_token_enc', type: 'text', nullable: true })
   refreshTokenEnc!: string | null;

@@ -158,6 +158,47 @@ describe('patient standalone launch', () => {
     expect(org[0].last_error).toBeNull();
   });
 
+  it('says why a connection Epic ended, keeps nothing of its tokens, and replaces it on reconnect', async () => {
+    const agent = t.agent();
+    await connect(agent, SEED.desiree);
+    const rows = () =>
+      t.dataSource.query<
+        { ended_at: Date | null; access_token_enc: string | null; refresh_token_enc: string | null }[]
+      >(
+        `SELECT c.ended_at, c.access_token_enc, c.refresh_token_enc
+           FROM epic_credential c JOIN app_user u ON u.id = c.user_id
+          WHERE u.fhir_user LIKE $1 AND c.organization_id = $2`,
+        [`%Patient/${SEED.desiree}`, orgId],
+      );
+    await t.dataSource.query(
+      `UPDATE epic_credential c SET expires_at = now() - interval '1 minute' FROM app_user u
+        WHERE u.id = c.user_id AND u.fhir_user LIKE $1`,
+      [`%Patient/${SEED.desiree}`],
+    );
+    epic.rejectRefresh(); // the patient removed the app in MyChart, say
+
+    const ended = await agent.get('/launch/patient').expect(200);
+    expect(ended.text).toContain('❌ Expired');
+    expect(ended.text).toMatch(/id="account-ended">This connection ended [^<]*invalid_grant/);
+    // Handlebars writes "=" in attributes as &#x3D;, which the browser reads back as "=".
+    expect(ended.text.replaceAll('&#x3D;', '=')).toContain(`href="/fhir/epic-connect?org=${slug}"`);
+    expect(await rows()).toEqual([
+      { ended_at: expect.any(Date), access_token_enc: null, refresh_token_enc: null },
+    ]);
+    // Shown again on the next visit, without calling Epic.
+    const refreshes = epic.calls('token', { grantType: 'refresh_token' });
+    expect((await agent.get('/launch/patient').expect(200)).text).toContain('This connection ended');
+    expect(epic.calls('token', { grantType: 'refresh_token' })).toBe(refreshes);
+
+    await connect(agent, SEED.desiree);
+    const back = await agent.get('/launch/patient').expect(200);
+    expect(back.text).toContain('✅ Connected');
+    expect(back.text).not.toContain('This connection ended');
+    expect(await rows()).toEqual([
+      { ended_at: null, access_token_enc: expect.any(String), refresh_token_enc: expect.any(String) },
+    ]);
+  });
+
   it('refuses an unknown organization with a 400 page', async () => {
     const res = await t.http().get('/fhir/epic-connect').query({ org: 'no-such-org' }).expect(400);
     expect(res.headers.location).toBeUndefined();
