@@ -116,7 +116,8 @@ export class TokenRefreshService {
   async invalidate(credential: CredentialRef, reason: TerminalReason): Promise<EpicAuthError> {
     const outcome = await this.locks.withLock(lockKey(credential.id), async (manager) => {
       const current = await this.tokens.findById(credential.id, manager);
-      if (!current) return { kind: 'gone' } as const;
+      // Ended meanwhile (another instance saw Epic refuse it): keep the reason it recorded.
+      if (!current || current.endedAt) return { kind: 'gone' } as const;
       if (current.version !== credential.version) return { kind: 'fresh', credential: current } as const;
       const message =
         current.grantType === 'client_credentials' ? BACKEND_TOKEN_REJECTED : TERMINAL_MESSAGES[reason];
@@ -202,7 +203,7 @@ export class TokenRefreshService {
   ): Promise<LockedOutcome> {
     const orgId = credential.organizationId;
     const current = await this.tokens.findById(credential.id, manager);
-    if (!current) return { kind: 'gone' };
+    if (!current || current.endedAt) return { kind: 'gone' };
     if (current.version !== credential.version && !this.isDue(current.expiresAt, now)) {
       return { kind: 'fresh', credential: current };
     }

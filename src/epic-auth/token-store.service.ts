@@ -141,7 +141,7 @@ export class TokenStoreService {
   ): Promise<boolean> {
     const result = await manager.update(
       EpicCredential,
-      { id: credential.id, version: credential.version },
+      { id: credential.id, version: credential.version, endedAt: IsNull() },
       {
         accessTokenEnc: null,
         refreshTokenEnc: null,

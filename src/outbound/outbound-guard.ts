@@ -36,9 +36,12 @@ const RESERVED_V4: [string, number][] = [
 const RESERVED_V6: [string, number][] = [
   ['::', 128], // unspecified
   ['::1', 128], // loopback
+  ['::', 96], // IPv4-compatible (deprecated): ::a.b.c.d
+  ['64:ff9b::', 96], // NAT64 well-known prefix: reaches any IPv4 address, private ones included
   ['64:ff9b:1::', 48], // local-use NAT64
   ['100::', 64], // discard
   ['2001:db8::', 32], // documentation
+  ['2002::', 16], // 6to4: embeds any IPv4 address
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['ff00::', 8], // multicast
@@ -121,11 +124,16 @@ export function literalAddressRefusal(host: string, allowed: BlockList): NodeJS.
   return refusal(host, address);
 }
 
-function refusal(hostname: string, address: string): NodeJS.ErrnoException {
-  const error: NodeJS.ErrnoException = new Error(
-    `${hostname} resolves to ${address}, a private or reserved address, which this service does not connect to (OUTBOUND_ADDRESS_POLICY=public). If it is the organization's own on-premises server, add its network to OUTBOUND_ALLOWED_NETWORKS.`,
-  );
+/**
+ * The refusal. Its message, which admins see, names the host but not the address it resolved to
+ * (that would let an organization admin map internal names); `address` carries it for the log.
+ */
+function refusal(hostname: string, address: string): NodeJS.ErrnoException & { address: string } {
+  const error = new Error(
+    `${hostname} is in a private or reserved network, which this service does not connect to (OUTBOUND_ADDRESS_POLICY=public). If it is the organization's own on-premises server, ask the operator to add its network to OUTBOUND_ALLOWED_NETWORKS.`,
+  ) as NodeJS.ErrnoException & { address: string };
   error.code = ADDRESS_BLOCKED;
+  error.address = address;
   return error;
 }
 
