@@ -1,6 +1,7 @@
 import {
   BadRequestException,
   Body,
+  ForbiddenException,
   Controller,
   Get,
   NotFoundException,
@@ -91,7 +92,7 @@ export class EpicRegistrationController {
         res.redirect(303, `/admin/epic/registration?org=${orgId}&saved=1`);
         return;
       } catch (error) {
-        if (!(error instanceof BadRequestException)) throw error;
+        if (!(error instanceof BadRequestException || error instanceof ForbiddenException)) throw error;
         const fields = (error.getResponse() as { fields?: Record<string, string> }).fields;
         // The service names the fields of its client-authentication checks; its other checks concern
         // the FHIR base URL (scheme, host, production rules).
@@ -157,7 +158,7 @@ export class EpicRegistrationController {
 
 const str = (value: unknown): string => (typeof value === 'string' ? value.trim() : '');
 
-function messagesOf(error: BadRequestException): string[] {
+function messagesOf(error: BadRequestException | ForbiddenException): string[] {
   const body = error.getResponse() as { message?: string | string[] };
   return Array.isArray(body.message) ? body.message : [body.message ?? error.message];
 }

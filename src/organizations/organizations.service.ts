@@ -1,6 +1,7 @@
 import {
   BadRequestException,
   ConflictException,
+  ForbiddenException,
   Inject,
   Injectable,
   NotFoundException,
@@ -152,7 +153,7 @@ export class OrganizationsService {
    * id, base URL or environment invalidates the connection: it was made for the old registration.
    */
   async registerEpicClient(
-    actor: AuditActor | null,
+    actor: (AuditActor & { role?: Role }) | null,
     id: string,
     dto: RegisterEpicClientDto,
   ): Promise<OrganizationView> {
@@ -179,6 +180,20 @@ export class OrganizationsService {
         // For forms: each message beside its field.
         fields: Object.fromEntries(problems.map((p) => [p.field, p.message])),
       });
+    }
+
+    // With private_key_jwt, Epic trusts whatever the service's key signs: which client ID (at which
+    // Epic) an organization may act as is the operator's decision, not the organization admin's.
+    const binding =
+      org.epicClientId !== dto.clientId ||
+      org.fhirBaseUrl !== checked.url ||
+      org.epicEnvironment !== dto.environment ||
+      org.epicTokenAuthMethod !== authMethod ||
+      org.epicConnectionMode !== mode;
+    if (authMethod === TokenAuthMethod.PrivateKeyJwt && binding && actor && actor.role !== Role.RootAdmin) {
+      const message =
+        "Only a root administrator can set the Epic client of an organization that uses private_key_jwt: Epic accepts every assertion signed with this service's key, so the operator checks that the client ID and FHIR base URL belong to this organization. Ask a root administrator to save them; you can still change the scopes.";
+      throw new ForbiddenException({ message: [message], fields: { clientId: message } });
     }
 
     const changed =

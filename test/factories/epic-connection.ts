@@ -52,9 +52,11 @@ export async function registeredOrganization(
   });
   const jwt = options.jwksUrl !== undefined;
   const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
-  await admin.agent
+  // Binding an organization to a client that authenticates with the service's key is root's to do.
+  const registrar = jwt ? await signIn(t, await factory.user(Role.RootAdmin, null)) : admin;
+  await registrar.agent
     .put(`/api/organizations/${org.id}/epic-client`)
-    .set('x-csrf-token', admin.csrf)
+    .set('x-csrf-token', registrar.csrf)
     .send({
       clientId: client.clientId,
       ...(jwt ? {} : { clientSecret: client.secret }),

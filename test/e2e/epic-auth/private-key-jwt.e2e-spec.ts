@@ -1,12 +1,15 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { Role } from 'src/users/user.types';
 
+import { signIn, TestFactory } from 'test/factories';
 import {
   CALLBACK,
   connectedOrganization,
   registeredOrganization,
   setStoredExpiry,
+  SignedIn,
 } from 'test/factories/epic-connection';
 import { FakeEpic, FakeEpicRequest, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
@@ -149,10 +152,11 @@ describe('private_key_jwt client authentication', () => {
 
   it('saves private_key_jwt without a secret and deletes a stored one', async () => {
     const { orgId, admin, clientId } = await registeredOrganization(t, epic); // with a secret
-    const put = (body: Record<string, unknown>) =>
-      admin.agent
+    const root = await signIn(t, await new TestFactory(t).user(Role.RootAdmin, null));
+    const put = (body: Record<string, unknown>, as: SignedIn = root) =>
+      as.agent
         .put(`/api/organizations/${orgId}/epic-client`)
-        .set('x-csrf-token', admin.csrf)
+        .set('x-csrf-token', as.csrf)
         .send({ clientId, environment: 'sandbox', fhirBaseUrl: epic.fhirBase, ...body });
 
     const refused = await put({ tokenAuthMethod: 'private_key_jwt', clientSecret: 'typed-anyway' }).expect(
@@ -165,6 +169,12 @@ describe('private_key_jwt client authentication', () => {
       tokenAuthMethod: 'client_secret_basic',
       hasClientSecret: true,
     });
+
+    // Epic trusts whatever the service's key signs: only root binds an organization to such a client.
+    const forbidden = await put({ tokenAuthMethod: 'private_key_jwt' }, admin).expect(403);
+    expect(forbidden.body.message).toEqual([
+      expect.stringMatching(/Only a root administrator can set the Epic client/),
+    ]);
 
     const saved = await put({ tokenAuthMethod: 'private_key_jwt', assertionAlg: 'ES384' }).expect(200);
     expect(saved.body).toMatchObject({
@@ -183,6 +193,9 @@ describe('private_key_jwt client authentication', () => {
       [orgId],
     );
     expect(audit.detail).toMatchObject({ tokenAuthMethod: 'private_key_jwt', secretRemoved: true });
+    // The org admin may still change what is not the binding (the scopes), not the client ID.
+    await put({ tokenAuthMethod: 'private_key_jwt', scopes: 'user/Patient.read' }, admin).expect(200);
+    await put({ tokenAuthMethod: 'private_key_jwt', clientId: 'someone-elses-client' }, admin).expect(403);
 
     // The registration page says what to register at Epic instead of asking for a secret.
     const page = await admin.agent.get(`/admin/epic/registration?org=${orgId}`).expect(200);
