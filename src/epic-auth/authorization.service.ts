@@ -675,6 +675,7 @@ export class AuthorizationService {
       try {
         const server = await this.discovery.discover(registration.fhirBaseUrl, {
           clientId: registration.clientId,
+          authMethod: registration.tokenAuthMethod,
         });
         if (server.revocationEndpoint) {
           const config = await this.oauthClient.configuration(server, registration);
