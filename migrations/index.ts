@@ -9,6 +9,9 @@ import { CreateClientSigningKeys1763960000000 } from './1763960000000-CreateClie
 import { AddAsymmetricClientAuth1763970000000 } from './1763970000000-AddAsymmetricClientAuth';
 import { CreateThrottleCounter1763980000000 } from './1763980000000-CreateThrottleCounter';
 import { AddCredentialEnd1763990000000 } from './1763990000000-AddCredentialEnd';
+import { AddRefreshLease1764000000000 } from './1764000000000-AddRefreshLease';
+import { AddFhirServerName1764010000000 } from './1764010000000-AddFhirServerName';
+import { AddInteropFacts1764020000000 } from './1764020000000-AddInteropFacts';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -23,4 +26,7 @@ export const MIGRATIONS = [
   AddAsymmetricClientAuth1763970000000,
   CreateThrottleCounter1763980000000,
   AddCredentialEnd1763990000000,
+  AddRefreshLease1764000000000,
+  AddFhirServerName1764010000000,
+  AddInteropFacts1764020000000,
 ];

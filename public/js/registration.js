@@ -1,4 +1,4 @@
-// The Epic registration page: status panel, Test Connection, Disconnect (copy buttons: copy.js).
+// The registration page (Epic or any SMART server): status panel, Test Connection, Disconnect (copy buttons: copy.js).
 // No inline scripts (CSP); every POST carries the CSRF token from <meta name="csrf-token">.
 // Text from the server is inserted with textContent only.
 (function () {
@@ -7,6 +7,9 @@
   var root = document.getElementById('registration');
   if (!root) return;
   var org = root.getAttribute('data-org');
+  // What the page calls the server: "Epic", the administrator's name, or "the EHR".
+  var serverName = root.getAttribute('data-server-name') || 'Epic';
+  var serverNoun = root.getAttribute('data-server-noun') || serverName;
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
   var statusBox = document.getElementById('status');
   var reconnect = document.getElementById('reconnect');
@@ -84,12 +87,12 @@
   }
 
   var STATES = {
-    connected: ['ok', '✅ Connected to Epic'],
-    expiring: ['warn', '⚠ Connected to Epic, expiring soon'],
+    connected: ['ok', '✅ Connected to ' + serverName],
+    expiring: ['warn', '⚠ Connected to ' + serverName + ', expiring soon'],
     expired: ['bad', '❌ Expired. Action required: reconnect.'],
-    error: ['warn', '⚠ Connected, but calls to Epic are failing'],
+    error: ['warn', '⚠ Connected, but calls to ' + serverName + ' are failing'],
     not_connected: ['bad', '❌ Not connected. Action required.'],
-    not_configured: ['none', 'Not configured: save the Epic client below.'],
+    not_configured: ['none', 'Not configured: save the ' + serverNoun + ' client below.'],
   };
 
   function renderStatus(s) {
@@ -129,10 +132,10 @@
   }
 
   function runTest() {
-    replace(testResult, [el('p', { class: 'muted' }, ['Testing the configuration, then a live call to Epic…'])]);
+    replace(testResult, [el('p', { class: 'muted' }, ['Testing the configuration, then a live call to ' + serverName + '…'])]);
     if (!dialog.open) dialog.showModal();
     testButton.disabled = true;
-    // Discovery, a refresh and retried calls can take a while against a slow Epic.
+    // Discovery, a refresh and retried calls can take a while against a slow server.
     return call('POST', '/fhir/test-epic-connection', { org: org }, 90000)
       .then(function (r) {
         replace(testResult, [
@@ -153,7 +156,7 @@
   testButton.addEventListener('click', runTest);
 
   disconnect.addEventListener('click', function () {
-    if (!window.confirm('Disconnect this organization from Epic? The stored tokens are deleted; someone will have to connect again.')) return;
+    if (!window.confirm('Disconnect this organization from ' + serverName + '? The stored tokens are deleted; someone will have to connect again.')) return;
     disconnect.disabled = true;
     call('POST', '/fhir/epic-disconnect', { org: org })
       .then(renderStatus)

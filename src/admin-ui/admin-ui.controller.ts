@@ -13,6 +13,7 @@ import {
   UpdateOrganizationDto,
 } from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
+import { serverLabel } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -130,11 +131,20 @@ export class AdminUiController {
       this.states.snapshot(orgId),
       this.notifications.list(user, { organizationId: orgId, limit: 5 }),
     ]);
+    const server = serverLabel(org);
     return {
       title: org.name,
       user,
       csrfToken,
       org,
+      server,
+      serverSource: !org.fhirBaseUrl
+        ? 'Epic by default: no base URL is registered yet'
+        : server.source === 'admin'
+          ? 'as named by an administrator'
+          : server.isEpic
+            ? 'recognised from the base URL'
+            : 'not recognised as Epic; an administrator can name it on the registration page',
       snapshot,
       badge: snapshot ? stateBadge(snapshot.state) : null,
       tokenExpiry: formatUtc(snapshot?.facts.credential?.expiresAt ?? null),
@@ -150,7 +160,7 @@ export class AdminUiController {
       lastError: snapshot?.lastError ?? null,
       lastErrorSince: formatUtc(snapshot?.lastErrorAt ?? null),
       isRoot: user.role === Role.RootAdmin,
-      flash: connected === '1' && org.isConnected ? 'Connected to Epic.' : undefined,
+      flash: connected === '1' && org.isConnected ? `Connected to ${server.name}.` : undefined,
     };
   }
 

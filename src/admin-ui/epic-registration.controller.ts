@@ -28,7 +28,8 @@ import { RegistrationForm, registrationPage } from './view-models/registration-p
 type PostedForm = Partial<Record<keyof RegistrationForm | 'clientSecret', unknown>>;
 
 /**
- * The Epic registration page (seed 001): the client registration form, what to register at Epic,
+ * The registration page (seed 001) of an organization's Epic or other SMART server: the client
+ * registration form (with the name the pages call the server), what to register at the server,
  * the connection status panel, Test Connection, Connect, Reconnect and Disconnect. Root admins
  * choose the organization with `?org=`; org admins land on their own.
  */
@@ -76,8 +77,11 @@ export class EpicRegistrationController {
       clientSecret: str(body.clientSecret) || undefined, // blank keeps the saved secret
       environment: str(body.environment),
       fhirBaseUrl: str(body.fhirBaseUrl) || undefined,
+      // The form always sends it (blank clears the name); a post without the field keeps it.
+      fhirServerName: typeof body.fhirServerName === 'string' ? str(body.fhirServerName) : undefined,
       scopes: str(body.scopes),
       tokenAuthMethod: str(body.tokenAuthMethod) || undefined,
+      basicEncoding: str(body.basicEncoding) || undefined,
       scopeSyntax: str(body.scopeSyntax) || undefined,
       assertionAlg: str(body.assertionAlg) || undefined,
       connectionMode: str(body.connectionMode) || undefined,
@@ -104,8 +108,10 @@ export class EpicRegistrationController {
       clientId: str(body.clientId),
       environment: str(body.environment),
       fhirBaseUrl: str(body.fhirBaseUrl),
+      fhirServerName: str(body.fhirServerName),
       scopes: str(body.scopes),
       tokenAuthMethod: str(body.tokenAuthMethod),
+      basicEncoding: str(body.basicEncoding),
       scopeSyntax: str(body.scopeSyntax),
       assertionAlg: str(body.assertionAlg),
       connectionMode: str(body.connectionMode),

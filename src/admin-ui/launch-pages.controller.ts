@@ -3,6 +3,8 @@ import { Controller, Get, Render } from '@nestjs/common';
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { OrganizationsService } from 'src/organizations/organizations.service';
+import { serverLabel } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -16,7 +18,10 @@ import { providerLaunchPage } from './view-models/launch-page';
 @Controller('launch')
 @HtmlRoutes()
 export class LaunchPagesController {
-  constructor(private readonly fhir: FhirClientService) {}
+  constructor(
+    private readonly fhir: FhirClientService,
+    private readonly organizations: OrganizationsService,
+  ) {}
 
   @Get('provider/:credentialId')
   @Roles(Role.Provider)
@@ -28,6 +33,8 @@ export class LaunchPagesController {
     @CheckedCredential() credential: OwnedCredentialRecord,
   ): Promise<object> {
     const client = this.fhir.forCredential(credential.id);
+    // The server that launched the app: "Epic", the name its administrator gave it, or "the EHR".
+    const server = serverLabel(await this.organizations.get(credential.organizationId));
     const read = async <T>(work: () => Promise<T>): Promise<{ value?: T; error?: string }> => {
       try {
         return { value: await work() };
@@ -37,7 +44,7 @@ export class LaunchPagesController {
             error:
               error.kind === FhirErrorKind.ReauthenticationRequired ||
               error.kind === FhirErrorKind.NotConnected
-                ? 'This launch has ended. Open the app from Epic again.'
+                ? `This launch has ended. Open the app from ${server.name} again.`
                 : error.message,
           };
         }
@@ -59,6 +66,7 @@ export class LaunchPagesController {
         errors: [patient.error, encounter.error].filter((e): e is string => !!e),
         hasPatientContext: credential.patientId !== null,
       }),
+      server,
       user,
       csrfToken,
     };

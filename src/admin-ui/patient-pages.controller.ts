@@ -10,6 +10,7 @@ import { isRenewable, TokenStoreService } from 'src/epic-auth/token-store.servic
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
+import { EPIC_LABEL, serverLabel } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -41,15 +42,14 @@ export class PatientPagesController {
     const now = new Date();
     const warningMs = this.config.env.EXPIRY_WARNING_MINUTES * 60_000;
     const accounts = [];
-    let slug: string | undefined;
+    // The patient's organization: its server's name ("Epic", the administrator's name, "the EHR").
+    const org = user.organizationId ? await this.organizations.get(user.organizationId) : null;
+    const server = org ? serverLabel(org) : EPIC_LABEL;
     // Where to connect again: this organization's patient launch.
-    const reconnect = async (): Promise<string | null> => {
-      if (!user.organizationId) return null;
-      slug ??= (await this.organizations.get(user.organizationId)).slug;
-      return `/fhir/epic-connect?org=${encodeURIComponent(slug)}`;
-    };
-    // Ended by Epic (tokens cleared, reason kept): expired, with the reason and a way back.
-    const endedAccount = async (credential: EpicCredentialRecord) => {
+    const reconnect = (): string | null =>
+      org ? `/fhir/epic-connect?org=${encodeURIComponent(org.slug)}` : null;
+    // Ended by the server (tokens cleared, reason kept): expired, with the reason and a way back.
+    const endedAccount = (credential: EpicCredentialRecord) => {
       const state = deriveConnectionState(
         {
           configured: true,
@@ -68,14 +68,14 @@ export class PatientPagesController {
         ended: {
           at: credential.endedAt!.toISOString(),
           reason: credential.lastError,
-          reconnect: await reconnect(),
+          reconnect: reconnect(),
         },
         since: credential.createdAt.toISOString(),
       };
     };
     for (const credential of await this.tokens.listUserCredentials(user.id)) {
       if (credential.endedAt) {
-        accounts.push(await endedAccount(credential));
+        accounts.push(endedAccount(credential));
         continue;
       }
       const state = deriveConnectionState(
@@ -123,7 +123,7 @@ export class PatientPagesController {
           // Epic refused the grant during this very visit: show it as ended at once.
           const latest = await this.tokens.findUserCredential(user.id, credential.id);
           if (latest?.endedAt) {
-            accounts.push(await endedAccount(latest));
+            accounts.push(endedAccount(latest));
             continue;
           }
         }
@@ -138,7 +138,7 @@ export class PatientPagesController {
         since: credential.createdAt.toISOString(),
       });
     }
-    return { title: 'My connected accounts', user, csrfToken, accounts };
+    return { title: 'My connected accounts', user, csrfToken, accounts, server };
   }
 
   @Post('credentials/:credentialId/disconnect')

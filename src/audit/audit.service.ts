@@ -33,8 +33,13 @@ export interface AuditEventView {
 
 const SECRET_KEYS = new Set(SECRET_FIELDS.map((k) => k.toLowerCase()));
 
-/** Drops secret-named keys at any depth and caps the size, so a detail can never carry a token. */
+/**
+ * Drops secret-named keys at any depth and caps the size, so a detail can never carry a token.
+ * Dates, at any depth, become ISO 8601 strings (an invalid one null): walked as objects they would
+ * be stored as `{}`.
+ */
 export function sanitizeDetail(detail: unknown, depth = 0): unknown {
+  if (detail instanceof Date) return Number.isNaN(detail.getTime()) ? null : detail.toISOString();
   if (depth > 4) return '[truncated]';
   if (Array.isArray(detail)) return detail.slice(0, 20).map((v) => sanitizeDetail(v, depth + 1));
   if (detail && typeof detail === 'object') {

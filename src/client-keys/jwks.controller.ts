@@ -9,7 +9,8 @@ import { ClientKeysService } from './client-keys.service';
 /**
  * The JWK Set URL registered at Epic: public, no sign-in, no cookies. Cacheable for less than
  * half the rotation overlap (the app otherwise sends `no-store`), so Epic's cache (up to 29 h
- * unless told otherwise) sees a new key before it signs.
+ * unless told otherwise) sees a new key before it signs. Served from memory (ClientKeysService):
+ * Epic may fetch it during one of our own token calls, so it never waits for a database connection.
  * @see EPIC-SMART.md §3 (JWKS hosting)
  */
 @Controller('.well-known')

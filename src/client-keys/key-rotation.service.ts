@@ -76,6 +76,7 @@ export class KeyRotationService implements OnApplicationBootstrap, OnApplication
         const steps = await this.store.mutate((manager) => this.applyDueSteps(manager, now));
         this.logSteps(steps);
         results = steps;
+        await this.publish(steps);
       });
     } catch (error) {
       this.logger.error({ err: error }, 'Signing key rotation could not run');
@@ -102,6 +103,7 @@ export class KeyRotationService implements OnApplicationBootstrap, OnApplication
       return taken;
     });
     this.logSteps(steps);
+    await this.publish(steps);
     return (await this.clientKeys.list()).filter((k) => k.state === 'next');
   }
 
@@ -159,6 +161,20 @@ export class KeyRotationService implements OnApplicationBootstrap, OnApplication
       promoteAfter: new Date(now.getTime() + this.timing.overlapSeconds * 1000).toISOString(),
     });
     return { step: 'rotate', alg, kid: key.kid, previousKid: null, at: now };
+  }
+
+  /**
+   * After committed steps: this instance serves the new JWK Set at once (it is served from memory;
+   * other instances see it within JWKS_REFRESH_MS). A failed reload is not the step's failure: the
+   * background reload catches up.
+   */
+  private async publish(steps: RotationStepResult[]): Promise<void> {
+    if (steps.length === 0) return;
+    try {
+      await this.clientKeys.reloadJwks();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'Could not reload the JWK Set after a rotation step');
+    }
   }
 
   private logSteps(steps: RotationStepResult[]): void {

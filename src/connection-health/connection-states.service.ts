@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { ServerLabel, serverLabel } from 'src/organizations/organization.types';
 
 import {
   CONNECTION_STATES,
@@ -33,6 +34,11 @@ export interface ConnectionSnapshot {
   lastSync: Date | null;
   /** The state its admins were last told about (null: never evaluated). */
   notifiedState: ConnectionState | null;
+  /** The stored credential's granted scopes and patient context (empty / null without one). */
+  scopes: string[];
+  patientId: string | null;
+  /** What messages call the organization's FHIR server (server-label.ts). */
+  server: ServerLabel;
 }
 
 interface FactsRow {
@@ -48,6 +54,10 @@ interface FactsRow {
   expires_at: Date | null;
   refreshable: boolean | null;
   refresh_expires_at: Date | null;
+  scopes: string | null;
+  patient_id: string | null;
+  fhir_base_url: string | null;
+  fhir_server_name: string | null;
 }
 
 /** One row of the organizations' connection list (root admin console). */
@@ -56,6 +66,9 @@ export interface ConnectionListItem {
   name: string;
   slug: string;
   environment: string;
+  /** The registered FHIR base URL and the name an administrator gave the server (server-label.ts). */
+  fhirBaseUrl: string | null;
+  fhirServerName: string | null;
   state: ConnectionState;
   /** When the access token ends (null: no stored token). */
   tokenExpiresAt: Date | null;
@@ -89,7 +102,8 @@ const SORTS: Record<ConnectionListSort, string> = {
 
 /** The console's rows: each organization with its own credential and its state ($1 now, $2 warn until). */
 const LIST_SOURCE = `WITH s AS (
-  SELECT o.id, o.name, o.slug, o.epic_environment, o.last_sync, o.last_error, o.last_error_at,
+  SELECT o.id, o.name, o.slug, o.epic_environment, o.fhir_base_url, o.fhir_server_name,
+         o.last_sync, o.last_error, o.last_error_at,
          c.expires_at AS token_expires_at, COALESCE(c.renewable, false) AS refreshable,
          CASE WHEN c.renewable THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
          ${connectionStateSql('$1', '$2')} AS state
@@ -99,7 +113,9 @@ const LIST_SOURCE = `WITH s AS (
 const FACTS_SELECT = `
   SELECT o.id, o.name, (o.epic_client_id IS NOT NULL AND o.fhir_base_url IS NOT NULL) AS configured,
          o.last_error, o.last_error_at, o.last_sync, o.token_expiry, o.notified_state,
-         c.id AS credential_id, c.expires_at, c.renewable AS refreshable, c.refresh_expires_at
+         o.fhir_base_url, o.fhir_server_name,
+         c.id AS credential_id, c.expires_at, c.renewable AS refreshable, c.refresh_expires_at,
+         c.scopes, c.patient_id
     FROM organization o
     LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL`;
 
@@ -180,6 +196,8 @@ export class ConnectionStatesService {
         name: string;
         slug: string;
         epic_environment: string;
+        fhir_base_url: string | null;
+        fhir_server_name: string | null;
         state: ConnectionState;
         token_expires_at: Date | null;
         ends_at: Date | null;
@@ -220,6 +238,8 @@ export class ConnectionStatesService {
         name: r.name,
         slug: r.slug,
         environment: r.epic_environment,
+        fhirBaseUrl: r.fhir_base_url,
+        fhirServerName: r.fhir_server_name,
         state: r.state,
         tokenExpiresAt: r.token_expires_at ? new Date(r.token_expires_at) : null,
         endsAt: r.ends_at ? new Date(r.ends_at) : null,
@@ -276,6 +296,9 @@ export class ConnectionStatesService {
       lastErrorAt: row.last_error_at ? new Date(row.last_error_at) : null,
       lastSync: row.last_sync ? new Date(row.last_sync) : null,
       notifiedState: row.notified_state,
+      scopes: row.credential_id ? (row.scopes ?? '').split(' ').filter(Boolean) : [],
+      patientId: row.credential_id ? row.patient_id : null,
+      server: serverLabel({ fhirBaseUrl: row.fhir_base_url, fhirServerName: row.fhir_server_name }),
     };
   }
 }

@@ -1,22 +1,20 @@
-import { Body, Controller, Get, HttpCode, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, NotFoundException, Post, Query } from '@nestjs/common';
 
 import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
-import { AuthorizationService, ConnectionStatus } from 'src/epic-auth/authorization.service';
+import { AuthorizationService } from 'src/epic-auth/authorization.service';
 import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { ConnectionState } from './connection-state';
 import { ConnectionStatesService } from './connection-states.service';
+import { connectionStatusView, ConnectionStatusView } from './connection-status';
 
-/** `/fhir/epic-status`: the stored facts plus the state every page and notice uses. */
-export interface ConnectionStatusView extends ConnectionStatus {
-  state: ConnectionState;
-  /** When the connection stops working without a new sign-in; null if it refreshes indefinitely. */
-  endsAt: string | null;
-}
+export type { ConnectionStatusView } from './connection-status';
 
-/** Seed 001's status JSON and disconnect, answered with the connection state. */
+/**
+ * Seed 001's status JSON and disconnect, answered with the connection state. Every field comes from
+ * one snapshot of the connection (one read, one state): connection-status.ts.
+ */
 @Controller('fhir')
 @Roles(Role.RootAdmin, Role.OrgAdmin)
 export class ConnectionStatusController {
@@ -41,15 +39,8 @@ export class ConnectionStatusController {
   }
 
   private async view(organizationId: string): Promise<ConnectionStatusView> {
-    const now = new Date();
-    const [status, snapshot] = await Promise.all([
-      this.authorization.status(organizationId, now),
-      this.states.snapshot(organizationId, now),
-    ]);
-    return {
-      ...status,
-      state: snapshot!.state,
-      endsAt: snapshot!.endsAt?.toISOString() ?? null,
-    };
+    const snapshot = await this.states.snapshot(organizationId, new Date());
+    if (!snapshot) throw new NotFoundException('Organization not found');
+    return connectionStatusView(snapshot, this.authorization.redirectUri);
   }
 }

@@ -35,25 +35,26 @@ export class LoginNoticesListener {
     const snapshot = await this.states.snapshot(user.organizationId, now);
     if (!snapshot) return;
     const reconnect = { href: `/connect_epic/${snapshot.organizationId}`, label: 'Re-connect' };
+    const { name, noun } = snapshot.server; // "Epic", the name an administrator gave, or "the EHR"
     switch (snapshot.state) {
       case ConnectionState.Expired:
         notices.push({
           level: 'error',
-          text: 'Epic connection has expired, please re-connect.',
+          text: `${noun} connection has expired, please re-connect.`,
           link: reconnect,
         });
         break;
       case ConnectionState.Expiring:
         notices.push({
           level: 'warning',
-          text: `Epic connection expires in ${humanDuration((snapshot.endsAt?.getTime() ?? now.getTime()) - now.getTime())}, please re-connect before then.`,
+          text: `${noun} connection expires in ${humanDuration((snapshot.endsAt?.getTime() ?? now.getTime()) - now.getTime())}, please re-connect before then.`,
           link: reconnect,
         });
         break;
       case ConnectionState.Error:
         notices.push({
           level: 'warning',
-          text: `Calls to Epic are failing: ${snapshot.lastError ?? 'unknown error'}`,
+          text: `Calls to ${name} are failing: ${snapshot.lastError ?? 'unknown error'}`,
           link: { href: `/admin/organizations/${snapshot.organizationId}`, label: 'Details' },
         });
         break;

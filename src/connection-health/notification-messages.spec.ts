@@ -107,4 +107,34 @@ describe('describeTransition', () => {
     expect(content?.text).toContain('&lt;!channel&gt; &amp; co');
     expect(content?.title).toContain('<!channel> & co'); // the page escapes it when rendering
   });
+
+  it('names a server that is not Epic: by the name its administrator gave, else as the EHR', () => {
+    const named = describeTransition(
+      {
+        ...snapshot(ConnectionState.Error, { lastError: 'HTTP 503' }),
+        server: { name: 'Cerner <!here>', noun: 'Cerner <!here>' },
+      },
+      ConnectionState.Connected,
+      now,
+      base,
+    );
+    expect(named).toMatchObject({
+      title: "Cerner <!here> connection error: St Mary's",
+      message: expect.stringMatching(
+        /^Calls to Cerner <!here> are failing; .* when Cerner <!here> answers again\./,
+      ),
+    });
+    expect(named?.text).toContain('Cerner &lt;!here&gt; connection error.');
+    const generic = describeTransition(
+      { ...snapshot(ConnectionState.Expired), server: { name: 'the EHR', noun: 'EHR' } },
+      ConnectionState.Connected,
+      now,
+      base,
+    );
+    expect(generic).toMatchObject({
+      title: "EHR connection expired: St Mary's",
+      message: 'EHR connection has expired, please re-connect.',
+    });
+    expect(JSON.stringify([named, generic])).not.toContain('Epic');
+  });
 });

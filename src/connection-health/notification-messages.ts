@@ -1,3 +1,5 @@
+import { EPIC_LABEL, ServerLabel } from 'src/organizations/organization.types';
+
 import { ConnectionState } from './connection-state';
 import type { ConnectionSnapshot } from './connection-states.service';
 import type { NotificationKind } from './entities/notification.entity';
@@ -44,43 +46,49 @@ export function describeTransition(
   snapshot: Pick<
     ConnectionSnapshot,
     'organizationId' | 'organizationName' | 'state' | 'endsAt' | 'lastError'
-  >,
+  > & {
+    /** What to call the organization's server ("Epic", the admin's name, "the EHR"); Epic if absent. */
+    server?: Pick<ServerLabel, 'name' | 'noun'>;
+  },
   previous: ConnectionState | null,
   now: Date,
   baseUrl: string,
 ): NotificationContent | null {
   const org = snapshot.organizationName;
   const orgText = chat(org);
+  // "Epic connection", "Cerner Millennium connection", "EHR connection"; an admin-given name is escaped for chat too.
+  const { name, noun } = snapshot.server ?? EPIC_LABEL;
+  const nounText = chat(noun);
   const links = connectionLinks(baseUrl, snapshot.organizationId);
   const reason = snapshot.lastError ? ` Reason: ${snapshot.lastError}` : '';
   switch (snapshot.state) {
     case ConnectionState.Expiring: {
       const left = snapshot.endsAt ? humanDuration(snapshot.endsAt.getTime() - now.getTime()) : 'soon';
       const at = snapshot.endsAt ? ` (${snapshot.endsAt.toISOString().replace(/\.\d{3}Z$/, 'Z')})` : '';
-      const message = `The Epic connection of ${org} expires in ${left}${at} and cannot be renewed without signing in again. Re-connect before then.`;
+      const message = `The ${noun} connection of ${org} expires in ${left}${at} and cannot be renewed without signing in again. Re-connect before then.`;
       return {
         kind: 'attention',
-        title: `Epic connection expires in ${left}: ${org}`,
+        title: `${noun} connection expires in ${left}: ${org}`,
         message,
         link: links.reconnect,
-        text: `⚠ ${orgText}: Epic connection expires in ${left}. Re-connect: ${links.reconnect}`,
+        text: `⚠ ${orgText}: ${nounText} connection expires in ${left}. Re-connect: ${links.reconnect}`,
       };
     }
     case ConnectionState.Expired:
       return {
         kind: 'attention',
-        title: `Epic connection expired: ${org}`,
-        message: `Epic connection has expired, please re-connect.${reason}`,
+        title: `${noun} connection expired: ${org}`,
+        message: `${noun} connection has expired, please re-connect.${reason}`,
         link: links.reconnect,
-        text: `❌ ${orgText}: Epic connection has expired, please re-connect: ${links.reconnect}`,
+        text: `❌ ${orgText}: ${nounText} connection has expired, please re-connect: ${links.reconnect}`,
       };
     case ConnectionState.Error:
       return {
         kind: 'attention',
-        title: `Epic connection error: ${org}`,
-        message: `Calls to Epic are failing; the stored tokens were kept and the connection will recover by itself when Epic answers again.${reason}`,
+        title: `${noun} connection error: ${org}`,
+        message: `Calls to ${name} are failing; the stored tokens were kept and the connection will recover by itself when ${name} answers again.${reason}`,
         link: links.organization,
-        text: `⚠ ${orgText}: Epic connection error.${chat(reason)} ${links.organization}`,
+        text: `⚠ ${orgText}: ${nounText} connection error.${chat(reason)} ${links.organization}`,
       };
     case ConnectionState.Connected:
       if (
@@ -92,10 +100,10 @@ export function describeTransition(
       }
       return {
         kind: 'resolved',
-        title: `Epic connection restored: ${org}`,
-        message: `The Epic connection of ${org} works again.`,
+        title: `${noun} connection restored: ${org}`,
+        message: `The ${noun} connection of ${org} works again.`,
         link: links.organization,
-        text: `✅ ${orgText}: Epic connection works again. ${links.organization}`,
+        text: `✅ ${orgText}: ${nounText} connection works again. ${links.organization}`,
       };
     case ConnectionState.NotConfigured:
     case ConnectionState.NotConnected:

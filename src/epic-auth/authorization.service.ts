@@ -12,7 +12,12 @@ import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { OutboundHttp } from 'src/outbound/outbound-http.service';
-import { ConnectionMode, EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
+import {
+  ConnectionMode,
+  EpicRegistration,
+  speakOfServer,
+  TokenAuthMethod,
+} from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
@@ -29,16 +34,27 @@ import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { describeTokenError } from './token-errors';
 import { ParsedTokenResponse, parseTokenResponse } from './token-response';
-import { TokenStoreService, isRenewable } from './token-store.service';
+import { TokenStoreService } from './token-store.service';
 
-/** What `/fhir/epic-status` answers (seed 001). */
+/**
+ * What `/fhir/epic-status` answers (seed 001). ConnectionHealth builds every field from one snapshot
+ * of the connection and the state derived from it (connection-health/connection-status.ts), so no
+ * field can contradict another. Token fields describe a live connection only.
+ */
 export interface ConnectionStatus {
+  /** A client ID and FHIR base URL are registered: the state is not `not_configured`. */
   configured: boolean;
+  /** A usable connection is held: the state is `connected`, `expiring` or `error`. */
   connected: boolean;
+  /** The state is `expired`: it ended, or the server refused the refresh (tokens cleared). */
   expired: boolean;
+  /** When the held access token ends; null unless connected. */
   expiresAt: string | null;
+  /** Renewable without anyone signing in; false unless connected. */
   refreshable: boolean;
+  /** The granted scopes; empty unless connected. */
   scopes: string[];
+  /** The patient context of the held token; null unless connected. */
   patientId: string | null;
   lastSync: string | null;
   lastError: string | null;
@@ -380,10 +396,9 @@ export class AuthorizationService {
       : { id: orgId, name: orgId };
 
     const fail = async (code: EpicAuthErrorCode, message: string, cause?: unknown, detail: object = {}) => {
-      // A failed user launch is that user's problem, not the organization connection's.
-      if (pending.purpose === 'organization') {
-        await this.organizations.recordConnectionState(orgId, { isConnected: false, lastError: message });
-      }
+      // A failed attempt changes nothing about the stored connection: a declined or broken reconnect
+      // must not mark a working connection as failed. The attempt is audited, and the person who
+      // tried sees the message (the error page).
       await this.audit.record({
         actor,
         organization,
@@ -395,7 +410,10 @@ export class AuthorizationService {
         { orgId, failure: code, err: cause },
         `Epic connection failed for organization ${orgId}: ${code}`,
       );
-      return new EpicAuthError(code, message, { cause, organizationId: orgId });
+      const said = registration
+        ? speakOfServer(message, { isEpic: registration.isEpic, name: registration.serverName })
+        : message;
+      return new EpicAuthError(code, said, { cause, organizationId: orgId });
     };
 
     if (typeof query.error === 'string') {
@@ -413,6 +431,15 @@ export class AuthorizationService {
     if (!registration) {
       throw await fail(EpicAuthErrorCode.NotConfigured, 'The Epic client registration was removed.');
     }
+    // RFC 6749 §4.1.2: a successful response carries the code; without one nothing can be exchanged.
+    if (typeof query.code !== 'string' || query.code.length === 0 || query.code.length > 4096) {
+      throw await fail(
+        EpicAuthErrorCode.InvalidCallback,
+        'The response from Epic has no authorization code, so the connection cannot be completed. Start it again.',
+        undefined,
+        { reason: 'no_code' },
+      );
+    }
 
     let server: SmartConfiguration;
     try {
@@ -424,8 +451,6 @@ export class AuthorizationService {
       throw await fail(EpicAuthErrorCode.DiscoveryFailed, (error as Error).message, error);
     }
 
-    const oauthConfig = await this.oauthClient.configuration(server, registration);
-
     const codeVerifier = this.cipher.decrypt(
       pending.codeVerifierEnc,
       `pending_authorization:${pending.stateHash}:code_verifier`,
@@ -436,10 +461,20 @@ export class AuthorizationService {
       if (typeof value === 'string') currentUrl.searchParams.set(key, value);
     }
 
+    // RFC 9207: a server that names itself in the response must be the one this authorization went to.
+    if (query.iss !== undefined && (typeof query.iss !== 'string' || !sameIssuer(query.iss, server))) {
+      throw await fail(
+        EpicAuthErrorCode.InvalidCallback,
+        'The response names another authorization server (its iss parameter does not match this organization’s server), so it was refused. Start the connection again.',
+        undefined,
+        { reason: 'iss_mismatch' },
+      );
+    }
+
     let response: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
     try {
       this.logger.log({ orgId }, `Requested new access token for organization ${orgId}`);
-      response = await oidc.authorizationCodeGrant(oauthConfig, currentUrl, {
+      response = await this.oauthClient.exchangeCode(server, registration, currentUrl, {
         pkceCodeVerifier: codeVerifier,
         expectedState: state,
         expectedNonce: pending.nonce ?? undefined,
@@ -521,6 +556,12 @@ export class AuthorizationService {
           'Epic did not identify a patient (the id_token has no Patient fhirUser); the account was not connected.',
         );
       }
+      // Epic sends `patient` to patient-facing apps; a SMART server sends it only for `launch/patient`.
+      // Either way the verified fhirUser names the patient who signed in.
+      const patientTokens: ParsedTokenResponse = {
+        ...tokens,
+        patientId: tokens.patientId ?? /(?:^|\/)Patient\/([^/]+)$/.exec(fhirUser)![1],
+      };
       const linked = await this.dataSource.transaction(async (manager) => {
         const user = pending.userId
           ? await this.users.linkLaunchUser(manager, pending.userId, orgId, fhirUser)
@@ -529,7 +570,7 @@ export class AuthorizationService {
           organizationId: orgId,
           userId: user.id,
           purpose: 'patient',
-          tokens,
+          tokens: patientTokens,
           fhirUser,
           needPatientBanner: null,
           smartStyleUrl: null,
@@ -637,24 +678,14 @@ export class AuthorizationService {
     };
   }
 
-  /** The connection as the registration page shows it. Never a token, secret or code. */
-  async status(organizationId: string, now = new Date()): Promise<ConnectionStatus> {
-    const org = await this.organizations.get(organizationId);
-    const credential = await this.tokens.findOrganizationCredential(organizationId);
-    const expired = credential ? credential.expiresAt <= now : false;
-    return {
-      configured: !!org.epicClientId && !!org.fhirBaseUrl,
-      connected: org.isConnected && credential !== null,
-      expired,
-      expiresAt: credential?.expiresAt.toISOString() ?? null,
-      refreshable: credential ? isRenewable(credential) : false,
-      scopes: credential ? credential.scopes.split(' ').filter(Boolean) : [],
-      patientId: credential?.patientId ?? null,
-      lastSync: org.lastSync,
-      lastError: org.lastError,
-      lastErrorAt: org.lastErrorAt,
-      callbackUrl: this.redirectUri,
-    };
+  /**
+   * Whether the organization's own tokens are stored, as the re-authenticate page mentions it
+   * (re-authenticating clears them). Whether they still work is the connection's state: the status
+   * JSON (ConnectionStatus) is ConnectionHealth's, from one snapshot and its state.
+   */
+  async status(organizationId: string): Promise<{ hasTokens: boolean }> {
+    await this.organizations.get(organizationId); // 404 for an unknown organization
+    return { hasTokens: (await this.tokens.findOrganizationCredential(organizationId)) !== null };
   }
 
   /**
@@ -728,6 +759,11 @@ export class AuthorizationService {
 }
 
 const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the connection was not saved.';
+
+/** The `iss` of an authorization response (RFC 9207) against the discovered issuer, exactly. */
+function sameIssuer(iss: string, server: SmartConfiguration): boolean {
+  return server.issuer !== undefined && iss === server.issuer;
+}
 
 function invalidState(message: string, organizationId?: string): EpicAuthError {
   return new EpicAuthError(EpicAuthErrorCode.InvalidState, message, { organizationId });

@@ -7,6 +7,7 @@ import { UsersModule } from 'src/users/users.module';
 
 import { AuthorizationService } from './authorization.service';
 import { BackendConnectionService } from './backend-connection.service';
+import { CredentialsCheckService } from './credentials-check.service';
 import { ConnectionInvalidationListener } from './connection-invalidation.listener';
 import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
@@ -38,8 +39,15 @@ import { TokenStoreService } from './token-store.service';
     TokenStoreService,
     TokenRefreshService,
     ConnectionInvalidationListener,
+    CredentialsCheckService,
   ],
   // FhirClient uses the stored tokens and refreshes them; the connection test builds an authorize URL.
-  exports: [SmartDiscoveryService, AuthorizationService, TokenStoreService, TokenRefreshService],
+  exports: [
+    SmartDiscoveryService,
+    AuthorizationService,
+    TokenStoreService,
+    TokenRefreshService,
+    CredentialsCheckService,
+  ],
 })
 export class EpicAuthModule {}

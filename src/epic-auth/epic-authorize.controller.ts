@@ -11,6 +11,8 @@ import {
   Roles,
 } from 'src/common/decorators/auth.decorators';
 import { OrgIdParam } from 'src/organizations/dto/organization.dto';
+import { OrganizationsService } from 'src/organizations/organizations.service';
+import { ServerLabel, serverLabel } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -34,7 +36,13 @@ export class EpicAuthorizeController {
   constructor(
     private readonly authorization: AuthorizationService,
     private readonly backend: BackendConnectionService,
+    private readonly organizations: OrganizationsService,
   ) {}
+
+  /** What the pages call the organization's FHIR server ("Epic", the admin's name, "the EHR"). */
+  private async server(orgId: string): Promise<ServerLabel> {
+    return serverLabel(await this.organizations.get(orgId));
+  }
 
   /** Sends an admin to Epic to authorize the organization's connection. */
   @Get('fhir/epic-authorize')
@@ -68,10 +76,15 @@ export class EpicAuthorizeController {
     @Param() { orgId }: OrgIdParam,
     @CsrfToken() csrfToken: string,
   ): Promise<object> {
-    const status = await this.authorization.status(orgId);
-    const backend = await this.backend.isBackend(orgId);
-    const title = backend ? 'Connect to Epic as a backend service' : 'Re-authenticate with Epic';
-    return { title, user, csrfToken, orgId, status, backend };
+    const [{ hasTokens }, backend, server] = await Promise.all([
+      this.authorization.status(orgId),
+      this.backend.isBackend(orgId),
+      this.server(orgId),
+    ]);
+    const title = backend
+      ? `Connect to ${server.name} as a backend service`
+      : `Re-authenticate with ${server.name}`;
+    return { title, user, csrfToken, orgId, hasTokens, backend, server };
   }
 
   /** Clears the stored tokens (audited), then starts the authorization from scratch. */
@@ -94,11 +107,13 @@ export class EpicAuthorizeController {
     const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, orgId);
     // Not a redirect: the CSP's form-action 'self' also governs where a form's redirects may go, so
     // browsers would refuse a 303 to Epic. A page that moves on by itself (meta refresh) is allowed.
+    const server = await this.server(orgId);
     res.status(200).render('epic/redirecting', {
-      title: 'Opening Epic',
+      title: `Opening ${server.name}`,
       user,
       authorizeUrl: url.toString(),
       orgId,
+      server,
     });
   }
 
@@ -106,9 +121,10 @@ export class EpicAuthorizeController {
   private async connectBackend(user: AuthUser, orgId: string, req: Request): Promise<void> {
     try {
       const result = await this.backend.connect(user, orgId);
+      const server = await this.server(orgId);
       addFlash(req.session, {
         level: 'success',
-        text: `Connected to Epic as a backend service. The token is valid until ${result.expiresAt.toISOString().replace('T', ' ').slice(0, 16)} UTC and is renewed automatically; scopes granted: ${result.scopes.join(' ') || 'none listed'}.`,
+        text: `Connected to ${server.name} as a backend service. The token is valid until ${result.expiresAt.toISOString().replace('T', ' ').slice(0, 16)} UTC and is renewed automatically; scopes granted: ${result.scopes.join(' ') || 'none listed'}.`,
       });
     } catch (error) {
       if (!(error instanceof EpicAuthError)) throw error;

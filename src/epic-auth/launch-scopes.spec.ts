@@ -22,6 +22,7 @@ describe('scopesFor', () => {
     [
       'patient',
       [
+        'launch/patient',
         'openid',
         'fhirUser',
         'offline_access',
@@ -36,6 +37,7 @@ describe('scopesFor', () => {
 
   it('writes SMART v2 permissions, mapping .read to .rs and .write to .cud', () => {
     expect(scopesFor('patient', 'user/Patient.read user/Observation.write user/Encounter.*', 'v2')).toEqual([
+      'launch/patient',
       'openid',
       'fhirUser',
       'offline_access',
@@ -57,10 +59,11 @@ describe('scopesFor', () => {
     ).toEqual(['user/Observation.rs?category=laboratory']);
   });
 
-  it('never asks for launch in a standalone patient request, and never mixes prefixes', () => {
+  it('asks for launch/patient but never a bare launch in a standalone patient request, and never mixes prefixes', () => {
     const patient = scopesFor('patient', 'launch launch/patient user/*.read', 'v1');
     expect(patient).not.toContain('launch');
-    expect(patient).not.toContain('launch/patient');
+    expect(patient.filter((s) => s === 'launch/patient')).toHaveLength(1);
+    expect(scopesFor('patient', '', 'v1')).toContain('launch/patient');
     expect(patient.some((s) => s.startsWith('user/'))).toBe(false);
     const provider = scopesFor('provider', 'patient/*.read launch/patient', 'v1');
     expect(provider.some((s) => s.startsWith('patient/'))).toBe(false);

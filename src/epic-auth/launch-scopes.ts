@@ -3,8 +3,10 @@
  * - `organization`: an admin connects the organization: `openid fhirUser offline_access` + `user/…`;
  * - `provider`: EHR launch from inside Epic: `launch openid fhirUser` + `user/…` (no offline access:
  *   the token outlives the session, §5);
- * - `patient`: standalone patient launch (MyChart): `openid fhirUser offline_access` + `patient/…`,
- *   never `launch` (§8).
+ * - `patient`: standalone patient launch (MyChart): `launch/patient openid fhirUser offline_access`
+ *   + `patient/…`. `launch/patient` asks a SMART server for the patient context (SMART App Launch,
+ *   "Scopes for requesting context data": https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html);
+ *   Epic sends `patient` to patient-facing apps anyway. Never a bare `launch`: that needs an EHR launch.
  * Data scopes are registered once per organization (any prefix) and rewritten for the context, in
  * the organization's SMART syntax: v1 (`.read`/`.write`) or v2 (`.rs`, `.cud`…; Epic from Aug 2024).
  */
@@ -14,7 +16,7 @@ export type ScopeSyntax = 'v1' | 'v2';
 const FLOW_SCOPES: Record<LaunchContext, string[]> = {
   organization: ['openid', 'fhirUser', 'offline_access'],
   provider: ['launch', 'openid', 'fhirUser'],
-  patient: ['openid', 'fhirUser', 'offline_access'],
+  patient: ['launch/patient', 'openid', 'fhirUser', 'offline_access'],
 };
 
 const PREFIX: Record<LaunchContext, 'user' | 'patient'> = {
@@ -44,8 +46,8 @@ function render(letters: Set<string>, syntax: ScopeSyntax): string[] {
 
 /**
  * The scopes to request, flow scopes first, without duplicates. Data scopes that are not SMART
- * resource scopes (e.g. `launch/patient`) are kept as they are, except `launch…` in a patient
- * standalone request. Patient requests never carry `user/` scopes, provider and organization
+ * resource scopes (e.g. `launch/encounter`) are kept as they are, except a bare `launch` in a
+ * patient standalone request. Patient requests never carry `user/` scopes, provider and organization
  * requests never `patient/` ones.
  */
 export function scopesFor(context: LaunchContext, dataScopes: string, syntax: ScopeSyntax = 'v1'): string[] {
@@ -53,7 +55,7 @@ export function scopesFor(context: LaunchContext, dataScopes: string, syntax: Sc
   for (const scope of dataScopes.split(/\s+/).filter(Boolean)) {
     const match = DATA_SCOPE.exec(scope);
     if (!match) {
-      if (context === 'patient' && scope.startsWith('launch')) continue;
+      if (context === 'patient' && scope === 'launch') continue;
       out.push(scope);
       continue;
     }

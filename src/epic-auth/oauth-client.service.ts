@@ -1,4 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import * as oidc from 'openid-client';
 
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
@@ -11,6 +13,7 @@ import { shapeClientAssertion } from './client-assertion';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
+import { oauthErrorCode } from './token-errors';
 
 /** An organization's Epic client as openid-client sees it, with the server it talks to. */
 export interface EpicOAuthClient {
@@ -27,6 +30,8 @@ export interface EpicOAuthClient {
  */
 @Injectable()
 export class OAuthClientService {
+  private readonly logger = new Logger(OAuthClientService.name);
+
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly discovery: SmartDiscoveryService,
@@ -62,10 +67,157 @@ export class OAuthClientService {
     return oidc.clientCredentialsGrant(client.oauth, { scope: client.registration.scopes });
   }
 
-  /** openid-client's view of the server and our client. */
+  /**
+   * A refresh-token grant (RFC 6749 §6). The app needs no id_token at refresh, so one in the answer is
+   * dropped unread: a 200 with new tokens (and perhaps a rotated refresh token) is never thrown away
+   * because an optional id_token fails openid-client's checks (OpenID Connect Core §12.2 lets
+   * servers send one, and some send one without `aud`).
+   */
+  refresh(client: EpicOAuthClient, refreshToken: string): ReturnType<typeof oidc.refreshTokenGrant> {
+    return this.tokenCall(
+      client.server,
+      client.registration,
+      (config) => oidc.refreshTokenGrant(config, refreshToken),
+      { dropIdToken: true },
+    );
+  }
+
+  /** The authorization-code exchange (RFC 6749 §4.1.3, with the PKCE verifier and id_token checks). */
+  exchangeCode(
+    server: SmartConfiguration,
+    registration: EpicRegistration,
+    callbackUrl: URL,
+    checks: { pkceCodeVerifier: string; expectedState: string; expectedNonce?: string },
+  ): ReturnType<typeof oidc.authorizationCodeGrant> {
+    return this.tokenCall(server, registration, (config) =>
+      oidc.authorizationCodeGrant(config, callbackUrl, checks),
+    );
+  }
+
+  /**
+   * Proves the client credentials without anyone signing in: a refresh-token grant with a token that
+   * cannot exist. The server must authenticate the client before it looks at the grant (RFC 6749
+   * §3.2.1, §5.2), so `invalid_client` means the credentials are wrong, and `invalid_grant` (or
+   * `unauthorized_client`: a client without refresh tokens) means they were accepted. With
+   * client_secret_basic on `auto`, this is also where the encoding is learned.
+   */
+  async checkCredentials(client: EpicOAuthClient): Promise<CredentialsCheck> {
+    const probe = `epic-connect-credentials-check-${randomUUID()}`;
+    try {
+      await this.tokenCall(
+        client.server,
+        client.registration,
+        (config) => oidc.refreshTokenGrant(config, probe),
+        { dropIdToken: true, acceptedDespite: credentialsAccepted },
+      );
+      // No server should honour an unknown refresh token; if it did, it accepted the client at least.
+      return { outcome: 'accepted', code: 'accepted' };
+    } catch (error) {
+      const code = oauthErrorCode(error);
+      if (code === 'invalid_client') return { outcome: 'rejected', code };
+      if (credentialsAccepted(error)) return { outcome: 'accepted', code: code! };
+      return { outcome: 'inconclusive', code: code ?? 'no_oauth_error', error };
+    }
+  }
+
+  /** The client_secret_basic encoding the next token call will send first. */
+  async basicEncodingInUse(organizationId: string): Promise<'form-urlencoded' | 'raw' | null> {
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    return registration?.basicEncoding.use ?? null;
+  }
+
+  /** openid-client's view of the server and our client (the encoding it would use first). */
   async configuration(
     server: SmartConfiguration,
     registration: EpicRegistration,
+  ): Promise<oidc.Configuration> {
+    const secret = await this.secretFor(registration);
+    return this.build(server, registration, secret, registration.basicEncoding.use, {});
+  }
+
+  /**
+   * Runs one call to the token endpoint. With client_secret_basic on `auto` and credentials whose two
+   * encodings differ, an `invalid_client` is answered by one retry with the other encoding (the
+   * server authenticates the client first, so nothing was spent), and whichever the server accepted
+   * is remembered for the organization. Epic documents the RFC 6749 §2.3.1 form; servers that compare
+   * the header as sent reject it, as a developer reported for Epic itself
+   * (http://community.fhir.org/t/invalid-client-error-from-epic/4312).
+   */
+  private async tokenCall<T>(
+    server: SmartConfiguration,
+    registration: EpicRegistration,
+    call: (config: oidc.Configuration) => Promise<T>,
+    options: TokenCallOptions = {},
+  ): Promise<T> {
+    const secret = await this.secretFor(registration);
+    const { use, fallback, detected } = registration.basicEncoding;
+    const adaptive =
+      registration.tokenAuthMethod === TokenAuthMethod.ClientSecretBasic &&
+      secret !== null &&
+      fallback &&
+      basicEncodingsDiffer(registration.clientId, secret);
+    const run = async (encoding: BasicEncodingName) =>
+      call(await this.build(server, registration, secret, encoding, options));
+    const learned = async (encoding: BasicEncodingName) => {
+      if (adaptive && (encoding !== use || !detected)) await this.remember(registration, encoding);
+    };
+    let first: unknown;
+    try {
+      const result = await run(use);
+      await learned(use);
+      return result;
+    } catch (error) {
+      if (!adaptive || oauthErrorCode(error) !== 'invalid_client') {
+        if (options.acceptedDespite?.(error)) await learned(use);
+        throw error;
+      }
+      first = error;
+    }
+    const other: BasicEncodingName = use === 'raw' ? 'form-urlencoded' : 'raw';
+    try {
+      const result = await run(other);
+      await learned(other);
+      return result;
+    } catch (error) {
+      // Refused both ways: the credentials themselves are wrong; report the first answer.
+      if (oauthErrorCode(error) === 'invalid_client') throw first;
+      if (options.acceptedDespite?.(error)) await learned(other);
+      throw error;
+    }
+  }
+
+  private async remember(registration: EpicRegistration, encoding: BasicEncodingName): Promise<void> {
+    try {
+      const saved = await this.organizations.recordDetectedBasicEncoding(
+        registration.organizationId,
+        registration.clientId,
+        encoding,
+      );
+      if (saved) {
+        this.logger.log(
+          { orgId: registration.organizationId, basicEncoding: encoding },
+          `The token endpoint accepts ${encoding} Basic credentials for organization ${registration.organizationId}`,
+        );
+      }
+    } catch (error) {
+      this.logger.warn(
+        { orgId: registration.organizationId, err: error },
+        'Could not record the Basic encoding',
+      );
+    }
+  }
+
+  private async secretFor(registration: EpicRegistration): Promise<string | null> {
+    if (registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt) return null;
+    return this.organizations.getClientSecret(registration.organizationId);
+  }
+
+  private async build(
+    server: SmartConfiguration,
+    registration: EpicRegistration,
+    secret: string | null,
+    encoding: BasicEncodingName,
+    options: TokenCallOptions,
   ): Promise<oidc.Configuration> {
     const oauthConfig = new oidc.Configuration(
       {
@@ -77,12 +229,13 @@ export class OAuthClientService {
       },
       registration.clientId,
       undefined,
-      await this.clientAuthentication(server, registration),
+      await this.clientAuthentication(server, registration, secret, encoding),
     );
     // Bounds every token call, so a lock held around a refresh is never held for long.
     oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
     // The token and revocation endpoints come from a discovery document: same address policy.
-    oauthConfig[oidc.customFetch] = (url, options) => this.outbound.fetch(url, options as RequestInit);
+    oauthConfig[oidc.customFetch] = (url, init) =>
+      tokenEndpointFetch(this.outbound.fetch, url, init as RequestInit, options.dropIdToken === true);
     if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
     return oauthConfig;
   }
@@ -90,6 +243,8 @@ export class OAuthClientService {
   private async clientAuthentication(
     server: SmartConfiguration,
     registration: EpicRegistration,
+    secret: string | null,
+    encoding: BasicEncodingName,
   ): Promise<oidc.ClientAuth> {
     if (registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt) {
       // The key active now signs; a fresh assertion (new jti) is built for each request.
@@ -106,12 +261,85 @@ export class OAuthClientService {
         },
       );
     }
-    const clientSecret = await this.organizations.getClientSecret(registration.organizationId);
-    if (!clientSecret) return oidc.None();
-    // RFC 6749 §2.3.1: client_id and secret form-urlencoded in Basic auth, as Epic documents (§3);
-    // or in the form body for servers that need it.
-    return registration.tokenAuthMethod === TokenAuthMethod.ClientSecretPost
-      ? oidc.ClientSecretPost(clientSecret)
-      : oidc.ClientSecretBasic(clientSecret);
+    if (!secret) return oidc.None();
+    if (registration.tokenAuthMethod === TokenAuthMethod.ClientSecretPost) {
+      return oidc.ClientSecretPost(secret);
+    }
+    // RFC 6749 §2.3.1 (openid-client's ClientSecretBasic), or the ID and secret as they are.
+    return encoding === 'raw' ? rawClientSecretBasic(secret) : oidc.ClientSecretBasic(secret);
   }
+}
+
+type BasicEncodingName = 'form-urlencoded' | 'raw';
+
+interface TokenCallOptions {
+  /** Refresh answers: drop an id_token before openid-client reads the response. */
+  dropIdToken?: boolean;
+  /** An error that still proves the server accepted the client (the credentials check). */
+  acceptedDespite?: (error: unknown) => boolean;
+}
+
+export type CredentialsCheck =
+  | { outcome: 'accepted' | 'rejected'; code: string }
+  | { outcome: 'inconclusive'; code: string; error: unknown };
+
+/** Errors a token endpoint gives only after it authenticated the client. */
+function credentialsAccepted(error: unknown): boolean {
+  const code = oauthErrorCode(error);
+  return code === 'invalid_grant' || code === 'unauthorized_client' || code === 'unsupported_grant_type';
+}
+
+/** RFC 6749 Appendix B: application/x-www-form-urlencoded, as openid-client applies it. */
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/(?:[-_.!~*'()]|%20)/g, (c) =>
+    c === '%20' ? '+' : `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** Whether the two Basic encodings give different headers for these credentials. */
+export function basicEncodingsDiffer(clientId: string, secret: string): boolean {
+  return formEncode(clientId) !== clientId || formEncode(secret) !== secret;
+}
+
+/** `Authorization: Basic base64(client_id:secret)` with neither form-urlencoded. */
+function rawClientSecretBasic(secret: string): oidc.ClientAuth {
+  return (_as, client, _body, headers) => {
+    headers.set('authorization', `Basic ${Buffer.from(`${client.client_id}:${secret}`).toString('base64')}`);
+  };
+}
+
+/**
+ * Every token-endpoint call goes through here. An error answer's `WWW-Authenticate` challenge is
+ * dropped so openid-client reads the OAuth error in the JSON body (RFC 6749 §5.2 puts one on a 401
+ * `invalid_client`; the body says what failed). With `dropIdToken`, an id_token in a 200 answer is
+ * removed before openid-client validates it.
+ */
+async function tokenEndpointFetch(
+  fetcher: (url: string | URL | Request, init?: RequestInit) => Promise<Response>,
+  url: string | URL | Request,
+  init: RequestInit,
+  dropIdToken: boolean,
+): Promise<Response> {
+  const response = await fetcher(url, init);
+  const contentType = response.headers.get('content-type') ?? '';
+  if (response.status >= 400 && response.headers.has('www-authenticate')) {
+    const headers = new Headers(response.headers);
+    headers.delete('www-authenticate');
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
+  if (!dropIdToken || response.status !== 200 || !/json/i.test(contentType)) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  if (body && typeof body === 'object' && 'id_token' in body) {
+    delete (body as Record<string, unknown>).id_token;
+    return new Response(JSON.stringify(body), { status: 200, statusText: response.statusText, headers });
+  }
+  return new Response(text, { status: 200, statusText: response.statusText, headers });
 }

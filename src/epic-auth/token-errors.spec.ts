@@ -33,6 +33,30 @@ describe('classifyRefreshFailure', () => {
     expect(classifyRefreshFailure(oauth('invalid_client', 401))).toMatchObject({ kind: 'terminal' });
   });
 
+  it.each([400, 401, 403, 404, 410])(
+    'classifies by the OAuth error, not the status: invalid_grant with HTTP %d is terminal',
+    (status) => {
+      expect(classifyRefreshFailure(oauth('invalid_grant', status))).toMatchObject({
+        kind: 'terminal',
+        reason: 'invalid_grant',
+      });
+    },
+  );
+
+  it('a 4xx without an OAuth JSON body (a proxy page) stays transient', () => {
+    expect(classifyRefreshFailure(httpStatus(403))).toMatchObject({ kind: 'transient', code: 'http_403' });
+  });
+
+  it('an answer openid-client could not use is not called a network failure', () => {
+    const unusable = Object.assign(new Error('unexpected JWT "aud" (audience) claim value'), {
+      code: 'OAUTH_JWT_CLAIM_COMPARISON_FAILED',
+    });
+    const failure = classifyRefreshFailure(unusable);
+    expect(failure).toMatchObject({ kind: 'transient', code: 'invalid_response' });
+    expect(failure.message).not.toMatch(/reached|network/);
+    expect(classifyRefreshFailure(new TypeError('fetch failed')).message).toMatch(/could not be reached/);
+  });
+
   it('timeouts, HTTP errors without an OAuth body, and network failures are transient', () => {
     expect(classifyRefreshFailure(timeout())).toMatchObject({ kind: 'transient', code: 'timeout' });
     expect(classifyRefreshFailure(httpStatus(503))).toMatchObject({ kind: 'transient', code: 'http_503' });

@@ -29,11 +29,38 @@ function timedOut(error: unknown): boolean {
   return names.includes('TimeoutError') || names.includes('AbortError');
 }
 
+/**
+ * What went wrong when the token endpoint gave no OAuth error: it timed out, answered an HTTP error
+ * without one (a proxy's page), answered something openid-client could not use, or could not be
+ * reached at all. Only the last is a network failure.
+ */
+type TransientKind = 'timeout' | 'http' | 'invalid_response' | 'network';
+
+function transientKind(error: unknown): TransientKind {
+  if (timedOut(error)) return 'timeout';
+  if (httpStatus(error) !== undefined) return 'http';
+  // openid-client's OperationProcessingError (and oauth4webapi's): it got an answer and refused it.
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && code.startsWith('OAUTH_')) return 'invalid_response';
+  return 'network';
+}
+
+function transientCode(error: unknown): string {
+  const kind = transientKind(error);
+  return kind === 'http' ? `http_${httpStatus(error)}` : kind;
+}
+
 function transientMessage(error: unknown): string {
-  if (timedOut(error)) return "Epic's token endpoint did not answer in time. Try again later.";
-  const status = httpStatus(error);
-  if (status !== undefined) return `Epic's token endpoint answered HTTP ${status}. Try again later.`;
-  return "Epic's token endpoint could not be reached or sent an unreadable answer. Try again later.";
+  switch (transientKind(error)) {
+    case 'timeout':
+      return "Epic's token endpoint did not answer in time. Try again later.";
+    case 'http':
+      return `Epic's token endpoint answered HTTP ${httpStatus(error)} without an OAuth error. Try again later.`;
+    case 'invalid_response':
+      return "Epic's token endpoint answered, but not with a usable token response (the details are in the service log). Try again later.";
+    case 'network':
+      return "Epic's token endpoint could not be reached (a network error). Try again later.";
+  }
 }
 
 /** What to check when Epic answers invalid_client, whichever way the client authenticates. */
@@ -90,17 +117,19 @@ export const BACKEND_TOKEN_REJECTED =
 const DEAD_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
 
 /**
- * Classifies a failed refresh-token request. Terminal only when Epic answered 400 or 401 with
- * `invalid_grant`, `invalid_client` or `unauthorized_client`: the stored tokens are dead. Anything
- * else keeps the tokens (a failed refresh never erases good tokens): a timeout, a network error,
- * 5xx, 429 (whatever its body says: a rate limiter or WAF in front of Epic must not wipe
- * connections), an unreadable body, and other OAuth errors such as `invalid_request` or
- * `invalid_scope`, which point at a problem to fix rather than at dead tokens.
+ * Classifies a failed refresh-token request by the OAuth error in a well-formed JSON error body
+ * (RFC 6749 §5.2), not by the status alone: `invalid_grant`, `invalid_client` or
+ * `unauthorized_client` with any 4xx but 429 means the stored tokens are dead (servers answer them
+ * with 400, 401 or 403). Anything else keeps the tokens (a failed refresh never erases good
+ * tokens): a timeout, a network error, 5xx, 429 (whatever its body says: a rate limiter or WAF in
+ * front of the server must not wipe connections), a 4xx without an OAuth JSON body (a proxy's HTML
+ * page), an unusable 200, and other OAuth errors such as `invalid_request` or `invalid_scope`,
+ * which point at a problem to fix rather than at dead tokens.
  */
 export function classifyRefreshFailure(error: unknown): RefreshFailure {
   const code = oauthErrorCode(error);
   const status = httpStatus(error);
-  const rejected = status === undefined || status === 400 || status === 401;
+  const rejected = status === undefined || (status >= 400 && status < 500 && status !== 429);
   if (code !== undefined && DEAD_GRANT_ERRORS.has(code) && rejected) {
     const reason = code as 'invalid_grant' | 'invalid_client' | 'unauthorized_client';
     return { kind: 'terminal', reason, code, message: TERMINAL_MESSAGES[reason] };
@@ -115,11 +144,7 @@ export function classifyRefreshFailure(error: unknown): RefreshFailure {
           : `Epic refused to refresh the access token (${code}); the stored tokens were kept. Check the app registration at Epic.`,
     };
   }
-  return {
-    kind: 'transient',
-    code: timedOut(error) ? 'timeout' : status !== undefined ? `http_${status}` : 'network',
-    message: transientMessage(error),
-  };
+  return { kind: 'transient', code: transientCode(error), message: transientMessage(error) };
 }
 
 /**
@@ -142,7 +167,7 @@ export function describeClientCredentialsFailure(error: unknown): { code: string
         message: `Epic rejected the backend-service client assertion (invalid_client): ${CHECK_CLIENT}`,
       };
     case undefined:
-      return { code: classifyRefreshFailure(error).code, message: transientMessage(error) };
+      return { code: transientCode(error), message: transientMessage(error) };
     default:
       return { code, message: `Epic refused the backend-service token request (${code}).` };
   }

@@ -1,12 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import * as oidc from 'openid-client';
-import { EntityManager } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { DatabaseEndpoint } from 'src/database/database-endpoint';
-import { DbLockService } from 'src/database/db-lock.service';
 import { MetricsService } from 'src/metrics/metrics.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
@@ -21,6 +21,7 @@ import {
   TERMINAL_MESSAGES,
   TerminalReason,
 } from './token-errors';
+import { refreshDueAt } from './refresh-margin';
 import { parseTokenResponse } from './token-response';
 import { TokenStoreService } from './token-store.service';
 
@@ -45,19 +46,43 @@ export interface RefreshResult {
   refreshed: boolean;
 }
 
-type LockedOutcome =
-  | { kind: 'refreshed' | 'fresh'; credential: EpicCredential }
+/** A claimed refresh lease: until it is released or expires, nobody else renews or clears the credential. */
+interface Lease {
+  credentialId: string;
+  id: string;
+  released: boolean;
+}
+
+type LeasedOutcome =
+  | { kind: 'refreshed'; credential: EpicCredential }
+  /** Someone else stored tokens meanwhile: theirs are used. */
+  | { kind: 'fresh'; version: number; expiresAt: Date }
   | { kind: 'gone' }
   | { kind: 'terminal'; reason: TerminalReason; code: string; message: string }
-  | { kind: 'transient'; code: string; message: string; cause: unknown };
+  | { kind: 'transient'; code: string; message: string; cause: unknown }
+  /** Another caller held the lease for longer than we wait: nothing was asked or changed. */
+  | { kind: 'busy' };
+
+/** What leased work returns: an outcome, or `lost` when its lease expired and was claimed by another. */
+type LeasedWork = (current: EpicCredential, lease: Lease) => Promise<LeasedOutcome | 'lost'>;
+
+/** A lease outlives the token call (bounded by EPIC_HTTP_TIMEOUT_MS) by this much: the write-back. */
+const LEASE_MARGIN_MS = 5_000;
+/** Polling for a lease held elsewhere: the first pause, doubled up to the last. */
+const FIRST_PAUSE_MS = 20;
+const MAX_PAUSE_MS = 250;
 
 /**
- * Refreshes stored Epic tokens, exactly one refresh at a time per credential: callers in this
- * process share one promise, and instances serialise on a PostgreSQL advisory lock held while the
- * token endpoint is called (bounded by EPIC_HTTP_TIMEOUT_MS). Whoever gets the lock re-reads the
- * credential first and uses a token a sibling just stored; new tokens are written with
- * compare-and-set on `version`. A refresh token is therefore never spent twice, which matters
- * with rolling refresh tokens (EPIC-SMART.md §5).
+ * Refreshes stored Epic tokens, exactly one refresh at a time per credential, without holding a
+ * database connection while Epic is called. Callers in this process share one promise; across
+ * instances, a refresh lease on the credential row (`refresh_lease_id`, `refresh_lease_until`, by
+ * the database clock) is claimed with one short UPDATE on the version just read; the connection
+ * goes back to the pool; the token endpoint is called (bounded by EPIC_HTTP_TIMEOUT_MS, shorter
+ * than the lease); and the answer is written back in a short transaction with compare-and-set on
+ * `version`, clearing the lease. A caller that finds the lease taken polls until the version
+ * changes (and uses that token) or the lease is released or expires (a crashed holder's does).
+ * A refresh token is therefore never spent twice, which matters with rolling refresh tokens
+ * (EPIC-SMART.md §5; RFC 6749 §6 and §10.4).
  *
  * Failures are classified: terminal ones clear the dead tokens and say who must sign in again;
  * transient ones keep the tokens, record lastError and start a short cooldown.
@@ -67,20 +92,24 @@ export class TokenRefreshService {
   private readonly logger = new Logger(TokenRefreshService.name);
   private readonly inFlight = new Map<string, Promise<RefreshResult>>();
   private readonly cooldowns = new Map<string, { until: number; error: EpicAuthError }>();
-  private readonly slots: Semaphore;
+  /** The token call is bounded by openid-client's timeout, in whole seconds. */
+  private readonly leaseMs: number;
+  /** How long a caller waits for a lease held elsewhere: a crashed holder's expires well before. */
+  private readonly waitMs: number;
 
   constructor(
     private readonly tokens: TokenStoreService,
     private readonly oauthClient: OAuthClientService,
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
-    private readonly locks: DbLockService,
+    private readonly dataSource: DataSource,
     private readonly events: EventEmitter2,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    endpoint: DatabaseEndpoint,
   ) {
-    this.slots = new Semaphore(Math.max(1, Math.floor(endpoint.poolSize / 2)));
+    const timeoutMs = config.env.EPIC_HTTP_TIMEOUT_MS;
+    this.leaseMs = Math.ceil(timeoutMs / 1000) * 1000 + LEASE_MARGIN_MS;
+    this.waitMs = timeoutMs * 2 + 5_000;
   }
 
   /** True while refreshes of this credential pause after a transient failure (this process). */
@@ -88,9 +117,13 @@ export class TokenRefreshService {
     return (this.cooldowns.get(credentialId)?.until ?? 0) > Date.now();
   }
 
-  /** True when a token expiring at `expiresAt` should be refreshed now (TOKEN_REFRESH_MARGIN_SECONDS). */
-  isDue(expiresAt: Date, now = new Date()): boolean {
-    return now.getTime() >= expiresAt.getTime() - this.config.env.TOKEN_REFRESH_MARGIN_SECONDS * 1000;
+  /**
+   * True when a token expiring at `expiresAt` should be refreshed now: TOKEN_REFRESH_MARGIN_SECONDS
+   * before it ends, or halfway through its life when that is later (`issuedAt`, refresh-margin.ts).
+   */
+  isDue(expiresAt: Date, now = new Date(), issuedAt: Date | null = null): boolean {
+    const due = refreshDueAt(expiresAt, issuedAt, this.config.env.TOKEN_REFRESH_MARGIN_SECONDS);
+    return now.getTime() >= due.getTime();
   }
 
   /**
@@ -111,30 +144,37 @@ export class TokenRefreshService {
 
   /**
    * Clears a credential that is dead without asking Epic: expired with no refresh token, or its
-   * access token rejected even after a refresh. Returns the error to throw to the caller.
+   * access token rejected even after a refresh. Returns the error to throw to the caller. Waits
+   * for a refresh in flight elsewhere (its lease): its new token may be the answer.
    */
   async invalidate(credential: CredentialRef, reason: TerminalReason): Promise<EpicAuthError> {
-    const outcome = await this.locks.withLock(lockKey(credential.id), async (manager) => {
-      const current = await this.tokens.findById(credential.id, manager);
-      // Ended meanwhile (another instance saw Epic refuse it): keep the reason it recorded.
-      if (!current || current.endedAt) return { kind: 'gone' } as const;
-      if (current.version !== credential.version) return { kind: 'fresh', credential: current } as const;
-      const message =
-        current.grantType === 'client_credentials' ? BACKEND_TOKEN_REJECTED : TERMINAL_MESSAGES[reason];
-      return this.terminate(manager, current, reason, reason, message);
-    });
-    if (outcome.kind === 'terminal') return this.afterTerminal(credential, outcome.code, outcome.message);
-    if (outcome.kind === 'gone' || outcome.kind === 'transient') {
-      return notConnected(credential.organizationId);
-    }
-    // Someone stored new tokens meanwhile: the caller may retry with them.
-    return new EpicAuthError(
-      EpicAuthErrorCode.EpicUnavailable,
-      'The Epic tokens changed meanwhile; try again.',
-      {
-        organizationId: credential.organizationId,
+    const outcome = await this.underLease(
+      credential,
+      (current) => current.version !== credential.version,
+      (current, lease) => {
+        const message =
+          current.grantType === 'client_credentials' ? BACKEND_TOKEN_REJECTED : TERMINAL_MESSAGES[reason];
+        return this.terminate(current, lease, reason, reason, message);
       },
     );
+    switch (outcome.kind) {
+      case 'terminal':
+        return this.afterTerminal(credential, outcome.code, outcome.message);
+      // Ended meanwhile (another instance saw Epic refuse it): the reason it recorded stays.
+      case 'gone':
+      case 'transient':
+        return notConnected(credential.organizationId);
+      case 'busy':
+        return busy(credential.organizationId);
+      case 'fresh':
+      case 'refreshed':
+        // Someone stored new tokens meanwhile: the caller may retry with them.
+        return new EpicAuthError(
+          EpicAuthErrorCode.EpicUnavailable,
+          'The Epic tokens changed meanwhile; try again.',
+          { organizationId: credential.organizationId },
+        );
+    }
   }
 
   private async run(credential: CredentialRef, reason: RefreshReason, now: Date): Promise<RefreshResult> {
@@ -146,7 +186,7 @@ export class TokenRefreshService {
     }
     let client: EpicOAuthClient;
     try {
-      // Database reads and discovery happen before the lock: the embedded database has one connection.
+      // The registration, the secret or signing key, and discovery: read before the lease is taken.
       client = await this.oauthClient.forOrganization(orgId);
     } catch (error) {
       if (error instanceof EpicAuthError && error.code === EpicAuthErrorCode.NotConfigured) {
@@ -156,18 +196,18 @@ export class TokenRefreshService {
       throw await this.afterTransient(credential, 'discovery', (error as Error).message, error);
     }
 
-    // A refresh holds a pooled connection (its lock's transaction) during the call to Epic: at most
-    // half the pool does so at once, so sessions, health checks and other work always find one.
-    const outcome = await this.slots.run(() =>
-      this.locks.withLock(
-        lockKey(credential.id),
-        (manager) => this.refreshLocked(manager, credential, client, reason, now),
-        { waitMs: this.config.env.EPIC_HTTP_TIMEOUT_MS * 2 + 5_000 },
-      ),
+    const outcome = await this.underLease(
+      credential,
+      // A sibling's newer token is used unless it is itself due (then it is renewed in turn).
+      (current) =>
+        current.version !== credential.version && !this.isDue(current.expiresAt, now, current.issuedAt),
+      (current, lease) => this.refreshLeased(current, lease, client, reason, now),
     );
 
     if (outcome.kind !== 'gone') {
-      this.metrics.refreshAttempt(outcome.kind === 'fresh' ? 'reused' : outcome.kind);
+      this.metrics.refreshAttempt(
+        outcome.kind === 'fresh' ? 'reused' : outcome.kind === 'busy' ? 'transient' : outcome.kind,
+      );
     }
     switch (outcome.kind) {
       case 'refreshed':
@@ -179,13 +219,12 @@ export class TokenRefreshService {
           refreshed: true,
         };
       case 'fresh':
-        return {
-          version: outcome.credential.version,
-          expiresAt: outcome.credential.expiresAt,
-          refreshed: false,
-        };
+        return { version: outcome.version, expiresAt: outcome.expiresAt, refreshed: false };
       case 'gone':
         throw notConnected(orgId);
+      case 'busy':
+        // Not this caller's failure to record: the lease holder records its own.
+        throw busy(orgId);
       case 'terminal':
         throw this.afterTerminal(credential, outcome.code, outcome.message);
       case 'transient':
@@ -193,27 +232,118 @@ export class TokenRefreshService {
     }
   }
 
-  /** Under the credential's lock: re-read, then refresh only if nobody did. */
-  private async refreshLocked(
-    manager: EntityManager,
+  /**
+   * Runs `work` under the credential's refresh lease. Each round reads the credential (one query,
+   * no transaction): gone or ended → `gone`; `settled` (someone else's newer token will do) →
+   * `fresh`; otherwise claims the lease on the version read. A lease held elsewhere is waited for,
+   * polling with a growing pause, for at most `waitMs` (then `busy`). No connection is held between
+   * these queries, nor while `work` calls Epic.
+   */
+  private async underLease(
     credential: CredentialRef,
+    settled: (current: EpicCredential) => boolean,
+    work: LeasedWork,
+  ): Promise<LeasedOutcome> {
+    const deadline = Date.now() + this.waitMs;
+    let pause = FIRST_PAUSE_MS;
+    for (;;) {
+      const current = await this.tokens.findById(credential.id);
+      if (!current || current.endedAt) return { kind: 'gone' };
+      if (settled(current)) return { kind: 'fresh', version: current.version, expiresAt: current.expiresAt };
+      const lease = await this.claimLease(current);
+      if (lease) {
+        const outcome = await this.withLease(current, lease, work);
+        if (outcome !== 'lost') return outcome;
+      }
+      // Held elsewhere, or changed since we read it: look again shortly.
+      if (Date.now() >= deadline) return { kind: 'busy' };
+      await sleep(pause);
+      pause = Math.min(pause * 2, MAX_PAUSE_MS);
+    }
+  }
+
+  /** One statement: the lease, if nobody holds a live one and the row is still at the version read. */
+  private async claimLease(current: EpicCredential): Promise<Lease | null> {
+    const id = randomUUID();
+    const [rows] = await this.dataSource.query<[{ id: string }[], number]>(
+      `UPDATE epic_credential
+          SET refresh_lease_id = $3, refresh_lease_until = now() + $4::double precision * interval '1 millisecond'
+        WHERE id = $1 AND version = $2 AND ended_at IS NULL
+          AND (refresh_lease_until IS NULL OR refresh_lease_until <= now())
+        RETURNING id`,
+      [current.id, current.version, id, this.leaseMs],
+    );
+    return rows.length === 1 ? { credentialId: current.id, id, released: false } : null;
+  }
+
+  /** Runs leased work; a lease it did not release (an unexpected error) is released after it. */
+  private async withLease(
+    current: EpicCredential,
+    lease: Lease,
+    work: LeasedWork,
+  ): Promise<LeasedOutcome | 'lost'> {
+    try {
+      return await work(current, lease);
+    } finally {
+      if (!lease.released) {
+        await this.releaseLease(lease).catch((error: unknown) =>
+          // It expires by itself after leaseMs.
+          this.logger.warn(
+            { err: error, credentialId: lease.credentialId },
+            'Could not release a refresh lease',
+          ),
+        );
+      }
+    }
+  }
+
+  /**
+   * Clears the lease if it is still ours (in `manager`'s transaction when given, which then holds
+   * the row until it commits). False when it expired and another caller claimed it meanwhile, or
+   * the row is gone.
+   */
+  private async releaseLease(lease: Lease, manager?: EntityManager): Promise<boolean> {
+    lease.released = true;
+    const [, affected] = await (manager ?? this.dataSource.manager).query<[unknown[], number]>(
+      `UPDATE epic_credential SET refresh_lease_id = NULL, refresh_lease_until = NULL
+        WHERE id = $1 AND refresh_lease_id = $2`,
+      [lease.credentialId, lease.id],
+    );
+    return affected > 0;
+  }
+
+  /**
+   * A short transaction that releases the lease with its writes: if it rolls back, so did the
+   * release, and withLease() releases it after.
+   */
+  private async inLeaseTransaction<T>(
+    lease: Lease,
+    work: (manager: EntityManager) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.dataSource.transaction(work);
+    } catch (error) {
+      lease.released = false;
+      throw error;
+    }
+  }
+
+  /** Holding the lease, no connection: refresh (or renew a backend token) and store the answer. */
+  private async refreshLeased(
+    current: EpicCredential,
+    lease: Lease,
     client: EpicOAuthClient,
     reason: RefreshReason,
     now: Date,
-  ): Promise<LockedOutcome> {
-    const orgId = credential.organizationId;
-    const current = await this.tokens.findById(credential.id, manager);
-    if (!current || current.endedAt) return { kind: 'gone' };
-    if (current.version !== credential.version && !this.isDue(current.expiresAt, now)) {
-      return { kind: 'fresh', credential: current };
-    }
+  ): Promise<LeasedOutcome | 'lost'> {
+    const orgId = current.organizationId;
     if (current.grantType === 'client_credentials') {
-      return this.renewBackendLocked(manager, current, client, reason, now);
+      return this.renewBackend(current, lease, client, reason, now);
     }
     if (!current.refreshTokenEnc) {
       return this.terminate(
-        manager,
         current,
+        lease,
         'no_refresh_token',
         'no_refresh_token',
         TERMINAL_MESSAGES.no_refresh_token,
@@ -229,8 +359,8 @@ export class TokenRefreshService {
         'A stored refresh token cannot be decrypted',
       );
       return this.terminate(
-        manager,
         current,
+        lease,
         'undecryptable',
         'undecryptable',
         TERMINAL_MESSAGES.undecryptable,
@@ -241,45 +371,45 @@ export class TokenRefreshService {
       { orgId, credentialId: current.id, reason },
       `Requested new access token for organization ${orgId}`,
     );
-    let response: Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;
+    let response: Awaited<ReturnType<OAuthClientService['refresh']>>;
     try {
-      response = await oidc.refreshTokenGrant(client.oauth, refreshToken);
+      response = await this.oauthClient.refresh(client, refreshToken);
     } catch (error) {
       const failure = classifyRefreshFailure(error);
       this.logger.warn(
         { orgId, credentialId: current.id, failure: failure.code, err: error },
         `Refresh failed for organization ${orgId}: ${failure.code}`,
       );
-      if (failure.kind === 'transient') return { ...failure, cause: error };
-      // A sibling that does not share our lock may have rotated the refresh token: use its tokens.
-      const again = await this.tokens.findById(current.id, manager);
-      // Replaced meanwhile (a reconnect does not take this lock): the new connection is not ours to mark.
-      if (!again) return { kind: 'gone' };
-      if (again.version !== current.version) return { kind: 'fresh', credential: again };
-      return this.terminate(manager, current, failure.reason, failure.code, failure.message);
+      if (failure.kind === 'transient') {
+        await this.releaseLease(lease);
+        return { ...failure, cause: error };
+      }
+      // A sibling that does not take the lease (an older release, say) may have rotated the refresh
+      // token: terminate() writes with compare-and-set, and uses its tokens if it did.
+      return this.terminate(current, lease, failure.reason, failure.code, failure.message);
     }
 
-    return this.storeRenewed(manager, current, response, reason, now);
+    return this.storeRenewed(current, lease, response, reason, now);
   }
 
   /**
-   * Under the lock, for a backend-service connection: a new client_credentials grant replaces the
-   * token (there is no refresh token, §9). A failure never clears the token it still has: there is
-   * no grant to lose, and the next attempt may succeed once the cause is fixed at Epic.
+   * Holding the lease, for a backend-service connection: a new client_credentials grant replaces
+   * the token (there is no refresh token, §9). A failure never clears the token it still has:
+   * there is no grant to lose, and the next attempt may succeed once the cause is fixed at Epic.
    */
-  private async renewBackendLocked(
-    manager: EntityManager,
+  private async renewBackend(
     current: EpicCredential,
+    lease: Lease,
     client: EpicOAuthClient,
     reason: RefreshReason,
     now: Date,
-  ): Promise<LockedOutcome> {
+  ): Promise<LeasedOutcome | 'lost'> {
     const orgId = current.organizationId;
     this.logger.log(
       { orgId, credentialId: current.id, reason },
       `Requested new backend-service access token for organization ${orgId}`,
     );
-    let response: Awaited<ReturnType<typeof oidc.clientCredentialsGrant>>;
+    let response: Awaited<ReturnType<OAuthClientService['clientCredentials']>>;
     try {
       response = await this.oauthClient.clientCredentials(client);
     } catch (error) {
@@ -288,24 +418,31 @@ export class TokenRefreshService {
         { orgId, credentialId: current.id, failure: failure.code, err: error },
         `Backend-service token request failed for organization ${orgId}: ${failure.code}`,
       );
+      await this.releaseLease(lease);
       return { kind: 'transient', ...failure, cause: error };
     }
-    return this.storeRenewed(manager, current, { ...response, refresh_token: undefined }, reason, now);
+    return this.storeRenewed(current, lease, { ...response, refresh_token: undefined }, reason, now);
   }
 
-  /** Under the lock: stores what the token endpoint answered (compare-and-set), records and audits it. */
+  /**
+   * Stores what the token endpoint answered, in one short transaction: compare-and-set on the
+   * version the lease was claimed on, the lease cleared, the organization's state and the audit
+   * event. The tokens are stored even if the lease expired meanwhile (as long as nobody stored
+   * newer ones): Epic has issued them, and with a rolling refresh token the one we spent is dead.
+   */
   private async storeRenewed(
-    manager: EntityManager,
     current: EpicCredential,
+    lease: Lease,
     response: Record<string, unknown>,
     reason: RefreshReason,
     now: Date,
-  ): Promise<LockedOutcome> {
+  ): Promise<LeasedOutcome> {
     const orgId = current.organizationId;
     let parsed;
     try {
       parsed = parseTokenResponse(response, now);
     } catch (error) {
+      await this.releaseLease(lease);
       return {
         kind: 'transient',
         code: 'malformed_response',
@@ -313,29 +450,39 @@ export class TokenRefreshService {
         cause: error,
       };
     }
-    const updated = await this.tokens.rotate(manager, current, parsed);
-    if (!updated) return { kind: 'gone' };
-    if (current.userId === null) {
-      await this.organizations.recordConnectionState(
-        orgId,
-        { isConnected: true, tokenExpiry: updated.expiresAt, lastError: null },
+    const updated = await this.inLeaseTransaction(lease, async (manager) => {
+      if (!(await this.releaseLease(lease, manager))) {
+        this.logger.warn(
+          { orgId, credentialId: current.id },
+          'A refresh outlived its lease; its tokens are stored unless newer ones were',
+        );
+      }
+      const stored = await this.tokens.rotate(manager, current, parsed);
+      if (!stored) return null;
+      if (current.userId === null) {
+        await this.organizations.recordConnectionState(
+          orgId,
+          { isConnected: true, tokenExpiry: stored.expiresAt, lastError: null },
+          manager,
+        );
+      }
+      await this.audit.record(
+        {
+          actor: null,
+          organization: await this.organizationRef(orgId, manager),
+          action: 'epic.refresh',
+          detail: {
+            reason,
+            credential: current.id,
+            rotated: parsed.refreshToken !== null,
+            expiresAt: stored.expiresAt,
+          },
+        },
         manager,
       );
-    }
-    await this.audit.record(
-      {
-        actor: null,
-        organization: await this.organizationRef(orgId, manager),
-        action: 'epic.refresh',
-        detail: {
-          reason,
-          credential: current.id,
-          rotated: parsed.refreshToken !== null,
-          expiresAt: updated.expiresAt,
-        },
-      },
-      manager,
-    );
+      return stored;
+    });
+    if (!updated) return this.afterLostRace(current);
     this.logger.log(
       { orgId, credentialId: current.id, expiresAt: updated.expiresAt },
       `Refreshed the Epic access token for organization ${orgId}`,
@@ -343,40 +490,63 @@ export class TokenRefreshService {
     return { kind: 'refreshed', credential: updated };
   }
 
-  /** Under the lock: deletes dead tokens, records why, audits. */
+  /**
+   * Holding the lease: deletes dead tokens (compare-and-set), records why, audits, in one short
+   * transaction. If the lease expired and another caller claimed it, that caller decides: `lost`.
+   */
   private async terminate(
-    manager: EntityManager,
     current: EpicCredential,
+    lease: Lease,
     reason: TerminalReason,
     code: string,
     message: string,
-  ): Promise<LockedOutcome> {
-    // A user's credential is kept, ended, so their page can say why; an organization's is deleted
-    // (the organization keeps the reason in lastError).
-    const cleared =
-      current.userId === null
-        ? await this.tokens.deleteCredential(manager, current)
-        : await this.tokens.endUserCredential(manager, current, message);
-    if (!cleared) return { kind: 'gone' };
-    if (current.userId === null) {
-      // tokenExpiry is kept: an "expired" connection differs from one that was never made.
-      await this.organizations.recordConnectionState(
-        current.organizationId,
-        { isConnected: false, lastError: message },
+  ): Promise<LeasedOutcome | 'lost'> {
+    const outcome = await this.inLeaseTransaction(lease, async (manager) => {
+      if (!(await this.releaseLease(lease, manager))) {
+        const again = await this.tokens.findById(current.id, manager);
+        if (again && !again.endedAt && again.version === current.version) return 'lost' as const;
+        return 'changed' as const;
+      }
+      // A user's credential is kept, ended, so their page can say why; an organization's is deleted
+      // (the organization keeps the reason in lastError).
+      const cleared =
+        current.userId === null
+          ? await this.tokens.deleteCredential(manager, current)
+          : await this.tokens.endUserCredential(manager, current, message);
+      if (!cleared) return 'changed' as const;
+      if (current.userId === null) {
+        // tokenExpiry is kept: an "expired" connection differs from one that was never made.
+        await this.organizations.recordConnectionState(
+          current.organizationId,
+          { isConnected: false, lastError: message },
+          manager,
+        );
+      }
+      await this.audit.record(
+        {
+          actor: null,
+          organization: await this.organizationRef(current.organizationId, manager),
+          action: 'epic.refresh',
+          outcome: 'failure',
+          detail: { failure: code, reason, credential: current.id, tokensCleared: true },
+        },
         manager,
       );
-    }
-    await this.audit.record(
-      {
-        actor: null,
-        organization: await this.organizationRef(current.organizationId, manager),
-        action: 'epic.refresh',
-        outcome: 'failure',
-        detail: { failure: code, reason, credential: current.id, tokensCleared: true },
-      },
-      manager,
-    );
+      return 'cleared' as const;
+    });
+    if (outcome === 'lost') return 'lost';
+    if (outcome === 'changed') return this.afterLostRace(current);
     return { kind: 'terminal', reason, code, message };
+  }
+
+  /**
+   * A compare-and-set found the row changed: someone stored newer tokens (their tokens are used),
+   * or the credential was deleted, ended or replaced (a reconnect is a new row).
+   */
+  private async afterLostRace(current: EpicCredential): Promise<LeasedOutcome> {
+    const again = await this.tokens.findById(current.id);
+    if (!again || again.endedAt || again.version === current.version) return { kind: 'gone' };
+    return { kind: 'fresh', version: again.version, expiresAt: again.expiresAt };
   }
 
   private afterTerminal(credential: CredentialRef, code: string, message: string): EpicAuthError {
@@ -440,8 +610,6 @@ export class TokenRefreshService {
   }
 }
 
-const lockKey = (credentialId: string): string => `epic-credential-refresh:${credentialId}`;
-
 function notConnected(organizationId: string): EpicAuthError {
   return new EpicAuthError(
     EpicAuthErrorCode.NotConnected,
@@ -450,22 +618,10 @@ function notConnected(organizationId: string): EpicAuthError {
   );
 }
 
-/** At most `size` tasks at once; the rest wait in order. */
-class Semaphore {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly size: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active < this.size) this.active += 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve)); // a finishing task hands its slot over
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active -= 1;
-    }
-  }
+function busy(organizationId: string): EpicAuthError {
+  return new EpicAuthError(
+    EpicAuthErrorCode.EpicUnavailable,
+    'Another refresh of this Epic connection is taking too long. Try again shortly.',
+    { organizationId },
+  );
 }

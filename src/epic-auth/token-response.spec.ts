@@ -20,6 +20,7 @@ describe('parseTokenResponse', () => {
       accessToken: 'a',
       refreshToken: 'r',
       expiresAt: new Date('2026-11-23T11:00:00.000Z'),
+      issuedAt: now,
       refreshExpiresAt: null,
       scopes: ['openid', 'fhirUser', 'user/Patient.read'],
       patientId: 'dstu2-id',

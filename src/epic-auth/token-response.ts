@@ -4,6 +4,8 @@ export interface ParsedTokenResponse {
   /** A connection is refreshable exactly when this is present, whatever `scope` says (§12.1). */
   refreshToken: string | null;
   expiresAt: Date;
+  /** When the response was received: `expiresAt` minus this is the token's lifetime. */
+  issuedAt: Date;
   /**
    * When the refresh token ends, if the server says (`refresh_token_expires_in`, sent by some
    * servers; Epic does not document one, §5). Null when unknown.
@@ -31,6 +33,7 @@ export function parseTokenResponse(body: Record<string, unknown>, now: Date): Pa
   return {
     accessToken,
     refreshToken: str(body.refresh_token),
+    issuedAt: now,
     // Epic sends expires_in (3600); without it, assume the shortest common lifetime rather than forever.
     expiresAt: new Date(
       now.getTime() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 300) * 1000,

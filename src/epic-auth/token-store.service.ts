@@ -28,6 +28,8 @@ export interface ActiveCredential {
   userId: string | null;
   version: number;
   expiresAt: Date;
+  /** When the access token was obtained (null if unknown): caps the refresh margin at half its life. */
+  issuedAt: Date | null;
   /** Renewable without anyone signing in: a refresh token is stored, or it came from client_credentials. */
   refreshable: boolean;
   patientId: string | null;
@@ -45,6 +47,7 @@ interface ActiveCredentialRow {
   user_id: string | null;
   version: number;
   expires_at: Date | string;
+  issued_at: Date | string | null;
   access_token_enc: string;
   refreshable: boolean;
   patient_id: string | null;
@@ -85,6 +88,7 @@ export class TokenStoreService {
         ? this.cipher.encrypt(tokens.refreshToken, context(id, 'refresh_token'))
         : null,
       expiresAt: tokens.expiresAt,
+      issuedAt: tokens.issuedAt,
       refreshExpiresAt: tokens.refreshExpiresAt,
       scopes: tokens.scopes.join(' '),
       patientId: tokens.patientId,
@@ -113,6 +117,7 @@ export class TokenStoreService {
         ? this.cipher.encrypt(tokens.refreshToken, context(current.id, 'refresh_token'))
         : current.refreshTokenEnc,
       expiresAt: tokens.expiresAt,
+      issuedAt: tokens.issuedAt,
       // A rolling refresh token inherits the first one's end (§5) unless the server says otherwise.
       refreshExpiresAt: tokens.refreshToken
         ? (tokens.refreshExpiresAt ?? current.refreshExpiresAt)
@@ -167,7 +172,7 @@ export class TokenStoreService {
   async findActive(target: CredentialTarget): Promise<ActiveCredential | null> {
     const where = 'organizationId' in target ? 'c.organization_id = $1 AND c.user_id IS NULL' : 'c.id = $1';
     const rows = await this.credentials.query<ActiveCredentialRow[]>(
-      `SELECT c.id, c.organization_id, c.user_id, c.version, c.expires_at, c.access_token_enc,
+      `SELECT c.id, c.organization_id, c.user_id, c.version, c.expires_at, c.issued_at, c.access_token_enc,
               c.renewable AS refreshable, c.patient_id,
               o.fhir_base_url,
               CASE WHEN c.user_id IS NULL THEN o.last_error ELSE c.last_error END AS last_error,
@@ -184,6 +189,7 @@ export class TokenStoreService {
       userId: row.user_id,
       version: row.version,
       expiresAt: new Date(row.expires_at),
+      issuedAt: row.issued_at ? new Date(row.issued_at) : null,
       refreshable: row.refreshable,
       patientId: row.patient_id,
       fhirBaseUrl: row.fhir_base_url.replace(/\/+$/, ''),
@@ -242,6 +248,7 @@ export class TokenStoreService {
         ? this.cipher.encrypt(input.tokens.refreshToken, context(id, 'refresh_token'))
         : null,
       expiresAt: input.tokens.expiresAt,
+      issuedAt: input.tokens.issuedAt,
       refreshExpiresAt: input.tokens.refreshExpiresAt,
       scopes: input.tokens.scopes.join(' '),
       patientId: input.tokens.patientId,

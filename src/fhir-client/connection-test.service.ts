@@ -2,10 +2,11 @@ import { Injectable, Logger } from '@nestjs/common';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { AuthorizationService, organizationScopes } from 'src/epic-auth/authorization.service';
+import { CredentialsCheckService } from 'src/epic-auth/credentials-check.service';
 import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
 import { TokenStoreService } from 'src/epic-auth/token-store.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
-import { ConnectionMode, TokenAuthMethod } from 'src/organizations/organization.types';
+import { ConnectionMode, speakOfServer, TokenAuthMethod } from 'src/organizations/organization.types';
 
 import { FhirClientError, FhirErrorKind } from './fhir-client.errors';
 import { FhirClientService } from './fhir-client.service';
@@ -92,12 +93,32 @@ export class ConnectionTestService {
     private readonly tokens: TokenStoreService,
     private readonly fhir: FhirClientService,
     private readonly audit: AuditService,
+    private readonly credentialsCheck: CredentialsCheckService,
   ) {}
 
   async run(actor: AuditActor, organizationId: string): Promise<ConnectionTestResult> {
     const org = await this.organizations.get(organizationId);
-    const configuration = await this.testConfiguration(organizationId);
-    const live = await this.testLive(organizationId);
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    // The steps' messages are written for Epic; another server is called by its name.
+    const said = (layer: TestLayer): TestLayer =>
+      registration
+        ? {
+            ...layer,
+            message: speakOfServer(layer.message, {
+              isEpic: registration.isEpic,
+              name: registration.serverName,
+            }),
+            steps: layer.steps.map((step) => ({
+              ...step,
+              message: speakOfServer(step.message, {
+                isEpic: registration.isEpic,
+                name: registration.serverName,
+              }),
+            })),
+          }
+        : layer;
+    const configuration = said(await this.testConfiguration(organizationId));
+    const live = said(await this.testLive(organizationId));
     const result: ConnectionTestResult = {
       ok: configuration.ok && live.ok,
       organizationId,
@@ -155,9 +176,17 @@ export class ConnectionTestService {
         throw new StepFailure((error as Error).message);
       }
     });
+    // Before anyone signs in: does the token endpoint accept the client (secret, Basic encoding, JWK Set)?
+    await run.step('credentials', async () => {
+      const checked = await this.credentialsCheck.check(organizationId);
+      if (!checked.ok) throw new StepFailure(checked.message);
+      return checked.message;
+    });
     if (backend) {
       // A backend service never sends anyone to the authorize endpoint.
-      return run.result('The Epic registration is complete and the server answers discovery.');
+      return run.result(
+        'The Epic registration is complete, the server answers discovery and accepts the client.',
+      );
     }
     await run.step('authorize-url', () => {
       const url = new URL(authorizationEndpoint);
@@ -168,7 +197,9 @@ export class ConnectionTestService {
       url.searchParams.set('aud', registration!.fhirBaseUrl);
       return `An authorize request can be built with redirect URI ${this.authorization.redirectUri} (register it at Epic exactly).`;
     });
-    return run.result('The Epic registration is complete and the server answers discovery.');
+    return run.result(
+      'The Epic registration is complete, the server answers discovery and accepts the client.',
+    );
   }
 
   private async testLive(organizationId: string): Promise<TestLayer> {

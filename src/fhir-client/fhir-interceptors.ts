@@ -80,7 +80,7 @@ export class FhirInterceptors {
 
     if (ctx.rejectedVersion !== undefined && ctx.rejectedVersion === credential.version) {
       credential = await this.renew(credential, 'unauthorized', now);
-    } else if (this.refresher.isDue(credential.expiresAt, now)) {
+    } else if (this.refresher.isDue(credential.expiresAt, now, credential.issuedAt)) {
       credential = await this.renew(credential, 'expiring', now);
     }
 

@@ -34,6 +34,18 @@ export interface EpicRegistration {
   assertionAlg: AssertionAlg;
   /** How the organization's own connection is made: an admin's sign-in, or as a backend service. */
   connectionMode: ConnectionMode;
+  /**
+   * client_secret_basic: the encoding to send (the admin's override, else the one detected, else the
+   * RFC 6749 one), and whether the other may be tried once when the server answers invalid_client.
+   */
+  basicEncoding: { use: 'form-urlencoded' | 'raw'; fallback: boolean; detected: boolean };
+  /**
+   * What messages call the server (server-label.ts): "Epic", the name an administrator gave it, or
+   * "the EHR" for a server that is not Epic.
+   */
+  serverName: string;
+  /** Whether the server is Epic (Epic-specific wording and help apply). */
+  isEpic: boolean;
 }
 
 /**
@@ -45,6 +57,18 @@ export enum TokenAuthMethod {
   ClientSecretBasic = 'client_secret_basic',
   ClientSecretPost = 'client_secret_post',
   PrivateKeyJwt = 'private_key_jwt',
+}
+
+/**
+ * How `client_secret_basic` puts the client ID and secret into the Authorization header.
+ * RFC 6749 §2.3.1 form-urlencodes both before base64 (`-` `.` `_` `~` stay, `+` `/` `=` are escaped),
+ * as Epic documents; many servers compare the decoded header as sent instead. `auto` tries the
+ * RFC form first, falls back once to the other on `invalid_client`, and remembers what worked.
+ */
+export enum BasicCredentialEncoding {
+  Auto = 'auto',
+  FormUrlencoded = 'form-urlencoded',
+  Raw = 'raw',
 }
 
 /** The algorithm of the key that signs client assertions (SMART v2 clients support both). */
@@ -67,3 +91,13 @@ export enum ScopeSyntax {
   V1 = 'v1',
   V2 = 'v2',
 }
+
+// What the pages call an organization's FHIR server, and whether it is Epic: part of this module's public face.
+export {
+  EPIC_LABEL,
+  isEpicBaseUrl,
+  serverLabel,
+  speakOfServer,
+  type DiscoveryHints,
+  type ServerLabel,
+} from './server-label';

@@ -21,7 +21,8 @@ import { OrganizationsService } from './organizations.service';
 class ListQuery {
   @IsOptional() @IsString() @MaxLength(200) search?: string;
   @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(500) limit?: number;
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0) offset?: number;
+  // Bounded: 1e20 is an integer to JavaScript but past what PostgreSQL's OFFSET takes.
+  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000_000) offset?: number;
 }
 
 /** JSON API for organizations. Root admins manage all; org admins see and configure their own. */

@@ -26,6 +26,7 @@ import {
 import { OrganizationView, toOrganizationView } from './dto/organization.view';
 import { Organization } from './entities/organization.entity';
 import {
+  BasicCredentialEncoding,
   defaultScopes,
   EPIC_SANDBOX_FHIR_BASE,
   EpicEnvironment,
@@ -34,6 +35,7 @@ import {
 } from './organization.types';
 import { checkClientAuthentication } from './client-authentication';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
+import { serverLabel, speakOfServer } from './server-label';
 import { EpicClientChangedEvent, OrganizationEvents } from './organizations.events';
 
 const isUniqueViolation = (e: unknown): boolean =>
@@ -214,6 +216,11 @@ export class OrganizationsService {
     org.epicConnectionMode = mode;
     if (dto.assertionAlg !== undefined) org.epicAssertionAlg = dto.assertionAlg;
     if (dto.scopeSyntax !== undefined) org.epicScopeSyntax = dto.scopeSyntax;
+    // Only a label: naming the server keeps the connection. Blank (or null) clears the name.
+    if (dto.fhirServerName !== undefined) org.fhirServerName = dto.fhirServerName || null;
+    if (dto.basicEncoding !== undefined) org.epicBasicEncoding = dto.basicEncoding;
+    // What a token endpoint accepted was learned for these credentials at that server.
+    if (changed || secretChanged || secretRemoved) org.epicBasicEncodingDetected = null;
     if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
     if (secretRemoved) org.clientSecretEnc = null;
     if (changed) {
@@ -234,6 +241,7 @@ export class OrganizationsService {
         secretChanged,
         secretRemoved,
         connectionReset: changed,
+        fhirServerName: org.fhirServerName,
       },
     });
     if (changed) {
@@ -267,7 +275,32 @@ export class OrganizationsService {
       scopeSyntax: org.epicScopeSyntax,
       assertionAlg: org.epicAssertionAlg,
       connectionMode: org.epicConnectionMode,
+      basicEncoding:
+        org.epicBasicEncoding === BasicCredentialEncoding.Auto
+          ? {
+              use: org.epicBasicEncodingDetected ?? 'form-urlencoded',
+              fallback: true,
+              detected: org.epicBasicEncodingDetected !== null,
+            }
+          : { use: org.epicBasicEncoding, fallback: false, detected: false },
+      ...serverFields(org),
     };
+  }
+
+  /**
+   * Remembers the client_secret_basic encoding a token endpoint accepted (with `auto`), unless the
+   * credentials changed meanwhile (`clientId` is the one the call used).
+   */
+  async recordDetectedBasicEncoding(
+    id: string,
+    clientId: string,
+    encoding: 'form-urlencoded' | 'raw',
+  ): Promise<boolean> {
+    const result = await this.organizations.update(
+      { id, epicClientId: clientId, epicBasicEncoding: BasicCredentialEncoding.Auto },
+      { epicBasicEncodingDetected: encoding },
+    );
+    return (result.affected ?? 0) > 0;
   }
 
   /**
@@ -285,11 +318,26 @@ export class OrganizationsService {
     if (state.lastSync !== undefined) update.lastSync = state.lastSync;
     const values: Record<string, unknown> = { ...update };
     if (state.lastError !== undefined) {
-      values.lastError = state.lastError;
+      // Messages are written for Epic; an organization on another server reads its own server's name.
+      values.lastError =
+        state.lastError === null ? null : await this.speakOfOrganizationServer(id, state.lastError, manager);
       // lastErrorAt says since when it has been failing: kept while failures go on, cleared on success.
       values.lastErrorAt = state.lastError === null ? null : () => 'COALESCE("last_error_at", now())';
     }
     await (manager ?? this.organizations.manager).update(Organization, { id }, values);
+  }
+
+  /** A message written for Epic, said of this organization's server (server-label.ts). */
+  async speakOfOrganizationServer(id: string, message: string, manager?: EntityManager): Promise<string> {
+    const org = await (manager ?? this.organizations.manager).findOne(Organization, {
+      where: { id },
+      select: { id: true, fhirBaseUrl: true, fhirServerName: true },
+    });
+    if (!org) return message;
+    return speakOfServer(
+      message,
+      serverLabel({ fhirBaseUrl: org.fhirBaseUrl, fhirServerName: org.fhirServerName }),
+    );
   }
 
   /** The decrypted client secret, for the token endpoint only. Never render or log it. */
@@ -329,6 +377,12 @@ export class OrganizationsService {
     if (!org) throw new NotFoundException('Organization not found');
     return org;
   }
+}
+
+/** The EpicRegistration fields that say what the server is called and whether it is Epic. */
+function serverFields(org: Organization): { serverName: string; isEpic: boolean } {
+  const label = serverLabel({ fhirBaseUrl: org.fhirBaseUrl, fhirServerName: org.fhirServerName });
+  return { serverName: label.name, isEpic: label.isEpic };
 }
 
 function secretContext(orgId: string): string {

@@ -11,6 +11,8 @@ export const CALLBACK = 'http://localhost:3000/fhir/epic-callback';
 export type SignedIn = Awaited<ReturnType<typeof signIn>>;
 
 export interface ConnectionOptions {
+  /** The client secret registered at the fake (default: the fake's random one). */
+  secret?: string;
   persistentAccess?: boolean;
   /** How the fake issues refresh tokens (`static` by default with persistent access). */
   refreshMode?: 'none' | 'static' | 'rolling';
@@ -44,6 +46,7 @@ export async function registeredOrganization(
   const org = await factory.organization();
   const client = epic.registerClient({
     redirectUris: [options.redirectUri ?? CALLBACK],
+    ...(options.secret ? { secret: options.secret } : {}),
     persistentAccess: options.persistentAccess ?? true,
     ...(options.refreshMode ? { refreshMode: options.refreshMode } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
@@ -103,7 +106,9 @@ export async function connectedOrganization(
 /** Moves the stored access token's expiry to `msFromNow` (negative: already expired), as time passing would. */
 export async function setStoredExpiry(t: TestApp, orgId: string, msFromNow: number): Promise<void> {
   await t.dataSource.query(
-    `UPDATE epic_credential SET expires_at = $2 WHERE organization_id = $1 AND user_id IS NULL`,
+    // The token keeps its lifetime (issued_at moves too), as when time really passes.
+    `UPDATE epic_credential SET expires_at = $2, issued_at = $2::timestamptz - (expires_at - issued_at)
+      WHERE organization_id = $1 AND user_id IS NULL`,
     [orgId, new Date(Date.now() + msFromNow)],
   );
 }

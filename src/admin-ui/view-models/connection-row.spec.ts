@@ -8,6 +8,8 @@ const item: ConnectionListItem = {
   name: 'General',
   slug: 'general',
   environment: 'sandbox',
+  fhirBaseUrl: 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4',
+  fhirServerName: null,
   state: ConnectionState.Connected,
   tokenExpiresAt: new Date('2026-11-23T12:00:00.000Z'),
   endsAt: null,
@@ -30,6 +32,7 @@ describe('connection rows', () => {
     expect(toConnectionRow(item)).toMatchObject({
       badge: { label: '✅ Connected' },
       environment: 'Sandbox',
+      server: 'Epic',
       tokenExpiry: '2026-11-23 12:00 UTC',
       renewal: 'refreshes automatically',
       lastSync: '—',
@@ -51,6 +54,15 @@ describe('connection rows', () => {
       renewal: 'ends 2026-11-23 12:00 UTC',
       lastError: 'HTTP 503',
     });
+  });
+
+  it('names each organization’s FHIR server: Epic, the administrator’s name, or the EHR', () => {
+    expect(toConnectionRow({ ...item, fhirServerName: 'Cerner Millennium' }).server).toBe(
+      'Cerner Millennium',
+    );
+    expect(
+      toConnectionRow({ ...item, fhirBaseUrl: 'https://launch.smarthealthit.org/v/r4/fhir' }).server,
+    ).toBe('the EHR');
   });
 
   it('shows a dash when there is no token', () => {

@@ -1,5 +1,6 @@
 import { ConnectionState } from 'src/connection-health/connection-states.service';
 import type { ConnectionListItem } from 'src/connection-health/connection-states.service';
+import { serverLabel } from 'src/organizations/organization.types';
 
 export interface StateBadge {
   /** Words first: the state must not be told by colour alone. */
@@ -23,6 +24,8 @@ export interface ConnectionRow {
   name: string;
   slug: string;
   environment: string;
+  /** What the organization's FHIR server is called: "Epic", the administrator's name, or "the EHR". */
+  server: string;
   state: ConnectionState;
   badge: StateBadge;
   tokenExpiry: string;
@@ -42,6 +45,7 @@ export function toConnectionRow(item: ConnectionListItem): ConnectionRow {
     name: item.name,
     slug: item.slug,
     environment: item.environment === 'production' ? 'Production' : 'Sandbox',
+    server: serverLabel(item).name,
     state: item.state,
     badge: stateBadge(item.state),
     tokenExpiry: formatUtc(item.tokenExpiresAt),

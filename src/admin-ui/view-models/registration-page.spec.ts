@@ -15,6 +15,8 @@ const org = {
   hasClientSecret: true,
   epicScopes: 'user/Patient.read',
   tokenAuthMethod: 'client_secret_post',
+  basicEncoding: 'auto',
+  basicEncodingDetected: 'raw',
   scopeSyntax: 'v2',
   assertionAlg: 'RS384',
   connectionMode: 'interactive',
@@ -29,7 +31,7 @@ const info: RegistrationInfo = {
   scopes: {
     organization: ['openid', 'fhirUser', 'offline_access', 'user/Patient.read'],
     providerEhrLaunch: ['launch', 'openid', 'fhirUser', 'user/Patient.read'],
-    patientStandalone: ['openid', 'fhirUser', 'offline_access', 'patient/Patient.read'],
+    patientStandalone: ['launch/patient', 'openid', 'fhirUser', 'offline_access', 'patient/Patient.read'],
   },
 };
 
@@ -40,13 +42,20 @@ describe('registrationPage', () => {
       clientId: 'client-1',
       environment: 'production',
       fhirBaseUrl: 'https://fhir.general.example/api/FHIR/R4',
+      fhirServerName: '',
       scopes: 'user/Patient.read',
       tokenAuthMethod: 'client_secret_post',
+      basicEncoding: 'auto',
       scopeSyntax: 'v2',
       assertionAlg: 'RS384',
       connectionMode: 'interactive',
     });
     expect(page.usesJwt).toBe(false);
+    // The Basic encoding override, with what was detected.
+    expect(page.basicEncodings.find((o) => o.selected)).toMatchObject({
+      value: 'auto',
+      label: expect.stringContaining('detected: as they are'),
+    });
     expect(page.backend).toBe(false);
     expect(JSON.stringify(page)).not.toMatch(/secret":\s*"[^"]/);
     expect(page.secretSaved).toBe(true);
@@ -67,7 +76,7 @@ describe('registrationPage', () => {
     expect(page.register.scopes.map((s) => s.scopes)).toEqual([
       'openid fhirUser offline_access user/Patient.read',
       'launch openid fhirUser user/Patient.read',
-      'openid fhirUser offline_access patient/Patient.read',
+      'launch/patient openid fhirUser offline_access patient/Patient.read',
     ]);
   });
 
@@ -76,8 +85,10 @@ describe('registrationPage', () => {
       clientId: '',
       environment: 'sandbox',
       fhirBaseUrl: 'x',
+      fhirServerName: '',
       scopes: '',
       tokenAuthMethod: '',
+      basicEncoding: '',
       scopeSyntax: '',
       assertionAlg: '',
       connectionMode: '',
@@ -85,6 +96,42 @@ describe('registrationPage', () => {
     const page = registrationPage(org, info, { saved: true, submitted, errors: { clientId: 'required' } });
     expect(page.form).toBe(submitted);
     expect(page).toMatchObject({ hasErrors: true, saved: false, errors: { clientId: 'required' } });
+  });
+
+  it('words the page for Epic, with Epic’s own facts, when the server is Epic', () => {
+    const page = registrationPage(org, info);
+    expect(page.server).toMatchObject({ name: 'Epic', isEpic: true });
+    expect(page.environments.map((e) => e.label)).toEqual([
+      'Sandbox (fhir.epic.com)',
+      'Production (the organization’s own Epic)',
+    ]);
+    expect(page.register.scopes[0].context).toBe('This connection (Connect to Epic)');
+  });
+
+  it('names any other server, by the administrator’s name or as the EHR, without Epic’s help', () => {
+    const smart = { ...org, fhirBaseUrl: 'https://launch.smarthealthit.org/v/r4/fhir' };
+    const unnamed = registrationPage(smart, info);
+    expect(unnamed.title).toBe('EHR registration · General');
+    expect(unnamed.server).toMatchObject({ name: 'the EHR', isEpic: false });
+    expect(unnamed.register.scopes[0].context).toBe('This connection (Connect to the EHR)');
+    expect(unnamed.connectionModes[0].label).toBe(
+      'An administrator signs in at the EHR (authorization code, refresh token)',
+    );
+
+    const named = registrationPage({ ...smart, fhirServerName: 'SMART Health IT' }, info);
+    expect(named.title).toBe('SMART Health IT registration · General');
+    expect(named.form.fhirServerName).toBe('SMART Health IT');
+    expect(named.register.scopes[0].context).toBe('This connection (Connect to SMART Health IT)');
+    for (const page of [unnamed, named]) {
+      const labels = [
+        ...page.environments,
+        ...page.authMethods,
+        ...page.assertionAlgs,
+        ...page.connectionModes,
+        ...page.scopeSyntaxes,
+      ].map((o) => o.label);
+      expect(labels.join(' ')).not.toMatch(/Epic|fhir\.epic\.com/);
+    }
   });
 
   it('does not offer Connect before a client ID and base URL are saved', () => {

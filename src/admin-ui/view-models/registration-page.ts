@@ -6,6 +6,8 @@ import {
   EPIC_SANDBOX_FHIR_BASE,
   EpicEnvironment,
   ScopeSyntax,
+  ServerLabel,
+  serverLabel,
   TokenAuthMethod,
 } from 'src/organizations/organization.types';
 
@@ -14,8 +16,11 @@ export interface RegistrationForm {
   clientId: string;
   environment: string;
   fhirBaseUrl: string;
+  /** The name an administrator gives the FHIR server (blank: decided from the base URL). */
+  fhirServerName: string;
   scopes: string;
   tokenAuthMethod: string;
+  basicEncoding: string;
   scopeSyntax: string;
   assertionAlg: string;
   connectionMode: string;
@@ -30,6 +35,8 @@ interface Option {
 export interface RegistrationPage {
   title: string;
   org: { id: string; name: string };
+  /** What the page calls the saved server; Epic's own help shows only when it is Epic. */
+  server: ServerLabel;
   form: RegistrationForm;
   /** Messages by field name, shown beside the field. */
   errors: Record<string, string>;
@@ -41,6 +48,7 @@ export interface RegistrationPage {
   canConnect: boolean;
   environments: Option[];
   authMethods: Option[];
+  basicEncodings: Option[];
   scopeSyntaxes: Option[];
   assertionAlgs: Option[];
   connectionModes: Option[];
@@ -58,38 +66,64 @@ export interface RegistrationPage {
   links: { connect: string; reconnect: string; organization: string };
 }
 
-const ENVIRONMENTS: [EpicEnvironment, string][] = [
-  [EpicEnvironment.Sandbox, 'Sandbox (fhir.epic.com)'],
-  [EpicEnvironment.Production, 'Production (the organization’s own Epic)'],
-];
-const AUTH_METHODS: [TokenAuthMethod, string][] = [
-  [
-    TokenAuthMethod.ClientSecretBasic,
-    'Client secret in the Authorization header (client_secret_basic, Epic’s default)',
-  ],
-  [TokenAuthMethod.ClientSecretPost, 'Client secret in the form body (client_secret_post)'],
-  [
-    TokenAuthMethod.PrivateKeyJwt,
-    'JWT signed with this service’s key (private_key_jwt, recommended by Epic; no secret)',
-  ],
-];
+/** The form's choices, worded for Epic (with Epic's own facts) or for any other SMART server. */
+function choices(server: ServerLabel) {
+  const epic = server.isEpic;
+  return {
+    environments: [
+      [EpicEnvironment.Sandbox, epic ? 'Sandbox (fhir.epic.com)' : 'Sandbox (a test server)'],
+      [
+        EpicEnvironment.Production,
+        epic ? 'Production (the organization’s own Epic)' : 'Production (the organization’s live server)',
+      ],
+    ] as [EpicEnvironment, string][],
+    authMethods: [
+      [
+        TokenAuthMethod.ClientSecretBasic,
+        `Client secret in the Authorization header (client_secret_basic, ${epic ? 'Epic’s' : 'the usual'} default)`,
+      ],
+      [TokenAuthMethod.ClientSecretPost, 'Client secret in the form body (client_secret_post)'],
+      [
+        TokenAuthMethod.PrivateKeyJwt,
+        `JWT signed with this service’s key (private_key_jwt, ${epic ? 'recommended by Epic' : 'SMART asymmetric authentication'}; no secret)`,
+      ],
+    ] as [TokenAuthMethod, string][],
+    assertionAlgs: [
+      [AssertionAlg.RS384, epic ? 'RS384 (RSA): accepted for every Epic client' : 'RS384 (RSA)'],
+      [
+        AssertionAlg.ES384,
+        epic ? 'ES384 (elliptic curve): Epic’s recommendation with a JWK Set URL' : 'ES384 (elliptic curve)',
+      ],
+    ] as [AssertionAlg, string][],
+    connectionModes: [
+      [
+        ConnectionMode.Interactive,
+        `An administrator signs in at ${server.name} (authorization code, refresh token)`,
+      ],
+      [
+        ConnectionMode.Backend,
+        epic
+          ? 'Backend service: no sign-in (client_credentials; Epic “Backend Systems” app)'
+          : 'Backend service: no sign-in (client_credentials; SMART Backend Services)',
+      ],
+    ] as [ConnectionMode, string][],
+    scopeSyntaxes: [
+      [
+        ScopeSyntax.V1,
+        epic ? 'SMART v1 (user/Patient.read): every Epic version' : 'SMART v1 (user/Patient.read)',
+      ],
+      [
+        ScopeSyntax.V2,
+        epic ? 'SMART v2 (user/Patient.rs): Epic from August 2024' : 'SMART v2 (user/Patient.rs)',
+      ],
+    ] as [ScopeSyntax, string][],
+  };
+}
 
-const ASSERTION_ALGS: [AssertionAlg, string][] = [
-  [AssertionAlg.RS384, 'RS384 (RSA): accepted for every Epic client'],
-  [AssertionAlg.ES384, 'ES384 (elliptic curve): Epic’s recommendation with a JWK Set URL'],
-];
-
-const CONNECTION_MODES: [ConnectionMode, string][] = [
-  [ConnectionMode.Interactive, 'An administrator signs in at Epic (authorization code, refresh token)'],
-  [ConnectionMode.Backend, 'Backend service: no sign-in (client_credentials; Epic “Backend Systems” app)'],
-];
-
-const SCOPE_SYNTAXES: [ScopeSyntax, string][] = [
-  [ScopeSyntax.V1, 'SMART v1 (user/Patient.read): every Epic version'],
-  [ScopeSyntax.V2, 'SMART v2 (user/Patient.rs): Epic from August 2024'],
-];
-
-/** The registration page's view model: pure, from the organization and what to register at Epic. */
+/**
+ * The registration page's view model: pure, from the organization and what to register at its
+ * server. The wording names the saved server (server-label.ts); Epic's own help is for Epic only.
+ */
 export function registrationPage(
   org: OrganizationView,
   info: RegistrationInfo,
@@ -99,8 +133,10 @@ export function registrationPage(
     clientId: org.epicClientId ?? '',
     environment: org.epicEnvironment,
     fhirBaseUrl: org.fhirBaseUrl ?? '',
+    fhirServerName: org.fhirServerName ?? '',
     scopes: org.epicScopes,
     tokenAuthMethod: org.tokenAuthMethod,
+    basicEncoding: org.basicEncoding,
     scopeSyntax: org.scopeSyntax,
     assertionAlg: org.assertionAlg,
     connectionMode: org.connectionMode,
@@ -113,20 +149,33 @@ export function registrationPage(
       label,
       selected: value === selected,
     });
+  const server = serverLabel(org);
+  const labels = choices(server);
   return {
-    title: `Epic registration · ${org.name}`,
+    title: `${server.noun} registration · ${org.name}`,
     org: { id: org.id, name: org.name },
+    server,
     form,
     errors,
     hasErrors: Object.keys(errors).length > 0,
     secretSaved: org.hasClientSecret,
     saved: options.saved === true && Object.keys(errors).length === 0,
     canConnect: !!org.epicClientId && !!org.fhirBaseUrl,
-    environments: ENVIRONMENTS.map(option(form.environment)),
-    authMethods: AUTH_METHODS.map(option(form.tokenAuthMethod)),
-    scopeSyntaxes: SCOPE_SYNTAXES.map(option(form.scopeSyntax)),
-    assertionAlgs: ASSERTION_ALGS.map(option(form.assertionAlg)),
-    connectionModes: CONNECTION_MODES.map(option(form.connectionMode)),
+    environments: labels.environments.map(option(form.environment)),
+    authMethods: labels.authMethods.map(option(form.tokenAuthMethod)),
+    basicEncodings: [
+      [
+        'auto',
+        org.basicEncodingDetected
+          ? `Automatic (detected: ${org.basicEncodingDetected === 'raw' ? 'as they are' : 'form-urlencoded'})`
+          : 'Automatic (detected at the first token call or Test Connection)',
+      ],
+      ['form-urlencoded', 'Form-urlencoded, as RFC 6749 §2.3.1 and Epic document'],
+      ['raw', 'As they are (for servers that do not decode them)'],
+    ].map(([value, label]) => ({ value, label, selected: value === form.basicEncoding })),
+    scopeSyntaxes: labels.scopeSyntaxes.map(option(form.scopeSyntax)),
+    assertionAlgs: labels.assertionAlgs.map(option(form.assertionAlg)),
+    connectionModes: labels.connectionModes.map(option(form.connectionMode)),
     usesJwt: form.tokenAuthMethod === (TokenAuthMethod.PrivateKeyJwt as string),
     backend: info.connectionMode === ConnectionMode.Backend,
     sandboxBase: EPIC_SANDBOX_FHIR_BASE,
@@ -139,7 +188,7 @@ export function registrationPage(
           context:
             info.connectionMode === ConnectionMode.Backend
               ? 'This connection (backend service)'
-              : 'This connection (Connect to Epic)',
+              : `This connection (Connect to ${server.name})`,
           scopes: info.scopes.organization.join(' '),
         },
         ...(info.scopes.providerEhrLaunch

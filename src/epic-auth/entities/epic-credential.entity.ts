@@ -47,6 +47,10 @@ export class EpicCredential {
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt!: Date;
 
+  /** When the current access token was obtained (null for tokens stored before this was kept). */
+  @Column({ name: 'issued_at', type: 'timestamptz', nullable: true })
+  issuedAt!: Date | null;
+
   /** When the refresh token ends, where the server said so (null: unknown or no refresh token). */
   @Column({ name: 'refresh_expires_at', type: 'timestamptz', nullable: true })
   refreshExpiresAt!: Date | null;

@@ -8,6 +8,7 @@ export const STATUS_BY_CODE: Record<EpicAuthErrorCode, number> = {
   [EpicAuthErrorCode.DiscoveryIncompatible]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.NotConfigured]: HttpStatus.CONFLICT,
   [EpicAuthErrorCode.InvalidState]: HttpStatus.BAD_REQUEST,
+  [EpicAuthErrorCode.InvalidCallback]: HttpStatus.BAD_REQUEST,
   [EpicAuthErrorCode.AuthorizationDenied]: HttpStatus.BAD_REQUEST,
   [EpicAuthErrorCode.TokenExchangeFailed]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.IdTokenInvalid]: HttpStatus.BAD_GATEWAY,
@@ -29,7 +30,7 @@ export class EpicAuthBrowserFilter implements ExceptionFilter<EpicAuthError> {
     const org =
       typeof req.query.org === 'string' && /^[0-9a-f-]{36}$/i.test(req.query.org) ? req.query.org : null;
     res.status(STATUS_BY_CODE[error.code]).render('error', {
-      title: 'Epic connection',
+      title: 'EHR connection',
       status: STATUS_BY_CODE[error.code],
       messages: [error.message],
       user: req.user,

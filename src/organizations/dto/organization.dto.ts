@@ -11,10 +11,12 @@ import {
   MinLength,
 } from 'class-validator';
 
+import { IsHeaderSafeText, IsHeaderToken, IsSingleLineText } from 'src/common/validation/text-rules';
 import { PASSWORD_MIN_LENGTH } from 'src/users/user.types';
 
 import {
   AssertionAlg,
+  BasicCredentialEncoding,
   ConnectionMode,
   EpicEnvironment,
   ScopeSyntax,
@@ -35,6 +37,7 @@ export class CreateOrganizationDto {
   @Transform(trim)
   @IsString()
   @Length(1, 200, { message: 'name must be 1 to 200 characters' })
+  @IsSingleLineText()
   name!: string;
 
   /** Defaults to one made from the name. */
@@ -56,6 +59,7 @@ export class UpdateOrganizationDto {
   @Transform(trim)
   @IsString()
   @Length(1, 200, { message: 'name must be 1 to 200 characters' })
+  @IsSingleLineText()
   name?: string;
 
   @IsOptional()
@@ -72,11 +76,13 @@ export class RegisterEpicClientDto {
   @Transform(trim)
   @IsString()
   @Length(1, 200, { message: 'clientId must be 1 to 200 characters' })
+  @IsHeaderToken() // sent in the Authorization header and in assertions
   clientId!: string;
 
   @IsOptional()
   @IsString()
   @MaxLength(500, { message: 'clientSecret must be at most 500 characters' })
+  @IsHeaderSafeText() // sent in the Authorization header (client_secret_basic)
   clientSecret?: string;
 
   @IsEnum(EpicEnvironment, { message: 'environment must be sandbox or production' })
@@ -102,6 +108,11 @@ export class RegisterEpicClientDto {
   @IsEnum(ScopeSyntax, { message: 'scopeSyntax must be v1 or v2' })
   scopeSyntax?: ScopeSyntax;
 
+  /** client_secret_basic: how the ID and secret are encoded. `auto` (default) detects it. */
+  @IsOptional()
+  @IsEnum(BasicCredentialEncoding, { message: 'basicEncoding must be auto, form-urlencoded or raw' })
+  basicEncoding?: BasicCredentialEncoding;
+
   /** Space-separated data scopes to request, e.g. "user/Patient.read user/Observation.read". Blank: the defaults. */
   @IsOptional()
   @Transform(trim)
@@ -116,7 +127,19 @@ export class RegisterEpicClientDto {
   @Transform(trim)
   @IsString()
   @MaxLength(2048)
+  @IsHeaderSafeText() // becomes the request line and Host of every call to Epic
   fhirBaseUrl?: string;
+
+  /**
+   * What to call the FHIR server on the pages ("Cerner Millennium"); a name containing "Epic" keeps
+   * Epic's help (server-label.ts). Absent keeps the saved one; blank or null clears it.
+   */
+  @IsOptional()
+  @Transform(trim)
+  @IsString({ message: 'fhirServerName must be text' })
+  @MaxLength(100, { message: 'fhirServerName must be at most 100 characters' })
+  @Matches(/^[^\p{C}]*$/u, { message: 'fhirServerName must be printable text (no control characters)' })
+  fhirServerName?: string | null;
 }
 
 export class CreateOrgAdminDto {

@@ -1,6 +1,8 @@
 import { Organization } from '../entities/organization.entity';
+import { serverLabel } from '../server-label';
 import {
   AssertionAlg,
+  BasicCredentialEncoding,
   ConnectionMode,
   defaultScopes,
   EpicEnvironment,
@@ -15,11 +17,21 @@ export interface OrganizationView {
   slug: string;
   epicEnvironment: EpicEnvironment;
   fhirBaseUrl: string | null;
+  /** The name an administrator gave the FHIR server, or null. */
+  fhirServerName: string | null;
+  /** What the pages call the server: `fhirServerName`, else "Epic" or "the EHR" (server-label.ts). */
+  serverName: string;
+  /** Whether the server is Epic (Epic-specific help applies). */
+  isEpic: boolean;
   epicClientId: string | null;
   hasClientSecret: boolean;
   /** Data scopes requested from Epic. */
   epicScopes: string;
   tokenAuthMethod: TokenAuthMethod;
+  /** client_secret_basic: `auto` (detected) or the encoding an administrator chose. */
+  basicEncoding: BasicCredentialEncoding;
+  /** With `auto`: the encoding the token endpoint accepted, once seen. */
+  basicEncodingDetected: 'form-urlencoded' | 'raw' | null;
   scopeSyntax: ScopeSyntax;
   assertionAlg: AssertionAlg;
   connectionMode: ConnectionMode;
@@ -35,16 +47,22 @@ export interface OrganizationView {
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null;
 
 export function toOrganizationView(org: Organization): OrganizationView {
+  const server = serverLabel({ fhirBaseUrl: org.fhirBaseUrl, fhirServerName: org.fhirServerName });
   return {
     id: org.id,
     name: org.name,
     slug: org.slug,
     epicEnvironment: org.epicEnvironment,
     fhirBaseUrl: org.fhirBaseUrl,
+    fhirServerName: org.fhirServerName ?? null,
+    serverName: server.name,
+    isEpic: server.isEpic,
     epicClientId: org.epicClientId,
     hasClientSecret: org.clientSecretEnc !== null,
     epicScopes: org.epicScopes ?? defaultScopes(org.epicConnectionMode),
     tokenAuthMethod: org.epicTokenAuthMethod,
+    basicEncoding: org.epicBasicEncoding,
+    basicEncodingDetected: org.epicBasicEncodingDetected,
     scopeSyntax: org.epicScopeSyntax,
     assertionAlg: org.epicAssertionAlg,
     connectionMode: org.epicConnectionMode,

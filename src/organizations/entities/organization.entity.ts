@@ -2,6 +2,7 @@ import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateCol
 
 import {
   AssertionAlg,
+  BasicCredentialEncoding,
   ConnectionMode,
   EpicEnvironment,
   ScopeSyntax,
@@ -27,6 +28,10 @@ export class Organization {
 
   @Column({ name: 'fhir_base_url', type: 'varchar', length: 2048, nullable: true })
   fhirBaseUrl!: string | null;
+
+  /** What an administrator calls the FHIR server ("Cerner Millennium"); null: decided from the base URL. */
+  @Column({ name: 'fhir_server_name', type: 'varchar', length: 100, nullable: true })
+  fhirServerName!: string | null;
 
   @Column({ name: 'epic_client_id', type: 'varchar', length: 200, nullable: true })
   epicClientId!: string | null;
@@ -55,6 +60,19 @@ export class Organization {
 
   @Column({ name: 'epic_connection_mode', type: 'varchar', length: 20, default: ConnectionMode.Interactive })
   epicConnectionMode!: ConnectionMode;
+
+  /** client_secret_basic credential encoding: the admin's choice (`auto` detects it). */
+  @Column({
+    name: 'epic_basic_encoding',
+    type: 'varchar',
+    length: 20,
+    default: BasicCredentialEncoding.Auto,
+  })
+  epicBasicEncoding!: BasicCredentialEncoding;
+
+  /** With `auto`: the encoding the token endpoint accepted, once seen (reset when the client changes). */
+  @Column({ name: 'epic_basic_encoding_detected', type: 'varchar', length: 20, nullable: true })
+  epicBasicEncodingDetected!: 'form-urlencoded' | 'raw' | null;
 
   // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
   @Column({ name: 'is_connected', type: 'boolean', default: false })

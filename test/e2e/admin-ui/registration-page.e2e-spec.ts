@@ -114,6 +114,26 @@ describe('Epic registration page', () => {
       .expect(404);
   });
 
+  it('keeps an explicit Basic credential encoding chosen on the form, and refuses an unknown one', async () => {
+    const form = {
+      clientId: 'registration-client',
+      environment: 'sandbox',
+      scopes: 'user/Patient.read',
+      tokenAuthMethod: 'client_secret_basic',
+    };
+    await post({ ...form, basicEncoding: 'raw' }).expect(303);
+    const page = await admin.agent.get(`/admin/epic/registration?org=${orgId}`).expect(200);
+    expect(page.text).toMatch(/<option value="raw" selected>/);
+    const [row] = await t.dataSource.query<{ epic_basic_encoding: string }[]>(
+      'SELECT epic_basic_encoding FROM organization WHERE id = $1',
+      [orgId],
+    );
+    expect(row.epic_basic_encoding).toBe('raw');
+    const bad = await post({ ...form, basicEncoding: 'rot13' }).expect(400);
+    expect(bad.text).toContain('basicEncoding must be auto, form-urlencoded or raw');
+    await post({ ...form, basicEncoding: 'auto' }).expect(303);
+  });
+
   it('refuses a form post without the CSRF token', async () => {
     await admin.agent
       .post(`/admin/epic/registration?org=${orgId}`)

@@ -184,6 +184,7 @@ describe('backend-service organization connections', () => {
     expect(steps.map((step) => step.name)).toEqual([
       'registration',
       'discovery',
+      'credentials',
       'token',
       'metadata',
       'patient',

@@ -107,17 +107,68 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     expect(await credentials(orgId)).toHaveLength(0);
   });
 
-  it('explains access_denied and records it as the last error', async () => {
+  it('explains access_denied to the admin who tried, and audits it', async () => {
     const { orgId, admin } = await setup();
     const callback = await authorize(admin, orgId, 'deny');
     const res = await admin.agent.get(callback).expect(400);
     expect(res.text).toContain('Epic did not grant access (access_denied)');
     expect(res.text).toContain(`/admin/organizations/${orgId}`);
-    expect(await org(orgId)).toMatchObject({
-      is_connected: false,
-      last_error: expect.stringContaining('access_denied'),
-    });
+    expect(await org(orgId)).toMatchObject({ is_connected: false, last_error: null });
     expect(await credentials(orgId)).toHaveLength(0);
+    const [event] = await t.dataSource.query<{ outcome: string; detail: { code: string } }[]>(
+      `SELECT outcome, detail FROM audit_event WHERE organization_id = $1 AND action = 'epic.connect'`,
+      [orgId],
+    );
+    expect(event).toMatchObject({ outcome: 'failure', detail: { error: 'access_denied' } });
+  });
+
+  describe('a failed reconnect leaves a working connection as it was', () => {
+    const connected = async () => {
+      const { orgId, admin } = await setup();
+      await admin.agent.get(await authorize(admin, orgId)).expect(303);
+      const before = { org: await org(orgId), credentials: await credentials(orgId) };
+      expect(before.org.is_connected).toBe(true);
+      return { orgId, admin, before };
+    };
+    const unchanged = async (orgId: string, before: Awaited<ReturnType<typeof connected>>['before']) => {
+      expect(await org(orgId)).toEqual(before.org);
+      expect(await credentials(orgId)).toEqual(before.credentials);
+    };
+
+    it('declined at Epic: 400 with the cause, nothing changed', async () => {
+      const { orgId, admin, before } = await connected();
+      const res = await admin.agent.get(await authorize(admin, orgId, 'deny')).expect(400);
+      expect(res.text).toContain('access_denied');
+      await unchanged(orgId, before);
+    });
+
+    it('a callback without a code: 400 that says so, not 502, nothing changed', async () => {
+      const { orgId, admin, before } = await connected();
+      const callback = new URL(await authorize(admin, orgId), CALLBACK);
+      callback.searchParams.delete('code');
+      const res = await admin.agent.get(callback.pathname + callback.search).expect(400);
+      expect(res.text).toContain('no authorization code');
+      await unchanged(orgId, before);
+    });
+
+    it('a callback naming another server in iss (RFC 9207): 400, nothing changed, the code unspent', async () => {
+      const { orgId, admin, before } = await connected();
+      const callback = new URL(await authorize(admin, orgId), CALLBACK);
+      callback.searchParams.set('iss', 'https://attacker.example/oauth2');
+      const tokenCalls = epic.calls('token');
+      const res = await admin.agent.get(callback.pathname + callback.search).expect(400);
+      expect(res.text).toContain('names another authorization server');
+      expect(epic.calls('token')).toBe(tokenCalls);
+      await unchanged(orgId, before);
+    });
+
+    it('a token endpoint failure: 502, nothing changed', async () => {
+      const { orgId, admin, before } = await connected();
+      const callback = await authorize(admin, orgId);
+      epic.failNext('token', { status: 500 });
+      await admin.agent.get(callback).expect(502);
+      await unchanged(orgId, before);
+    });
   });
 
   it.each([
@@ -133,14 +184,12 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     async (_l, fault, message) => {
       const { orgId, admin } = await setup();
       const callback = await authorize(admin, orgId);
-      epic.failNext('token', fault);
+      // invalid_client twice: the client's secret has two Basic encodings, and both are refused.
+      epic.failNext('token', fault, 'oauthError' in fault ? 2 : 1);
       const res = await admin.agent.get(callback);
       expect(res.status).toBe(502);
       expect(res.text).toContain(message.replace(/'/g, '&#x27;'));
-      expect(await org(orgId)).toMatchObject({
-        is_connected: false,
-        last_error: expect.stringContaining(message),
-      });
+      expect(await org(orgId)).toMatchObject({ is_connected: false, last_error: null });
       expect(await credentials(orgId)).toHaveLength(0);
       const [event] = await t.dataSource.query<{ outcome: string }[]>(
         `SELECT outcome FROM audit_event WHERE organization_id = $1 AND action = 'epic.connect'`,
@@ -188,7 +237,7 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
         'The identity token from Epic failed verification; the connection was not saved.',
       );
       expect(await credentials(orgId)).toHaveLength(0);
-      expect(await org(orgId)).toMatchObject({ is_connected: false, last_error: expect.any(String) });
+      expect(await org(orgId)).toMatchObject({ is_connected: false, last_error: null });
     },
   );
 });

@@ -34,7 +34,7 @@ describe('patient standalone launch', () => {
     const start = await agent.get('/fhir/epic-connect').query({ org: slug }).expect(303);
     const authorize = new URL(start.headers.location);
     expect(authorize.searchParams.get('scope')).toBe(
-      'openid fhirUser offline_access patient/Patient.read patient/Observation.read',
+      'launch/patient openid fhirUser offline_access patient/Patient.read patient/Observation.read',
     );
     expect(authorize.searchParams.get('launch')).toBeNull();
     expect(authorize.searchParams.get('aud')).toBe(epic.fhirBase);

@@ -198,7 +198,9 @@ describe('FhirClient: refresh before expiry and on 401, failure classification',
     async (oauthError) => {
       const { orgId } = await connect();
       await setStoredExpiry(t, orgId, -MINUTE);
-      epic.failNext('token', { oauthError }, { count: 1, grantType: 'refresh_token' });
+      // invalid_client is retried once with the other Basic encoding (README "Works with"): refuse both.
+      const count = oauthError === 'invalid_client' ? 2 : 1;
+      epic.failNext('token', { oauthError }, { count, grantType: 'refresh_token' });
       const error = await failure(fhir.forOrganization(orgId).read('Patient', SEED.camila));
       expect(error.kind).toBe(FhirErrorKind.ReauthenticationRequired);
       const row = await connectionRow(t, orgId);

@@ -38,6 +38,8 @@ export interface ClientAuthDeps {
   basicAuthDecoding: 'form-urlencoded' | 'raw';
   extraAssertionAudiences: string[];
   assertionClockToleranceSeconds: number;
+  /** `fetch-every-call`: ignore the cache and fetch the JWK Set during every assertion's check. */
+  clientJwksCache?: 'honour-cache-control' | 'fetch-every-call';
 }
 
 const reject = (reason: string, clientId?: string): ClientAuthResult => ({
@@ -197,7 +199,8 @@ export class ClientAuthenticator {
 
   private async fetchJwks(url: string, force: boolean): Promise<JWK[] | string> {
     const cached = this.jwksCache.get(url);
-    if (!force && cached && cached.expiresAt > this.deps.now()) return cached.keys;
+    const useCache = !force && this.deps.clientJwksCache !== 'fetch-every-call';
+    if (useCache && cached && cached.expiresAt > this.deps.now()) return cached.keys;
     this.jwksFetches.push(url);
     try {
       const res = await fetch(url, {

@@ -40,7 +40,26 @@ const OAUTH_PATH = `${SERVER_PATH}/oauth2`;
 /** The sandbox's `jwks_uri` path (EPIC-SMART.md §1). */
 const JWKS_PATH = `${SERVER_PATH}/api/epic/2019/Security/Open/PublicKeys/530027/OIDC`;
 const CLIENT_ENDPOINTS_PATH = `${OAUTH_PATH}/client/`;
+/** A generic SMART server's layout (`flavor: 'smart'`): nothing Epic-shaped in its URLs. */
+const SMART_FHIR_PATH = '/smart/fhir';
+const SMART_OAUTH_PATH = '/smart/auth';
+const SMART_JWKS_PATH = '/smart/keys';
 const EHR_LAUNCH_PATH = `${SERVER_PATH}/fake-epic/ehr-launch`;
+
+/**
+ * A generic SMART on FHIR server, as the SMART Health IT launcher behaves (smart-on-fhir/smart-launcher-v2):
+ * non-Epic URLs with the FHIR base as OpenID issuer, Basic credentials compared as sent (not
+ * form-decoded), 401 for invalid_client and invalid_grant, patient context only with
+ * `launch/patient`, and an id_token on refresh.
+ */
+export const GENERIC_SMART_SERVER: FakeEpicOptions = {
+  flavor: 'smart',
+  basicAuthDecoding: 'raw',
+  invalidClientStatus: 401,
+  invalidGrantStatus: 401,
+  patientContext: 'launch-patient-scope',
+  idTokenOnRefresh: 'valid',
+};
 
 export const DEFAULT_REDIRECT_URI = 'http://localhost:3000/fhir/epic-callback';
 
@@ -217,6 +236,10 @@ export class FakeEpic {
   readonly metadataUrl: string;
 
   private readonly options: Required<Omit<FakeEpicOptions, 'user' | 'port'>>;
+  /** Path layout: Epic's, or a generic SMART server's (`flavor`). */
+  private readonly fhirPath: string;
+  private readonly oauthPath: string;
+  private readonly jwksPath: string;
   private readonly clients = new Map<string, FakeEpicClient>();
   private readonly launches = new Map<string, LaunchRecord>();
   private readonly codes = new Map<string, CodeRecord>();
@@ -243,13 +266,18 @@ export class FakeEpic {
   ) {
     const { port } = server.address() as AddressInfo;
     this.origin = `http://127.0.0.1:${port}`;
+    const smart = options.flavor === 'smart';
+    this.fhirPath = smart ? SMART_FHIR_PATH : FHIR_PATH;
+    this.oauthPath = smart ? SMART_OAUTH_PATH : OAUTH_PATH;
+    this.jwksPath = smart ? SMART_JWKS_PATH : JWKS_PATH;
     this.serverUrl = `${this.origin}${SERVER_PATH}`;
-    this.fhirBase = `${this.origin}${FHIR_PATH}`;
-    this.issuer = `${this.origin}${OAUTH_PATH}`;
-    this.authorizeUrl = `${this.issuer}/authorize`;
-    this.tokenUrl = `${this.issuer}/token`;
-    this.revocationUrl = `${this.issuer}/revoke`;
-    this.jwksUri = `${this.origin}${JWKS_PATH}`;
+    this.fhirBase = `${this.origin}${this.fhirPath}`;
+    // Epic's OpenID issuer is `{server}/oauth2`; the SMART launcher's is the FHIR base.
+    this.issuer = smart ? this.fhirBase : `${this.origin}${OAUTH_PATH}`;
+    this.authorizeUrl = `${this.origin}${this.oauthPath}/authorize`;
+    this.tokenUrl = `${this.origin}${this.oauthPath}/token`;
+    this.revocationUrl = `${this.origin}${this.oauthPath}/revoke`;
+    this.jwksUri = `${this.origin}${this.jwksPath}`;
     this.smartConfigurationUrl = `${this.fhirBase}/.well-known/smart-configuration`;
     this.metadataUrl = `${this.fhirBase}/metadata`;
     this.user = options.user;
@@ -274,6 +302,12 @@ export class FakeEpic {
       consentPage: options.consentPage ?? false,
       ehrLaunchEndpoint: options.ehrLaunchEndpoint ?? false,
       defaultPageSize: options.defaultPageSize ?? 10,
+      clientJwksCache: options.clientJwksCache ?? 'honour-cache-control',
+      flavor: options.flavor ?? 'epic',
+      idTokenOnRefresh: options.idTokenOnRefresh ?? 'none',
+      invalidGrantStatus: options.invalidGrantStatus ?? 400,
+      invalidClientStatus: options.invalidClientStatus ?? 400,
+      patientContext: options.patientContext ?? 'patient-apps',
     };
     this.auth = new ClientAuthenticator({
       findClient: (id) => this.clients.get(id),
@@ -281,6 +315,7 @@ export class FakeEpic {
       basicAuthDecoding: this.options.basicAuthDecoding,
       extraAssertionAudiences: this.options.extraAssertionAudiences,
       assertionClockToleranceSeconds: this.options.assertionClockToleranceSeconds,
+      clientJwksCache: this.options.clientJwksCache,
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((err: unknown) => {
@@ -457,6 +492,22 @@ export class FakeEpic {
   }
 
   /**
+   * Revokes every access and refresh token issued to a client, as when a patient removes the app in
+   * MyChart or an Epic administrator ends its access. Returns how many refresh tokens died.
+   */
+  revokeClientGrants(clientId: string): number {
+    for (const record of this.accessTokens.values()) if (record.clientId === clientId) record.revoked = true;
+    let count = 0;
+    for (const record of this.refreshTokens.values()) {
+      if (record.grant.clientId === clientId && !record.revoked) {
+        record.revoked = true;
+        count += 1;
+      }
+    }
+    return count;
+  }
+
+  /**
    * Ages everything the fake issued or cached (codes, launch tokens, access and refresh tokens, client
    * JWK Sets) by `ms`. Client assertion times and id_token times use the real clock: the client's clock
    * does not move.
@@ -560,18 +611,22 @@ export class FakeEpic {
   }
 
   private route(path: string): Route {
-    if (path === `${OAUTH_PATH}/authorize`) return { endpoint: 'authorize' };
-    if (path === `${OAUTH_PATH}/authorize/decision`) return { endpoint: 'authorize', decision: true };
-    if (path === `${OAUTH_PATH}/token`) return { endpoint: 'token' };
-    if (path === `${OAUTH_PATH}/revoke` && this.options.revocationEndpoint) return { endpoint: 'revoke' };
-    if (path === `${OAUTH_PATH}/.well-known/openid-configuration`) {
+    if (path === `${this.oauthPath}/authorize`) return { endpoint: 'authorize' };
+    if (path === `${this.oauthPath}/authorize/decision`) return { endpoint: 'authorize', decision: true };
+    if (path === `${this.oauthPath}/token`) return { endpoint: 'token' };
+    if (path === `${this.oauthPath}/revoke` && this.options.revocationEndpoint) return { endpoint: 'revoke' };
+    if (path === `${this.oauthPath}/.well-known/openid-configuration`) {
       return { endpoint: 'openid-configuration' };
     }
-    if (path === `${FHIR_PATH}/.well-known/openid-configuration`) return { endpoint: 'openid-configuration' };
-    if (path === `${FHIR_PATH}/.well-known/smart-configuration`) return { endpoint: 'smart-configuration' };
-    if (path === `${FHIR_PATH}/metadata`) return { endpoint: 'metadata' };
-    if (path === JWKS_PATH) return { endpoint: 'jwks' };
-    if (path.startsWith(`${FHIR_PATH}/`)) return { endpoint: 'fhir' };
+    if (path === `${this.fhirPath}/.well-known/openid-configuration`) {
+      return { endpoint: 'openid-configuration' };
+    }
+    if (path === `${this.fhirPath}/.well-known/smart-configuration`) {
+      return { endpoint: 'smart-configuration' };
+    }
+    if (path === `${this.fhirPath}/metadata`) return { endpoint: 'metadata' };
+    if (path === this.jwksPath) return { endpoint: 'jwks' };
+    if (path.startsWith(`${this.fhirPath}/`)) return { endpoint: 'fhir' };
     if (path === EHR_LAUNCH_PATH && this.options.ehrLaunchEndpoint) return { endpoint: 'ehr-launch' };
     if (this.options.endpointsByClientId && path.startsWith(CLIENT_ENDPOINTS_PATH)) {
       const match = /^([^/]+)\/(authorize|authorize\/decision|token)$/.exec(
@@ -981,8 +1036,14 @@ export class FakeEpic {
       clientId: client.clientId,
       scopes: grantScopes(client.scopes, requested, this.options),
       user,
-      // EPIC-SMART.md §4: standalone launches return `patient` only in patient-facing workflows.
-      patient: ehr ? ehr.patient : user.kind === 'patient' ? user.patientId : undefined,
+      // Epic: standalone launches return `patient` in patient-facing workflows (Epic's OAuth 2.0
+      // specification); the SMART spec: only when the app asked for `launch/patient`.
+      patient: ehr
+        ? ehr.patient
+        : user.kind === 'patient' &&
+            (this.options.patientContext === 'patient-apps' || requested.includes('launch/patient'))
+          ? user.patientId
+          : undefined,
       ehr,
       nonce: request.nonce,
       state,
@@ -1006,8 +1067,16 @@ export class FakeEpic {
   private oauthError(x: Exchange, error: string, reason: string): void {
     x.entry.rejection = reason;
     // EPIC-SMART.md §12.3: Epic's invalid_client carries `"error_description": null`.
-    const description = error === 'invalid_client' ? null : reason;
-    x.json(400, { error, error_description: description }, NO_STORE);
+    const description = error === 'invalid_client' && this.options.flavor === 'epic' ? null : reason;
+    let status = 400;
+    const headers: Record<string, string> = { ...NO_STORE };
+    if (error === 'invalid_grant') status = this.options.invalidGrantStatus;
+    if (error === 'invalid_client' && this.options.invalidClientStatus === 401) {
+      // RFC 6749 §5.2: a 401 for a client that used the Authorization header carries a challenge.
+      status = 401;
+      headers['WWW-Authenticate'] = 'Basic realm="token"';
+    }
+    x.json(status, { error, error_description: description }, headers);
   }
 
   private async clientFor(
@@ -1185,22 +1254,27 @@ export class FakeEpic {
         // Rolling: the new refresh token inherits the first token's expiry (§5).
         body.refresh_token = this.newRefreshToken(grant, usedRefresh.expiresAt);
       }
-      // Epic: the refresh response has access_token, token_type, expires_in and scope (§5).
+      // Epic: the refresh response has access_token, token_type, expires_in and scope (§5). Other
+      // servers add an id_token (OpenID Connect Core §12.2), possibly one openid-client refuses.
+      if (grant.openid && this.options.idTokenOnRefresh !== 'none') {
+        body.id_token = await this.idToken(grant, this.options.idTokenOnRefresh === 'no-aud');
+      }
       return body;
     }
     if (grantType === 'client_credentials') return body;
 
     if (grant.state !== undefined) body.state = grant.state;
+    const epic = this.options.flavor === 'epic';
     if (grant.patient) {
       body.patient = grant.patient;
       // EPIC-SMART.md §4: documented as epic.dstu2.patient, sent with the `__` prefix.
-      body['__epic.dstu2.patient'] = DSTU2_IDS[grant.patient] ?? `T${grant.patient}`;
+      if (epic) body['__epic.dstu2.patient'] = DSTU2_IDS[grant.patient] ?? `T${grant.patient}`;
     }
     if (grant.ehr) {
       const { encounter, location, appointment, loginDepartment } = grant.ehr;
-      Object.assign(body, { encounter, location, appointment, loginDepartment });
-      // EPIC-SMART.md §4: sandbox EHR launches send need_patient_banner as the string "false".
-      body.need_patient_banner = 'false';
+      Object.assign(body, { encounter, ...(epic ? { location, appointment, loginDepartment } : {}) });
+      // EPIC-SMART.md §4: sandbox EHR launches send need_patient_banner as the string "false"; SMART says boolean.
+      body.need_patient_banner = epic ? 'false' : false;
       body.smart_style_url = `${this.serverUrl}/api/epic/2016/EDI/HTTP/HSWebStyles.json`;
     }
     if (refreshable) {
@@ -1221,7 +1295,7 @@ export class FakeEpic {
   }
 
   /** EPIC-SMART.md §4: RS256, `iss` = `{server}/oauth2`, `aud` = client id, 5-minute expiry, nonce echoed. */
-  private async idToken(grant: Grant): Promise<string> {
+  private async idToken(grant: Grant, withoutAudience = false): Promise<string> {
     const tamper = this.idTokenTamper;
     this.idTokenTamper = undefined;
     const now = Math.floor(Date.now() / 1000);
@@ -1230,7 +1304,7 @@ export class FakeEpic {
       tamper === 'signature' ? (await generateKeyPair('RS256')).privateKey : this.keys.privateKey;
     const resourceType = grant.user.kind === 'patient' ? 'Patient' : 'Practitioner';
     const id = grant.user.kind === 'patient' ? grant.user.patientId : grant.user.practitionerId;
-    return new SignJWT({
+    const jwt = new SignJWT({
       ...(grant.nonce !== undefined
         ? { nonce: tamper === 'nonce' ? 'not-the-nonce-sent' : grant.nonce }
         : {}),
@@ -1240,10 +1314,10 @@ export class FakeEpic {
       .setProtectedHeader({ alg: 'RS256', kid: this.keys.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(subjectOf(grant.user))
-      .setAudience(tamper === 'audience' ? 'another-client' : grant.clientId)
       .setIssuedAt(now)
-      .setExpirationTime(now + 300)
-      .sign(signingKey);
+      .setExpirationTime(now + 300);
+    if (!withoutAudience) jwt.setAudience(tamper === 'audience' ? 'another-client' : grant.clientId);
+    return jwt.sign(signingKey);
   }
 
   private refreshTokenProblem(record: RefreshTokenRecord): string | undefined {
@@ -1310,7 +1384,7 @@ export class FakeEpic {
     }
     x.entry.clientId = record.clientId;
     const segments = x.url.pathname
-      .slice(FHIR_PATH.length + 1)
+      .slice(this.fhirPath.length + 1)
       .split('/')
       .filter(Boolean);
     handleFhir({

@@ -1,4 +1,4 @@
-export { DEFAULT_REDIRECT_URI, FakeEpic, startFakeEpic } from './fake-epic';
+export { DEFAULT_REDIRECT_URI, FakeEpic, GENERIC_SMART_SERVER, startFakeEpic } from './fake-epic';
 export {
   createClientKey,
   signClientAssertion,

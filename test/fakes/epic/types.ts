@@ -188,6 +188,30 @@ export interface FakeEpicOptions {
    * RFC 6749 §2.3.1 says, or `raw` (no decoding), which a developer reported (§3). Default `form-urlencoded`.
    */
   basicAuthDecoding?: 'form-urlencoded' | 'raw';
+  /**
+   * `epic` (default): Epic's paths (`/interconnect-fhir-oauth/api/FHIR/R4`, `…/oauth2`), the OpenID
+   * issuer `{server}/oauth2`, and Epic's extra token fields (`__epic.dstu2.patient`, string
+   * `need_patient_banner`). `smart`: a generic SMART on FHIR server such as the SMART Health IT
+   * launcher: FHIR base `/smart/fhir`, OAuth endpoints under `/smart/auth`, the FHIR base as the
+   * id_token issuer, boolean `need_patient_banner`, no Epic fields. Combine it with the other switches
+   * (or use `GENERIC_SMART_SERVER`).
+   */
+  flavor?: 'epic' | 'smart';
+  /**
+   * Whether a refresh response carries an id_token (OpenID Connect Core §12.2 allows it): `none`
+   * (Epic, default), `valid`, or `no-aud` (an id_token without `aud`, which openid-client refuses).
+   */
+  idTokenOnRefresh?: 'none' | 'valid' | 'no-aud';
+  /** HTTP status of `invalid_grant` answers from the token endpoint. Default 400 (RFC 6749 §5.2); some servers send 401 or 403. */
+  invalidGrantStatus?: 400 | 401 | 403;
+  /** HTTP status of `invalid_client`. Default 400 (Epic); 401 adds `WWW-Authenticate: Basic` as RFC 6749 §5.2 asks. */
+  invalidClientStatus?: 400 | 401;
+  /**
+   * When a standalone launch gets a `patient` in the token response: `patient-apps` (Epic, default:
+   * a patient-facing app always does) or `launch-patient-scope` (the SMART spec: only when the app
+   * requested `launch/patient`).
+   */
+  patientContext?: 'patient-apps' | 'launch-patient-scope';
   /** Rolling refresh: what reusing a replaced refresh token does. Undocumented at Epic (§12.2). Default `reject`. */
   rollingRefreshReuse?: 'reject' | 'revoke-grant';
   /** Extra `aud` values accepted in client assertions (orgs behind a proxy, §3). */
@@ -206,6 +230,13 @@ export interface FakeEpicOptions {
   user?: FakeEpicUser;
   /** Page size of search Bundles without `_count`. Default 10. */
   defaultPageSize?: number;
+  /**
+   * When the token endpoint fetches a `private_key_jwt` client's JWK Set URL: `honour-cache-control`
+   * (default) caches it as Epic does (§3: up to 29 hours, less if `Cache-Control` says so);
+   * `fetch-every-call` fetches it during every token call that carries a client assertion, so a
+   * client whose JWK Set cannot answer while its own token call is in flight is caught at once.
+   */
+  clientJwksCache?: 'honour-cache-control' | 'fetch-every-call';
 }
 
 /** What `authorizeAsUser` saw. */
