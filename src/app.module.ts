@@ -8,6 +8,7 @@ import { AuthModule } from './auth/auth.module';
 import { ClientKeysModule } from './client-keys/client-keys.module';
 import { HttpErrorFilter } from './common/filters/http-error.filter';
 import { AuthenticatedGuard } from './common/guards/authenticated.guard';
+import { InputTextGuard } from './common/guards/input-text.guard';
 import { OrgScopeGuard } from './common/guards/org-scope.guard';
 import { RolesGuard } from './common/guards/roles.guard';
 import { AppConfigModule } from './config/app-config.module';
@@ -49,10 +50,12 @@ import { OutboundModule } from './outbound/outbound.module';
       useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
     },
     { provide: APP_FILTER, useClass: HttpErrorFilter },
-    // Order matters: who you are, then what your role allows, then which organization.
+    // Order matters: who you are, then what your role allows, then which organization, then
+    // whether the input is text at all (no control characters) before any handler or query sees it.
     { provide: APP_GUARD, useClass: AuthenticatedGuard },
     { provide: APP_GUARD, useClass: RolesGuard },
     { provide: APP_GUARD, useClass: OrgScopeGuard },
+    { provide: APP_GUARD, useClass: InputTextGuard },
   ],
 })
 export class AppModule {

@@ -1,3 +1,4 @@
+import { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 
@@ -6,6 +7,7 @@ import { AuditService } from './audit/audit.service';
 import { AppConfigModule } from './config/app-config.module';
 import { CryptoModule } from './crypto/crypto.module';
 import { DatabaseModule } from './database/database.module';
+import { DataDirInUseError } from './database/embedded-postgres';
 import { generatePassword } from './users/password-hasher';
 import { PASSWORD_MIN_LENGTH, Role } from './users/user.types';
 import { UsersModule } from './users/users.module';
@@ -31,6 +33,30 @@ function out(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/** The words of a log call: `(message)`, `(message, context)` or pino-style `(object, message)`. */
+function words(message: unknown, rest: unknown[]): string {
+  if (message instanceof Error) return message.message;
+  if (typeof message === 'string') return message;
+  const text = rest.find((r) => typeof r === 'string');
+  return typeof text === 'string' ? text : String(message);
+}
+
+/**
+ * The operator reads the CLI's output: warnings and errors as one line each, never a stack trace.
+ * Nest's own report of a failed start (context ExceptionHandler) is left out: main() reports it.
+ */
+const cliLogger: LoggerService = {
+  log: () => undefined,
+  debug: () => undefined,
+  verbose: () => undefined,
+  warn: (message: unknown, ...rest: unknown[]) => process.stderr.write(`warning: ${words(message, rest)}\n`),
+  error: (message: unknown, ...rest: unknown[]) => {
+    if (rest.at(-1) === 'ExceptionHandler') return;
+    process.stderr.write(`error: ${words(message, rest)}\n`);
+  },
+  fatal: (message: unknown, ...rest: unknown[]) => process.stderr.write(`error: ${words(message, rest)}\n`),
+};
+
 /** Operator commands against the configured database (DATABASE_URL, or the embedded one when stopped). */
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -43,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
       module: class CliModule {},
       imports: [AppConfigModule.forRoot(), DatabaseModule, CryptoModule, AuditModule, UsersModule],
     },
-    { logger: ['error', 'warn'] },
+    // abortOnError: false, so a failed start (e.g. the embedded database in use) reaches the catch below.
+    { logger: cliLogger, abortOnError: false },
   );
   try {
     const users = app.get(UsersService);
@@ -128,7 +155,14 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    const message =
+      error instanceof DataDirInUseError
+        ? `the embedded database in ${error.dataDir} is in use by the running service (pid ${error.pid}). ` +
+          'Stop the service first: the embedded database serves one process at a time.'
+        : error instanceof Error
+          ? error.message
+          : String(error);
+    process.stderr.write(`error: ${message}\n`);
     process.exit(1);
   },
 );

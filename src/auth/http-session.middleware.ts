@@ -13,11 +13,16 @@ import { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
+import { crossSiteRefusal } from './origin-check';
+
 export const SESSION_COOKIE = 'ec.sid';
 
-/** Paths whose POSTs come from other sites by design (SMART launches); none yet. */
-/** Posted by an EHR, not by our pages: the launch's own checks (iss allow-list, state) apply. */
-const CSRF_EXEMPT_PATHS: string[] = ['/fhir/epic-launch'];
+/**
+ * Paths whose POSTs come from other sites by design, exempt from the Origin check and the CSRF
+ * token: the EHR launch, which an EHR may POST (its own checks apply: the iss allow-list, then
+ * state and PKCE at the callback). Epic's OAuth callback is a GET, which neither check concerns.
+ */
+const CROSS_SITE_PATHS: string[] = ['/fhir/epic-launch'];
 
 /**
  * Server-side sessions in PostgreSQL (sharing TypeORM's pool, so the embedded database works too),
@@ -49,6 +54,7 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
       cookie: { httpOnly: true, sameSite: 'lax', secure, maxAge: config.env.SESSION_TTL_MINUTES * 60_000 },
     });
     // A separate key for CSRF, derived so operators manage one secret (rotation: list several).
+    const ownOrigin = new URL(config.publicBaseUrl).origin;
     const csrfSecrets = config.sessionSecrets.map((s) =>
       createHmac('sha256', s).update('csrf').digest('base64url'),
     );
@@ -61,9 +67,13 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
         const token = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.headers['x-csrf-token'];
         return typeof token === 'string' ? token : undefined;
       },
-      // originalUrl: inside Nest's middleware chain req.path is relative to the mount point.
-      skipCsrfProtection: (req) => CSRF_EXEMPT_PATHS.includes(req.originalUrl.split('?')[0] ?? ''),
+      skipCsrfProtection: isCrossSitePath,
     });
+    // Before the token: a cross-site form is refused as such, even with a token it could not read.
+    const sameOrigin: RequestHandler = (req, _res, next) => {
+      const refusal = isCrossSitePath(req) ? null : crossSiteRefusal(req, ownOrigin);
+      next(refusal ? new ForbiddenException(refusal) : undefined);
+    };
     const csrf: RequestHandler = (req, res, next) => {
       req.issueCsrfToken = () => {
         // An anonymous session is only stored once modified; the token is bound to its id.
@@ -84,6 +94,7 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
       sessionMiddleware,
       passport.initialize() as RequestHandler,
       passport.session() as RequestHandler,
+      sameOrigin,
       csrf,
     ];
   }
@@ -100,4 +111,9 @@ export class HttpSessionMiddleware implements NestMiddleware, OnModuleDestroy {
   onModuleDestroy(): void {
     this.store.close?.();
   }
+}
+
+/** originalUrl: inside Nest's middleware chain req.path is relative to the mount point. */
+function isCrossSitePath(req: Request): boolean {
+  return CROSS_SITE_PATHS.includes(req.originalUrl.split('?')[0] ?? '');
 }

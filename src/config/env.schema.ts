@@ -161,14 +161,28 @@ export class EnvSchema {
   @Min(1)
   LOGIN_THROTTLE_WINDOW_SECONDS: number = 60;
 
-  /** Consecutive failed logins after which an account is locked for ACCOUNT_LOCK_MINUTES. */
+  /**
+   * Failed sign-ins for one account from one client address (IPv6: its /64) within
+   * ACCOUNT_LOCK_MINUTES that lock the account for that address, for ACCOUNT_LOCK_MINUTES. Other
+   * addresses are unaffected, so a guesser cannot lock the owner out.
+   */
   @IsInt()
   @Min(1)
   ACCOUNT_LOCK_THRESHOLD: number = 5;
 
+  /** How long a failure counts, and how long a lock lasts. */
   @IsInt()
   @Min(1)
+  @Max(24 * 60)
   ACCOUNT_LOCK_MINUTES: number = 15;
+
+  /**
+   * Failed sign-ins for one account from all addresses together within ACCOUNT_LOCK_MINUTES that
+   * lock it everywhere for ACCOUNT_LOCK_MINUTES: the bound on guessing from many addresses.
+   */
+  @IsInt()
+  @Min(1)
+  ACCOUNT_LOCK_GLOBAL_THRESHOLD: number = 100;
 
   @Transform(toBoolean)
   @IsBoolean()
@@ -258,11 +272,25 @@ export class EnvSchema {
   @Validate(IsNetworkList)
   OUTBOUND_ALLOWED_NETWORKS?: string;
 
-  /** Bearer token required by /metrics when set. */
+  /**
+   * Bearer token for /metrics (organization ids, token expiries). Unset: /metrics is open outside
+   * production, and answers 404 in production (metrics are served only with a token there).
+   */
   @IsOptional()
   @IsString()
   @MinLength(16, { message: 'must be at least 16 characters' })
+  @Matches(/^[\x21-\x7e]+$/, { message: 'must be visible ASCII characters (it is sent in a header)' })
   METRICS_TOKEN?: string;
+
+  /**
+   * Bearer token for the /health detail (database, scheduler, connections by state, key ids).
+   * Unset: open outside production, 404 in production. /health/live and /health/ready stay open.
+   */
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'must be at least 16 characters' })
+  @Matches(/^[\x21-\x7e]+$/, { message: 'must be visible ASCII characters (it is sent in a header)' })
+  HEALTH_TOKEN?: string;
 
   /** How long FHIR calls share one credential lookup per connection (0: a query per call). */
   @IsInt()

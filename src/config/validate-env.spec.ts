@@ -115,6 +115,42 @@ describe('validateEnv', () => {
     );
   });
 
+  it('defaults the lockout to 5 failures per address and 100 from everywhere, for 15 minutes', () => {
+    const env = validateEnv({});
+    expect(env.ACCOUNT_LOCK_THRESHOLD).toBe(5);
+    expect(env.ACCOUNT_LOCK_GLOBAL_THRESHOLD).toBe(100);
+    expect(env.ACCOUNT_LOCK_MINUTES).toBe(15);
+    expect(() => validateEnv({ ACCOUNT_LOCK_GLOBAL_THRESHOLD: '0' })).toThrow(
+      /ACCOUNT_LOCK_GLOBAL_THRESHOLD/,
+    );
+  });
+
+  it('takes operational tokens of at least 16 visible characters, naming the key but never the value', () => {
+    const env = validateEnv({ METRICS_TOKEN: 'm'.repeat(16), HEALTH_TOKEN: 'h'.repeat(32) });
+    expect(env.HEALTH_TOKEN).toBe('h'.repeat(32));
+    let message = '';
+    try {
+      validateEnv({ HEALTH_TOKEN: 'short', METRICS_TOKEN: 'has a space in it, long enough' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('HEALTH_TOKEN: must be at least 16 characters');
+    expect(message).toContain('METRICS_TOKEN: must be visible ASCII characters');
+    expect(message).not.toContain('short');
+    expect(message).not.toContain('has a space');
+  });
+
+  it('accepts production without operational tokens (their endpoints then answer 404)', () => {
+    const env = validateEnv({
+      NODE_ENV: 'production',
+      PUBLIC_BASE_URL: 'https://connect.example.org',
+      ENCRYPTION_KEYS: KEY,
+      SESSION_SECRET: 'x'.repeat(40),
+    });
+    expect(env.METRICS_TOKEN).toBeUndefined();
+    expect(env.HEALTH_TOKEN).toBeUndefined();
+  });
+
   it('rejects a bad rotation cron and a negative interval', () => {
     let message = '';
     try {

@@ -1,19 +1,35 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject, Logger, OnModuleInit } from '@nestjs/common';
 import { HealthCheck, HealthCheckResult, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 
 import { Public } from 'src/common/decorators/auth.decorators';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
 import { ConnectionHealthIndicators } from './health-indicators';
+import { operationalEndpointServed, RequiresOperationalToken } from './operational-token.guard';
 
-/** Probes for orchestrators and monitoring. Not request-logged (see logger options). */
+/**
+ * Probes for orchestrators and monitoring. Not request-logged (see logger options). `live` and
+ * `ready` are open (they say nothing but up or down); the detail names internals (connections by
+ * state, signing key ids), so it needs HEALTH_TOKEN when set, and in production it is served only
+ * then (404 without HEALTH_TOKEN).
+ */
 @Controller('health')
 @Public()
-export class HealthController {
+export class HealthController implements OnModuleInit {
   constructor(
     private readonly health: HealthCheckService,
     private readonly db: TypeOrmHealthIndicator,
     private readonly indicators: ConnectionHealthIndicators,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  onModuleInit(): void {
+    if (!operationalEndpointServed(this.config, 'HEALTH_TOKEN')) {
+      new Logger(HealthController.name).warn(
+        'The /health detail is not served (404): in production it needs HEALTH_TOKEN, sent as a bearer token; /health/live and /health/ready stay open',
+      );
+    }
+  }
 
   /**
    * Detail for dashboards: the database, the scheduled check (overdue after two missed
@@ -21,6 +37,7 @@ export class HealthController {
    * (informational, never down) and the signing keys (degraded when a rotation step is late).
    */
   @Get()
+  @RequiresOperationalToken('HEALTH_TOKEN')
   @HealthCheck()
   detail(): Promise<HealthCheckResult> {
     return this.health.check([

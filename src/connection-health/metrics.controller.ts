@@ -1,21 +1,16 @@
-import { timingSafeEqual } from 'node:crypto';
-
-import {
-  Controller,
-  Get,
-  Header,
-  Headers,
-  Inject,
-  Logger,
-  OnModuleInit,
-  UnauthorizedException,
-} from '@nestjs/common';
+import { Controller, Get, Header, Inject, Logger, OnModuleInit } from '@nestjs/common';
 
 import { Public } from 'src/common/decorators/auth.decorators';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { MetricsService } from 'src/metrics/metrics.service';
 
-/** Prometheus scrape endpoint; with METRICS_TOKEN set, it needs `Authorization: Bearer <token>`. */
+import { operationalEndpointServed, RequiresOperationalToken } from './operational-token.guard';
+
+/**
+ * Prometheus scrape endpoint. It lists organization ids with their token expiries, so with
+ * METRICS_TOKEN set it needs `Authorization: Bearer <token>`, and in production it is served only
+ * then (404 without METRICS_TOKEN).
+ */
 @Controller('metrics')
 @Public()
 export class MetricsController implements OnModuleInit {
@@ -25,27 +20,18 @@ export class MetricsController implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    if (this.config.isProduction && !this.config.env.METRICS_TOKEN) {
+    if (!operationalEndpointServed(this.config, 'METRICS_TOKEN')) {
       new Logger(MetricsController.name).warn(
-        '/metrics is open (organization ids and connection counts): set METRICS_TOKEN, or restrict it at the proxy',
+        '/metrics is not served (404): in production it needs METRICS_TOKEN, sent as a bearer token',
       );
     }
   }
 
   @Get()
+  @RequiresOperationalToken('METRICS_TOKEN')
   @Header('Cache-Control', 'no-store')
   @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-  async scrape(@Headers('authorization') authorization?: string): Promise<string> {
-    const token = this.config.env.METRICS_TOKEN;
-    if (token && !sameSecret(authorization ?? '', `Bearer ${token}`)) {
-      throw new UnauthorizedException('Metrics need the bearer token (METRICS_TOKEN).');
-    }
+  scrape(): Promise<string> {
     return this.metrics.registry.metrics();
   }
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

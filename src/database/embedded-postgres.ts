@@ -9,7 +9,10 @@ export const EMBEDDED_LOCK_FILE = 'epic-connect.lock';
 
 /** Raised when another process already serves the same data directory. */
 export class DataDirInUseError extends Error {
-  constructor(dataDir: string, pid: number) {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
     super(
       `The data directory ${dataDir} is in use by another epic-connect process (pid ${pid}). ` +
         'Stop that process, or start this one with a different DATA_DIR.',

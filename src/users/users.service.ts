@@ -1,9 +1,8 @@
-import { ConflictException, Inject, Injectable, Logger, NotFoundException } from '@nestjs/common';
+import { ConflictException, Injectable, Logger, NotFoundException, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
 
-import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-
+import { LoginLockout } from './login-lockout';
 import { dummyHash, generatePassword, hashPassword, verifyPassword } from './password-hasher';
 import { Role, User } from './user.entity';
 import { AuthUser, toAuthUser, toUserView, UserView } from './user.view';
@@ -19,15 +18,20 @@ export interface CreateUserInput {
 export type CredentialCheck =
   { ok: true; user: AuthUser } | { ok: false; reason: 'invalid' | 'locked' | 'disabled'; userId?: string };
 
-/** Users, their passwords and sign-in rules (lockout after repeated failures). */
+/** Users, their passwords and sign-in rules (lockout after repeated failures: LoginLockout). */
 @Injectable()
-export class UsersService {
+export class UsersService implements OnModuleInit {
   private readonly logger = new Logger(UsersService.name);
 
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly lockout: LoginLockout,
   ) {}
+
+  /** Computes the stand-in hash now, so the first unknown email does not cost two hashes. */
+  async onModuleInit(): Promise<void> {
+    await dummyHash();
+  }
 
   async create(input: CreateUserInput): Promise<{ user: UserView; generatedPassword?: string }> {
     const email = input.email.trim();
@@ -132,39 +136,33 @@ export class UsersService {
   }
 
   /**
-   * Checks an email and password. Unknown accounts cost the same hash as known ones; a locked
-   * account is refused even with the right password; repeated failures lock the account for
-   * ACCOUNT_LOCK_MINUTES (shared by every instance, since it is stored).
+   * Checks an email and password from a client address. Every attempt costs one password hash
+   * (an unknown email is checked against a stand-in hash) and the same counting, so neither the
+   * answer nor its timing tells whether an account exists. Failures are counted per email and
+   * client address, and per email from everywhere (LoginLockout, in PostgreSQL: shared by every
+   * instance); while either is locked even the right password is refused.
    */
-  async checkCredentials(email: string, password: string, now = new Date()): Promise<CredentialCheck> {
+  async checkCredentials(
+    email: string,
+    password: string,
+    clientIp: string | undefined,
+    now = new Date(),
+  ): Promise<CredentialCheck> {
+    const keys = this.lockout.keys(email, clientIp);
     const user = await this.findEntityByEmail(email);
-    if (!user?.passwordHash) {
-      await verifyPassword(password, await dummyHash());
-      return { ok: false, reason: 'invalid' };
+    const account = user?.passwordHash ? user : null; // launch users have no password: unknown here
+    const matches = await verifyPassword(password, account?.passwordHash ?? (await dummyHash()));
+    const userId = account?.id;
+    if (await this.lockout.isLocked(keys)) return { ok: false, reason: 'locked', userId };
+    if (!account || !matches) {
+      const locked = await this.lockout.recordFailure(keys);
+      if (locked) this.logger.warn({ userId }, 'Sign-in locked after repeated failed logins');
+      return { ok: false, reason: locked ? 'locked' : 'invalid', userId };
     }
-    const matches = await verifyPassword(password, user.passwordHash);
-    if (user.lockedUntil && user.lockedUntil > now) return { ok: false, reason: 'locked', userId: user.id };
-    if (!matches) {
-      // One atomic statement, so parallel guesses each count (a read-then-write would lose them).
-      const [[row]] = await this.users.query<[{ locked: boolean }[], number]>(
-        `UPDATE app_user
-            SET failed_login_count = CASE WHEN failed_login_count + 1 >= $2 THEN 0 ELSE failed_login_count + 1 END,
-                locked_until = CASE WHEN failed_login_count + 1 >= $2 THEN $3::timestamptz ELSE locked_until END
-          WHERE id = $1
-      RETURNING (locked_until IS NOT NULL AND locked_until > $4::timestamptz) AS locked`,
-        [
-          user.id,
-          this.config.env.ACCOUNT_LOCK_THRESHOLD,
-          new Date(now.getTime() + this.config.env.ACCOUNT_LOCK_MINUTES * 60_000),
-          now,
-        ],
-      );
-      if (row?.locked) this.logger.warn({ userId: user.id }, 'Account locked after repeated failed logins');
-      return { ok: false, reason: row?.locked ? 'locked' : 'invalid', userId: user.id };
-    }
-    if (user.disabled) return { ok: false, reason: 'disabled', userId: user.id };
-    await this.users.update(user.id, { failedLoginCount: 0, lockedUntil: null, lastLoginAt: now });
-    return { ok: true, user: toAuthUser(user) };
+    if (account.disabled) return { ok: false, reason: 'disabled', userId };
+    await this.lockout.clearClient(keys);
+    await this.users.update(account.id, { lastLoginAt: now });
+    return { ok: true, user: toAuthUser(account) };
   }
 
   /** Sets a new password; `mustChange` forces another change at next login (resets by operators). */
@@ -176,6 +174,8 @@ export class UsersService {
       lockedUntil: null,
     });
     if (!result.affected) throw new NotFoundException('User not found');
+    const user = await this.users.findOneBy({ id: userId });
+    if (user) await this.lockout.clearAccount(user.email);
   }
 
   async verifyPassword(userId: string, password: string): Promise<boolean> {

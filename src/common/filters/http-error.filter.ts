@@ -46,6 +46,11 @@ export class HttpErrorFilter implements ExceptionFilter {
       this.logger.error({ err: exception, path: req.path }, 'Unhandled error');
     }
 
+    // Every 429 says when to come back (RFC 6585 §4); the login throttle sets the exact time.
+    if (status === HttpStatus.TOO_MANY_REQUESTS && !res.getHeader('Retry-After')) {
+      res.setHeader('Retry-After', '60');
+    }
+
     if (html) {
       const messages = Array.isArray(body.message) ? (body.message as string[]) : [String(body.message)];
       res.status(status).render('error', { title: `${status}`, status, messages, user: req.user });

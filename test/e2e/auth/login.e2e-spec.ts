@@ -113,9 +113,11 @@ describe('sign-in, sessions and CSRF', () => {
       [admin.id],
     );
     expect(failures).toBe(4);
-    await t.dataSource.query(`UPDATE app_user SET locked_until = now() - interval '1 second' WHERE id = $1`, [
-      admin.id,
-    ]);
+    // The lock ends (as time passing would).
+    await t.dataSource.query(
+      `UPDATE throttle_counter SET blocked_until = now() - interval '1 second', window_ends_at = now() - interval '1 second'
+        WHERE key LIKE 'lockout:%'`,
+    );
     page = await agent.get('/login');
     await agent
       .post('/login')
@@ -273,7 +275,7 @@ describe('login throttling per client IP', () => {
   });
   afterAll(() => t.close());
 
-  it('answers 429 with the login page once the limit is reached, whatever the account', async () => {
+  it('answers 429 with the login page and Retry-After once the limit is reached, whatever the account', async () => {
     const agent = t.agent();
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -283,7 +285,13 @@ describe('login throttling per client IP', () => {
         .type('form')
         .send({ _csrf: csrfFrom(page.text), email: `user${i}@example.org`, password: testSecret('wrong') });
       statuses.push(res.status);
-      if (res.status === 429) expect(res.text).toContain('Too many sign-in attempts');
+      if (res.status === 429) {
+        expect(res.text).toContain('Too many sign-in attempts');
+        // RFC 6585 §4: seconds until the block ends (one window of 60 s here).
+        expect(res.headers['retry-after']).toMatch(/^\d+$/);
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+        expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(60);
+      }
     }
     expect(statuses).toEqual([401, 401, 401, 429, 429]);
   });

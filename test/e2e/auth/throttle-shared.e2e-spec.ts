@@ -41,8 +41,9 @@ describe('login throttling shared across instances', () => {
       `UPDATE throttle_counter SET window_ends_at = now() - interval '1 second', blocked_until = now() - interval '1 second'`,
     );
     expect(await attempt(b, 5)).toBe(401);
+    // The per-IP counter (the table also holds the per-account lockout counters, `lockout:…`).
     const [row] = await a.dataSource.query<{ hits: number; blocked_until: Date | null }[]>(
-      'SELECT hits, blocked_until FROM throttle_counter',
+      `SELECT hits, blocked_until FROM throttle_counter WHERE key LIKE 'login:%'`,
     );
     expect(row).toEqual({ hits: 1, blocked_until: null });
   });

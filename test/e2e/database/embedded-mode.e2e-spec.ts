@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { csrfFrom, signIn, TestFactory } from 'test/factories';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 const MAIN = join(__dirname, '..', '..', '..', 'dist', 'src', 'main.js');
+const CLI = join(__dirname, '..', '..', '..', 'dist', 'src', 'cli.js');
 
 describe('the app on the embedded database (PGlite over the wire protocol)', () => {
   let t: TestApp;
@@ -90,6 +91,19 @@ async function waitReady(port: number, started: Started, timeoutMs = 60_000): Pr
   throw new Error(`not ready in time:\n${started.output()}`);
 }
 
+/** The operator CLI on the same data directory, as `npm run cli` runs it. */
+function runCli(dataDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, NODE_ENV: 'test' } },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
 async function stop(started: Started): Promise<void> {
   started.child.kill('SIGTERM');
   await started.exited;
@@ -110,7 +124,16 @@ describe('`npm start` with no DATABASE_URL (dist/src/main.js in a temporary DATA
     const second = start(dataDir, await freePort());
     expect(await second.exited).not.toBe(0);
     expect(second.output()).toContain('is in use by another epic-connect process');
+
+    // The operator CLI while the service runs (checked once the service is stopped).
+    const cli = await runCli(dataDir, ['reset-password', '--email', 'admin@localhost']);
     await stop(first);
+    // One clear line, no stack trace.
+    expect(cli).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `error: the embedded database in ${dataDir} is in use by the running service (pid ${first.child.pid}). Stop the service first: the embedded database serves one process at a time.\n`,
+    });
     expect(existsSync(join(dataDir, 'epic-connect.lock'))).toBe(false);
 
     const again = start(dataDir, port);
