@@ -28,7 +28,7 @@ import { RegistrationForm, registrationPage } from './view-models/registration-p
 type PostedForm = Partial<Record<keyof RegistrationForm | 'clientSecret', unknown>>;
 
 /**
- * The registration page (seed 001) of an organization's Epic or other SMART server: the client
+ * The registration page of an organization's Epic or other SMART server: the client
  * registration form (with the name the pages call the server), what to register at the server,
  * the connection status panel, Test Connection, Connect, Reconnect and Disconnect. Root admins
  * choose the organization with `?org=`; org admins land on their own.

@@ -3,7 +3,7 @@ import type { ConnectionStatus } from 'src/epic-auth/authorization.service';
 import { ConnectionState } from './connection-state';
 import type { ConnectionSnapshot } from './connection-states.service';
 
-/** `/fhir/epic-status`: seed 001's fields plus the state every page and notice uses. */
+/** `/fhir/epic-status`: the connection-health fields plus the state every page and notice uses. */
 export interface ConnectionStatusView extends ConnectionStatus {
   state: ConnectionState;
   /** When the connection stops working without a new sign-in; null if it refreshes indefinitely. */

@@ -37,7 +37,7 @@ import { ParsedTokenResponse, parseTokenResponse } from './token-response';
 import { TokenStoreService } from './token-store.service';
 
 /**
- * What `/fhir/epic-status` answers (seed 001). ConnectionHealth builds every field from one snapshot
+ * What `/fhir/epic-status` answers. ConnectionHealth builds every field from one snapshot
  * of the connection and the state derived from it (connection-health/connection-status.ts), so no
  * field can contradict another. Token fields describe a live connection only.
  */
@@ -462,7 +462,7 @@ export class AuthorizationService {
     }
 
     // RFC 9207: a server that names itself in the response must be the one this authorization went to.
-    if (query.iss !== undefined && (typeof query.iss !== 'string' || !sameIssuer(query.iss, server))) {
+    if (query.iss !== undefined && (server.issuer === undefined || query.iss !== server.issuer)) {
       throw await fail(
         EpicAuthErrorCode.InvalidCallback,
         'The response names another authorization server (its iss parameter does not match this organization’s server), so it was refused. Start the connection again.',
@@ -759,11 +759,6 @@ export class AuthorizationService {
 }
 
 const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the connection was not saved.';
-
-/** The `iss` of an authorization response (RFC 9207) against the discovered issuer, exactly. */
-function sameIssuer(iss: string, server: SmartConfiguration): boolean {
-  return server.issuer !== undefined && iss === server.issuer;
-}
 
 function invalidState(message: string, organizationId?: string): EpicAuthError {
   return new EpicAuthError(EpicAuthErrorCode.InvalidState, message, { organizationId });

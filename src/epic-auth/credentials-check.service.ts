@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 
-import { speakOfServer, TokenAuthMethod } from 'src/organizations/organization.types';
-import { OrganizationsService } from 'src/organizations/organizations.service';
+import { TokenAuthMethod } from 'src/organizations/organization.types';
 
 import { EpicAuthError } from './epic-auth.errors';
 import { OAuthClientService } from './oauth-client.service';
@@ -23,26 +22,10 @@ export interface CredentialsCheckResult {
 export class CredentialsCheckService {
   private readonly logger = new Logger(CredentialsCheckService.name);
 
-  constructor(
-    private readonly oauthClient: OAuthClientService,
-    private readonly organizations: OrganizationsService,
-  ) {}
+  constructor(private readonly oauthClient: OAuthClientService) {}
 
+  /** The result in Epic's words; ConnectionTestService says them of the organization's server. */
   async check(organizationId: string): Promise<CredentialsCheckResult> {
-    const result = await this.checkAsEpic(organizationId);
-    const registration = await this.organizations.getEpicRegistration(organizationId);
-    return registration
-      ? {
-          ...result,
-          message: speakOfServer(result.message, {
-            isEpic: registration.isEpic,
-            name: registration.serverName,
-          }),
-        }
-      : result;
-  }
-
-  private async checkAsEpic(organizationId: string): Promise<CredentialsCheckResult> {
     let client;
     try {
       client = await this.oauthClient.forOrganization(organizationId);
@@ -64,11 +47,9 @@ export class CredentialsCheckService {
           : registration.hasClientSecret
             ? 'the client ID and secret'
             : 'the client ID (a public client: no secret)';
-        // The learned encoding is read back: it is what the next token call will use.
-        const learned = await this.oauthClient.basicEncodingInUse(organizationId);
         const encoding =
-          !jwt && registration.tokenAuthMethod === TokenAuthMethod.ClientSecretBasic && learned
-            ? ` Basic credentials are sent ${learned === 'raw' ? 'as they are (not form-urlencoded)' : 'form-urlencoded (RFC 6749 §2.3.1)'}.`
+          registration.tokenAuthMethod === TokenAuthMethod.ClientSecretBasic && registration.hasClientSecret
+            ? ` Basic credentials are sent ${result.encoding === 'raw' ? 'as they are (not form-urlencoded)' : 'form-urlencoded (RFC 6749 §2.3.1)'}.`
             : '';
         return {
           ok: true,

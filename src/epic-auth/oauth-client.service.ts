@@ -103,27 +103,22 @@ export class OAuthClientService {
    */
   async checkCredentials(client: EpicOAuthClient): Promise<CredentialsCheck> {
     const probe = `epic-connect-credentials-check-${randomUUID()}`;
+    let encoding: BasicEncodingName = client.registration.basicEncoding.use;
     try {
       await this.tokenCall(
         client.server,
         client.registration,
         (config) => oidc.refreshTokenGrant(config, probe),
-        { dropIdToken: true, acceptedDespite: credentialsAccepted },
+        { dropIdToken: true, acceptedDespite: credentialsAccepted, onAttempt: (e) => (encoding = e) },
       );
       // No server should honour an unknown refresh token; if it did, it accepted the client at least.
-      return { outcome: 'accepted', code: 'accepted' };
+      return { outcome: 'accepted', code: 'accepted', encoding };
     } catch (error) {
       const code = oauthErrorCode(error);
       if (code === 'invalid_client') return { outcome: 'rejected', code };
-      if (credentialsAccepted(error)) return { outcome: 'accepted', code: code! };
+      if (credentialsAccepted(error)) return { outcome: 'accepted', code: code!, encoding };
       return { outcome: 'inconclusive', code: code ?? 'no_oauth_error', error };
     }
-  }
-
-  /** The client_secret_basic encoding the next token call will send first. */
-  async basicEncodingInUse(organizationId: string): Promise<'form-urlencoded' | 'raw' | null> {
-    const registration = await this.organizations.getEpicRegistration(organizationId);
-    return registration?.basicEncoding.use ?? null;
   }
 
   /** openid-client's view of the server and our client (the encoding it would use first). */
@@ -156,8 +151,10 @@ export class OAuthClientService {
       secret !== null &&
       fallback &&
       basicEncodingsDiffer(registration.clientId, secret);
-    const run = async (encoding: BasicEncodingName) =>
-      call(await this.build(server, registration, secret, encoding, options));
+    const run = async (encoding: BasicEncodingName) => {
+      options.onAttempt?.(encoding);
+      return call(await this.build(server, registration, secret, encoding, options));
+    };
     const learned = async (encoding: BasicEncodingName) => {
       if (adaptive && (encoding !== use || !detected)) await this.remember(registration, encoding);
     };
@@ -277,10 +274,13 @@ interface TokenCallOptions {
   dropIdToken?: boolean;
   /** An error that still proves the server accepted the client (the credentials check). */
   acceptedDespite?: (error: unknown) => boolean;
+  /** Told which Basic encoding each attempt sends (the credentials check reports the accepted one). */
+  onAttempt?: (encoding: BasicEncodingName) => void;
 }
 
 export type CredentialsCheck =
-  | { outcome: 'accepted' | 'rejected'; code: string }
+  | { outcome: 'accepted'; code: string; encoding: BasicEncodingName }
+  | { outcome: 'rejected'; code: string }
   | { outcome: 'inconclusive'; code: string; error: unknown };
 
 /** Errors a token endpoint gives only after it authenticated the client. */

@@ -82,7 +82,7 @@ const MAX_PAUSE_MS = 250;
  * `version`, clearing the lease. A caller that finds the lease taken polls until the version
  * changes (and uses that token) or the lease is released or expires (a crashed holder's does).
  * A refresh token is therefore never spent twice, which matters with rolling refresh tokens
- * (EPIC-SMART.md §5; RFC 6749 §6 and §10.4).
+ * (RFC 6749 §6 and §10.4; Epic's rolling refresh tokens: https://fhir.epic.com/Documentation?docId=oauth2).
  *
  * Failures are classified: terminal ones clear the dead tokens and say who must sign in again;
  * transient ones keep the tokens, record lastError and start a short cooldown.
@@ -394,7 +394,7 @@ export class TokenRefreshService {
 
   /**
    * Holding the lease, for a backend-service connection: a new client_credentials grant replaces
-   * the token (there is no refresh token, §9). A failure never clears the token it still has:
+   * the token (SMART Backend Services issue no refresh token: https://hl7.org/fhir/smart-app-launch/backend-services.html). A failure never clears the token it still has:
    * there is no grant to lose, and the next attempt may succeed once the cause is fixed at Epic.
    */
   private async renewBackend(

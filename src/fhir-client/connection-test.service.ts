@@ -100,23 +100,13 @@ export class ConnectionTestService {
     const org = await this.organizations.get(organizationId);
     const registration = await this.organizations.getEpicRegistration(organizationId);
     // The steps' messages are written for Epic; another server is called by its name.
-    const said = (layer: TestLayer): TestLayer =>
-      registration
-        ? {
-            ...layer,
-            message: speakOfServer(layer.message, {
-              isEpic: registration.isEpic,
-              name: registration.serverName,
-            }),
-            steps: layer.steps.map((step) => ({
-              ...step,
-              message: speakOfServer(step.message, {
-                isEpic: registration.isEpic,
-                name: registration.serverName,
-              }),
-            })),
-          }
-        : layer;
+    const server = registration && { isEpic: registration.isEpic, name: registration.serverName };
+    const speak = (message: string) => (server ? speakOfServer(message, server) : message);
+    const said = (layer: TestLayer): TestLayer => ({
+      ...layer,
+      message: speak(layer.message),
+      steps: layer.steps.map((step) => ({ ...step, message: speak(step.message) })),
+    });
     const configuration = said(await this.testConfiguration(organizationId));
     const live = said(await this.testLive(organizationId));
     const result: ConnectionTestResult = {

@@ -1254,7 +1254,7 @@ export class FakeEpic {
         // Rolling: the new refresh token inherits the first token's expiry (§5).
         body.refresh_token = this.newRefreshToken(grant, usedRefresh.expiresAt);
       }
-      // Epic: the refresh response has access_token, token_type, expires_in and scope (§5). Other
+      // Epic: the refresh response has access_token, token_type, expires_in and scope (Epic's OAuth 2.0 specification). Other
       // servers add an id_token (OpenID Connect Core §12.2), possibly one openid-client refuses.
       if (grant.openid && this.options.idTokenOnRefresh !== 'none') {
         body.id_token = await this.idToken(grant, this.options.idTokenOnRefresh === 'no-aud');
@@ -1273,7 +1273,7 @@ export class FakeEpic {
     if (grant.ehr) {
       const { encounter, location, appointment, loginDepartment } = grant.ehr;
       Object.assign(body, { encounter, ...(epic ? { location, appointment, loginDepartment } : {}) });
-      // EPIC-SMART.md §4: sandbox EHR launches send need_patient_banner as the string "false"; SMART says boolean.
+      // Epic's sandbox sends need_patient_banner as the string "false"; SMART App Launch says boolean.
       body.need_patient_banner = epic ? 'false' : false;
       body.smart_style_url = `${this.serverUrl}/api/epic/2016/EDI/HTTP/HSWebStyles.json`;
     }

@@ -232,7 +232,7 @@ export interface FakeEpicOptions {
   defaultPageSize?: number;
   /**
    * When the token endpoint fetches a `private_key_jwt` client's JWK Set URL: `honour-cache-control`
-   * (default) caches it as Epic does (§3: up to 29 hours, less if `Cache-Control` says so);
+   * (default) caches it as Epic does (Epic's OAuth 2.0 specification, "Hosting a JWK Set URL": up to 29 hours, less if `Cache-Control` says so);
    * `fetch-every-call` fetches it during every token call that carries a client assertion, so a
    * client whose JWK Set cannot answer while its own token call is in flight is caught at once.
    */
