@@ -4,7 +4,7 @@ import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
-import { serverLabel } from 'src/organizations/organization.types';
+import { serverLabel, speakOfServer } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -45,7 +45,7 @@ export class LaunchPagesController {
               error.kind === FhirErrorKind.ReauthenticationRequired ||
               error.kind === FhirErrorKind.NotConnected
                 ? `This launch has ended. Open the app from ${server.name} again.`
-                : error.message,
+                : speakOfServer(error.message, server),
           };
         }
         throw error;

@@ -10,7 +10,7 @@ import { isRenewable, TokenStoreService } from 'src/epic-auth/token-store.servic
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
-import { EPIC_LABEL, serverLabel } from 'src/organizations/organization.types';
+import { EPIC_LABEL, serverLabel, speakOfServer } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -45,6 +45,8 @@ export class PatientPagesController {
     // The patient's organization: its server's name ("Epic", the administrator's name, "the EHR").
     const org = user.organizationId ? await this.organizations.get(user.organizationId) : null;
     const server = org ? serverLabel(org) : EPIC_LABEL;
+    // Stored reasons and errors are worded for Epic; another server is called by its name.
+    const said = (message: string | null) => (message === null ? null : speakOfServer(message, server));
     // Where to connect again: this organization's patient launch.
     const reconnect = (): string | null =>
       org ? `/fhir/epic-connect?org=${encodeURIComponent(org.slug)}` : null;
@@ -67,7 +69,7 @@ export class PatientPagesController {
         summary: { observations: [] },
         ended: {
           at: credential.endedAt!.toISOString(),
-          reason: credential.lastError,
+          reason: said(credential.lastError),
           reconnect: reconnect(),
         },
         since: credential.createdAt.toISOString(),
@@ -127,14 +129,14 @@ export class PatientPagesController {
             continue;
           }
         }
-        summary.error = error.message;
+        summary.error = said(error.message)!;
       }
       accounts.push({
         id: credential.id,
         badge: stateBadge(state),
         state,
         summary,
-        lastError: credential.lastError,
+        lastError: said(credential.lastError),
         since: credential.createdAt.toISOString(),
       });
     }

@@ -205,7 +205,7 @@ function describeInteropProfile(profile: InteropProfile, app: () => InteropApp):
     });
 
     it("patient standalone launch shows the patient's name and observations", async () => {
-      const { orgId } = await registeredOrganization(
+      const { orgId, clientId } = await registeredOrganization(
         t,
         epic,
         options({
@@ -226,6 +226,19 @@ function describeInteropProfile(profile: InteropProfile, app: () => InteropApp):
       expect(page).toMatch(/id="patient-name">Camila [^<]*Lopez/);
       expect(page).toContain('Recent observations');
       expect(page).toMatch(/<ul class="observations"><li>/);
+
+      // The server ends the patient's grant: the page says so, in the server's own name.
+      epic.revokeClientGrants(clientId);
+      epic.expireAccessTokens();
+      await t.dataSource.query(
+        `UPDATE epic_credential SET expires_at = now() - interval '1 minute'
+          WHERE organization_id = $1 AND user_id IS NOT NULL`,
+        [orgId],
+      );
+      const ended = (await agent.get('/launch/patient').expect(200)).text;
+      expect(ended).toContain('❌ Expired');
+      expect(ended).toMatch(/invalid_grant/);
+      if (generic) expect(ended).not.toMatch(/\bEpic\b/);
     });
 
     it('private_key_jwt: connect and refresh with client assertions', async () => {
