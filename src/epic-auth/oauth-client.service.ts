@@ -19,7 +19,10 @@ import { oauthErrorCode } from './token-errors';
 export interface EpicOAuthClient {
   registration: EpicRegistration;
   server: SmartConfiguration;
+  /** The configuration token calls use first. */
   oauth: oidc.Configuration;
+  /** client_secret_basic on `auto`: the other Basic encoding, tried once after `invalid_client`. */
+  otherEncoding?: oidc.Configuration;
 }
 
 /**
@@ -41,8 +44,10 @@ export class OAuthClientService {
   ) {}
 
   /**
-   * The organization's client with discovered endpoints. Reads the database (registration and
-   * secret) and the network: call it before taking a lock, never inside a transaction.
+   * The organization's client with discovered endpoints, ready to call the token endpoint: the
+   * registration, the secret and the signing key are read here, so a token call made with it touches
+   * no database before it sends (a refresh holds its lease meanwhile). Call it before taking a lock,
+   * never inside a transaction.
    */
   async forOrganization(organizationId: string): Promise<EpicOAuthClient> {
     const registration = await this.organizations.getEpicRegistration(organizationId);
@@ -55,13 +60,13 @@ export class OAuthClientService {
       clientId: registration.clientId,
       authMethod: registration.tokenAuthMethod,
     });
-    return { registration, server, oauth: await this.configuration(server, registration) };
+    return this.prepare(server, registration);
   }
 
   /**
-   * A backend-service token (SMART Backend Services, EPIC-SMART.md §9): client_credentials with a
-   * client assertion and `system/` scopes. Epic decides the scopes from the app's registered APIs
-   * and ignores the parameter; SMART servers need it.
+   * A backend-service token (SMART Backend Services, https://hl7.org/fhir/smart-app-launch/backend-services.html):
+   * client_credentials with a client assertion and `system/` scopes. Epic decides the scopes from
+   * the app's registered APIs and ignores the parameter; SMART servers need it.
    */
   clientCredentials(client: EpicOAuthClient): ReturnType<typeof oidc.clientCredentialsGrant> {
     return oidc.clientCredentialsGrant(client.oauth, { scope: client.registration.scopes });
@@ -69,27 +74,22 @@ export class OAuthClientService {
 
   /**
    * A refresh-token grant (RFC 6749 §6). The app needs no id_token at refresh, so one in the answer is
-   * dropped unread: a 200 with new tokens (and perhaps a rotated refresh token) is never thrown away
-   * because an optional id_token fails openid-client's checks (OpenID Connect Core §12.2 lets
-   * servers send one, and some send one without `aud`).
+   * dropped unread (tokenEndpointFetch): a 200 with new tokens (and perhaps a rotated refresh token)
+   * is never thrown away because an optional id_token fails openid-client's checks (OpenID Connect
+   * Core §12.2 lets servers send one, and some send one without `aud`).
    */
   refresh(client: EpicOAuthClient, refreshToken: string): ReturnType<typeof oidc.refreshTokenGrant> {
-    return this.tokenCall(
-      client.server,
-      client.registration,
-      (config) => oidc.refreshTokenGrant(config, refreshToken),
-      { dropIdToken: true },
-    );
+    return this.tokenCall(client, (config) => oidc.refreshTokenGrant(config, refreshToken));
   }
 
   /** The authorization-code exchange (RFC 6749 §4.1.3, with the PKCE verifier and id_token checks). */
-  exchangeCode(
+  async exchangeCode(
     server: SmartConfiguration,
     registration: EpicRegistration,
     callbackUrl: URL,
     checks: { pkceCodeVerifier: string; expectedState: string; expectedNonce?: string },
   ): ReturnType<typeof oidc.authorizationCodeGrant> {
-    return this.tokenCall(server, registration, (config) =>
+    return this.tokenCall(await this.prepare(server, registration), (config) =>
       oidc.authorizationCodeGrant(config, callbackUrl, checks),
     );
   }
@@ -105,12 +105,10 @@ export class OAuthClientService {
     const probe = `epic-connect-credentials-check-${randomUUID()}`;
     let encoding: BasicEncodingName = client.registration.basicEncoding.use;
     try {
-      await this.tokenCall(
-        client.server,
-        client.registration,
-        (config) => oidc.refreshTokenGrant(config, probe),
-        { dropIdToken: true, acceptedDespite: credentialsAccepted, onAttempt: (e) => (encoding = e) },
-      );
+      await this.tokenCall(client, (config) => oidc.refreshTokenGrant(config, probe), {
+        acceptedDespite: credentialsAccepted,
+        onAttempt: (e) => (encoding = e),
+      });
       // No server should honour an unknown refresh token; if it did, it accepted the client at least.
       return { outcome: 'accepted', code: 'accepted', encoding };
     } catch (error) {
@@ -126,8 +124,33 @@ export class OAuthClientService {
     server: SmartConfiguration,
     registration: EpicRegistration,
   ): Promise<oidc.Configuration> {
-    const secret = await this.secretFor(registration);
-    return this.build(server, registration, secret, registration.basicEncoding.use, {});
+    return (await this.prepare(server, registration)).oauth;
+  }
+
+  /**
+   * Builds the client's configurations: the Basic encoding to send first and, with `auto` and
+   * credentials whose two encodings differ, the other one for a single retry.
+   */
+  private async prepare(
+    server: SmartConfiguration,
+    registration: EpicRegistration,
+  ): Promise<EpicOAuthClient> {
+    const secret =
+      registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt
+        ? null
+        : await this.organizations.getClientSecret(registration.organizationId);
+    const { use, fallback } = registration.basicEncoding;
+    const adaptive =
+      registration.tokenAuthMethod === TokenAuthMethod.ClientSecretBasic &&
+      secret !== null &&
+      fallback &&
+      basicEncodingsDiffer(registration.clientId, secret);
+    return {
+      registration,
+      server,
+      oauth: await this.build(server, registration, secret, use),
+      ...(adaptive ? { otherEncoding: await this.build(server, registration, secret, otherThan(use)) } : {}),
+    };
   }
 
   /**
@@ -136,49 +159,42 @@ export class OAuthClientService {
    * server authenticates the client first, so nothing was spent), and whichever the server accepted
    * is remembered for the organization. Epic documents the RFC 6749 §2.3.1 form; servers that compare
    * the header as sent reject it, as a developer reported for Epic itself
-   * (http://community.fhir.org/t/invalid-client-error-from-epic/4312).
+   * (http://community.fhir.org/t/invalid-client-error-from-epic/4312). Nothing here waits on the
+   * database: what is learned is written in the background.
    */
   private async tokenCall<T>(
-    server: SmartConfiguration,
-    registration: EpicRegistration,
+    client: EpicOAuthClient,
     call: (config: oidc.Configuration) => Promise<T>,
     options: TokenCallOptions = {},
   ): Promise<T> {
-    const secret = await this.secretFor(registration);
-    const { use, fallback, detected } = registration.basicEncoding;
-    const adaptive =
-      registration.tokenAuthMethod === TokenAuthMethod.ClientSecretBasic &&
-      secret !== null &&
-      fallback &&
-      basicEncodingsDiffer(registration.clientId, secret);
-    const run = async (encoding: BasicEncodingName) => {
-      options.onAttempt?.(encoding);
-      return call(await this.build(server, registration, secret, encoding, options));
-    };
-    const learned = async (encoding: BasicEncodingName) => {
-      if (adaptive && (encoding !== use || !detected)) await this.remember(registration, encoding);
+    const { registration, otherEncoding } = client;
+    const { use, detected } = registration.basicEncoding;
+    const learned = (encoding: BasicEncodingName) => {
+      if (otherEncoding && (encoding !== use || !detected)) void this.remember(registration, encoding);
     };
     let first: unknown;
     try {
-      const result = await run(use);
-      await learned(use);
+      options.onAttempt?.(use);
+      const result = await call(client.oauth);
+      learned(use);
       return result;
     } catch (error) {
-      if (!adaptive || oauthErrorCode(error) !== 'invalid_client') {
-        if (options.acceptedDespite?.(error)) await learned(use);
+      if (!otherEncoding || oauthErrorCode(error) !== 'invalid_client') {
+        if (options.acceptedDespite?.(error)) learned(use);
         throw error;
       }
       first = error;
     }
-    const other: BasicEncodingName = use === 'raw' ? 'form-urlencoded' : 'raw';
+    const other = otherThan(use);
     try {
-      const result = await run(other);
-      await learned(other);
+      options.onAttempt?.(other);
+      const result = await call(otherEncoding);
+      learned(other);
       return result;
     } catch (error) {
       // Refused both ways: the credentials themselves are wrong; report the first answer.
       if (oauthErrorCode(error) === 'invalid_client') throw first;
-      if (options.acceptedDespite?.(error)) await learned(other);
+      if (options.acceptedDespite?.(error)) learned(other);
       throw error;
     }
   }
@@ -204,17 +220,11 @@ export class OAuthClientService {
     }
   }
 
-  private async secretFor(registration: EpicRegistration): Promise<string | null> {
-    if (registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt) return null;
-    return this.organizations.getClientSecret(registration.organizationId);
-  }
-
   private async build(
     server: SmartConfiguration,
     registration: EpicRegistration,
     secret: string | null,
     encoding: BasicEncodingName,
-    options: TokenCallOptions,
   ): Promise<oidc.Configuration> {
     const oauthConfig = new oidc.Configuration(
       {
@@ -228,11 +238,11 @@ export class OAuthClientService {
       undefined,
       await this.clientAuthentication(server, registration, secret, encoding),
     );
-    // Bounds every token call, so a lock held around a refresh is never held for long.
+    // Bounds every token call, so a refresh lease is never held for long.
     oauthConfig.timeout = Math.ceil(this.config.env.EPIC_HTTP_TIMEOUT_MS / 1000);
     // The token and revocation endpoints come from a discovery document: same address policy.
     oauthConfig[oidc.customFetch] = (url, init) =>
-      tokenEndpointFetch(this.outbound.fetch, url, init as RequestInit, options.dropIdToken === true);
+      tokenEndpointFetch(this.outbound.fetch, url, init as RequestInit);
     if (!this.config.isProduction) oidc.allowInsecureRequests(oauthConfig); // http only reaches loopback here
     return oauthConfig;
   }
@@ -269,9 +279,10 @@ export class OAuthClientService {
 
 type BasicEncodingName = 'form-urlencoded' | 'raw';
 
+const otherThan = (encoding: BasicEncodingName): BasicEncodingName =>
+  encoding === 'raw' ? 'form-urlencoded' : 'raw';
+
 interface TokenCallOptions {
-  /** Refresh answers: drop an id_token before openid-client reads the response. */
-  dropIdToken?: boolean;
   /** An error that still proves the server accepted the client (the credentials check). */
   acceptedDespite?: (error: unknown) => boolean;
   /** Told which Basic encoding each attempt sends (the credentials check reports the accepted one). */
@@ -311,23 +322,30 @@ function rawClientSecretBasic(secret: string): oidc.ClientAuth {
 /**
  * Every token-endpoint call goes through here. An error answer's `WWW-Authenticate` challenge is
  * dropped so openid-client reads the OAuth error in the JSON body (RFC 6749 §5.2 puts one on a 401
- * `invalid_client`; the body says what failed). With `dropIdToken`, an id_token in a 200 answer is
- * removed before openid-client validates it.
+ * `invalid_client`; the body says what failed). An id_token in a 200 answer to a refresh is removed
+ * before openid-client validates it: the app does not use one at refresh.
  */
 async function tokenEndpointFetch(
   fetcher: (url: string | URL | Request, init?: RequestInit) => Promise<Response>,
   url: string | URL | Request,
   init: RequestInit,
-  dropIdToken: boolean,
 ): Promise<Response> {
   const response = await fetcher(url, init);
-  const contentType = response.headers.get('content-type') ?? '';
   if (response.status >= 400 && response.headers.has('www-authenticate')) {
     const headers = new Headers(response.headers);
     headers.delete('www-authenticate');
     return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
   }
-  if (!dropIdToken || response.status !== 200 || !/json/i.test(contentType)) return response;
+  const form =
+    init.body instanceof URLSearchParams
+      ? init.body
+      : typeof init.body === 'string'
+        ? new URLSearchParams(init.body)
+        : null;
+  const refresh = form?.get('grant_type') === 'refresh_token';
+  if (!refresh || response.status !== 200 || !/json/i.test(response.headers.get('content-type') ?? '')) {
+    return response;
+  }
   const text = await response.text();
   let body: unknown;
   try {

@@ -108,8 +108,9 @@ export class TokenRefreshService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     const timeoutMs = config.env.EPIC_HTTP_TIMEOUT_MS;
-    this.leaseMs = Math.ceil(timeoutMs / 1000) * 1000 + LEASE_MARGIN_MS;
-    this.waitMs = timeoutMs * 2 + 5_000;
+    // Up to two token calls run under a lease (a Basic-encoding retry after invalid_client).
+    this.leaseMs = 2 * Math.ceil(timeoutMs / 1000) * 1000 + LEASE_MARGIN_MS;
+    this.waitMs = this.leaseMs + 1_000; // outlives a crashed holder's lease
   }
 
   /** True while refreshes of this credential pause after a transient failure (this process). */
