@@ -6,9 +6,6 @@ import { Matches, ValidationOptions } from 'class-validator';
  */
 export const CONTROL_CHARACTERS = /\p{Cc}/u; // U+0000–U+001F, U+007F–U+009F
 
-/** The same, but tab, CR and LF allowed: for the few fields that may span lines. */
-export const CONTROL_CHARACTERS_EXCEPT_LINE_BREAKS = /(?![\t\n\r])\p{Cc}/u;
-
 /**
  * Text that is shown or stored as one line (names, search): no control characters and no Unicode
  * line or paragraph separators.

@@ -139,6 +139,7 @@ export class RegisterEpicClientDto {
   @IsString({ message: 'fhirServerName must be text' })
   @MaxLength(100, { message: 'fhirServerName must be at most 100 characters' })
   @Matches(/^[^\p{C}]*$/u, { message: 'fhirServerName must be printable text (no control characters)' })
+  @IsSingleLineText()
   fhirServerName?: string | null;
 }
 

@@ -61,7 +61,9 @@ describe('operational endpoints in production', () => {
       await tokens.http().get(path).set('authorization', 'Bearer wrong').expect(401);
       await tokens.http().get(path).set('authorization', token).expect(401); // the scheme is required
       await tokens.http().get(path).set('authorization', `Bearer ${other}`).expect(401); // one token each
+      await tokens.http().get(path).set('authorization', `Bearer ${token}x`).expect(401); // a longer one
       await tokens.http().get(path).set('authorization', `Bearer ${token}`).expect(200);
+      await tokens.http().get(path).set('authorization', `bearer ${token}`).expect(200); // RFC 7235 §2.1
     }
     const metrics = await tokens.http().get('/metrics').set('authorization', `Bearer ${METRICS_TOKEN}`);
     expect(metrics.text).toMatch(
