@@ -11,6 +11,7 @@ import {
   UseFilters,
   UseGuards,
 } from '@nestjs/common';
+import { ThrottlerGuard } from '@nestjs/throttler';
 import { Request, Response } from 'express';
 
 import {
@@ -27,7 +28,6 @@ import { AuthUser } from 'src/users/user.view';
 import { AuthService } from './auth.service';
 import { ChangePasswordDto } from './dto/change-password.dto';
 import { LocalLoginGuard } from './local-login.guard';
-import { LoginThrottlerGuard } from './login-throttler.guard';
 import { LoginPageFilter } from './login-page.filter';
 
 @Controller()
@@ -50,7 +50,7 @@ export class AuthController {
   @Public()
   @Post('login')
   @HttpCode(303)
-  @UseGuards(LoginThrottlerGuard, LocalLoginGuard)
+  @UseGuards(ThrottlerGuard, LocalLoginGuard)
   @UseFilters(LoginPageFilter)
   async login(@Req() req: Request, @Res() res: Response): Promise<void> {
     const user = req.user as AuthUser;
@@ -84,7 +84,7 @@ export class AuthController {
 
   @AllowPasswordChangePending()
   @Post('account/password')
-  @UseGuards(LoginThrottlerGuard) // the current-password check must not become a guessing oracle
+  @UseGuards(ThrottlerGuard) // the current-password check must not become a guessing oracle
   async changePassword(
     @CurrentUser() user: AuthUser,
     @Body() dto: ChangePasswordDto,

@@ -1,10 +1,10 @@
 import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
-import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { RootAdminBootstrap } from 'src/users/root-admin.bootstrap';
+import { ThrottleCounterService } from 'src/users/throttle-counter.service';
 import { UsersModule } from 'src/users/users.module';
 
 import { AuthController } from './auth.controller';
@@ -20,14 +20,18 @@ import { SessionSerializer } from './session.serializer';
     UsersModule,
     PassportModule.register({ session: true }),
     ThrottlerModule.forRootAsync({
-      inject: [APP_CONFIG, DataSource],
-      useFactory: (config: AppConfig, dataSource: DataSource) => ({
+      imports: [UsersModule],
+      inject: [APP_CONFIG, ThrottleCounterService],
+      useFactory: (config: AppConfig, counters: ThrottleCounterService) => ({
         // Counted in PostgreSQL: every instance counts against the same limit per client.
-        storage: new PgThrottlerStorage(dataSource),
+        storage: new PgThrottlerStorage(counters),
         // Per client IP (req.ip: set TRUST_PROXY behind a proxy). Accounts lock separately, in the database.
         throttlers: [
           {
-            name: 'login',
+            // The one throttler (login and password change), named 'default' so that ThrottlerGuard's
+            // 429 carries a plain `Retry-After` in seconds (another name would suffix the header).
+            // Its counters are `default:<hash>` rows in throttle_counter.
+            name: 'default',
             ttl: config.env.LOGIN_THROTTLE_WINDOW_SECONDS * 1000,
             limit: config.env.LOGIN_THROTTLE_LIMIT,
           },

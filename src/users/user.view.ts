@@ -1,6 +1,6 @@
 import { Role, User } from './user.entity';
 
-/** What leaves the users module: never the password hash or lockout counters. */
+/** What leaves the users module: never the password hash. */
 export interface UserView {
   id: string;
   email: string;

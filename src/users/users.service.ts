@@ -140,7 +140,9 @@ export class UsersService implements OnModuleInit {
    * (an unknown email is checked against a stand-in hash) and the same counting, so neither the
    * answer nor its timing tells whether an account exists. Failures are counted per email and
    * client address, and per email from everywhere (LoginLockout, in PostgreSQL: shared by every
-   * instance); while either is locked even the right password is refused.
+   * instance); while either is locked even the right password is refused. Either way one query
+   * after the hash: a failure is counted (and the lock read) in one statement, and only a matching
+   * password asks whether a lock is in force.
    */
   async checkCredentials(
     email: string,
@@ -153,12 +155,14 @@ export class UsersService implements OnModuleInit {
     const account = user?.passwordHash ? user : null; // launch users have no password: unknown here
     const matches = await verifyPassword(password, account?.passwordHash ?? (await dummyHash()));
     const userId = account?.id;
-    if (await this.lockout.isLocked(keys)) return { ok: false, reason: 'locked', userId };
     if (!account || !matches) {
-      const locked = await this.lockout.recordFailure(keys);
-      if (locked) this.logger.warn({ userId }, 'Sign-in locked after repeated failed logins');
-      return { ok: false, reason: locked ? 'locked' : 'invalid', userId };
+      // One statement: counts the failure unless a lock is in force, and says whether one is.
+      const outcome = await this.lockout.recordFailure(keys);
+      if (outcome === 'locks') this.logger.warn({ userId }, 'Sign-in locked after repeated failed logins');
+      return { ok: false, reason: outcome === 'counted' ? 'invalid' : 'locked', userId };
     }
+    // The right password during a lock: refused alike, after one statement too (not counted).
+    if (await this.lockout.isLocked(keys)) return { ok: false, reason: 'locked', userId };
     if (account.disabled) return { ok: false, reason: 'disabled', userId };
     await this.lockout.clearClient(keys);
     await this.users.update(account.id, { lastLoginAt: now });
@@ -167,15 +171,16 @@ export class UsersService implements OnModuleInit {
 
   /** Sets a new password; `mustChange` forces another change at next login (resets by operators). */
   async setPassword(userId: string, password: string, mustChange = false): Promise<void> {
-    const result = await this.users.update(userId, {
-      passwordHash: await hashPassword(password),
-      mustChangePassword: mustChange,
-      failedLoginCount: 0,
-      lockedUntil: null,
-    });
-    if (!result.affected) throw new NotFoundException('User not found');
-    const user = await this.users.findOneBy({ id: userId });
-    if (user) await this.lockout.clearAccount(user.email);
+    const result = await this.users
+      .createQueryBuilder()
+      .update()
+      .set({ passwordHash: await hashPassword(password), mustChangePassword: mustChange })
+      .where({ id: userId })
+      .returning(['email'])
+      .execute();
+    const [user] = result.raw as { email: string }[];
+    if (!result.affected || !user) throw new NotFoundException('User not found');
+    await this.lockout.clearAccount(user.email);
   }
 
   async verifyPassword(userId: string, password: string): Promise<boolean> {

@@ -111,6 +111,19 @@ describe('sign-in lockout per account and client address', () => {
     expect((await attempt(a, '198.51.100.7', root.email, root.password)).status).toBe(303);
   });
 
+  it('counts nothing from a locked address: one address cannot reach the account-wide lock', async () => {
+    const user = await factory.user(Role.OrgAdmin, (await factory.organization()).id);
+    const attacker = '203.0.113.77';
+    // 15 guesses (the account-wide threshold is 12): the first 5 count and lock this address only.
+    const answers: (string | undefined)[] = [];
+    for (let i = 0; i < 15; i++) {
+      answers.push((await attempt(i % 2 ? b : a, attacker, user.email, testSecret('guess'))).message);
+    }
+    expect(answers.slice(0, 5)).toEqual([INVALID, INVALID, INVALID, INVALID, LOCKED]);
+    expect(answers.slice(5).every((m) => m === LOCKED)).toBe(true);
+    expect((await attempt(a, '198.51.100.21', user.email, user.password)).status).toBe(303);
+  });
+
   it('bounds guessing from many addresses: the account-wide count locks it everywhere, for a while', async () => {
     const victim: TestUser = await factory.user(Role.OrgAdmin, (await factory.organization()).id);
     const answers: (string | undefined)[] = [];

@@ -43,7 +43,7 @@ describe('login throttling shared across instances', () => {
     expect(await attempt(b, 5)).toBe(401);
     // The per-IP counter (the table also holds the per-account lockout counters, `lockout:…`).
     const [row] = await a.dataSource.query<{ hits: number; blocked_until: Date | null }[]>(
-      `SELECT hits, blocked_until FROM throttle_counter WHERE key LIKE 'login:%'`,
+      `SELECT hits, blocked_until FROM throttle_counter WHERE key LIKE 'default:%'`,
     );
     expect(row).toEqual({ hits: 1, blocked_until: null });
   });
