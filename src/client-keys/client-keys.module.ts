@@ -10,9 +10,10 @@ import { KeyRotationService } from './key-rotation.service';
 import { SigningKeyStore } from './signing-key.store';
 
 /**
- * The service's own signing keys for private_key_jwt: generated here, encrypted at rest,
- * published at `/.well-known/jwks.json`, rotated on a schedule. EpicAuth signs client assertions
- * with `ClientKeysService.signingKey(alg)`; the console rotates with `KeyRotationService`.
+ * The service's own signing keys for private_key_jwt, one set per environment: generated here,
+ * encrypted at rest, published at `/.well-known/jwks-sandbox.json` (sandbox) and
+ * `/.well-known/jwks.json` (production), rotated on a schedule. EpicAuth signs client assertions
+ * with `ClientKeysService.signingKey(alg, environment)`; the console rotates with `KeyRotationService`.
  */
 @Module({
   imports: [TypeOrmModule.forFeature([ClientSigningKey]), UsersModule],

@@ -11,17 +11,19 @@ import { DbLockService } from 'src/database/db-lock.service';
 
 import {
   ClientKeyAuditAction,
+  KEY_ENVIRONMENTS,
   RotationStepResult,
   SIGNING_ALGS,
+  type KeyEnvironment,
   type KeyState,
   type SigningAlg,
 } from './client-keys.types';
 import { ClientSigningKey } from './entities/client-signing-key.entity';
 import { generateSigningKey, importPrivateKey } from './key-material';
 
-/** Every change to the key set happens in a transaction holding this advisory lock. */
+/** Every change to the key sets (both environments) happens in a transaction holding this advisory lock. */
 const KEYS_LOCK = 'client-signing-keys';
-/** How many retired keys the console lists. */
+/** How many retired keys the console lists, per environment. */
 const RETIRED_LISTED = 10;
 
 /** Binds each ciphertext to its row, so a private key copied into another row fails to decrypt. */
@@ -50,19 +52,19 @@ export class SigningKeyStore {
     return this.locks.withLock(KEYS_LOCK, work);
   }
 
-  active(alg: SigningAlg): Promise<ClientSigningKey | null> {
-    return this.keys.findOneBy({ alg, state: 'active' });
+  active(environment: KeyEnvironment, alg: SigningAlg): Promise<ClientSigningKey | null> {
+    return this.keys.findOneBy({ environment, alg, state: 'active' });
   }
 
-  /** The keys in the JWK Set: next, active and retiring. */
+  /** The keys in the JWK Sets, of both environments (one query): next, active and retiring. */
   published(): Promise<ClientSigningKey[]> {
     return this.keys.find({
       where: { state: In(['next', 'active', 'retiring'] satisfies KeyState[]) },
-      order: { alg: 'ASC', createdAt: 'DESC' },
+      order: { environment: 'ASC', alg: 'ASC', createdAt: 'DESC' },
     });
   }
 
-  /** Every key still in use (not retired), read in the caller's transaction. */
+  /** Every key still in use (not retired), of both environments, read in the caller's transaction. */
   current(manager: EntityManager): Promise<ClientSigningKey[]> {
     return manager.getRepository(ClientSigningKey).find({
       where: { state: In(['next', 'active', 'retiring'] satisfies KeyState[]) },
@@ -70,13 +72,19 @@ export class SigningKeyStore {
     });
   }
 
-  /** Keys in use plus the most recently retired ones, newest first. */
+  /** Keys in use plus the most recently retired ones of each environment, newest first. */
   async forListing(): Promise<ClientSigningKey[]> {
-    const [current, retired] = await Promise.all([
+    const [current, ...retired] = await Promise.all([
       this.keys.find({ where: { state: In(['next', 'active', 'retiring'] satisfies KeyState[]) } }),
-      this.keys.find({ where: { state: 'retired' }, order: { retiredAt: 'DESC' }, take: RETIRED_LISTED }),
+      ...KEY_ENVIRONMENTS.map((environment) =>
+        this.keys.find({
+          where: { environment, state: 'retired' },
+          order: { retiredAt: 'DESC' },
+          take: RETIRED_LISTED,
+        }),
+      ),
     ]);
-    return [...current, ...retired].sort(
+    return [...current, ...retired.flat()].sort(
       (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.alg.localeCompare(b.alg),
     );
   }
@@ -89,24 +97,34 @@ export class SigningKeyStore {
   }
 
   /**
-   * In the caller's locked transaction: makes an active key for every algorithm that has none
-   * (first boot), audited as `client-key.created`.
+   * In the caller's locked transaction: makes an active key for every environment and algorithm
+   * that has none (first boot, or the first start with a new environment's set), audited as
+   * `client-key.created`.
    */
   async ensureActive(manager: EntityManager, now: Date): Promise<RotationStepResult[]> {
     const current = await this.current(manager);
     const results: RotationStepResult[] = [];
-    for (const alg of SIGNING_ALGS) {
-      if (current.some((k) => k.alg === alg && k.state === 'active')) continue;
-      const key = await this.create(manager, alg, 'active', now);
-      await this.record(manager, null, ClientKeyAuditAction.Created, key);
-      results.push({ step: 'create', alg, kid: key.kid, previousKid: null, at: now });
+    for (const environment of KEY_ENVIRONMENTS) {
+      for (const alg of SIGNING_ALGS) {
+        const has = current.some(
+          (k) => k.environment === environment && k.alg === alg && k.state === 'active',
+        );
+        if (has) continue;
+        const key = await this.create(manager, environment, alg, 'active', now);
+        await this.record(manager, null, ClientKeyAuditAction.Created, key);
+        results.push({ step: 'create', environment, alg, kid: key.kid, previousKid: null, at: now });
+      }
     }
     return results;
   }
 
-  /** Generates and stores a key in `state` (`next`, or `active` for an algorithm's first key). */
+  /**
+   * Generates and stores a key of `environment`'s set in `state` (`next`, or `active` for an
+   * algorithm's first key there).
+   */
   async create(
     manager: EntityManager,
+    environment: KeyEnvironment,
     alg: SigningAlg,
     state: 'next' | 'active',
     now: Date,
@@ -118,6 +136,7 @@ export class SigningKeyStore {
       repo.create({
         id,
         kid: material.kid,
+        environment,
         alg,
         state,
         publicJwk: material.publicJwk,
@@ -130,7 +149,7 @@ export class SigningKeyStore {
     );
   }
 
-  /** `next` → `active`, and the old active → `retiring`, in the caller's transaction. */
+  /** `next` → `active`, and the old active (same environment and algorithm) → `retiring`, in the caller's transaction. */
   async promote(
     manager: EntityManager,
     next: ClientSigningKey,
@@ -138,7 +157,7 @@ export class SigningKeyStore {
     now: Date,
   ): Promise<void> {
     const repo = manager.getRepository(ClientSigningKey);
-    // The old one first: the partial unique index allows one active key per algorithm at any moment.
+    // The old one first: the partial unique index allows one active key per environment and algorithm.
     if (previous) {
       expectOne(
         await repo.update({ id: previous.id, state: 'active' }, { state: 'retiring', retiringAt: now }),
@@ -156,7 +175,7 @@ export class SigningKeyStore {
     );
   }
 
-  /** Audits a key step with its kid and alg; `actor` null is the schedule (or first boot). */
+  /** Audits a key step with its kid, alg and environment; `actor` null is the schedule (or first boot). */
   record(
     manager: EntityManager,
     actor: AuditActor | null,
@@ -164,6 +183,9 @@ export class SigningKeyStore {
     key: ClientSigningKey,
     detail: Record<string, unknown> = {},
   ): Promise<void> {
-    return this.audit.record({ actor, action, detail: { kid: key.kid, alg: key.alg, ...detail } }, manager);
+    return this.audit.record(
+      { actor, action, detail: { kid: key.kid, alg: key.alg, environment: key.environment, ...detail } },
+      manager,
+    );
   }
 }

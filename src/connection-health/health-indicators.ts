@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
-import { SIGNING_ALGS } from 'src/client-keys/client-keys.types';
+import { KEY_ENVIRONMENTS, SIGNING_ALGS, type ClientKeyView } from 'src/client-keys/client-keys.types';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
 import { ConnectionCheckService } from './connection-check.service';
@@ -65,26 +65,42 @@ export class ConnectionHealthIndicators {
   }
 
   /**
-   * The signing keys of private_key_jwt: degraded (still 200) when an algorithm has no active key,
-   * or when a scheduled rotation step is more than an hour late (the rotation job is not running:
+   * The signing keys of private_key_jwt, both sets (sandbox and production), each under its
+   * environment: degraded (still 200) when an algorithm of either set has no active key, or when a
+   * scheduled rotation step of either is more than an hour late (the rotation job is not running:
    * a published key never starts signing, or an old one is never unpublished).
    */
   async signingKeys(now = new Date()): Promise<HealthIndicatorResult<'signingKeys'>> {
     const indicator = this.indicators.check('signingKeys');
     const keys = await this.clientKeys.list();
-    const active = Object.fromEntries(
-      SIGNING_ALGS.map((alg) => [alg, keys.find((k) => k.alg === alg && k.state === 'active')?.kid ?? null]),
+    const sets = KEY_ENVIRONMENTS.map((environment) =>
+      keySetHealth(
+        keys.filter((k) => k.environment === environment),
+        this.config.env.CRON_ENABLED,
+        now,
+      ),
     );
-    const late = this.config.env.CRON_ENABLED
-      ? keys.filter((k) => k.nextStepAt && now.getTime() - k.nextStepAt.getTime() > KEY_STEP_LATE_MS)
-      : [];
-    const details = {
-      active,
-      next: keys.filter((k) => k.state === 'next').map((k) => ({ kid: k.kid, alg: k.alg })),
-      retiring: keys.filter((k) => k.state === 'retiring').map((k) => ({ kid: k.kid, alg: k.alg })),
-      lateSteps: late.map((k) => ({ kid: k.kid, step: k.nextStep, dueAt: k.nextStepAt!.toISOString() })),
-    };
-    const missing = Object.values(active).some((kid) => kid === null);
-    return missing || late.length > 0 ? indicator.degraded(details) : indicator.up(details);
+    const details = Object.fromEntries(
+      KEY_ENVIRONMENTS.map((environment, i) => [environment, sets[i].details]),
+    );
+    return sets.some((set) => set.degraded) ? indicator.degraded(details) : indicator.up(details);
   }
+}
+
+/** One environment's keys for `/health`: the active kid per algorithm, next, retiring, late steps. */
+function keySetHealth(keys: ClientKeyView[], cronEnabled: boolean, now: Date) {
+  const active = Object.fromEntries(
+    SIGNING_ALGS.map((alg) => [alg, keys.find((k) => k.alg === alg && k.state === 'active')?.kid ?? null]),
+  );
+  const late = cronEnabled
+    ? keys.filter((k) => k.nextStepAt && now.getTime() - k.nextStepAt.getTime() > KEY_STEP_LATE_MS)
+    : [];
+  const details = {
+    active,
+    next: keys.filter((k) => k.state === 'next').map((k) => ({ kid: k.kid, alg: k.alg })),
+    retiring: keys.filter((k) => k.state === 'retiring').map((k) => ({ kid: k.kid, alg: k.alg })),
+    lateSteps: late.map((k) => ({ kid: k.kid, step: k.nextStep, dueAt: k.nextStepAt!.toISOString() })),
+  };
+  const missing = Object.values(active).some((kid) => kid === null);
+  return { details, degraded: missing || late.length > 0 };
 }

@@ -43,30 +43,36 @@ describe('signing keys and private_key_jwt in Chromium', () => {
     await t?.close();
   });
 
-  const jwksUrl = () => `${base}/.well-known/jwks.json`;
-  const rowsIn = (state: string) => page.locator(`table.keys tr[data-state="${state}"]`);
+  /** The organizations here are in the sandbox environment: its key set and JWK Set URL. */
+  const jwksUrl = (environment: 'sandbox' | 'production' = 'sandbox') =>
+    `${base}/.well-known/${environment === 'sandbox' ? 'jwks-sandbox.json' : 'jwks.json'}`;
+  const rowsIn = (state: string, environment: 'sandbox' | 'production') =>
+    page.locator(`table.keys[data-environment="${environment}"] tr[data-state="${state}"]`);
 
-  it('1. the root admin copies the JWK Set URL and starts a rotation', async () => {
+  it('1. the root admin copies each set’s JWK Set URL and starts a rotation of the production set', async () => {
     await Promise.all([page.waitForNavigation(), page.getByRole('link', { name: 'Signing keys' }).click()]);
     expect(await page.title()).toBe('Signing keys · epic-connect');
-    expect(await page.locator('#jwks-url').textContent()).toBe(jwksUrl());
-    await page.getByRole('button', { name: 'Copy the JWK Set URL' }).click();
-    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(jwksUrl());
-    expect(await rowsIn('active').count()).toBe(2);
-    expect(await rowsIn('next').count()).toBe(0);
+    for (const environment of ['sandbox', 'production'] as const) {
+      expect(await page.locator(`#jwks-url-${environment}`).textContent()).toBe(jwksUrl(environment));
+      await page.getByRole('button', { name: `Copy the ${environment} JWK Set URL` }).click();
+      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(jwksUrl(environment));
+      expect(await rowsIn('active', environment).count()).toBe(2);
+      expect(await rowsIn('next', environment).count()).toBe(0);
+    }
 
     await Promise.all([
       page.waitForNavigation(),
-      page.getByRole('button', { name: 'Start rotation' }).click(),
+      page.getByRole('button', { name: 'Start production rotation' }).click(),
     ]);
     expect(new URL(page.url()).pathname).toBe('/admin/keys');
     // The flash is read from the session by the page the redirect leads to, however fast the browser follows it.
     const text = await page.locator('.flashes .alert.success').textContent();
-    expect(text).toMatch(/^Published new signing keys: .+signs from /);
+    expect(text).toMatch(/^Published new production signing keys: .+signs from /);
     expect(text).toContain('RS384 ');
     expect(text).toContain('ES384 ');
-    expect(await rowsIn('next').count()).toBe(2);
-    for (const row of await rowsIn('next').all()) {
+    expect(await rowsIn('next', 'production').count()).toBe(2);
+    expect(await rowsIn('next', 'sandbox').count()).toBe(0);
+    for (const row of await rowsIn('next', 'production').all()) {
       expect(await row.locator('.badge').textContent()).toBe('Next');
       expect(await row.locator('.next-step').textContent()).toMatch(
         /^Promotes at \d{4}-\d\d-\d\d \d\d:\d\d UTC/,
@@ -75,8 +81,10 @@ describe('signing keys and private_key_jwt in Chromium', () => {
       const kid = await row.getAttribute('data-kid');
       expect(await row.locator('code.kid').textContent()).toBe(kid);
     }
-    const published = (await (await fetch(jwksUrl())).json()) as { keys: unknown[] };
+    const published = (await (await fetch(jwksUrl('production'))).json()) as { keys: unknown[] };
     expect(published.keys).toHaveLength(4);
+    const sandbox = (await (await fetch(jwksUrl('sandbox'))).json()) as { keys: unknown[] };
+    expect(sandbox.keys).toHaveLength(2);
     await screenshot(page, '12-signing-keys');
   });
 
@@ -92,7 +100,14 @@ describe('signing keys and private_key_jwt in Chromium', () => {
     await authMethod.selectOption('private_key_jwt');
     expect(await secret.isVisible()).toBe(false);
     expect(await jwks.isVisible()).toBe(true);
-    expect(await jwks.textContent()).toBe(jwksUrl());
+    expect(await jwks.textContent()).toBe(jwksUrl('sandbox'));
+    // Each environment has its own keys: the URL follows the Environment field before it is saved.
+    const environment = page.getByLabel('Environment', { exact: true });
+    await environment.selectOption('production');
+    expect(await jwks.textContent()).toBe(jwksUrl('production'));
+    expect(await page.locator('#jwks-url-help [data-jwks-environment]').textContent()).toBe('production');
+    await environment.selectOption('sandbox');
+    expect(await jwks.textContent()).toBe(jwksUrl('sandbox'));
     expect(await page.getByLabel('Signing key').isVisible()).toBe(true);
     await authMethod.selectOption('client_secret_basic');
     expect(await secret.isVisible()).toBe(true);

@@ -1,4 +1,9 @@
-import type { ClientKeyView, KeyState } from 'src/client-keys/client-keys.types';
+import {
+  KEY_ENVIRONMENTS,
+  type ClientKeyView,
+  type KeyEnvironment,
+  type KeyState,
+} from 'src/client-keys/client-keys.types';
 import type { FlashMessage } from 'src/common/flash';
 
 import { formatUtc } from './connection-row';
@@ -44,23 +49,47 @@ export interface KeyRow {
 }
 
 export interface KeysPageSettings {
-  jwksUrl: string;
+  /** Each environment's JWK Set URL. */
+  jwksUrls: Record<KeyEnvironment, string>;
   overlapSeconds: number;
   /** 0: no automatic rotation. */
   intervalDays: number;
 }
 
+/** One environment's key set: its JWK Set URL, its keys, and its own "Start rotation". */
+export interface KeySetSection {
+  environment: KeyEnvironment;
+  /** "Sandbox (non-production)", "Production". */
+  name: string;
+  /** "sandbox", "production": in sentences and the copy button's label. */
+  word: string;
+  /** The other set's word: its rotation does not touch that set. */
+  otherWord: string;
+  /** Which field of the Epic app the URL goes in. */
+  epicField: string;
+  jwksUrl: string;
+  rows: KeyRow[];
+  /** A rotation of this set is under way: its `next` keys and when they start signing. */
+  pending: { alg: string; kid: string; signsFrom: string }[];
+}
+
 export interface KeysPage {
   title: string;
-  jwksUrl: string;
   /** "1 day", "5 minutes": KEY_ROTATION_OVERLAP_SECONDS in words. */
   overlap: string;
   /** "90 days": the age at which the active key is rotated by itself; null: only from this page. */
   interval: string | null;
-  rows: KeyRow[];
-  /** A rotation is under way: the `next` keys and when they start signing. */
-  pending: { alg: string; kid: string; signsFrom: string }[];
+  /** Sandbox first, then production. */
+  sets: KeySetSection[];
 }
+
+const SET_NAMES: Record<KeyEnvironment, { name: string; word: string; epicField: string }> = {
+  sandbox: { name: 'Sandbox (non-production)', word: 'sandbox', epicField: 'Non-Production JWK Set URL' },
+  production: { name: 'Production', word: 'production', epicField: 'Production JWK Set URL' },
+};
+
+/** The set's name in a sentence ("sandbox", "production"), e.g. for the rotation messages. */
+export const keySetWord = (environment: KeyEnvironment): string => SET_NAMES[environment].word;
 
 const UNITS: [number, string][] = [
   [86_400, 'day'],
@@ -116,16 +145,18 @@ function nextStepText(key: ClientKeyView, all: readonly ClientKeyView[], interva
   }
 }
 
-/** The root admin's Signing keys page: pure, from the keys' views (never key material). */
-export function keysPage(keys: readonly ClientKeyView[], settings: KeysPageSettings, now: Date): KeysPage {
+/** One environment's keys (`keys` are that environment's only). */
+function keySetSection(
+  environment: KeyEnvironment,
+  keys: readonly ClientKeyView[],
+  settings: KeysPageSettings,
+  now: Date,
+): KeySetSection {
   return {
-    title: 'Signing keys',
-    jwksUrl: settings.jwksUrl,
-    overlap: durationText(settings.overlapSeconds),
-    interval:
-      settings.intervalDays > 0
-        ? `${settings.intervalDays} day${settings.intervalDays === 1 ? '' : 's'}`
-        : null,
+    environment,
+    ...SET_NAMES[environment],
+    otherWord: SET_NAMES[environment === 'sandbox' ? 'production' : 'sandbox'].word,
+    jwksUrl: settings.jwksUrls[environment],
     rows: keys.map((key) => ({
       kid: key.kid,
       alg: key.alg,
@@ -146,11 +177,40 @@ export function keysPage(keys: readonly ClientKeyView[], settings: KeysPageSetti
 }
 
 /**
- * The messages after "Start rotation": `next` are the `next` keys `startRotation` returned, and
- * `startedAt` the clock it was given, which is the creation time of the keys that call made. A
- * key created earlier means a rotation was already under way for that algorithm (none is added).
+ * The root admin's Signing keys page: pure, from the keys' views (never key material), one
+ * section per environment's key set.
  */
-export function rotationFlashes(next: readonly ClientKeyView[], startedAt: Date): FlashMessage[] {
+export function keysPage(keys: readonly ClientKeyView[], settings: KeysPageSettings, now: Date): KeysPage {
+  return {
+    title: 'Signing keys',
+    overlap: durationText(settings.overlapSeconds),
+    interval:
+      settings.intervalDays > 0
+        ? `${settings.intervalDays} day${settings.intervalDays === 1 ? '' : 's'}`
+        : null,
+    sets: KEY_ENVIRONMENTS.map((environment) =>
+      keySetSection(
+        environment,
+        keys.filter((k) => k.environment === environment),
+        settings,
+        now,
+      ),
+    ),
+  };
+}
+
+/**
+ * The messages after "Start rotation" of `environment`'s set: `next` are the `next` keys
+ * `startRotation` returned, and `startedAt` the clock it was given, which is the creation time of
+ * the keys that call made. A key created earlier means a rotation was already under way for that
+ * algorithm (none is added).
+ */
+export function rotationFlashes(
+  next: readonly ClientKeyView[],
+  startedAt: Date,
+  environment: KeyEnvironment,
+): FlashMessage[] {
+  const set = keySetWord(environment);
   const describe = (keys: readonly ClientKeyView[]): string =>
     keys.map((k) => `${k.alg} ${shortKid(k.kid)} (signs from ${formatUtc(k.nextStepAt)})`).join(', ');
   const made = next.filter((k) => k.createdAt.getTime() === startedAt.getTime());
@@ -160,18 +220,18 @@ export function rotationFlashes(next: readonly ClientKeyView[], startedAt: Date)
     messages.push({
       level: 'success',
       text:
-        `Published ${made.length === 1 ? 'a new signing key' : 'new signing keys'}: ${describe(made)}. ` +
-        `${made.length === 1 ? 'It is' : 'They are'} in the JWK Set now; the current keys keep signing until then.`,
+        `Published ${made.length === 1 ? `a new ${set} signing key` : `new ${set} signing keys`}: ${describe(made)}. ` +
+        `${made.length === 1 ? 'It is' : 'They are'} in the ${set} JWK Set now; the current ${set} keys keep signing until then.`,
     });
   }
   if (earlier.length > 0) {
     messages.push({
       level: 'info',
-      text: `A rotation is already under way, so no other key was made: ${describe(earlier)}.`,
+      text: `A ${set} rotation is already under way, so no other key was made: ${describe(earlier)}.`,
     });
   }
   if (messages.length === 0) {
-    messages.push({ level: 'warning', text: 'No signing key was published. Try again.' });
+    messages.push({ level: 'warning', text: `No ${set} signing key was published. Try again.` });
   }
   return messages;
 }

@@ -1,9 +1,10 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-import type { KeyState, PublicJwk, SigningAlg } from 'src/client-keys/client-keys.types';
+import type { KeyEnvironment, KeyState, PublicJwk, SigningAlg } from 'src/client-keys/client-keys.types';
 
 /**
- * One of this service's own signing keys for private_key_jwt. The private part is a JWK,
+ * One of this service's own signing keys for private_key_jwt, in the key set of one environment
+ * (sandbox or production: each has its own JWK Set URL). The private part is a JWK,
  * encrypted at rest (SecretCipherService, context `client_signing_key:<id>`), and wiped (NULL)
  * once the key is retired. The id is chosen before insert so the ciphertext can be bound to it.
  */
@@ -14,6 +15,10 @@ export class ClientSigningKey {
 
   @Column({ type: 'text', unique: true })
   kid!: string;
+
+  /** The key set: signs for the organizations of this environment, published at its JWK Set URL only. */
+  @Column({ type: 'text' })
+  environment!: KeyEnvironment;
 
   @Column({ type: 'text' })
   alg!: SigningAlg;

@@ -50,7 +50,7 @@ describe('the JWK Set served from memory', () => {
     const before = kidsOf((await a.http().get('/.well-known/jwks.json').expect(200)).body);
 
     // The instance that takes the step publishes the new `next` keys as soon as it commits.
-    const nexts = await b.app.get(KeyRotationService).startRotation(null);
+    const nexts = await b.app.get(KeyRotationService).startRotation(null, 'production');
     const withNext = [...before, ...nexts.map((k) => k.kid)].sort();
     expect(kidsOf((await b.http().get('/.well-known/jwks.json').expect(200)).body)).toEqual(withNext);
 
@@ -68,7 +68,7 @@ describe('the JWK Set served from memory', () => {
       const res = await a.http().get('/.well-known/jwks.json').expect(200);
       return kidsOf(res.body).join() === withNext.join();
     });
-    expect(kidsOf(await a.app.get(ClientKeysService).publicJwks())).toEqual(withNext);
+    expect(kidsOf(await a.app.get(ClientKeysService).publicJwks('production'))).toEqual(withNext);
   });
 });
 

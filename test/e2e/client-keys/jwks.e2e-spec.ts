@@ -17,7 +17,10 @@ interface KeyRow {
   private_key_enc: string | null;
 }
 
-/** The JWK Set Epic fetches, and the signing keys behind it, over HTTP against the booted app. */
+/**
+ * The production JWK Set Epic fetches, and the signing keys behind it, over HTTP against the booted
+ * app (the sandbox set, at its own URL, is environments.e2e-spec.ts's).
+ */
 describe('GET /.well-known/jwks.json', () => {
   let t: TestApp;
   let keys: ClientKeysService;
@@ -33,7 +36,8 @@ describe('GET /.well-known/jwks.json', () => {
 
   const rows = () =>
     t.dataSource.query<KeyRow[]>(
-      `SELECT id, kid, alg, state, public_jwk, private_key_enc FROM client_signing_key ORDER BY alg`,
+      `SELECT id, kid, alg, state, public_jwk, private_key_enc FROM client_signing_key
+        WHERE environment = 'production' ORDER BY alg`,
     );
 
   it('publishes one active RS384 and one ES384 key after boot, to anyone, without a session', async () => {
@@ -87,7 +91,7 @@ describe('GET /.well-known/jwks.json', () => {
     const res = await t.http().get('/.well-known/jwks.json').expect(200);
     const jwks = createLocalJWKSet(res.body as { keys: JWK[] });
     for (const alg of SIGNING_ALGS) {
-      const signing = await keys.signingKey(alg);
+      const signing = await keys.signingKey(alg, 'production');
       expect(signing.alg).toBe(alg);
       const jwt = await new SignJWT({ iss: 'client-id', sub: 'client-id' })
         .setProtectedHeader({ alg, kid: signing.kid, typ: 'JWT' })
@@ -104,14 +108,15 @@ describe('GET /.well-known/jwks.json', () => {
   });
 
   it('returns the cached signing key for the same key, and one that cannot be exported', async () => {
-    const first = await keys.signingKey('ES384');
-    const second = await keys.signingKey('ES384');
+    const first = await keys.signingKey('ES384', 'production');
+    const second = await keys.signingKey('ES384', 'production');
     expect(second.key).toBe(first.key);
     expect(first.key.extractable).toBe(false);
   });
 
   it('gives the URL to register at Epic from PUBLIC_BASE_URL', () => {
-    expect(keys.jwksUrl()).toBe('https://connect.example.org/.well-known/jwks.json');
+    expect(keys.jwksUrl('production')).toBe('https://connect.example.org/.well-known/jwks.json');
+    expect(keys.jwksUrl('sandbox')).toBe('https://connect.example.org/.well-known/jwks-sandbox.json');
   });
 
   it('keeps the private part encrypted at rest, bound to its row', async () => {

@@ -31,15 +31,19 @@ describe('signing keys stay private', () => {
 
   it('in the JWK Set, the admin pages, the JSON API and the log', async () => {
     const { orgId, admin } = await connectedOrganization(t, epic, {
-      jwksUrl: `${base}/.well-known/jwks.json`,
+      jwksUrl: `${base}/.well-known/jwks-sandbox.json`,
     });
     const root = await signIn(t, await new TestFactory(t).user(Role.RootAdmin, null));
-    await root.agent.post('/admin/keys/rotate').type('form').send({ _csrf: root.csrf }).expect(303);
+    await root.agent
+      .post('/admin/keys/rotate')
+      .type('form')
+      .send({ _csrf: root.csrf, environment: 'sandbox' })
+      .expect(303);
 
     const rows = await t.dataSource.query<{ id: string; private_key_enc: string }[]>(
       'SELECT id, private_key_enc FROM client_signing_key WHERE private_key_enc IS NOT NULL',
     );
-    expect(rows.length).toBe(4); // RS384 and ES384, active and next
+    expect(rows.length).toBe(6); // RS384 and ES384: active in each environment's set, next in the sandbox's
     const cipher = t.app.get(SecretCipherService);
     const secrets = rows.flatMap((row) => {
       const jwk = JSON.parse(cipher.decrypt(row.private_key_enc, `client_signing_key:${row.id}`)) as Record<
@@ -55,6 +59,7 @@ describe('signing keys stay private', () => {
 
     const shown = [
       (await t.http().get('/.well-known/jwks.json').expect(200)).text,
+      (await t.http().get('/.well-known/jwks-sandbox.json').expect(200)).text,
       (await root.agent.get('/admin/keys').expect(200)).text,
       (await root.agent.get('/admin').expect(200)).text,
       (await admin.agent.get(`/admin/epic/registration?org=${orgId}`).expect(200)).text,

@@ -66,7 +66,8 @@ describe('key rotation keeps every token call working', () => {
       }),
       startFakeEpic(),
     ]);
-    relay = await startRelay(`${await listenOnLoopback(t)}/.well-known/jwks.json`);
+    // The factory's organization is in the sandbox environment: its key set and URL.
+    relay = await startRelay(`${await listenOnLoopback(t)}/.well-known/jwks-sandbox.json`);
   });
   afterAll(async () => {
     await relay.close();
@@ -75,13 +76,13 @@ describe('key rotation keeps every token call working', () => {
   });
 
   const publishedKids = async (): Promise<string[]> =>
-    ((await t.http().get('/.well-known/jwks.json').expect(200)).body as { keys: { kid: string }[] }).keys.map(
-      (k) => k.kid,
-    );
+    (
+      (await t.http().get('/.well-known/jwks-sandbox.json').expect(200)).body as { keys: { kid: string }[] }
+    ).keys.map((k) => k.kid);
   const activeRsKid = async (): Promise<string> =>
     (
       await t.dataSource.query<{ kid: string }[]>(
-        `SELECT kid FROM client_signing_key WHERE alg = 'RS384' AND state = 'active'`,
+        `SELECT kid FROM client_signing_key WHERE environment = 'sandbox' AND alg = 'RS384' AND state = 'active'`,
       )
     )[0].kid;
 
@@ -122,7 +123,7 @@ describe('key rotation keeps every token call working', () => {
     // 2. A rotation publishes the next key; the old key still signs. Epic cannot re-fetch: its
     //    cached (old) set is enough.
     const t0 = new Date();
-    await rotation.startRotation(null, t0);
+    await rotation.startRotation(null, 'sandbox', t0);
     expect(await publishedKids()).toHaveLength(4); // RS384 and ES384, each active and next
     relay.setDown(true);
     expect(await tokenCall()).toBe(200);
@@ -154,7 +155,7 @@ describe('key rotation keeps every token call working', () => {
     // schedule waits. (Published and promoted at once, with Epic unable to re-fetch.)
     relay.setDown(true);
     const t1 = new Date(t0.getTime() + 3 * OVERLAP_SECONDS * 1000);
-    await rotation.startRotation(null, t1);
+    await rotation.startRotation(null, 'sandbox', t1);
     await rotation.tick(new Date(t1.getTime() + OVERLAP_SECONDS * 1000));
     expect(await tokenCall()).toBe(400);
     expect(grants().at(-1)!.rejection).toMatch(/JWK Set URL answered 503/);

@@ -17,6 +17,7 @@ const plus = (date: Date, seconds: number): Date => new Date(date.getTime() + se
 
 interface KeyRow {
   kid: string;
+  environment: string;
   alg: SigningAlg;
   state: string;
   private_key_enc: string | null;
@@ -35,8 +36,8 @@ interface AuditRow {
 
 function keyRows(t: TestApp): Promise<KeyRow[]> {
   return t.dataSource.query<KeyRow[]>(
-    `SELECT kid, alg, state, private_key_enc, created_at, activated_at, retiring_at, retired_at
-       FROM client_signing_key ORDER BY created_at, alg`,
+    `SELECT kid, environment, alg, state, private_key_enc, created_at, activated_at, retiring_at, retired_at
+       FROM client_signing_key ORDER BY created_at, environment, alg`,
   );
 }
 
@@ -62,8 +63,14 @@ function sign(key: { kid: string; alg: SigningAlg; key: CryptoKey }): Promise<st
 
 const stepsOf = (results: RotationStepResult[] | null, step: RotationStepResult['step']) =>
   (results ?? []).filter((r) => r.step === step);
+/** The steps taken in the production set (the one at /.well-known/jwks.json these tests follow). */
+const inProduction = (results: RotationStepResult[] | null) =>
+  (results ?? []).filter((r) => r.environment === 'production');
 
-/** The whole rotation, driven by calling tick() and startRotation() with the clock. */
+/**
+ * The whole rotation of the production set, driven by calling tick() and startRotation() with the
+ * clock (the sets are independent: environments.e2e-spec.ts rotates one beside the other).
+ */
 describe('signing key rotation', () => {
   let t: TestApp;
   let keys: ClientKeysService;
@@ -81,12 +88,14 @@ describe('signing key rotation', () => {
   it('publishes a next key, promotes it after the overlap, and retires the old one after another', async () => {
     const T0 = new Date();
     const before = Object.fromEntries(
-      await Promise.all(SIGNING_ALGS.map(async (alg) => [alg, await keys.signingKey(alg)] as const)),
+      await Promise.all(
+        SIGNING_ALGS.map(async (alg) => [alg, await keys.signingKey(alg, 'production')] as const),
+      ),
     ) as Record<SigningAlg, Awaited<ReturnType<ClientKeysService['signingKey']>>>;
     const oldKids = SIGNING_ALGS.map((alg) => before[alg].kid);
 
     // 1. Start (the console's action): a next key per alg, published while the old key still signs.
-    const nexts = await rotation.startRotation(admin.id, T0);
+    const nexts = await rotation.startRotation(admin.id, 'production', T0);
     expect(nexts.map((k) => [k.alg, k.state]).sort()).toEqual([
       ['ES384', 'next'],
       ['RS384', 'next'],
@@ -97,17 +106,20 @@ describe('signing key rotation', () => {
     }
     const newKids = SIGNING_ALGS.map((alg) => nexts.find((k) => k.alg === alg)!.kid);
     expect((await published(t)).map((k) => k.kid).sort()).toEqual([...oldKids, ...newKids].sort());
-    for (const alg of SIGNING_ALGS) expect((await keys.signingKey(alg)).kid).toBe(before[alg].kid);
+    for (const alg of SIGNING_ALGS) {
+      expect((await keys.signingKey(alg, 'production')).kid).toBe(before[alg].kid);
+    }
     const publishedAudit = await auditRows(t, 'client-key.published');
     expect(publishedAudit).toHaveLength(2);
     for (const row of publishedAudit) {
       expect(row).toMatchObject({ actor_user_id: admin.id, actor_label: admin.email });
       expect(newKids).toContain(row.detail.kid);
       expect(SIGNING_ALGS).toContain(row.detail.alg);
+      expect(row.detail.environment).toBe('production');
     }
 
     // Asking again while a rotation is under way changes nothing.
-    const again = await rotation.startRotation(admin.id, plus(T0, 60));
+    const again = await rotation.startRotation(admin.id, 'production', plus(T0, 60));
     expect(again.map((k) => k.kid).sort()).toEqual([...newKids].sort());
     expect(await auditRows(t, 'client-key.published')).toHaveLength(2);
 
@@ -129,7 +141,7 @@ describe('signing key rotation', () => {
     ).toEqual(SIGNING_ALGS.map((alg, i) => [alg, newKids[i], oldKids[i]]).sort());
     expect(promoted).toHaveLength(2);
     for (const [i, alg] of SIGNING_ALGS.entries()) {
-      expect((await keys.signingKey(alg)).kid).toBe(newKids[i]);
+      expect((await keys.signingKey(alg, 'production')).kid).toBe(newKids[i]);
     }
     const afterPromotion = await keyRows(t);
     for (const [i] of SIGNING_ALGS.entries()) {
@@ -200,23 +212,24 @@ describe('signing key rotation', () => {
     ]);
 
     // 4. The schedule starts the next rotation by itself once the active key is 90 days old.
+    //    (The sandbox set, untouched until then, has its own 90 days, from its first key.)
     const due = new Date(T1.getTime() + 90 * DAY_MS);
-    expect(await rotation.tick(new Date(due.getTime() - 1000))).toEqual([]);
-    const started = await rotation.tick(due);
-    expect(started!.map((s) => [s.step, s.alg]).sort()).toEqual([
+    expect(inProduction(await rotation.tick(new Date(due.getTime() - 1000)))).toEqual([]);
+    const started = inProduction(await rotation.tick(due));
+    expect(started.map((s) => [s.step, s.alg]).sort()).toEqual([
       ['rotate', 'ES384'],
       ['rotate', 'RS384'],
     ]);
     const scheduledAudit = (await auditRows(t, 'client-key.published')).filter(
-      (r) => r.detail.reason === 'schedule',
+      (r) => r.detail.reason === 'schedule' && r.detail.environment === 'production',
     );
-    expect(scheduledAudit.map((r) => r.detail.kid).sort()).toEqual(started!.map((s) => s.kid).sort());
+    expect(scheduledAudit.map((r) => r.detail.kid).sort()).toEqual(started.map((s) => s.kid).sort());
     expect(scheduledAudit.every((r) => r.actor_user_id === null)).toBe(true);
     expect((await published(t)).map((k) => k.kid).sort()).toEqual(
-      [...newKids, ...started!.map((s) => s.kid)].sort(),
+      [...newKids, ...started.map((s) => s.kid)].sort(),
     );
     // … and it is promoted by the schedule after the overlap too.
-    const nextPromotion = await rotation.tick(plus(due, OVERLAP));
+    const nextPromotion = inProduction(await rotation.tick(plus(due, OVERLAP)));
     expect(
       stepsOf(nextPromotion, 'promote')
         .map((s) => s.previousKid)
@@ -224,18 +237,42 @@ describe('signing key rotation', () => {
     ).toEqual([...newKids].sort());
   });
 
-  it('the schema holds one active and one next key per algorithm, and no retired key with a private part', async () => {
+  it('the schema holds one active and one next key per environment and algorithm, and no retired key with a private part', async () => {
     await expect(
       t.dataSource.query(
         `UPDATE client_signing_key SET state = 'active', activated_at = now(), retiring_at = NULL WHERE state = 'retiring'`,
       ),
-    ).rejects.toThrow(/uq_client_signing_key_active_alg/);
+    ).rejects.toThrow(/uq_client_signing_key_active_env_alg/);
+    await expect(
+      t.dataSource.query(
+        `INSERT INTO client_signing_key (kid, environment, alg, state, public_jwk, private_key_enc)
+         VALUES ('dup-next', 'sandbox', 'ES384', 'next', '{}', 'x'), ('dup-next-2', 'sandbox', 'ES384', 'next', '{}', 'x')`,
+      ),
+    ).rejects.toThrow(/uq_client_signing_key_next_env_alg/);
+    // One per environment: a next key of the same algorithm in each set is fine (rolled back here).
+    const runner = t.dataSource.createQueryRunner();
+    await runner.startTransaction();
+    try {
+      await runner.query(
+        `INSERT INTO client_signing_key (kid, environment, alg, state, public_jwk, private_key_enc)
+         VALUES ('next-s', 'sandbox', 'ES384', 'next', '{}', 'x'), ('next-p', 'production', 'ES384', 'next', '{}', 'x')`,
+      );
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
+    await expect(
+      t.dataSource.query(
+        `INSERT INTO client_signing_key (kid, environment, alg, state, public_jwk, private_key_enc)
+         VALUES ('no-env', 'staging', 'ES384', 'next', '{}', 'x')`,
+      ),
+    ).rejects.toThrow(/ck_client_signing_key_environment/);
     await expect(
       t.dataSource.query(
         `INSERT INTO client_signing_key (kid, alg, state, public_jwk, private_key_enc)
-         VALUES ('dup-next', 'ES384', 'next', '{}', 'x'), ('dup-next-2', 'ES384', 'next', '{}', 'x')`,
+         VALUES ('no-env', 'ES384', 'next', '{}', 'x')`,
       ),
-    ).rejects.toThrow(/uq_client_signing_key_next_alg/);
+    ).rejects.toThrow(/null value in column "environment"/);
     await expect(
       t.dataSource.query(`UPDATE client_signing_key SET private_key_enc = NULL WHERE state = 'active'`),
     ).rejects.toThrow(/ck_client_signing_key_private/);
@@ -269,18 +306,23 @@ describe('signing key rotation across instances', () => {
     await sibling.close();
   });
 
-  it('creates exactly one active key per algorithm when instances boot together', async () => {
+  it('creates exactly one active key per environment and algorithm when instances boot together', async () => {
     const rows = await keyRows(t);
-    expect(rows.map((r) => [r.alg, r.state]).sort()).toEqual([
-      ['ES384', 'active'],
-      ['RS384', 'active'],
-    ]);
+    const each = [
+      ['production', 'ES384', 'active'],
+      ['production', 'RS384', 'active'],
+      ['sandbox', 'ES384', 'active'],
+      ['sandbox', 'RS384', 'active'],
+    ];
+    expect(rows.map((r) => [r.environment, r.alg, r.state]).sort()).toEqual(each);
     const created = await auditRows(t, 'client-key.created');
-    expect(created.map((r) => r.detail.alg).sort()).toEqual(['ES384', 'RS384']);
-    for (const alg of SIGNING_ALGS) {
-      expect((await t.app.get(ClientKeysService).signingKey(alg)).kid).toBe(
-        (await sibling.app.get(ClientKeysService).signingKey(alg)).kid,
-      );
+    expect(created.map((r) => [r.detail.environment, r.detail.alg, 'active']).sort()).toEqual(each);
+    for (const environment of ['sandbox', 'production'] as const) {
+      for (const alg of SIGNING_ALGS) {
+        expect((await t.app.get(ClientKeysService).signingKey(alg, environment)).kid).toBe(
+          (await sibling.app.get(ClientKeysService).signingKey(alg, environment)).kid,
+        );
+      }
     }
   });
 
@@ -288,7 +330,7 @@ describe('signing key rotation across instances', () => {
     const T0 = new Date();
     const here = t.app.get(KeyRotationService);
     const there = sibling.app.get(KeyRotationService);
-    const nexts = await here.startRotation(null, T0);
+    const nexts = await here.startRotation(null, 'production', T0);
     expect(nexts).toHaveLength(2);
 
     const at = plus(T0, OVERLAP);
@@ -302,7 +344,7 @@ describe('signing key rotation across instances', () => {
     const rows = await keyRows(t);
     expect(
       rows
-        .filter((r) => r.state === 'active')
+        .filter((r) => r.state === 'active' && r.environment === 'production')
         .map((r) => r.kid)
         .sort(),
     ).toEqual(nexts.map((n) => n.kid).sort());
@@ -310,7 +352,7 @@ describe('signing key rotation across instances', () => {
     expect(await auditRows(t, 'client-key.promoted')).toHaveLength(2);
     // The instance that did not promote signs with the new key at once.
     for (const alg of SIGNING_ALGS) {
-      expect((await sibling.app.get(ClientKeysService).signingKey(alg)).kid).toBe(
+      expect((await sibling.app.get(ClientKeysService).signingKey(alg, 'production')).kid).toBe(
         nexts.find((n) => n.alg === alg)!.kid,
       );
     }
@@ -329,9 +371,14 @@ describe('signing key rotation with KEY_ROTATION_INTERVAL_DAYS=0', () => {
     const rotation = t.app.get(KeyRotationService);
     const now = new Date();
     expect(await rotation.tick(new Date(now.getTime() + 3650 * DAY_MS))).toEqual([]);
-    expect((await t.app.get(ClientKeysService).list()).map((v) => v.nextStep)).toEqual([null, null]);
+    expect((await t.app.get(ClientKeysService).list()).map((v) => v.nextStep)).toEqual([
+      null,
+      null,
+      null,
+      null,
+    ]);
 
-    const nexts = await rotation.startRotation(null, now);
+    const nexts = await rotation.startRotation(null, 'production', now);
     const promoted = await rotation.tick(plus(now, OVERLAP));
     expect(
       stepsOf(promoted, 'promote')

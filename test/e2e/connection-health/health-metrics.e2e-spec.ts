@@ -80,30 +80,30 @@ describe('health and metrics', () => {
 
   it('/health shows the signing keys, degraded (still 200) when a rotation step is an hour late', async () => {
     const res = await t.http().get('/health').expect(200);
-    expect(res.body.details.signingKeys).toMatchObject({
-      status: 'up',
-      active: { RS384: expect.any(String), ES384: expect.any(String) },
-      lateSteps: [],
-    });
+    const set = { active: { RS384: expect.any(String), ES384: expect.any(String) }, lateSteps: [] };
+    expect(res.body.details.signingKeys).toMatchObject({ status: 'up', sandbox: set, production: set });
 
     // Next keys published two days ago were due to sign a day ago: the rotation job is not running.
     const rotation = scheduled.app.get(KeyRotationService);
-    await rotation.startRotation(null, new Date(Date.now() - 2 * 86_400_000));
+    await rotation.startRotation(null, 'production', new Date(Date.now() - 2 * 86_400_000));
     const late = await scheduled.app.get(ConnectionHealthIndicators).signingKeys();
     expect(late.signingKeys).toMatchObject({
       status: 'degraded',
-      lateSteps: [
-        { step: 'promote', kid: expect.any(String) },
-        { step: 'promote', kid: expect.any(String) },
-      ],
+      sandbox: { lateSteps: [] },
+      production: {
+        lateSteps: [
+          { step: 'promote', kid: expect.any(String) },
+          { step: 'promote', kid: expect.any(String) },
+        ],
+      },
     });
     // An instance without the schedule does not judge lateness; a tick catches up.
     expect((await t.app.get(ConnectionHealthIndicators).signingKeys()).signingKeys.status).toBe('up');
     await rotation.tick();
     expect((await scheduled.app.get(ConnectionHealthIndicators).signingKeys()).signingKeys).toMatchObject({
       status: 'up',
-      lateSteps: [],
-      retiring: [expect.anything(), expect.anything()],
+      production: { lateSteps: [], retiring: [expect.anything(), expect.anything()] },
+      sandbox: { lateSteps: [], retiring: [] },
     });
   });
 

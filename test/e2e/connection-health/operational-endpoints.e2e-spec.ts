@@ -70,10 +70,12 @@ describe('operational endpoints in production', () => {
       /epic_connect_access_token_seconds_to_expiry\{organization="[0-9a-f-]{36}"\}/,
     );
     const health = await tokens.http().get('/health').set('authorization', `Bearer ${HEALTH_TOKEN}`);
-    expect(health.body.details.signingKeys.active).toEqual({
-      RS384: expect.any(String),
-      ES384: expect.any(String),
-    });
+    for (const environment of ['sandbox', 'production']) {
+      expect(health.body.details.signingKeys[environment].active).toEqual({
+        RS384: expect.any(String),
+        ES384: expect.any(String),
+      });
+    }
   });
 
   it('outside production, with no token configured, both stay open (development and tests)', async () => {
