@@ -12,6 +12,9 @@ import { AddCredentialEnd1763990000000 } from './1763990000000-AddCredentialEnd'
 import { AddRefreshLease1764000000000 } from './1764000000000-AddRefreshLease';
 import { AddFhirServerName1764010000000 } from './1764010000000-AddFhirServerName';
 import { AddInteropFacts1764020000000 } from './1764020000000-AddInteropFacts';
+import { SigningKeysPerEnvironment1764040000000 } from './1764040000000-SigningKeysPerEnvironment';
+import { BindAuthorizationsToBrowser1764060000000 } from './1764060000000-BindAuthorizationsToBrowser';
+import { BindClientSecretToTokenEndpoint1764070000000 } from './1764070000000-BindClientSecretToTokenEndpoint';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -29,4 +32,7 @@ export const MIGRATIONS = [
   AddRefreshLease1764000000000,
   AddFhirServerName1764010000000,
   AddInteropFacts1764020000000,
+  SigningKeysPerEnvironment1764040000000,
+  BindAuthorizationsToBrowser1764060000000,
+  BindClientSecretToTokenEndpoint1764070000000,
 ];

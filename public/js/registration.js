@@ -198,7 +198,20 @@
   environment.addEventListener('change', function () {
     if (environment.value === 'sandbox' && !baseUrl.value) baseUrl.value = sandboxBase;
     if (environment.value === 'production' && baseUrl.value === sandboxBase) baseUrl.value = '';
+    showJwksUrl();
   });
+
+  // Each environment has its own signing keys and JWK Set URL: show the one of the chosen environment.
+  function showJwksUrl() {
+    var url = root.getAttribute('data-jwks-' + environment.value);
+    if (!url) return;
+    Array.prototype.forEach.call(document.querySelectorAll('[data-jwks-url]'), function (node) {
+      node.textContent = url;
+    });
+    Array.prototype.forEach.call(document.querySelectorAll('[data-jwks-environment]'), function (node) {
+      node.textContent = environment.value;
+    });
+  }
 
   // The Connect tab reports back when the callback completes; focus also refreshes the status.
   if ('BroadcastChannel' in window) {

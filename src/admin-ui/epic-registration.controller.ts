@@ -14,7 +14,9 @@ import { plainToInstance } from 'class-transformer';
 import { isUUID, validate } from 'class-validator';
 import { Request, Response } from 'express';
 
+import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
+import { addFlash, saveSession } from 'src/common/flash';
 import { AuthorizationService } from 'src/epic-auth/authorization.service';
 import { RegisterEpicClientDto } from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
@@ -40,6 +42,7 @@ export class EpicRegistrationController {
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly authorization: AuthorizationService,
+    private readonly clientKeys: ClientKeysService,
     private readonly layout: AdminLayout,
   ) {}
 
@@ -92,7 +95,11 @@ export class EpicRegistrationController {
     }
     if (Object.keys(errors).length === 0) {
       try {
-        await this.organizations.registerEpicClient(user, orgId, dto);
+        const saved = await this.organizations.registerEpicClient(user, orgId, dto);
+        if (saved.secretCleared) {
+          addFlash(req.session, { level: 'warning', text: SECRET_CLEARED });
+          await saveSession(req.session);
+        }
         res.redirect(303, `/admin/epic/registration?org=${orgId}&saved=1`);
         return;
       } catch (error) {
@@ -158,7 +165,15 @@ export class EpicRegistrationController {
       this.organizations.get(orgId),
       this.authorization.registrationInfo(orgId),
     ]);
-    return this.layout.decorate(req, { ...registrationPage(org, info, options), user, csrfToken });
+    const jwksUrls = {
+      sandbox: this.clientKeys.jwksUrl('sandbox'),
+      production: this.clientKeys.jwksUrl('production'),
+    };
+    return this.layout.decorate(req, {
+      ...registrationPage(org, info, { ...options, jwksUrls }),
+      user,
+      csrfToken,
+    });
   }
 }
 
@@ -168,3 +183,6 @@ function messagesOf(error: BadRequestException | ForbiddenException): string[] {
   const body = error.getResponse() as { message?: string | string[] };
   return Array.isArray(body.message) ? body.message : [body.message ?? error.message];
 }
+
+const SECRET_CLEARED =
+  'The saved client secret was deleted, because the client ID, the environment or the FHIR base URL changed: a secret is sent only to the server it was entered for. Enter the client secret again.';

@@ -14,6 +14,7 @@ import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { OutboundHttp } from 'src/outbound/outbound-http.service';
 import {
   ConnectionMode,
+  EpicEnvironment,
   EpicRegistration,
   speakOfServer,
   TokenAuthMethod,
@@ -73,7 +74,12 @@ export interface RegistrationInfo {
   connectionMode: ConnectionMode;
   redirectUri: string;
   ehrLaunchUrl: string;
-  /** The JWK Set URL to register at Epic for private_key_jwt (the service's public keys). */
+  /** The organization's environment: which of the service's key sets (and JWK Set URL) it uses. */
+  environment: EpicEnvironment;
+  /**
+   * The JWK Set URL to register at Epic for private_key_jwt: the service's public keys of the
+   * organization's environment (sandbox and production each have their own).
+   */
   jwksUrl: string;
   /** Whether the client authenticates with private_key_jwt (register jwksUrl) or a secret. */
   tokenAuthMethod: TokenAuthMethod;
@@ -132,6 +138,7 @@ export class AuthorizationService {
     actor: AuditActor,
     sessionId: string,
     organizationId: string,
+    bindingHash: string,
     now = new Date(),
   ): Promise<URL> {
     const registration = await this.organizations.getEpicRegistration(organizationId);
@@ -178,6 +185,7 @@ export class AuthorizationService {
       purpose: 'organization',
       userId: actor.id,
       sessionId,
+      bindingHash,
       scope,
       now,
     });
@@ -204,7 +212,8 @@ export class AuthorizationService {
   async startProviderLaunch(
     iss: unknown,
     launch: unknown,
-    orgSlug?: unknown,
+    orgSlug: unknown,
+    bindingHash: string,
     now = new Date(),
   ): Promise<URL> {
     const normalized = normalizeIss(iss);
@@ -239,6 +248,7 @@ export class AuthorizationService {
       purpose: 'provider',
       userId: null,
       sessionId: '',
+      bindingHash,
       scope,
       now,
       launch,
@@ -263,6 +273,7 @@ export class AuthorizationService {
     orgSlug: unknown,
     user: AuthUser | null,
     sessionId: string,
+    bindingHash: string,
     now = new Date(),
   ): Promise<URL> {
     const org =
@@ -286,6 +297,7 @@ export class AuthorizationService {
       purpose: 'patient',
       userId: linking ? user.id : null,
       sessionId: linking ? sessionId : '',
+      bindingHash,
       scope,
       now,
     });
@@ -306,6 +318,7 @@ export class AuthorizationService {
       purpose: 'organization' | 'provider' | 'patient';
       userId: string | null;
       sessionId: string;
+      bindingHash: string;
       scope: string;
       now: Date;
       launch?: string;
@@ -325,6 +338,7 @@ export class AuthorizationService {
       organizationId: registration.organizationId,
       userId: input.userId,
       sessionId: input.sessionId,
+      browserBindingHash: input.bindingHash,
       purpose: input.purpose,
       codeVerifierEnc: this.cipher.encrypt(codeVerifier, `pending_authorization:${stateHash}:code_verifier`),
       nonce,
@@ -359,19 +373,35 @@ export class AuthorizationService {
   async completeAuthorization(
     sessionId: string,
     query: Record<string, unknown>,
+    bindingHash: string,
     now = new Date(),
   ): Promise<CompletedAuthorization> {
     const state = typeof query.state === 'string' ? query.state : '';
     if (!state) throw invalidState('The response from Epic has no state. Start the connection again.');
+    // Consumed only by the browser that started it: a callback URL carried to another browser
+    // (sign-in CSRF) leaves the state unspent and changes no session.
     const [rows] = await this.pending.query<[PendingAuthorization[], number]>(
-      `UPDATE pending_authorization SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL
+      `UPDATE pending_authorization SET used_at = $2
+        WHERE state_hash = $1 AND used_at IS NULL AND browser_binding_hash = $3
        RETURNING organization_id AS "organizationId", user_id AS "userId", session_id AS "sessionId",
                  code_verifier_enc AS "codeVerifierEnc", nonce, redirect_uri AS "redirectUri",
                  expires_at AS "expiresAt", state_hash AS "stateHash", purpose`,
-      [hashState(state), now],
+      [hashState(state), now, bindingHash],
     );
     const pending = rows[0];
     if (!pending) {
+      const [other] = await this.pending.query<{ purpose: string; organizationId: string }[]>(
+        `SELECT purpose, organization_id AS "organizationId" FROM pending_authorization
+          WHERE state_hash = $1 AND used_at IS NULL`,
+        [hashState(state)],
+      );
+      if (other) {
+        this.logger.warn(
+          { orgId: other.organizationId, purpose: other.purpose },
+          'Refused a callback from a browser other than the one that started the authorization',
+        );
+        throw invalidState(`${ANOTHER_BROWSER} ${START_AGAIN[other.purpose] ?? START_AGAIN.organization}`);
+      }
       throw invalidState('This authorization is unknown or was already used. Start the connection again.');
     }
     const orgId = pending.organizationId;
@@ -658,11 +688,16 @@ export class AuthorizationService {
    */
   async registrationInfo(organizationId: string): Promise<RegistrationInfo> {
     const org = await this.organizations.get(organizationId);
+    // A launch from a FHIR server several organizations share must name its organization.
+    const shared =
+      org.fhirBaseUrl !== null &&
+      (await this.organizations.organizationsSharingBase(org.fhirBaseUrl, org.id)).length > 0;
     const common = {
       connectionMode: org.connectionMode,
       redirectUri: this.redirectUri,
-      ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch`,
-      jwksUrl: this.clientKeys.jwksUrl(),
+      ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch${shared ? `?org=${encodeURIComponent(org.slug)}` : ''}`,
+      environment: org.epicEnvironment,
+      jwksUrl: this.clientKeys.jwksUrl(org.epicEnvironment),
       tokenAuthMethod: org.tokenAuthMethod,
     };
     if (org.connectionMode === ConnectionMode.Backend) {
@@ -757,6 +792,15 @@ export class AuthorizationService {
     return row?.email ?? 'unknown';
   }
 }
+
+/** A callback in a browser that did not start the authorization (browser-binding.ts). */
+const ANOTHER_BROWSER =
+  'This sign-in was started in another browser, or this browser blocked its cookie, so it was not completed and nobody was signed in here. If someone sent you this link, ignore it.';
+const START_AGAIN: Record<string, string> = {
+  organization: 'To connect the organization, use Connect on its registration page in this browser.',
+  provider: 'To open the app, launch it again from inside the EHR.',
+  patient: 'To connect your account, start again from the "Connect my account" link of your organization.',
+};
 
 const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the connection was not saved.';
 

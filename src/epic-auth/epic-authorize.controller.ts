@@ -1,4 +1,4 @@
-import { Controller, Get, Param, Post, Query, Render, Req, Res, UseFilters } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Post, Query, Render, Req, Res, UseFilters } from '@nestjs/common';
 import { IsUUID } from 'class-validator';
 import { Request, Response } from 'express';
 
@@ -10,6 +10,7 @@ import {
   Public,
   Roles,
 } from 'src/common/decorators/auth.decorators';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { OrgIdParam } from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { ServerLabel, serverLabel } from 'src/organizations/organization.types';
@@ -19,6 +20,7 @@ import { AuthUser } from 'src/users/user.view';
 import { addFlash, saveSession } from 'src/common/flash';
 
 import { AuthorizationService } from './authorization.service';
+import { bindBrowser, hashBinding, presentedBinding } from './browser-binding';
 import { BackendConnectionService } from './backend-connection.service';
 import { EpicAuthError } from './epic-auth.errors';
 import { EpicAuthBrowserFilter } from './filters/epic-auth-browser.filter';
@@ -37,7 +39,13 @@ export class EpicAuthorizeController {
     private readonly authorization: AuthorizationService,
     private readonly backend: BackendConnectionService,
     private readonly organizations: OrganizationsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /** Sets the browser-binding cookie and returns the hash the pending authorization keeps. */
+  private bind(req: Request, res: Response): string {
+    return hashBinding(bindBrowser(req, res, this.config.secureCookies));
+  }
 
   /** What the pages call the organization's FHIR server ("Epic", the admin's name, "the EHR"). */
   private async server(orgId: string): Promise<ServerLabel> {
@@ -59,7 +67,12 @@ export class EpicAuthorizeController {
       res.redirect(303, `/connect_epic/${org}`);
       return;
     }
-    const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, org);
+    const url = await this.authorization.startOrganizationAuthorization(
+      user,
+      req.session.id,
+      org,
+      this.bind(req, res),
+    );
     res.redirect(303, url.toString());
   }
 
@@ -104,7 +117,12 @@ export class EpicAuthorizeController {
       return;
     }
     await this.authorization.disconnect(user, orgId, 'reauthenticate');
-    const url = await this.authorization.startOrganizationAuthorization(user, req.session.id, orgId);
+    const url = await this.authorization.startOrganizationAuthorization(
+      user,
+      req.session.id,
+      orgId,
+      this.bind(req, res),
+    );
     // Not a redirect: the CSP's form-action 'self' also governs where a form's redirects may go, so
     // browsers would refuse a 303 to Epic. A page that moves on by itself (meta refresh) is allowed.
     const server = await this.server(orgId);
@@ -140,7 +158,11 @@ export class EpicAuthorizeController {
   @Public()
   @Get('fhir/epic-callback')
   async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
-    const done = await this.authorization.completeAuthorization(req.session.id, req.query);
+    const done = await this.authorization.completeAuthorization(
+      req.session.id,
+      req.query,
+      hashBinding(presentedBinding(req)),
+    );
     if (done.kind === 'organization') {
       res.redirect(303, `/admin/organizations/${done.organizationId}?connected=1`);
       return;
@@ -162,8 +184,17 @@ export class EpicAuthorizeController {
    */
   @Public()
   @Get('fhir/epic-launch')
-  async launch(@Query() query: Record<string, unknown>, @Res() res: Response): Promise<void> {
-    const url = await this.authorization.startProviderLaunch(query.iss, query.launch, query.org);
+  async launch(
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const url = await this.authorization.startProviderLaunch(
+      query.iss,
+      query.launch,
+      query.org,
+      this.bind(req, res),
+    );
     res.redirect(303, url.toString());
   }
 
@@ -174,7 +205,12 @@ export class EpicAuthorizeController {
   @Public()
   @Get('fhir/epic-connect')
   async connect(@Query('org') org: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const url = await this.authorization.startPatientLaunch(org, req.user ?? null, req.session.id);
+    const url = await this.authorization.startPatientLaunch(
+      org,
+      req.user ?? null,
+      req.session.id,
+      this.bind(req, res),
+    );
     res.redirect(303, url.toString());
   }
 
@@ -190,6 +226,7 @@ export class EpicAuthorizeController {
       body.iss ?? query.iss,
       body.launch ?? query.launch,
       body.org ?? query.org,
+      this.bind(req, res),
     );
     res.redirect(303, url.toString());
   }

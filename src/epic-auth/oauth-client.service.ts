@@ -7,7 +7,7 @@ import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { OutboundHttp } from 'src/outbound/outbound-http.service';
 import { EpicRegistration, TokenAuthMethod } from 'src/organizations/organization.types';
-import { OrganizationsService } from 'src/organizations/organizations.service';
+import { ClientSecretBindingError, OrganizationsService } from 'src/organizations/organizations.service';
 
 import { shapeClientAssertion } from './client-assertion';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
@@ -138,7 +138,7 @@ export class OAuthClientService {
     const secret =
       registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt
         ? null
-        : await this.organizations.getClientSecret(registration.organizationId);
+        : await this.secretFor(registration, server);
     const { use, fallback } = registration.basicEncoding;
     const adaptive =
       registration.tokenAuthMethod === TokenAuthMethod.ClientSecretBasic &&
@@ -199,6 +199,25 @@ export class OAuthClientService {
     }
   }
 
+  /** The secret for this server's token endpoint; another origin than it is bound to gets none. */
+  private async secretFor(
+    registration: EpicRegistration,
+    server: SmartConfiguration,
+  ): Promise<string | null> {
+    try {
+      return await this.organizations.getClientSecretFor(registration.organizationId, server.tokenEndpoint);
+    } catch (error) {
+      if (!(error instanceof ClientSecretBindingError)) throw error;
+      this.logger.warn(
+        { orgId: registration.organizationId, bound: error.boundOrigin, requested: error.requestedOrigin },
+        'Refused to send the client secret to a token endpoint on another origin',
+      );
+      throw new EpicAuthError(EpicAuthErrorCode.NotConfigured, error.message, {
+        organizationId: registration.organizationId,
+      });
+    }
+  }
+
   private async remember(registration: EpicRegistration, encoding: BasicEncodingName): Promise<void> {
     try {
       const saved = await this.organizations.recordDetectedBasicEncoding(
@@ -254,8 +273,9 @@ export class OAuthClientService {
     encoding: BasicEncodingName,
   ): Promise<oidc.ClientAuth> {
     if (registration.tokenAuthMethod === TokenAuthMethod.PrivateKeyJwt) {
-      // The key active now signs; a fresh assertion (new jti) is built for each request.
-      const signing = await this.clientKeys.signingKey(registration.assertionAlg);
+      // The key active now in the organization's environment's set signs (Epic verifies it with
+      // that environment's JWK Set URL); a fresh assertion (new jti) is built for each request.
+      const signing = await this.clientKeys.signingKey(registration.assertionAlg, registration.environment);
       return oidc.PrivateKeyJwt(
         { key: signing.key, kid: signing.kid },
         {

@@ -197,11 +197,14 @@ export class TokenRefreshService {
       throw await this.afterTransient(credential, 'discovery', (error as Error).message, error);
     }
 
+    // `now` as time passes while waiting for a lease held elsewhere.
+    const started = Date.now();
+    const later = () => new Date(now.getTime() + Date.now() - started);
     const outcome = await this.underLease(
       credential,
       // A sibling's newer token is used unless it is itself due (then it is renewed in turn).
       (current) =>
-        current.version !== credential.version && !this.isDue(current.expiresAt, now, current.issuedAt),
+        current.version !== credential.version && !this.isDue(current.expiresAt, later(), current.issuedAt),
       (current, lease) => this.refreshLeased(current, lease, client, reason, now),
     );
 

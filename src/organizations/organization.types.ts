@@ -24,6 +24,11 @@ export interface EpicRegistration {
   organizationName: string;
   clientId: string;
   fhirBaseUrl: string;
+  /**
+   * Sandbox (non-production) or production: with private_key_jwt, which of the service's key sets
+   * signs the assertions (each has its own JWK Set URL, registered at the matching client).
+   */
+  environment: EpicEnvironment;
   /** Space-separated data scopes (the flow adds openid, fhirUser and offline_access). */
   scopes: string;
   hasClientSecret: boolean;

@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, EntityManager, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
@@ -81,6 +81,15 @@ export class OrganizationsService {
         WHERE epic_client_id IS NOT NULL AND lower(rtrim(fhir_base_url, '/')) = $1`,
       [normalizedBase],
     );
+  }
+
+  /** Other organizations registered with this FHIR base (compared as launches compare `iss`). */
+  async organizationsSharingBase(
+    fhirBaseUrl: string,
+    exceptId: string,
+  ): Promise<{ id: string; name: string; slug: string }[]> {
+    const others = await this.findByFhirBase(fhirBaseUrl.replace(/\/+$/, '').toLowerCase());
+    return others.filter((o) => o.id !== exceptId);
   }
 
   /** The organization with this slug (the patient "Connect my Epic account" link names it), or null. */
@@ -158,7 +167,7 @@ export class OrganizationsService {
     actor: (AuditActor & { role?: Role }) | null,
     id: string,
     dto: RegisterEpicClientDto,
-  ): Promise<OrganizationView> {
+  ): Promise<OrganizationView & { secretCleared: boolean }> {
     const org = await this.findOrFail(id);
     const requested =
       dto.fhirBaseUrl || (dto.environment === EpicEnvironment.Sandbox ? EPIC_SANDBOX_FHIR_BASE : '');
@@ -198,6 +207,21 @@ export class OrganizationsService {
       throw new ForbiddenException({ message: [message], fields: { clientId: message } });
     }
 
+    // EHR launches find their organization by FHIR base: another organization's base would make that
+    // organization's launches ambiguous (or take them over), so sharing one is the operator's call.
+    // Epic's public sandbox is shared by every sandbox organization by design.
+    if (
+      org.fhirBaseUrl !== checked.url &&
+      checked.url !== EPIC_SANDBOX_FHIR_BASE &&
+      actor &&
+      actor.role !== Role.RootAdmin &&
+      (await this.organizationsSharingBase(checked.url, org.id)).length > 0
+    ) {
+      const message =
+        'Another organization already uses this FHIR base URL. Only a root administrator can register a FHIR server that several organizations share (their EHR launch URLs then name the organization).';
+      throw new ForbiddenException({ message: [message], fields: { fhirBaseUrl: message } });
+    }
+
     const changed =
       org.epicClientId !== dto.clientId ||
       org.fhirBaseUrl !== checked.url ||
@@ -207,6 +231,15 @@ export class OrganizationsService {
     const secretChanged = !!dto.clientSecret;
     // With private_key_jwt no shared secret is used, so none is kept anywhere.
     const secretRemoved = authMethod === TokenAuthMethod.PrivateKeyJwt && org.clientSecretEnc !== null;
+    // The secret was typed for one client at one server: pointing the registration elsewhere without
+    // typing it again deletes it, so nobody can send it to a server of their choosing.
+    const secretCleared =
+      !secretChanged &&
+      !secretRemoved &&
+      org.clientSecretEnc !== null &&
+      (org.epicClientId !== dto.clientId ||
+        org.fhirBaseUrl !== checked.url ||
+        org.epicEnvironment !== dto.environment);
     const previousFhirBaseUrl = org.fhirBaseUrl;
     org.epicClientId = dto.clientId;
     org.fhirBaseUrl = checked.url;
@@ -222,7 +255,9 @@ export class OrganizationsService {
     // What a token endpoint accepted was learned for these credentials at that server.
     if (changed || secretChanged || secretRemoved) org.epicBasicEncodingDetected = null;
     if (dto.clientSecret) org.clientSecretEnc = this.cipher.encrypt(dto.clientSecret, secretContext(org.id));
-    if (secretRemoved) org.clientSecretEnc = null;
+    if (secretRemoved || secretCleared) org.clientSecretEnc = null;
+    // A new secret is bound to the token endpoint of its first use; a removed one to nothing.
+    if (secretChanged || secretRemoved || secretCleared) org.clientSecretTokenOrigin = null;
     if (changed) {
       org.isConnected = false;
       org.tokenExpiry = null;
@@ -240,6 +275,7 @@ export class OrganizationsService {
         connectionMode: mode,
         secretChanged,
         secretRemoved,
+        secretCleared,
         connectionReset: changed,
         fhirServerName: org.fhirServerName,
       },
@@ -254,7 +290,7 @@ export class OrganizationsService {
       };
       await this.events.emitAsync(OrganizationEvents.EpicClientChanged, event);
     }
-    return toOrganizationView(org);
+    return { ...toOrganizationView(org), secretCleared };
   }
 
   /**
@@ -269,6 +305,7 @@ export class OrganizationsService {
       organizationName: org.name,
       clientId: org.epicClientId,
       fhirBaseUrl: org.fhirBaseUrl,
+      environment: org.epicEnvironment,
       scopes: org.epicScopes ?? defaultScopes(org.epicConnectionMode),
       hasClientSecret: org.clientSecretEnc !== null,
       tokenAuthMethod: org.epicTokenAuthMethod,
@@ -340,10 +377,28 @@ export class OrganizationsService {
     );
   }
 
-  /** The decrypted client secret, for the token endpoint only. Never render or log it. */
-  async getClientSecret(id: string): Promise<string | null> {
+  /**
+   * The decrypted client secret, for a request to `tokenEndpoint` only. Never render or log it.
+   * The secret is bound to the origin of the first token endpoint it is sent to after it was typed
+   * (normally the registration page's Test Connection, a second after Save); a token endpoint on
+   * another origin (discovery changed, or answered differently) is refused it with
+   * ClientSecretBindingError, until an administrator types the secret again.
+   */
+  async getClientSecretFor(id: string, tokenEndpoint: string): Promise<string | null> {
     const org = await this.findOrFail(id);
-    return org.clientSecretEnc ? this.cipher.decrypt(org.clientSecretEnc, secretContext(org.id)) : null;
+    if (!org.clientSecretEnc) return null;
+    const origin = new URL(tokenEndpoint).origin;
+    if (org.clientSecretTokenOrigin === null) {
+      // First use: bind, unless another instance bound it meanwhile (then compare with that).
+      const bound = await this.organizations.update(
+        { id, clientSecretEnc: org.clientSecretEnc, clientSecretTokenOrigin: IsNull() },
+        { clientSecretTokenOrigin: origin },
+      );
+      if ((bound.affected ?? 0) === 0) return this.getClientSecretFor(id, tokenEndpoint);
+    } else if (org.clientSecretTokenOrigin !== origin) {
+      throw new ClientSecretBindingError(org.clientSecretTokenOrigin, origin);
+    }
+    return this.cipher.decrypt(org.clientSecretEnc, secretContext(org.id));
   }
 
   async listAdmins(id: string): Promise<UserView[]> {
@@ -387,4 +442,17 @@ function serverFields(org: Organization): { serverName: string; isEpic: boolean 
 
 function secretContext(orgId: string): string {
   return `organization:${orgId}:client_secret`;
+}
+
+/** A token endpoint on another origin than the one the client secret is bound to. */
+export class ClientSecretBindingError extends Error {
+  constructor(
+    readonly boundOrigin: string,
+    readonly requestedOrigin: string,
+  ) {
+    super(
+      `The token endpoint is now at ${requestedOrigin}, not at ${boundOrigin} where the saved client secret was first used, so the secret was not sent. If the server really moved, enter the client secret again on the registration page.`,
+    );
+    this.name = 'ClientSecretBindingError';
+  }
 }

@@ -24,10 +24,13 @@ export interface ConnectionOptions {
   /** The redirect URI registered at the fake (default: CALLBACK, the test app's). */
   redirectUri?: string;
   /**
-   * private_key_jwt: the JWK Set URL registered at the fake (the test app's own, when it listens).
-   * The client then has no secret, and the organization is saved with private_key_jwt.
+   * private_key_jwt: the JWK Set URL registered at the fake (the test app's own, when it listens:
+   * `/.well-known/jwks-sandbox.json` for a sandbox organization, `/.well-known/jwks.json` for a
+   * production one). The client then has no secret, and the organization is saved with private_key_jwt.
    */
   jwksUrl?: string;
+  /** The organization's environment (default sandbox): with private_key_jwt, which key set signs. */
+  environment?: 'sandbox' | 'production';
   assertionAlg?: 'RS384' | 'ES384';
   /** A backend-service organization (implies private_key_jwt and a `backend` client at the fake). */
   backend?: { mappedToUser?: boolean };
@@ -55,15 +58,20 @@ export async function registeredOrganization(
   });
   const jwt = options.jwksUrl !== undefined;
   const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
-  // Binding an organization to a client that authenticates with the service's key is root's to do.
-  const registrar = jwt ? await signIn(t, await factory.user(Role.RootAdmin, null)) : admin;
+  // Binding an organization to a client that authenticates with the service's key, and sharing a
+  // FHIR base another organization already uses, are root's to do.
+  const [{ shared }] = await t.dataSource.query<{ shared: boolean }[]>(
+    `SELECT EXISTS (SELECT 1 FROM organization WHERE lower(rtrim(fhir_base_url, '/')) = lower($1)) AS shared`,
+    [epic.fhirBase],
+  );
+  const registrar = jwt || shared ? await signIn(t, await factory.user(Role.RootAdmin, null)) : admin;
   await registrar.agent
     .put(`/api/organizations/${org.id}/epic-client`)
     .set('x-csrf-token', registrar.csrf)
     .send({
       clientId: client.clientId,
       ...(jwt ? {} : { clientSecret: client.secret }),
-      environment: 'sandbox',
+      environment: options.environment ?? 'sandbox',
       fhirBaseUrl: epic.fhirBase,
       ...(jwt ? { tokenAuthMethod: 'private_key_jwt' } : {}),
       ...(options.tokenAuthMethod ? { tokenAuthMethod: options.tokenAuthMethod } : {}),

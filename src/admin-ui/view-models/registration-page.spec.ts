@@ -1,7 +1,7 @@
 import type { RegistrationInfo } from 'src/epic-auth/authorization.service';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 
-import { ConnectionMode, TokenAuthMethod } from 'src/organizations/organization.types';
+import { ConnectionMode, EpicEnvironment, TokenAuthMethod } from 'src/organizations/organization.types';
 
 import { registrationPage } from './registration-page';
 
@@ -25,6 +25,7 @@ const org = {
 const info: RegistrationInfo = {
   connectionMode: ConnectionMode.Interactive,
   tokenAuthMethod: TokenAuthMethod.ClientSecretPost,
+  environment: EpicEnvironment.Production,
   jwksUrl: 'https://connect.example/.well-known/jwks.json',
   redirectUri: 'https://connect.example/fhir/epic-callback',
   ehrLaunchUrl: 'https://connect.example/fhir/epic-launch',
@@ -143,6 +144,30 @@ describe('registrationPage', () => {
     expect(page.usesJwt).toBe(true);
     expect(page.register.jwksUrl).toBe('https://connect.example/.well-known/jwks.json');
     expect(page.assertionAlgs.find((a) => a.selected)?.value).toBe('RS384');
+  });
+
+  it('shows the JWK Set URL of the environment in the form, and gives both for the Environment field', () => {
+    const jwksUrls = {
+      sandbox: 'https://connect.example/.well-known/jwks-sandbox.json',
+      production: 'https://connect.example/.well-known/jwks.json',
+    };
+    const jwt = { ...org, tokenAuthMethod: TokenAuthMethod.PrivateKeyJwt };
+    expect(registrationPage(jwt, info, { jwksUrls }).register).toMatchObject({
+      jwksUrl: jwksUrls.production,
+      jwksEnvironment: 'production',
+      jwksUrls,
+    });
+    const sandbox = registrationPage({ ...jwt, epicEnvironment: EpicEnvironment.Sandbox }, info, {
+      jwksUrls,
+    });
+    expect(sandbox.register).toMatchObject({ jwksUrl: jwksUrls.sandbox, jwksEnvironment: 'sandbox' });
+    // A refused submission shows what was submitted, so the URL of the environment submitted.
+    const refused = registrationPage(jwt, info, {
+      jwksUrls,
+      submitted: { ...sandbox.form },
+      errors: { clientId: 'required' },
+    });
+    expect(refused.register.jwksUrl).toBe(jwksUrls.sandbox);
   });
 
   it('for a backend service, lists only its system scopes: no launch contexts', () => {

@@ -60,7 +60,15 @@ export interface RegistrationPage {
   register: {
     redirectUri: string;
     ehrLaunchUrl: string;
+    /**
+     * The JWK Set URL of the environment the form shows (the organization's, unless a refused
+     * submission chose another): each environment has its own key set and URL.
+     */
     jwksUrl: string;
+    /** That environment ("sandbox", "production"), named beside the URL. */
+    jwksEnvironment: string;
+    /** Both URLs, so the page can follow the Environment field before it is saved (null: only jwksUrl). */
+    jwksUrls: Record<EpicEnvironment, string> | null;
     scopes: { context: string; scopes: string }[];
   };
   links: { connect: string; reconnect: string; organization: string };
@@ -127,7 +135,13 @@ function choices(server: ServerLabel) {
 export function registrationPage(
   org: OrganizationView,
   info: RegistrationInfo,
-  options: { saved?: boolean; submitted?: RegistrationForm; errors?: Record<string, string> } = {},
+  options: {
+    saved?: boolean;
+    submitted?: RegistrationForm;
+    errors?: Record<string, string>;
+    /** Each environment's JWK Set URL (ClientKeysService.jwksUrl). */
+    jwksUrls?: Record<EpicEnvironment, string>;
+  } = {},
 ): RegistrationPage {
   const form: RegistrationForm = options.submitted ?? {
     clientId: org.epicClientId ?? '',
@@ -151,6 +165,10 @@ export function registrationPage(
     });
   const server = serverLabel(org);
   const labels = choices(server);
+  const formEnvironment = (Object.values(EpicEnvironment) as string[]).includes(form.environment)
+    ? (form.environment as EpicEnvironment)
+    : null;
+  const shownEnvironment = options.jwksUrls && formEnvironment ? formEnvironment : info.environment;
   return {
     title: `${server.noun} registration · ${org.name}`,
     org: { id: org.id, name: org.name },
@@ -182,7 +200,9 @@ export function registrationPage(
     register: {
       redirectUri: info.redirectUri,
       ehrLaunchUrl: info.ehrLaunchUrl,
-      jwksUrl: info.jwksUrl,
+      jwksUrl: options.jwksUrls?.[shownEnvironment] ?? info.jwksUrl,
+      jwksEnvironment: shownEnvironment,
+      jwksUrls: options.jwksUrls ?? null,
       scopes: [
         {
           context:

@@ -42,4 +42,8 @@ export class PendingAuthorization {
 
   @Column({ name: 'used_at', type: 'timestamptz', nullable: true })
   usedAt!: Date | null;
+
+  /** SHA-256 of the starting browser's binding cookie (browser-binding.ts); the callback must match. */
+  @Column({ name: 'browser_binding_hash', type: 'varchar', length: 64, nullable: true })
+  browserBindingHash!: string | null;
 }

@@ -40,6 +40,13 @@ export class Organization {
   @Column({ name: 'client_secret_enc', type: 'text', nullable: true })
   clientSecretEnc!: string | null;
 
+  /**
+   * The origin of the token endpoint the secret is sent to, fixed at its first use after it was
+   * typed: a token endpoint on another origin never receives it (organizations.service.ts).
+   */
+  @Column({ name: 'client_secret_token_origin', type: 'varchar', length: 300, nullable: true })
+  clientSecretTokenOrigin!: string | null;
+
   /** Space-separated scopes to request, on top of those the flow itself needs (openid, fhirUser…). */
   @Column({ name: 'epic_scopes', type: 'varchar', length: 2000, nullable: true })
   epicScopes!: string | null;

@@ -25,7 +25,7 @@ describe('backend-service organization connections', () => {
       createTestApp({ env: { REFRESH_COOLDOWN_SECONDS: '0' } }),
       startFakeEpic(),
     ]);
-    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks.json`;
+    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks-sandbox.json`; // sandbox organizations
     fhir = t.app.get(FhirClientService);
   });
   afterAll(async () => {
@@ -190,7 +190,7 @@ describe('backend-service organization connections', () => {
       'patient',
     ]);
     expect(steps[0].message).toContain('private_key_jwt (RS384 key)');
-    expect(steps[0].message).toContain('/.well-known/jwks.json');
+    expect(steps[0].message).toContain('/.well-known/jwks-sandbox.json');
   });
 
   it('refuses user launches: a backend client cannot sign anyone in', async () => {
@@ -210,7 +210,8 @@ describe('backend-service organization connections', () => {
     expect(info.body).toMatchObject({
       connectionMode: 'backend',
       tokenAuthMethod: 'private_key_jwt',
-      jwksUrl: 'http://localhost:3000/.well-known/jwks.json',
+      environment: 'sandbox',
+      jwksUrl: 'http://localhost:3000/.well-known/jwks-sandbox.json',
       scopes: { organization: ['system/Patient.read', 'system/Observation.read'] },
     });
     expect(info.body.scopes.providerEhrLaunch).toBeUndefined();

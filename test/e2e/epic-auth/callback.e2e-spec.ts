@@ -96,7 +96,8 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     const callback = await authorize(admin, orgId);
     const other = await signIn(t, await factory.user(Role.OrgAdmin, orgId));
     const res = await other.agent.get(callback).expect(400);
-    expect(res.text).toContain('another browser session');
+    expect(res.text).toContain('started in another browser');
+    expect(res.text).toContain('use Connect on its registration page');
 
     const late = await authorize(admin, orgId);
     await t.dataSource.query(

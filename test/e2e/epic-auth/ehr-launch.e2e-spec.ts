@@ -137,11 +137,32 @@ describe('provider EHR launch', () => {
     expect(res.headers.location).toContain(epic.authorizeUrl);
   });
 
-  it('completes a callback that arrives without any cookie (state is kept server-side)', async () => {
-    const authorize = await launch(t.agent());
-    const fresh = t.agent();
-    const landing = await complete(fresh, authorize);
-    await fresh.get(landing).expect(200);
+  it('refuses the callback in a browser that did not start the launch, signing nobody in', async () => {
+    const starter = t.agent();
+    const authorize = await launch(starter);
+    const back = new URL((await epic.authorizeAsUser(authorize)).location!);
+    // The callback URL carried to another browser (sign-in CSRF): 400, how to start again, no sign-in.
+    const victim = t.agent();
+    const refused = await victim.get(back.pathname + back.search).expect(400);
+    expect(refused.text).toContain('started in another browser');
+    expect(refused.text).toContain('launch it again from inside the EHR');
+    expect(refused.headers['set-cookie'] ?? []).toEqual([]);
+    await victim.get('/launch/patient').expect(303); // still not signed in
+    // The state was not spent: the browser that started it completes it.
+    const landing = await starter.get(back.pathname + back.search).expect(303);
+    await starter.get(landing.headers.location).expect(200);
+  });
+
+  it('sets the binding cookie HttpOnly, for the whole site, for as long as a launch may take', async () => {
+    const { iss, launch: token } = epic.launchContext({ patient: SEED.camila, clientId });
+    const res = await t.agent().get('/fhir/epic-launch').query({ iss, launch: token }).expect(303);
+    const cookie = (res.headers['set-cookie'] as unknown as string[]).find((c) =>
+      c.startsWith('epic_connect_auth='),
+    );
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/Path=\/;/);
+    expect(cookie).toMatch(/Max-Age=600/);
+    expect(cookie).toMatch(/SameSite=Lax/i); // http in tests; https gets SameSite=None; Secure
   });
 
   it('keeps two launches in flight in one browser apart', async () => {

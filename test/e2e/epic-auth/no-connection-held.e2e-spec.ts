@@ -37,7 +37,7 @@ describe('no database connection is held across a call to Epic (embedded databas
     t = await createEmbeddedTestApp({
       env: { EPIC_HTTP_TIMEOUT_MS: String(EPIC_HTTP_TIMEOUT_MS), REFRESH_COOLDOWN_SECONDS: '0' },
     });
-    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks.json`;
+    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks-sandbox.json`; // sandbox organizations
     fhir = t.app.get(FhirClientService);
     // A precondition, not a finding: everything below means something only with one connection.
     const endpoint = t.app.get(DatabaseEndpoint);
@@ -137,7 +137,7 @@ describe('no database connection is held across a call to Epic (embedded databas
     const [status, ready, jwks] = await Promise.all([
       timed(admin.agent.get('/fhir/epic-status').query({ org: orgId })),
       timed(t.http().get('/health/ready')),
-      timed(t.http().get('/.well-known/jwks.json')),
+      timed(t.http().get('/.well-known/jwks-sandbox.json')),
     ]);
     const renewed = await renewal;
 

@@ -199,6 +199,34 @@ describe('patient standalone launch', () => {
     ]);
   });
 
+  it("refuses sign-in CSRF: an attacker's unfinished launch cannot sign a victim in, nor replace their session", async () => {
+    // The attacker starts anonymously and signs in at MyChart as their own patient, then stops.
+    const attacker = t.agent();
+    const start = await attacker.get('/fhir/epic-connect').query({ org: slug }).expect(303);
+    const back = await epic.authorizeAsUser(start.headers.location, {
+      user: { kind: 'patient', patientId: SEED.derrick },
+    });
+    const callback = new URL(back.location!);
+    // The victim is a signed-in patient who follows the attacker's link.
+    const victimUser = await new TestFactory(t).user(Role.Patient, orgId);
+    const victim = await signIn(t, victimUser);
+    const refused = await victim.agent.get(callback.pathname + callback.search).expect(400);
+    expect(refused.text).toContain('started in another browser');
+    expect(refused.text).toContain('Connect my account');
+    // Still themselves, with no account linked to the attacker's patient.
+    const account = await victim.agent.get('/account').expect(200);
+    expect(account.text).toContain(victimUser.email);
+    const [linked] = await t.dataSource.query<{ fhir_user: string | null }[]>(
+      'SELECT fhir_user FROM app_user WHERE id = $1',
+      [victimUser.id],
+    );
+    expect(linked.fhir_user).toBeNull();
+    // An anonymous victim is not signed in either.
+    const anonymous = t.agent();
+    await anonymous.get(callback.pathname + callback.search).expect(400);
+    await anonymous.get('/launch/patient').expect(303);
+  });
+
   it('refuses an unknown organization with a 400 page', async () => {
     const res = await t.http().get('/fhir/epic-connect').query({ org: 'no-such-org' }).expect(400);
     expect(res.headers.location).toBeUndefined();

@@ -28,7 +28,8 @@ describe('private_key_jwt client authentication', () => {
 
   beforeAll(async () => {
     [t, epic] = await Promise.all([createTestApp(), startFakeEpic()]);
-    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks.json`;
+    // The factory's organizations are in the sandbox environment: its key set and URL.
+    jwksUrl = `${await listenOnLoopback(t)}/.well-known/jwks-sandbox.json`;
     fhir = t.app.get(FhirClientService);
   });
   afterAll(async () => {
@@ -37,10 +38,10 @@ describe('private_key_jwt client authentication', () => {
   });
   afterEach(() => epic.clearFaults());
 
-  /** The active key of each algorithm, as published. */
+  /** The active key of each algorithm of the sandbox set, as published. */
   async function activeKids(): Promise<Record<string, string>> {
     const rows = await t.dataSource.query<{ alg: string; kid: string }[]>(
-      `SELECT alg, kid FROM client_signing_key WHERE state = 'active'`,
+      `SELECT alg, kid FROM client_signing_key WHERE state = 'active' AND environment = 'sandbox'`,
     );
     return Object.fromEntries(rows.map((r) => [r.alg, r.kid]));
   }
@@ -199,7 +200,7 @@ describe('private_key_jwt client authentication', () => {
 
     // The registration page says what to register at Epic instead of asking for a secret.
     const page = await admin.agent.get(`/admin/epic/registration?org=${orgId}`).expect(200);
-    expect(page.text).toContain('/.well-known/jwks.json');
+    expect(page.text).toContain('/.well-known/jwks-sandbox.json');
     expect(page.text).toMatch(/<div data-when-secret hidden>/);
   });
 

@@ -150,8 +150,10 @@ describe('status, disconnect and re-authentication of the organization connectio
       connectionMode: 'interactive',
       tokenAuthMethod: 'client_secret_basic',
       redirectUri: CALLBACK,
-      ehrLaunchUrl: 'http://localhost:3000/fhir/epic-launch',
-      jwksUrl: 'http://localhost:3000/.well-known/jwks.json',
+      // Other organizations of this spec use the same fake: the launch URL names this one.
+      ehrLaunchUrl: expect.stringMatching(/^http:\/\/localhost:3000\/fhir\/epic-launch\?org=org-[0-9a-f]+$/),
+      environment: 'sandbox',
+      jwksUrl: 'http://localhost:3000/.well-known/jwks-sandbox.json',
       scopes: {
         organization: expect.arrayContaining(['openid', 'fhirUser', 'offline_access', 'user/Patient.read']),
         providerEhrLaunch: expect.arrayContaining(['launch', 'openid', 'fhirUser', 'user/Patient.read']),

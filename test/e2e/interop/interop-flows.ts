@@ -48,7 +48,8 @@ export function describeInteropProfiles(title: string, profiles: InteropProfile[
     let app: InteropApp;
     beforeAll(async () => {
       const t = await createTestApp();
-      app = { t, jwksUrl: `${await listenOnLoopback(t)}/.well-known/jwks.json` };
+      // The factory's organizations are in the sandbox environment: its key set and URL.
+      app = { t, jwksUrl: `${await listenOnLoopback(t)}/.well-known/jwks-sandbox.json` };
     });
     afterAll(() => app.t.close());
     for (const profile of profiles) describeInteropProfile(profile, () => app);

@@ -78,7 +78,11 @@ describe('organizations: CRUD, Epic client secret at rest, audit trail', () => {
       clientSecret: '',
       environment: 'sandbox',
     }).expect(200);
-    await expect(t.app.get(OrganizationsService).getClientSecret(org.id)).resolves.toBe(secret);
+    await expect(
+      t.app
+        .get(OrganizationsService)
+        .getClientSecretFor(org.id, 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token'),
+    ).resolves.toBe(secret);
 
     for (const path of [
       `/api/organizations/${org.id}`,

@@ -258,6 +258,7 @@ export class FakeEpic {
 
   /** @internal use `startFakeEpic()` */
   private idTokenTamper?: 'signature' | 'audience' | 'nonce';
+  private advertisedTokenUrl?: string;
 
   constructor(
     private readonly server: Server,
@@ -489,6 +490,14 @@ export class FakeEpic {
     const record = this.refreshTokens.get(token);
     if (record) record.revoked = true;
     return record !== undefined;
+  }
+
+  /**
+   * Makes discovery advertise another token endpoint (a compromised or re-pointed discovery
+   * document); `undefined` restores the fake's own.
+   */
+  advertiseTokenEndpoint(url: string | undefined): void {
+    this.advertisedTokenUrl = url;
   }
 
   /**
@@ -765,7 +774,7 @@ export class FakeEpic {
       issuer: this.issuer,
       jwksUri: this.jwksUri,
       authorizeUrl,
-      tokenUrl,
+      tokenUrl: this.advertisedTokenUrl ?? tokenUrl,
       revocationUrl: this.options.revocationEndpoint ? this.revocationUrl : undefined,
     };
   }
