@@ -688,14 +688,12 @@ export class AuthorizationService {
    */
   async registrationInfo(organizationId: string): Promise<RegistrationInfo> {
     const org = await this.organizations.get(organizationId);
-    // A launch from a FHIR server several organizations share must name its organization.
-    const shared =
-      org.fhirBaseUrl !== null &&
-      (await this.organizations.organizationsSharingBase(org.fhirBaseUrl, org.id)).length > 0;
+    // The launch URL always names its organization: it stays right if another organization comes
+    // to share the FHIR server (Epic's public sandbox is shared by every sandbox organization).
     const common = {
       connectionMode: org.connectionMode,
       redirectUri: this.redirectUri,
-      ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch${shared ? `?org=${encodeURIComponent(org.slug)}` : ''}`,
+      ehrLaunchUrl: `${this.config.publicBaseUrl}/fhir/epic-launch?org=${encodeURIComponent(org.slug)}`,
       environment: org.epicEnvironment,
       jwksUrl: this.clientKeys.jwksUrl(org.epicEnvironment),
       tokenAuthMethod: org.tokenAuthMethod,
@@ -743,8 +741,9 @@ export class AuthorizationService {
           clientId: registration.clientId,
           authMethod: registration.tokenAuthMethod,
         });
-        if (server.revocationEndpoint) {
-          const config = await this.oauthClient.configuration(server, registration);
+        const config = await this.oauthClient.configuration(server, registration);
+        // Offered, and on the token endpoint's origin (oauth-client.service.ts): RFC 7009.
+        if (config.serverMetadata().revocation_endpoint) {
           const { accessToken, refreshToken } = this.tokens.reveal(credential);
           if (refreshToken) {
             await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });

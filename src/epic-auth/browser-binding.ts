@@ -16,16 +16,20 @@ import { PENDING_TTL_MS } from './authorization.service';
  * travels when the EHR shows the app in a frame (a third-party context); over plain http (local
  * development) it is `SameSite=Lax`, which top-level redirects from the authorization server carry.
  */
-export const BINDING_COOKIE = 'epic_connect_auth';
+/**
+ * Over https the cookie carries the `__Host-` prefix: the browser then accepts it only from this
+ * host, Secure, with Path=/ and no Domain, so a sibling subdomain cannot plant a value of its own
+ * (cookie fixation) and replay an authorization it started with it (RFC 6265bis §4.1.3.2).
+ */
+export const bindingCookieName = (secure: boolean): string =>
+  secure ? '__Host-epic_connect_auth' : 'epic_connect_auth';
 
 const VALUE = /^[A-Za-z0-9_-]{43}$/;
 
 /** The browser's binding value, set (or renewed) on the response; one per browser, shared by its starts. */
 export function bindBrowser(req: Request, res: Response, secure: boolean): string {
-  const current: unknown = (req.cookies as Record<string, unknown> | undefined)?.[BINDING_COOKIE];
-  const value =
-    typeof current === 'string' && VALUE.test(current) ? current : randomBytes(32).toString('base64url');
-  res.cookie(BINDING_COOKIE, value, {
+  const value = presentedBinding(req, secure) || randomBytes(32).toString('base64url');
+  res.cookie(bindingCookieName(secure), value, {
     httpOnly: true,
     secure,
     sameSite: secure ? 'none' : 'lax',
@@ -36,8 +40,9 @@ export function bindBrowser(req: Request, res: Response, secure: boolean): strin
 }
 
 /** The binding the callback's browser presents (empty when it has none). */
-export function presentedBinding(req: Request): string {
-  const value: unknown = (req.cookies as Record<string, unknown> | undefined)?.[BINDING_COOKIE];
+export function presentedBinding(req: Request, secure: boolean): string {
+  const cookies = req.cookies as Record<string, unknown> | undefined;
+  const value = cookies?.[bindingCookieName(secure)];
   return typeof value === 'string' && VALUE.test(value) ? value : '';
 }
 

@@ -5,6 +5,8 @@ export enum EpicAuthErrorCode {
   NotConfigured = 'NOT_CONFIGURED',
   /** The callback's state is missing, unknown, already used, expired or from another session. */
   InvalidState = 'INVALID_STATE',
+  /** The client secret was not sent: the token endpoint moved to another origin (type it again). */
+  ClientSecretRefused = 'CLIENT_SECRET_REFUSED',
   /** The callback is malformed: no code, or an `iss` that is not the organization's server (400). */
   InvalidCallback = 'INVALID_CALLBACK',
   /** Epic answered the authorization with an error (e.g. access_denied). */

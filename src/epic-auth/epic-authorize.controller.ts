@@ -161,7 +161,7 @@ export class EpicAuthorizeController {
     const done = await this.authorization.completeAuthorization(
       req.session.id,
       req.query,
-      hashBinding(presentedBinding(req)),
+      hashBinding(presentedBinding(req, this.config.secureCookies)),
     );
     if (done.kind === 'organization') {
       res.redirect(303, `/admin/organizations/${done.organizationId}?connected=1`);

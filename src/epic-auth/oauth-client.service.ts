@@ -212,7 +212,7 @@ export class OAuthClientService {
         { orgId: registration.organizationId, bound: error.boundOrigin, requested: error.requestedOrigin },
         'Refused to send the client secret to a token endpoint on another origin',
       );
-      throw new EpicAuthError(EpicAuthErrorCode.NotConfigured, error.message, {
+      throw new EpicAuthError(EpicAuthErrorCode.ClientSecretRefused, error.message, {
         organizationId: registration.organizationId,
       });
     }
@@ -251,7 +251,11 @@ export class OAuthClientService {
         authorization_endpoint: server.authorizationEndpoint,
         token_endpoint: server.tokenEndpoint,
         jwks_uri: server.jwksUri,
-        revocation_endpoint: server.revocationEndpoint,
+        // Revocation authenticates like a token call and carries the tokens: only on the token
+        // endpoint's origin, which the client secret is bound to.
+        revocation_endpoint: sameOrigin(server.revocationEndpoint, server.tokenEndpoint)
+          ? server.revocationEndpoint
+          : undefined,
       },
       registration.clientId,
       undefined,
@@ -298,6 +302,10 @@ export class OAuthClientService {
 }
 
 type BasicEncodingName = 'form-urlencoded' | 'raw';
+
+function sameOrigin(url: string | undefined, other: string): url is string {
+  return url !== undefined && new URL(url).origin === new URL(other).origin;
+}
 
 const otherThan = (encoding: BasicEncodingName): BasicEncodingName =>
   encoding === 'raw' ? 'form-urlencoded' : 'raw';

@@ -194,7 +194,12 @@ export class TokenRefreshService {
         throw notConnected(orgId);
       }
       this.metrics.refreshAttempt('transient');
-      throw await this.afterTransient(credential, 'discovery', (error as Error).message, error);
+      // The tokens are kept: an administrator typing the secret again (or the server returning) fixes it.
+      const code =
+        error instanceof EpicAuthError && error.code === EpicAuthErrorCode.ClientSecretRefused
+          ? 'client_secret_refused'
+          : 'discovery';
+      throw await this.afterTransient(credential, code, (error as Error).message, error);
     }
 
     // `now` as time passes while waiting for a lease held elsewhere.

@@ -34,7 +34,8 @@ export function checkFhirBaseUrl(
   } else if (url.protocol !== 'https:') {
     return { ok: false, message: 'fhirBaseUrl must use https' };
   }
-  return { ok: true, url: url.toString().replace(/\/+$/, '') };
+  // Origin and path only: a lone `?` or `#` (empty search and hash) is not kept either.
+  return { ok: true, url: `${url.origin}${url.pathname}`.replace(/\/+$/, '') };
 }
 
 /** A URL-safe slug from a name: "St. Mary's Hospital" → "st-marys-hospital". */

@@ -61,7 +61,8 @@ export async function registeredOrganization(
   // Binding an organization to a client that authenticates with the service's key, and sharing a
   // FHIR base another organization already uses, are root's to do.
   const [{ shared }] = await t.dataSource.query<{ shared: boolean }[]>(
-    `SELECT EXISTS (SELECT 1 FROM organization WHERE lower(rtrim(fhir_base_url, '/')) = lower($1)) AS shared`,
+    `SELECT EXISTS (SELECT 1 FROM organization
+                     WHERE epic_client_id IS NOT NULL AND lower(rtrim(fhir_base_url, '/')) = lower($1)) AS shared`,
     [epic.fhirBase],
   );
   const registrar = jwt || shared ? await signIn(t, await factory.user(Role.RootAdmin, null)) : admin;

@@ -9,6 +9,7 @@ export const STATUS_BY_CODE: Record<EpicAuthErrorCode, number> = {
   [EpicAuthErrorCode.NotConfigured]: HttpStatus.CONFLICT,
   [EpicAuthErrorCode.InvalidState]: HttpStatus.BAD_REQUEST,
   [EpicAuthErrorCode.InvalidCallback]: HttpStatus.BAD_REQUEST,
+  [EpicAuthErrorCode.ClientSecretRefused]: HttpStatus.CONFLICT,
   [EpicAuthErrorCode.AuthorizationDenied]: HttpStatus.BAD_REQUEST,
   [EpicAuthErrorCode.TokenExchangeFailed]: HttpStatus.BAD_GATEWAY,
   [EpicAuthErrorCode.IdTokenInvalid]: HttpStatus.BAD_GATEWAY,

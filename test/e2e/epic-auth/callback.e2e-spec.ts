@@ -99,6 +99,20 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     expect(res.text).toContain('started in another browser');
     expect(res.text).toContain('use Connect on its registration page');
 
+    // The same browser, but another admin signed in since (a shared workstation): still refused.
+    const shared = await authorize(admin, orgId);
+    await admin.agent.post('/logout').type('form').send({ _csrf: admin.csrf });
+    const second = await factory.user(Role.OrgAdmin, orgId);
+    const login = await admin.agent.get('/login').expect(200);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(login.text)![1];
+    await admin.agent
+      .post('/login')
+      .type('form')
+      .send({ _csrf: csrf, email: second.email, password: second.password })
+      .expect(303);
+    const otherSession = await admin.agent.get(shared).expect(400);
+    expect(otherSession.text).toContain('another browser session');
+
     const late = await authorize(admin, orgId);
     await t.dataSource.query(
       `UPDATE pending_authorization SET expires_at = now() - interval '1 second' WHERE organization_id = $1 AND used_at IS NULL`,

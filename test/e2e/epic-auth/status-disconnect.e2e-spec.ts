@@ -150,7 +150,7 @@ describe('status, disconnect and re-authentication of the organization connectio
       connectionMode: 'interactive',
       tokenAuthMethod: 'client_secret_basic',
       redirectUri: CALLBACK,
-      // Other organizations of this spec use the same fake: the launch URL names this one.
+      // The launch URL always names its organization.
       ehrLaunchUrl: expect.stringMatching(/^http:\/\/localhost:3000\/fhir\/epic-launch\?org=org-[0-9a-f]+$/),
       environment: 'sandbox',
       jwksUrl: 'http://localhost:3000/.well-known/jwks-sandbox.json',

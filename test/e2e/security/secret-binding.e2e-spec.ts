@@ -1,3 +1,5 @@
+import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
+
 import { registeredOrganization, SignedIn } from 'test/factories/epic-connection';
 import { testSecret } from 'test/factories/secrets';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
@@ -16,8 +18,8 @@ describe('the client secret is bound to where it was entered', () => {
   beforeAll(async () => {
     [t, epic, attacker] = await Promise.all([
       createTestApp(),
-      startFakeEpic(),
-      startFakeEpic({ flavor: 'smart', basicAuthDecoding: 'raw' }),
+      startFakeEpic({ revocationEndpoint: true }),
+      startFakeEpic({ flavor: 'smart', basicAuthDecoding: 'raw', revocationEndpoint: true }),
     ]);
   });
   afterAll(async () => {
@@ -143,6 +145,65 @@ describe('the client secret is bound to where it was entered', () => {
       expect(leaked(attacker, secret)).toBe(false);
     } finally {
       epic.advertiseTokenEndpoint(undefined);
+    }
+  });
+
+  it('a refresh refused the secret keeps the tokens and tells the admin to enter the secret again', async () => {
+    const { orgId, admin } = await setup();
+    const callback = new URL(
+      (
+        await epic.authorizeAsUser(
+          (await admin.agent.get('/fhir/epic-authorize').query({ org: orgId })).headers.location,
+        )
+      ).location!,
+    );
+    await admin.agent.get(callback.pathname + callback.search).expect(303);
+    await t.dataSource.query(
+      `UPDATE epic_credential SET expires_at = now() - interval '1 minute' WHERE organization_id = $1`,
+      [orgId],
+    );
+    epic.advertiseTokenEndpoint(attacker.tokenUrl);
+    t.app.get(SmartDiscoveryService).forget(epic.fhirBase);
+    const attackerCalls = attacker.calls('token');
+    try {
+      const tested = await testConnection(admin, orgId);
+      expect(JSON.stringify(tested)).toContain('enter the client secret again');
+      const status = (await admin.agent.get('/fhir/epic-status').query({ org: orgId }).expect(200)).body as {
+        lastError: string;
+      };
+      expect(status.lastError).toContain('the secret was not sent');
+      const [{ n }] = await t.dataSource.query<{ n: number }[]>(
+        'SELECT count(*)::int AS n FROM epic_credential WHERE organization_id = $1',
+        [orgId],
+      );
+      expect(n).toBe(1); // the tokens were kept
+      expect(attacker.calls('token')).toBe(attackerCalls);
+    } finally {
+      epic.advertiseTokenEndpoint(undefined);
+      t.app.get(SmartDiscoveryService).forget(epic.fhirBase);
+    }
+  });
+
+  it('disconnect revokes only at the token endpoint origin: a revocation endpoint elsewhere gets nothing', async () => {
+    const { orgId, admin, secret } = await setup();
+    const start = await admin.agent.get('/fhir/epic-authorize').query({ org: orgId });
+    const callback = new URL((await epic.authorizeAsUser(start.headers.location)).location!);
+    await admin.agent.get(callback.pathname + callback.search).expect(303);
+    epic.advertiseRevocationEndpoint(attacker.revocationUrl);
+    t.app.get(SmartDiscoveryService).forget(epic.fhirBase);
+    const revokes = epic.calls('revoke');
+    try {
+      await admin.agent
+        .post('/fhir/epic-disconnect')
+        .set('x-csrf-token', admin.csrf)
+        .send({ org: orgId })
+        .expect(200);
+      expect(attacker.calls('revoke')).toBe(0);
+      expect(leaked(attacker, secret)).toBe(false);
+      expect(epic.calls('revoke')).toBe(revokes); // not offered on the token endpoint's origin
+    } finally {
+      epic.advertiseRevocationEndpoint(undefined);
+      t.app.get(SmartDiscoveryService).forget(epic.fhirBase);
     }
   });
 });

@@ -40,7 +40,14 @@ describe('a FHIR base another organization uses', () => {
 
   it("refuses an org admin another organization's FHIR base (403, the field says why); a root admin may", async () => {
     const victim = await registeredOrganization(t, epic);
-    expect(await launchUrl(victim.admin, victim.orgId)).toBe('http://localhost:3000/fhir/epic-launch');
+    const [{ slug }] = await t.dataSource.query<{ slug: string }[]>(
+      'SELECT slug FROM organization WHERE id = $1',
+      [victim.orgId],
+    );
+    // The launch URL always names its organization, so it stays right if the server comes to be shared.
+    expect(await launchUrl(victim.admin, victim.orgId)).toBe(
+      `http://localhost:3000/fhir/epic-launch?org=${slug}`,
+    );
 
     const other = await factory.organization();
     const hijacker = await signIn(t, await factory.user(Role.OrgAdmin, other.id));
@@ -51,15 +58,8 @@ describe('a FHIR base another organization uses', () => {
     const { iss, launch } = epic.launchContext({ patient: SEED.camila, clientId: victim.clientId });
     await t.agent().get('/fhir/epic-launch').query({ iss, launch }).expect(303);
 
-    // The operator may share the server; both launch URLs then name their organization.
+    // The operator may share the server; a launch must then name its organization, as the URL does.
     await register(root, other.id, epic.fhirBase).expect(200);
-    const [{ slug }] = await t.dataSource.query<{ slug: string }[]>(
-      'SELECT slug FROM organization WHERE id = $1',
-      [victim.orgId],
-    );
-    expect(await launchUrl(victim.admin, victim.orgId)).toBe(
-      `http://localhost:3000/fhir/epic-launch?org=${slug}`,
-    );
     const shared = epic.launchContext({ patient: SEED.camila, clientId: victim.clientId });
     await t.agent().get('/fhir/epic-launch').query({ iss: shared.iss, launch: shared.launch }).expect(400);
     await t

@@ -259,6 +259,7 @@ export class FakeEpic {
   /** @internal use `startFakeEpic()` */
   private idTokenTamper?: 'signature' | 'audience' | 'nonce';
   private advertisedTokenUrl?: string;
+  private advertisedRevocationUrl?: string;
 
   constructor(
     private readonly server: Server,
@@ -498,6 +499,11 @@ export class FakeEpic {
    */
   advertiseTokenEndpoint(url: string | undefined): void {
     this.advertisedTokenUrl = url;
+  }
+
+  /** The same for the revocation endpoint (served with `revocationEndpoint: true`). */
+  advertiseRevocationEndpoint(url: string | undefined): void {
+    this.advertisedRevocationUrl = url;
   }
 
   /**
@@ -775,7 +781,9 @@ export class FakeEpic {
       jwksUri: this.jwksUri,
       authorizeUrl,
       tokenUrl: this.advertisedTokenUrl ?? tokenUrl,
-      revocationUrl: this.options.revocationEndpoint ? this.revocationUrl : undefined,
+      revocationUrl: this.options.revocationEndpoint
+        ? (this.advertisedRevocationUrl ?? this.revocationUrl)
+        : undefined,
     };
   }
 
