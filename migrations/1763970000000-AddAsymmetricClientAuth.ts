@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * Asymmetric client authentication (EPIC-SMART.md §3, §9):
+ * Asymmetric client authentication (docs/epic-and-smart.md §3, §9):
  * - organizations may authenticate with `private_key_jwt`, signing with the service's RS384 or
  *   ES384 key, and may connect as a backend service (client_credentials), which requires it;
  * - a credential records the grant it came from; `renewable` says whether it can be renewed

@@ -35,7 +35,7 @@ function consoleLink(query: Partial<ConsoleQueryDto>): string {
   return text ? `/admin?${text}` : '/admin';
 }
 
-/** The admin consoles (server-rendered). The AdminUi issue grows these into the full consoles. */
+/** The admin consoles (server-rendered). */
 @Controller('admin')
 @HtmlRoutes()
 @Roles(Role.RootAdmin, Role.OrgAdmin)

@@ -12,8 +12,8 @@ import { connectionStatusView, ConnectionStatusView } from './connection-status'
 export type { ConnectionStatusView } from './connection-status';
 
 /**
- * Seed 001's status JSON and disconnect, answered with the connection state. Every field comes from
- * one snapshot of the connection (one read, one state): connection-status.ts.
+ * The registration page's status JSON and disconnect, answered with the connection state. Every field
+ * comes from one snapshot of the connection (one read, one state): connection-status.ts.
  */
 @Controller('fhir')
 @Roles(Role.RootAdmin, Role.OrgAdmin)

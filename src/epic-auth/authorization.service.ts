@@ -92,7 +92,7 @@ export const CALLBACK_PATH = '/fhir/epic-callback';
 /** SMART App Launch: how long a started authorization may take (state, PKCE verifier, nonce). */
 export const PENDING_TTL_MS = 10 * 60_000;
 
-/** Users cannot sign in through a Backend Systems client (EPIC-SMART.md §9). */
+/** No user signs in through a Backend Systems client (client_credentials only: docs/epic-and-smart.md §9). */
 const BACKEND_NO_LAUNCH =
   'This organization connects to Epic as a backend service, so its Epic client cannot sign users in. Ask your administrator for a launch-enabled app.';
 
@@ -132,7 +132,8 @@ export class AuthorizationService {
   /**
    * Builds the authorize URL for an admin connecting their organization: PKCE S256 always
    * (RFC 7636; SMART 2), 256-bit state stored hashed and bound to the session, nonce with
-   * openid, `aud` = the FHIR base (Epic requires it with launch context since May 2023, §2).
+   * openid, `aud` = the FHIR base (Epic requires it with launch context since May 2023:
+   * https://fhir.epic.com/Documentation?docId=oauth2tutorial).
    */
   async startOrganizationAuthorization(
     actor: AuditActor,
@@ -203,7 +204,7 @@ export class AuthorizationService {
   }
 
   /**
-   * Starts an EHR launch (EPIC-SMART.md §7): `iss` must be the registered FHIR base of an
+   * Starts an EHR launch (docs/epic-and-smart.md §7): `iss` must be the registered FHIR base of an
    * organization (the allow-list; compared normalized, hosts exactly), and `launch` is echoed back
    * with `aud` = the organization's base and the provider scopes. The pending authorization is kept
    * server-side by state only, not bound to a browser session: an EHR may embed the app where cookies
@@ -264,9 +265,9 @@ export class AuthorizationService {
   }
 
   /**
-   * "Connect my Epic account" (standalone patient launch, EPIC-SMART.md §8) for the organization
-   * with this slug: patient scopes, no `launch`, `aud` = the base. A signed-in patient of that
-   * organization links the credential to their account (the authorization is then bound to their
+   * "Connect my Epic account" (standalone patient launch, docs/epic-and-smart.md §8) for the
+   * organization with this slug: patient scopes, no `launch`, `aud` = the base. A signed-in patient of
+   * that organization links the credential to their account (the authorization is then bound to their
    * session); anyone else signs in this way as the patient the verified id_token names.
    */
   async startPatientLaunch(
@@ -683,8 +684,8 @@ export class AuthorizationService {
   }
 
   /**
-   * What an admin registers at Epic: the exact redirect URI, the EHR launch URL, and the scopes
-   * each context asks for (seed 001 "Callback URL Display"; EPIC-SMART.md §7, §8).
+   * What an admin registers at Epic, shown on the registration page to copy: the exact redirect URI,
+   * the EHR launch URL, and the scopes each context asks for (docs/epic-and-smart.md §7, §8).
    */
   async registrationInfo(organizationId: string): Promise<RegistrationInfo> {
     const org = await this.organizations.get(organizationId);
@@ -723,8 +724,8 @@ export class AuthorizationService {
 
   /**
    * Forgets the organization's connection: revokes the tokens where the server advertises a
-   * revocation endpoint (RFC 7009; Epic advertises none, §6), then deletes them. A failed
-   * revocation is logged, not fatal: the tokens are deleted either way.
+   * revocation endpoint (RFC 7009; Epic advertises none: docs/epic-and-smart.md §6), then deletes
+   * them. A failed revocation is logged, not fatal: the tokens are deleted either way.
    */
   async disconnect(
     actor: AuditActor,
@@ -811,7 +812,10 @@ function launchRefused(message: string): EpicAuthError {
   return new EpicAuthError(EpicAuthErrorCode.LaunchRefused, message);
 }
 
-/** Epic sends need_patient_banner as "true"/"false" strings (§4); SMART says boolean. */
+/**
+ * Epic sends need_patient_banner as "true"/"false" strings (Epic OAuth 2.0 tutorial, "Retrieving Launch
+ * Context": https://fhir.epic.com/Documentation?docId=oauth2tutorial); SMART says boolean.
+ */
 function readBoolean(value: unknown): boolean | null {
   if (value === true || value === 'true') return true;
   if (value === false || value === 'false') return false;

@@ -16,8 +16,8 @@ export interface BackendConnectResult {
 }
 
 /**
- * Connects an organization as a backend service (SMART Backend Services, EPIC-SMART.md §9): no
- * one signs in at Epic; the service asks for a token with client_credentials and a client
+ * Connects an organization as a backend service (SMART Backend Services, docs/epic-and-smart.md §9):
+ * no one signs in at Epic; the service asks for a token with client_credentials and a client
  * assertion signed by its own key, at once. Renewals go through TokenRefreshService like any
  * refresh. A failed attempt keeps the connection the organization already has.
  */
@@ -91,7 +91,8 @@ export class BackendConnectionService {
     }
     let tokens;
     try {
-      // SMART: a backend service gets no refresh token; one sent anyway is not kept (§9).
+      // SMART Backend Services issue no refresh token; one sent anyway is not kept
+      // (https://hl7.org/fhir/smart-app-launch/backend-services.html).
       tokens = { ...parseTokenResponse(response, now), refreshToken: null, refreshExpiresAt: null };
     } catch (error) {
       throw await failed(

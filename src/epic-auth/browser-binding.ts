@@ -12,9 +12,10 @@ import { PENDING_TTL_MS } from './authorization.service';
  * cookie and is refused.
  *
  * One value per browser, shared by all its starts (several launches may be in flight), so the
- * cookie's path is `/`: the start routes must read it too. Over https it is `SameSite=None; Secure`, so it also
- * travels when the EHR shows the app in a frame (a third-party context); over plain http (local
- * development) it is `SameSite=Lax`, which top-level redirects from the authorization server carry.
+ * cookie's path is `/`: the start routes must read it too. Over https it is `SameSite=None; Secure`, so
+ * it would also travel in a third-party frame (the CSP's frame-ancestors 'none' forbids framing today);
+ * over plain http (local development) it is `SameSite=Lax`, which top-level redirects from the
+ * authorization server carry.
  */
 /**
  * Over https the cookie carries the `__Host-` prefix: the browser then accepts it only from this

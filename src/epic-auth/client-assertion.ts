@@ -1,5 +1,6 @@
 /**
- * The claims of a private_key_jwt client assertion as Epic checks them (EPIC-SMART.md §3, §12.3),
+ * The claims of a private_key_jwt client assertion as Epic checks them (RFC 7523 §3; Epic OAuth 2.0 spec,
+ * "Creating a JWT": https://fhir.epic.com/Documentation?docId=oauth2; docs/epic-and-smart.md §3),
  * applied to what openid-client (oauth4webapi) builds: it already sets `iss` = `sub` = client_id
  * and a fresh random string `jti` per call, but puts the issuer in `aud` and stamps `iat`/`nbf`
  * with the exact current second, which a server whose clock runs a little behind rejects.

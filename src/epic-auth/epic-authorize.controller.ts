@@ -30,7 +30,7 @@ class OrgQuery {
   org!: string;
 }
 
-/** Browser entry points of the organization connection (seed 001: /fhir/epic-authorize). */
+/** Browser entry points: the organization connection, its callback, and the EHR and patient launches. */
 @Controller()
 @HtmlRoutes()
 @UseFilters(EpicAuthBrowserFilter)
@@ -77,7 +77,7 @@ export class EpicAuthorizeController {
   }
 
   /**
-   * Re-authenticate (seed 000 "Manual Retry", route /connect_epic/<org_id>): a confirmation page,
+   * Re-authenticate (the manual retry, /connect_epic/<org_id>): a confirmation page,
    * because clearing tokens on a plain GET would let any cross-site link disconnect an organization.
    */
   @Get('connect_epic/:orgId')
@@ -177,7 +177,7 @@ export class EpicAuthorizeController {
   }
 
   /**
-   * The EHR launch URL (EPIC-SMART.md §7): Epic opens it with `iss` and `launch` (GET, or a form
+   * The EHR launch URL (docs/epic-and-smart.md §7): Epic opens it with `iss` and `launch` (GET, or a form
    * POST from some EHRs). Reachable without signing in; an unknown or missing `iss`, or no `launch`,
    * is a 400 page and no redirect anywhere. `?org=<slug>` picks the organization when several share
    * one FHIR server.

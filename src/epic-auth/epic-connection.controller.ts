@@ -9,7 +9,7 @@ import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
 
 /**
  * JSON for the registration page: what to register at Epic. The status and disconnect routes
- * (seed 001) are ConnectionHealth's, which adds the connection state.
+ * (`/fhir/epic-status`, `/fhir/epic-disconnect`) are ConnectionHealth's, which adds the connection state.
  */
 @Controller('fhir')
 @Roles(Role.RootAdmin, Role.OrgAdmin)

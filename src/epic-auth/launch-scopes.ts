@@ -1,8 +1,8 @@
 /**
- * The scopes each kind of authorization asks Epic for (EPIC-SMART.md §7, §8):
+ * The scopes each kind of authorization asks Epic for (docs/epic-and-smart.md §7, §8):
  * - `organization`: an admin connects the organization: `openid fhirUser offline_access` + `user/…`;
  * - `provider`: EHR launch from inside Epic: `launch openid fhirUser` + `user/…` (no offline access:
- *   the token outlives the session, §5);
+ *   the token outlives the session, docs/epic-and-smart.md §5);
  * - `patient`: standalone patient launch (MyChart): `launch/patient openid fhirUser offline_access`
  *   + `patient/…`. `launch/patient` asks a SMART server for the patient context (SMART App Launch,
  *   "Scopes for requesting context data": https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html);

@@ -7,7 +7,7 @@ export interface SmartConfiguration {
   /** OpenID issuer and keys, for id_token checks (present with `sso-openid-connect`). */
   issuer?: string;
   jwksUri?: string;
-  /** Absent at Epic (EPIC-SMART.md §1, §6): disconnect then only forgets the tokens locally. */
+  /** Absent at Epic (docs/epic-and-smart.md §6): disconnect then only forgets the tokens locally. */
   revocationEndpoint?: string;
   /** Undefined when the document does not say (the CapabilityStatement never does). */
   codeChallengeMethods?: string[];
@@ -43,7 +43,8 @@ export function parseSmartConfiguration(json: unknown): Partial<SmartConfigurati
 
 /**
  * Parses the `oauth-uris` extension of a FHIR CapabilityStatement (`{base}/metadata`), which
- * Epic documents as the discovery route for organizations on older versions (EPIC-SMART.md §1).
+ * Epic documents as the discovery route for organizations on older versions
+ * (https://fhir.epic.com/Documentation?docId=oauth2; SMART 1.0: https://hl7.org/fhir/smart-app-launch/1.0.0/).
  */
 export function parseCapabilityStatement(json: unknown): Partial<SmartConfiguration> {
   const doc = (json && typeof json === 'object' ? json : {}) as Json;

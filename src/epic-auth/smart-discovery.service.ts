@@ -14,7 +14,10 @@ import {
 } from './smart-configuration';
 
 export interface DiscoverOptions {
-  /** Sent as `Epic-Client-ID`: an organization can override endpoints per client (EPIC-SMART.md §1). */
+  /**
+   * Sent as `Epic-Client-ID`: an organization can override endpoints per client
+   * (https://fhir.epic.com/Documentation?docId=oauth2, EHR launch step 2).
+   */
   clientId?: string;
   authMethod?: ClientAuthMethod;
   /** The clock, for cache expiry (tests pass dates instead of faking timers). */
@@ -33,7 +36,7 @@ interface Fetched {
  * Finds a SMART server's authorize and token endpoints: `{base}/.well-known/smart-configuration`
  * first, then the CapabilityStatement at `{base}/metadata`. Results are cached per base URL and
  * client id for DISCOVERY_CACHE_SECONDS; concurrent lookups share one request.
- * @see EPIC-SMART.md §1
+ * @see https://hl7.org/fhir/smart-app-launch/conformance.html and docs/epic-and-smart.md §1
  */
 @Injectable()
 export class SmartDiscoveryService {
@@ -91,7 +94,8 @@ export class SmartDiscoveryService {
       if (parsed.authorizationEndpoint && parsed.tokenEndpoint) return this.accept(base, check(parsed));
     }
 
-    // Epic: /metadata answers XML unless JSON is asked for, and needs Epic-Client-ID (§1).
+    // Epic: /metadata answers XML unless JSON is asked for, and needs Epic-Client-ID
+    // (docs/epic-and-smart.md §1).
     const metadata = await this.getJson(`${base}/metadata`, {
       Accept: 'application/fhir+json',
       ...clientHeader,

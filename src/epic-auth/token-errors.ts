@@ -113,7 +113,7 @@ export const TERMINAL_MESSAGES: Record<TerminalReason, string> = {
 export const BACKEND_TOKEN_REJECTED =
   "Epic rejected a newly obtained backend-service access token (HTTP 401): check the Epic user this client is mapped to and that user's security at Epic, then Connect again.";
 
-/** The OAuth errors that mean the grant or the client is dead (RFC 6749 §5.2), as Epic uses them (§5). */
+/** The OAuth errors that mean the grant or the client is dead (RFC 6749 §5.2; docs/epic-and-smart.md §5). */
 const DEAD_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client']);
 
 /**
@@ -148,7 +148,7 @@ export function classifyRefreshFailure(error: unknown): RefreshFailure {
 }
 
 /**
- * A failed client_credentials request (a backend-service connection, EPIC-SMART.md §9). There is
+ * A failed client_credentials request (a backend-service connection, docs/epic-and-smart.md §9). There is
  * no grant to lose, so nothing here clears a token: the message says what to fix, and the next
  * attempt (a FHIR call, the scheduled check, or Connect) tries again.
  */

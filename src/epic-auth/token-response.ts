@@ -1,14 +1,17 @@
-/** The parts of an Epic token response the app keeps, read tolerantly (EPIC-SMART.md §4, §12.7). */
+/** The parts of an Epic token response the app keeps, read tolerantly (docs/epic-and-smart.md §4). */
 export interface ParsedTokenResponse {
   accessToken: string;
-  /** A connection is refreshable exactly when this is present, whatever `scope` says (§12.1). */
+  /**
+   * A connection is refreshable exactly when this is present, whatever `scope` says: Epic may leave
+   * `offline_access` out (https://github.com/smart-on-fhir/client-js/issues/138).
+   */
   refreshToken: string | null;
   expiresAt: Date;
   /** When the response was received: `expiresAt` minus this is the token's lifetime. */
   issuedAt: Date;
   /**
    * When the refresh token ends, if the server says (`refresh_token_expires_in`, sent by some
-   * servers; Epic does not document one, §5). Null when unknown.
+   * servers; Epic documents none: docs/epic-and-smart.md §5). Null when unknown.
    */
   refreshExpiresAt: Date | null;
   /** Granted scopes, de-duplicated case-insensitively (Epic may repeat `.Read`/`.read`). */

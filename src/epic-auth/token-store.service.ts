@@ -104,7 +104,8 @@ export class TokenStoreService {
   /**
    * Stores refreshed tokens with compare-and-set on `version`: returns the updated credential, or
    * null when the row was deleted or changed meanwhile (a disconnect or a new connection). Epic's
-   * refresh response usually has no refresh_token (§5): the stored one is then kept.
+   * refresh response usually has no refresh_token (https://fhir.epic.com/Documentation?docId=oauth2): the
+   * stored one is then kept.
    */
   async rotate(
     manager: EntityManager,
@@ -118,7 +119,8 @@ export class TokenStoreService {
         : current.refreshTokenEnc,
       expiresAt: tokens.expiresAt,
       issuedAt: tokens.issuedAt,
-      // A rolling refresh token inherits the first one's end (§5) unless the server says otherwise.
+      // A rolling refresh token inherits the first one's end (Epic: docs/epic-and-smart.md §5) unless the
+      // server says otherwise.
       refreshExpiresAt: tokens.refreshToken
         ? (tokens.refreshExpiresAt ?? current.refreshExpiresAt)
         : current.refreshExpiresAt,

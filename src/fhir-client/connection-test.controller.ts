@@ -7,7 +7,7 @@ import { AuthUser } from 'src/users/user.view';
 
 import { ConnectionTestResult, ConnectionTestService } from './connection-test.service';
 
-/** Seed 001 "Test Connection": CSRF-protected like every session POST. */
+/** The registration page's Test Connection: CSRF-protected like every session POST. */
 @Controller('fhir')
 @Roles(Role.RootAdmin, Role.OrgAdmin)
 export class ConnectionTestController {

@@ -25,7 +25,7 @@ export interface TestLayer {
   steps: TestStep[];
 }
 
-/** What `POST /fhir/test-epic-connection` answers (seed 001 "Test Connection", two layers). */
+/** What `POST /fhir/test-epic-connection` answers (the registration page's Test Connection, two layers). */
 export interface ConnectionTestResult {
   ok: boolean;
   organizationId: string;

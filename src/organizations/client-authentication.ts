@@ -2,9 +2,10 @@ import { ConnectionMode, TokenAuthMethod } from './organization.types';
 
 /**
  * The rules tying client authentication, connection mode, secret and scopes together: a backend
- * service authenticates with a JWT (Epic accepts nothing else for Backend Systems apps, §9) and asks
- * for `system/` scopes; a sign-in connection never asks for `system/` scopes; a secret is not sent
- * alongside private_key_jwt. Returns the problems by form field, none when the combination is valid.
+ * service authenticates with a JWT (Epic accepts nothing else for Backend Systems apps:
+ * docs/epic-and-smart.md §9) and asks for `system/` scopes; a sign-in connection never asks for
+ * `system/` scopes; a secret is not sent alongside private_key_jwt. Returns the problems by form
+ * field, none when the combination is valid.
  */
 export interface ClientAuthProblem {
   field: 'tokenAuthMethod' | 'clientSecret' | 'scopes';

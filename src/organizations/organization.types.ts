@@ -56,7 +56,8 @@ export interface EpicRegistration {
 /**
  * How the client authenticates at the token endpoint: Basic (default, RFC 6749 §2.3.1), the
  * secret in the form body for servers that need it, or a JWT signed with the service's own key,
- * which Epic recommends (EPIC-SMART.md §3): no shared secret exists anywhere.
+ * which Epic recommends (https://fhir.epic.com/Documentation?docId=oauth2tutorial): no shared secret
+ * exists anywhere.
  */
 export enum TokenAuthMethod {
   ClientSecretBasic = 'client_secret_basic',
@@ -84,7 +85,8 @@ export enum AssertionAlg {
 
 /**
  * Interactive: an admin signs in at Epic once (authorization code, refresh token).
- * Backend: the service obtains tokens itself (client_credentials with a JWT, EPIC-SMART.md §9).
+ * Backend: the service obtains tokens itself (client_credentials with a JWT: SMART Backend Services,
+ * https://hl7.org/fhir/smart-app-launch/backend-services.html).
  */
 export enum ConnectionMode {
   Interactive = 'interactive',

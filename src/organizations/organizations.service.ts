@@ -341,8 +341,8 @@ export class OrganizationsService {
   }
 
   /**
-   * Records the connection-health fields (seed 000) after a connect, refresh or failure; pass
-   * `manager` to write in the caller's transaction.
+   * Records the connection-health fields (is_connected, token_expiry, last_sync, last_error) after a
+   * connect, refresh or failure; pass `manager` to write in the caller's transaction.
    */
   async recordConnectionState(
     id: string,

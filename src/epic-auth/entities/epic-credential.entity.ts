@@ -68,7 +68,10 @@ export class EpicCredential {
   @Column({ name: 'fhir_user', type: 'varchar', length: 500, nullable: true })
   fhirUser!: string | null;
 
-  /** EHR launch context (EPIC-SMART.md §4): whether the app must show its own patient banner. */
+  /**
+   * EHR launch context: whether the app must show its own patient banner (SMART `need_patient_banner`:
+   * https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html).
+   */
   @Column({ name: 'need_patient_banner', type: 'boolean', nullable: true })
   needPatientBanner!: boolean | null;
 

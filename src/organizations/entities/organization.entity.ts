@@ -81,7 +81,7 @@ export class Organization {
   @Column({ name: 'epic_basic_encoding_detected', type: 'varchar', length: 20, nullable: true })
   epicBasicEncodingDetected!: 'form-urlencoded' | 'raw' | null;
 
-  // Connection-health fields (seed 000: is_connected, token_expiry, last_sync, last_error).
+  // Connection-health fields: is_connected, token_expiry, last_sync, last_error.
   @Column({ name: 'is_connected', type: 'boolean', default: false })
   isConnected!: boolean;
 

@@ -17,7 +17,7 @@ const MINUTE = 60_000;
 
 /**
  * Pages and messages name the organization's own server: "Epic" only for Epic, the name an
- * administrator gave it, else "the EHR"; Epic's own help only for Epic (issue #14, item 9). The
+ * administrator gave it, else "the EHR"; Epic's own help only for Epic. The
  * generic server is the fake in its SMART Health IT flavour (`/smart/fhir`, nothing Epic-shaped).
  */
 describe('the server name on pages and messages', () => {

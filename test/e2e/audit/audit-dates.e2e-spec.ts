@@ -8,7 +8,7 @@ import { createTestApp, TestApp } from 'test/setup/test-app';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-/** Dates in audit details are stored as ISO 8601 strings (issue #14: `expiresAt` was stored as `{}`). */
+/** Dates in audit details are stored as ISO 8601 strings (`expiresAt` was once stored as `{}`). */
 describe('audit details with dates', () => {
   let t: TestApp;
   let epic: FakeEpic;

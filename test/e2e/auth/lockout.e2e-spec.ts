@@ -9,11 +9,10 @@ const INVALID = 'Invalid email or password.';
 const LOCKED = 'Invalid email or password, or the account is temporarily locked after too many attempts.';
 
 /**
- * Issue #15, items 6 and 7: failed sign-ins are counted per email and client address (and per
- * email from everywhere, with a much higher threshold), in PostgreSQL. A guesser locks only their
- * own address out, a known and an unknown email answer alike, and guessing from many addresses
- * stays bounded. Two instances share one database, as replicas do; TRUST_PROXY takes the client
- * address from X-Forwarded-For.
+ * Failed sign-ins are counted per email and client address (and per email from everywhere, with a
+ * much higher threshold), in PostgreSQL. A guesser locks only their own address out, a known and an
+ * unknown email answer alike, and guessing from many addresses stays bounded. Two instances share
+ * one database, as replicas do; TRUST_PROXY takes the client address from X-Forwarded-For.
  */
 describe('sign-in lockout per account and client address', () => {
   const env = {

@@ -50,7 +50,7 @@ async function startRelay(target: string): Promise<{
 }
 
 /**
- * Key rotation under traffic (issue: "keys rotate without a single failed token call"): a token
+ * Key rotation under traffic (keys rotate without a single failed token call): a token
  * call succeeds while Epic's cached key set is the old one and while it is the new one, because a
  * key is published a full overlap (more than the cache lifetime) before it signs.
  */

@@ -9,7 +9,7 @@ const HEALTH_TOKEN = 'health-token-tEsTsEcReT-prod-0123456789';
 const PRODUCTION = { NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://connect.example.test' };
 
 /**
- * Issue #15, item 8: in production `/metrics` (organization ids, token expiries) and the `/health`
+ * In production `/metrics` (organization ids, token expiries) and the `/health`
  * detail (connections by state, signing key ids) are served only with their bearer tokens; with
  * no token configured they answer 404. `/health/live` and `/health/ready` stay open for probes.
  */

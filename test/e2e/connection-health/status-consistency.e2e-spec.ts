@@ -19,7 +19,7 @@ type Status = Record<string, unknown> & { state: string };
 
 /**
  * The rules every status JSON keeps, whatever the state: each field follows the one state, so none
- * can contradict another (issue #14: `state: "expired"` with `expired: false`).
+ * can contradict another (as `state: "expired"` with `expired: false` once did).
  */
 function expectConsistent(status: Status): void {
   expect(status.configured).toBe(status.state !== 'not_configured');
@@ -106,7 +106,7 @@ describe('the status JSON is consistent in every state', () => {
     epic.rejectRefresh(1);
     await expect(fhir.forOrganization(orgId).read('Patient', SEED.camila)).rejects.toThrow(/invalid_grant/);
 
-    // The situation of the issue: no credential, but token_expiry and the reason are kept.
+    // The situation that once contradicted itself: no credential, but token_expiry and the reason are kept.
     const row = await connectionRow(t, orgId);
     expect(row.credential).toBeNull();
     expect(row.tokenExpiry).not.toBeNull();

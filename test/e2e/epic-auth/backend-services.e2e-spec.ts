@@ -11,8 +11,9 @@ import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 const MINUTE = 60_000;
 
 /**
- * Backend Services organization connections (EPIC-SMART.md §9): client_credentials with a client
- * assertion, system/ scopes, no refresh token; a new token on the margin and on 401.
+ * Backend Services organization connections (SMART Backend Services; docs/epic-and-smart.md §9):
+ * client_credentials with a client assertion, system/ scopes, no refresh token; a new token on the
+ * margin and on 401.
  */
 describe('backend-service organization connections', () => {
   let t: TestApp;

@@ -7,7 +7,7 @@ import { CALLBACK, registeredOrganization } from 'test/factories/epic-connection
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
-/** Provider EHR launch (EPIC-SMART.md §7): Epic opens /fhir/epic-launch?iss=…&launch=…. */
+/** Provider EHR launch (docs/epic-and-smart.md §7): Epic opens /fhir/epic-launch?iss=…&launch=…. */
 describe('provider EHR launch', () => {
   let t: TestApp;
   let epic: FakeEpic;

@@ -7,7 +7,7 @@ import { CALLBACK, registeredOrganization } from 'test/factories/epic-connection
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
-/** "Connect my Epic account": the standalone patient launch (EPIC-SMART.md §8). */
+/** "Connect my Epic account": the standalone patient launch (docs/epic-and-smart.md §8). */
 describe('patient standalone launch', () => {
   let t: TestApp;
   let epic: FakeEpic;

@@ -17,8 +17,9 @@ import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 const MINUTE = 60_000;
 
 /**
- * private_key_jwt (EPIC-SMART.md §3): every token call authenticates with a fresh client assertion
- * signed by the service's active key, which the fake verifies by fetching the app's own JWK Set.
+ * private_key_jwt (RFC 7523; docs/epic-and-smart.md §3): every token call authenticates with a fresh
+ * client assertion signed by the service's active key, which the fake verifies by fetching the app's
+ * own JWK Set.
  */
 describe('private_key_jwt client authentication', () => {
   let t: TestApp;

@@ -9,7 +9,7 @@ import { csrfFrom, signIn, TestFactory } from 'test/factories';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 /**
- * Issue #15, item 5: text that PostgreSQL or an HTTP header cannot carry (NUL and the other control
+ * Text that PostgreSQL or an HTTP header cannot carry (NUL and the other control
  * characters), and paging numbers beyond what a query can use, are refused as 400 naming the field,
  * on every form and JSON route; none of them reaches a 500, an ERROR log line or a stack trace.
  */

@@ -9,7 +9,7 @@ import { createTestApp, TestApp } from 'test/setup/test-app';
 const OWN_ORIGIN = new URL(CALLBACK).origin;
 
 /**
- * Issue #15, "Also": state-changing requests check Origin / Sec-Fetch-Site besides the CSRF token.
+ * State-changing requests check Origin / Sec-Fetch-Site besides the CSRF token.
  * Another site is refused with 403 even with a valid token; our own pages, and clients that send
  * no Origin (supertest, curl) with a token, keep working; the EHR launch, which an EHR POSTs from
  * its own site, and Epic's callback (a GET) are exempt by design.

@@ -20,7 +20,10 @@ export type ClientAuthResult =
   | { ok: true; client: FakeEpicClient; method: ClientAuthMethod }
   | { ok: false; error: 'invalid_client' | 'invalid_request'; reason: string; clientId?: string };
 
-/** EPIC-SMART.md §3: Epic caches a client's JWK Set for up to 29 hours; `Cache-Control` can shorten it. */
+/**
+ * Epic caches a client's JWK Set for up to 29 hours; `Cache-Control` can shorten it (Epic OAuth 2.0 spec,
+ * "Hosting a JWK Set URL": https://fhir.epic.com/Documentation?docId=oauth2).
+ */
 const JWKS_MAX_CACHE_MS = 29 * 3600 * 1000;
 const ASSERTION_MAX_LIFETIME_S = 300;
 const RSA_ALGS = ['RS256', 'RS384', 'RS512'];
@@ -100,8 +103,9 @@ export class ClientAuthenticator {
     if (colon < 0) return reject('malformed Basic credentials');
     let clientId = decoded.slice(0, colon);
     let secret = decoded.slice(colon + 1);
-    // EPIC-SMART.md §3: Epic documents base64(urlencode(id):urlencode(secret)), as RFC 6749 §2.3.1 does;
-    // a developer reported success only without the URL-encoding, hence the `raw` switch.
+    // Epic documents base64(urlencode(id):urlencode(secret)), as RFC 6749 §2.3.1 does; a developer reported
+    // success only without the URL-encoding (http://community.fhir.org/t/invalid-client-error-from-epic/4312),
+    // hence the `raw` switch.
     if (this.deps.basicAuthDecoding === 'form-urlencoded') {
       try {
         clientId = formDecode(clientId);
@@ -129,7 +133,7 @@ export class ClientAuthenticator {
     return { ok: true, client, method };
   }
 
-  /** `private_key_jwt`, with Epic's claim rules (EPIC-SMART.md §3, §12.3). */
+  /** `private_key_jwt`, with Epic's claim rules (docs/epic-and-smart.md §3). */
   private async assertion(form: Record<string, string>, tokenUrl: string): Promise<ClientAuthResult> {
     if (form.client_assertion_type !== JWT_BEARER_ASSERTION) {
       return reject('unsupported client_assertion_type');
@@ -153,7 +157,8 @@ export class ClientAuthenticator {
       return reject('client_id differs from the assertion iss', client.clientId);
     }
     if (!client.jwks && !client.jwksUrl) return reject('client has no JWT keys registered', client.clientId);
-    // Epic: RS256/384/512 for every client, ES256/ES384 only with a JWK Set URL (§3).
+    // Epic: RS256/384/512 for every client, ES256/ES384 only with a JWK Set URL (Epic OAuth 2.0 spec,
+    // "Creating a JWT").
     const allowed = client.jwksUrl ? [...RSA_ALGS, ...EC_ALGS] : RSA_ALGS;
     if (!alg || !allowed.includes(alg)) {
       return reject(`alg ${alg} not accepted for this client`, client.clientId);
@@ -177,7 +182,8 @@ export class ClientAuthenticator {
     alg: string,
     kid?: string,
   ): Promise<true | string> {
-    // Epic re-fetches the JWK Set only when the cache expired or no cached key verifies (§3).
+    // Epic re-fetches the JWK Set only when the cache expired or no cached key verifies (Epic OAuth 2.0
+    // spec, "Hosting a JWK Set URL").
     for (const refresh of [false, true]) {
       if (refresh && !client.jwksUrl) break;
       const keys = client.jwksUrl ? await this.fetchJwks(client.jwksUrl, refresh) : (client.jwks?.keys ?? []);

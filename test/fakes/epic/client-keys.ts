@@ -22,9 +22,9 @@ export async function createClientKey(
 }
 
 /**
- * A client assertion as Epic wants it (EPIC-SMART.md §3): `iss` = `sub` = client id, `aud` = the exact
- * token URL, a fresh string `jti`, `iat`/`nbf` now, `exp` 4 minutes ahead. `claims` overrides or adds
- * claims (use `undefined` to drop one), `header` overrides the protected header.
+ * A client assertion as Epic wants it (docs/epic-and-smart.md §3): `iss` = `sub` = client id, `aud` = the
+ * exact token URL, a fresh string `jti`, `iat`/`nbf` now, `exp` 4 minutes ahead. `claims` overrides or
+ * adds claims (use `undefined` to drop one), `header` overrides the protected header.
  */
 export function signClientAssertion(
   key: ClientKey,
@@ -52,7 +52,10 @@ export function signClientAssertion(
     .sign(key.privateKey);
 }
 
-/** A client's JWK Set URL, served on its own loopback port (Epic fetches it over HTTP, §3). */
+/**
+ * A client's JWK Set URL, served on its own loopback port (Epic fetches it over HTTP:
+ * docs/epic-and-smart.md §3).
+ */
 export interface JwksHost {
   url: string;
   /** Replace the published keys (key rotation). */

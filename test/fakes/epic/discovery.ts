@@ -5,7 +5,7 @@ export interface OAuthEndpoints {
   authorizeUrl: string;
   tokenUrl: string;
   jwksUri: string;
-  /** Only when the revocation switch is on: Epic advertises none (EPIC-SMART.md §1, §6). */
+  /** Only when the revocation switch is on: Epic advertises none (docs/epic-and-smart.md §6). */
   revocationUrl?: string;
 }
 
@@ -20,7 +20,7 @@ const AUTH_METHODS = ['client_secret_post', 'client_secret_basic', 'private_key_
 const SCOPES = ['epic.scanning.dmsusername', 'fhirUser', 'launch', 'openid', 'profile'];
 
 /**
- * `{base}/.well-known/smart-configuration`, shaped like the sandbox capture (EPIC-SMART.md §1 [E-DISC]):
+ * `{base}/.well-known/smart-configuration`, shaped like the sandbox's (docs/epic-and-smart.md §1):
  * no revocation/introspection endpoint, no `token_endpoint_auth_signing_alg_values_supported`, no
  * `permission-online`, PKCE S256 only.
  */
@@ -58,7 +58,9 @@ export function smartConfiguration(e: OAuthEndpoints): Record<string, unknown> {
   };
 }
 
-/** `{server}/oauth2/.well-known/openid-configuration`, as captured from the sandbox (EPIC-SMART.md §1). */
+/**
+ * `{server}/oauth2/.well-known/openid-configuration`, shaped like the sandbox's (docs/epic-and-smart.md §1).
+ */
 export function openidConfiguration(e: OAuthEndpoints): Record<string, unknown> {
   return {
     issuer: e.issuer,
@@ -87,7 +89,7 @@ const RESOURCES: Array<{ type: string; search: string[] }> = [
   { type: 'Practitioner', search: ['_id', 'family', 'given', 'name', '_count'] },
 ];
 
-/** `{base}/metadata` as JSON, with the SMART `oauth-uris` extension (EPIC-SMART.md §1). */
+/** `{base}/metadata` as JSON, with the SMART `oauth-uris` extension (docs/epic-and-smart.md §1). */
 export function capabilityStatement(fhirBase: string, e: OAuthEndpoints): Record<string, unknown> {
   return {
     resourceType: 'CapabilityStatement',
@@ -134,7 +136,10 @@ export function capabilityStatement(fhirBase: string, e: OAuthEndpoints): Record
   };
 }
 
-/** The same statement as FHIR XML, which Epic returns when no JSON `Accept` header is sent (§1). */
+/**
+ * The same statement as FHIR XML, which Epic returns when no JSON `Accept` header is sent (Epic OAuth 2.0
+ * spec).
+ */
 export function capabilityStatementXml(fhirBase: string, e: OAuthEndpoints): string {
   const v = (value: string) => `"${escapeHtml(value)}"`;
   const resources = RESOURCES.map(

@@ -33,11 +33,11 @@ import type {
   FakeEpicUser,
 } from './types';
 
-/** Epic's path layout (EPIC-SMART.md §10): `{server}/oauth2/…` and `{server}/api/FHIR/R4`. */
+/** Epic's path layout (docs/epic-and-smart.md §10): `{server}/oauth2/…` and `{server}/api/FHIR/R4`. */
 const SERVER_PATH = '/interconnect-fhir-oauth';
 const FHIR_PATH = `${SERVER_PATH}/api/FHIR/R4`;
 const OAUTH_PATH = `${SERVER_PATH}/oauth2`;
-/** The sandbox's `jwks_uri` path (EPIC-SMART.md §1). */
+/** The sandbox's `jwks_uri` path (docs/epic-and-smart.md §1). */
 const JWKS_PATH = `${SERVER_PATH}/api/epic/2019/Security/Open/PublicKeys/530027/OIDC`;
 const CLIENT_ENDPOINTS_PATH = `${OAUTH_PATH}/client/`;
 /** A generic SMART server's layout (`flavor: 'smart'`): nothing Epic-shaped in its URLs. */
@@ -217,7 +217,7 @@ const b64json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString(
 
 /**
  * A fake Epic: SMART on FHIR authorization server plus FHIR R4 API on a loopback port, built to the
- * facts in ../shared/EPIC-SMART.md. Start it with `startFakeEpic()`; see README.md.
+ * facts in docs/epic-and-smart.md. Start it with `startFakeEpic()`; see README.md.
  */
 export class FakeEpic {
   readonly origin: string;
@@ -225,7 +225,7 @@ export class FakeEpic {
   readonly serverUrl: string;
   /** The FHIR base, which is also the `iss` of EHR launches and the `aud` of authorize requests. */
   readonly fhirBase: string;
-  /** The OpenID issuer, `{server}/oauth2` (EPIC-SMART.md §4: not the FHIR base). */
+  /** The OpenID issuer, `{server}/oauth2`: not the FHIR base (docs/epic-and-smart.md §4). */
   readonly issuer: string;
   readonly authorizeUrl: string;
   readonly tokenUrl: string;
@@ -382,7 +382,7 @@ export class FakeEpic {
 
   /**
    * Issues a one-time launch token, as Epic does when a clinician opens the app, and returns the `iss`
-   * and `launch` Epic sends to the app's launch URL (EPIC-SMART.md §7).
+   * and `launch` Epic sends to the app's launch URL (docs/epic-and-smart.md §7).
    */
   launchContext(context: FakeEpicLaunchContext = {}): { iss: string; launch: string } {
     const launch = this.mint('launch', { client_id: context.clientId });
@@ -486,7 +486,7 @@ export class FakeEpic {
     return record !== undefined;
   }
 
-  /** Revokes a refresh token, as when a patient removes the app in MyChart (EPIC-SMART.md §6). */
+  /** Revokes a refresh token, as when a patient removes the app in MyChart (docs/epic-and-smart.md §6). */
   revokeRefreshToken(token: string): boolean {
     const record = this.refreshTokens.get(token);
     if (record) record.revoked = true;
@@ -767,8 +767,8 @@ export class FakeEpic {
   }
 
   /**
-   * EPIC-SMART.md §1: an org can override endpoints per client, chosen by the `Epic-Client-ID` header;
-   * without it "you can receive the wrong token and authorize endpoints".
+   * Epic OAuth 2.0 spec: an org can override endpoints per client, chosen by the `Epic-Client-ID` header;
+   * without it a client may be given the wrong token and authorize endpoints (docs/epic-and-smart.md §1).
    */
   private discoveryEndpoints(req: IncomingMessage): OAuthEndpoints {
     const header = req.headers['epic-client-id'];
@@ -787,7 +787,7 @@ export class FakeEpic {
     };
   }
 
-  /** EPIC-SMART.md §1: `/metadata` is XML unless the client asks for JSON. */
+  /** Epic: `/metadata` is XML unless the client asks for JSON (docs/epic-and-smart.md §1). */
   private metadata(x: Exchange): void {
     const accept = String(x.req.headers.accept ?? '').toLowerCase();
     const format = x.url.searchParams.get('_format') ?? '';
@@ -823,7 +823,7 @@ export class FakeEpic {
       return this.authorizeError(x, { kind: 'page', reason: `${method} not allowed` });
     }
     if (method === 'POST' && !isForm(x.req)) {
-      // EPIC-SMART.md §12.4: a POST with a JSON body fails.
+      // Epic's troubleshooting: a POST with a JSON body fails (docs/epic-and-smart.md §12).
       return this.authorizeError(x, { kind: 'page', reason: 'POST /authorize needs a form-encoded body' });
     }
     const { params, repeated } = parseParams(method === 'POST' ? body : x.url.search);
@@ -920,7 +920,7 @@ export class FakeEpic {
     }
     const redirectUri = params.redirect_uri;
     if (!redirectUri) return { kind: 'page', reason: 'redirect_uri is missing', clientId };
-    // Epic: exact, case-sensitive match against a registered URI (EPIC-SMART.md §2; RFC 9700 §2.1).
+    // Epic: exact, case-sensitive match against a registered URI (Epic OAuth 2.0 spec; RFC 9700 §2.1).
     if (!client.redirectUris.includes(redirectUri)) {
       return {
         kind: 'page',
@@ -947,17 +947,17 @@ export class FakeEpic {
         `response_type must be code, not ${params.response_type ?? 'missing'}`,
       );
     }
-    // EPIC-SMART.md §2: POST /authorize works for EHR launches only.
+    // Epic: POST /authorize works for EHR launches only (docs/epic-and-smart.md §2).
     if (method === 'POST' && !params.launch) {
       return fail('invalid_request', 'POST /authorize is for EHR launches only');
     }
     const requested = splitScope(params.scope);
-    // EPIC-SMART.md §2: scope is optional for standalone, but the sandbox requires it.
+    // Epic: scope is optional for standalone, but the sandbox requires it (docs/epic-and-smart.md §2).
     if (requested.length === 0 && this.options.requireScope) {
       return fail('invalid_scope', 'scope is required');
     }
 
-    // EPIC-SMART.md §2: PKCE is optional at Epic, S256 only; `plain` is not supported (Aug 2019+).
+    // Epic OAuth 2.0 spec: PKCE is optional at Epic, S256 only; `plain` is not supported (Aug 2019+).
     const challenge = params.code_challenge;
     const challengeMethod = params.code_challenge_method;
     if (challengeMethod !== undefined && challengeMethod !== 'S256') {
@@ -975,7 +975,7 @@ export class FakeEpic {
       return fail('invalid_request', 'PKCE (code_challenge) is required');
     }
 
-    // EPIC-SMART.md §2: aud is the FHIR base; required from May 2023 when launch context is requested.
+    // Epic OAuth 2.0 tutorial: aud is the FHIR base; required from May 2023 when launch context is requested.
     const wantsContext =
       params.launch !== undefined || requested.some((s) => s === 'launch' || s.startsWith('launch/'));
     const audRequired =
@@ -988,7 +988,7 @@ export class FakeEpic {
 
     let launch: LaunchRecord | undefined;
     if (params.launch !== undefined) {
-      // EPIC-SMART.md §2, §7: a one-time launch token from this server (invalid_launch_token, §7).
+      // A one-time launch token from this server, else invalid_launch_token (docs/epic-and-smart.md §7).
       launch = this.launches.get(params.launch);
       if (!launch) return fail('invalid_request', 'invalid_launch_token: unknown launch token');
       if (launch.used) return fail('invalid_request', 'invalid_launch_token: launch token already used');
@@ -1000,7 +1000,7 @@ export class FakeEpic {
       }
       launch.used = true;
     } else if (requested.includes('launch')) {
-      // EPIC-SMART.md §8: do not add `launch` to a standalone request.
+      // Epic OAuth 2.0 tutorial: do not add `launch` to a standalone request.
       return fail('invalid_scope', 'the launch scope needs a launch parameter (EHR launch)');
     }
     return {
@@ -1039,8 +1039,8 @@ export class FakeEpic {
         clientId: client.clientId,
       });
     if (consent === 'deny') return deny('the user denied access');
-    // EPIC-SMART.md §7: with the `launch` scope the EHR session's clinician is the user, and the launch
-    // context applies; without it the user logs in again and no context is returned.
+    // Epic OAuth 2.0 tutorial: with the `launch` scope the EHR session's clinician is the user, and the
+    // launch context applies; without it the user logs in again and no context is returned.
     const ehr = launch && requested.includes('launch') ? launch.context : undefined;
     const user: FakeEpicUser = ehr
       ? { kind: 'practitioner', practitionerId: ehr.practitioner }
@@ -1075,7 +1075,7 @@ export class FakeEpic {
       expiresAt: this.now() + this.options.codeLifetimeSeconds * 1000,
       used: false,
     });
-    // EPIC-SMART.md §2: the redirect carries only code and state (no RFC 9207 iss).
+    // Epic OAuth 2.0 spec: the redirect carries only code and state (no RFC 9207 iss).
     x.redirect(withParams(redirectUri, { code, state }));
   }
 
@@ -1083,7 +1083,7 @@ export class FakeEpic {
 
   private oauthError(x: Exchange, error: string, reason: string): void {
     x.entry.rejection = reason;
-    // EPIC-SMART.md §12.3: Epic's invalid_client carries `"error_description": null`.
+    // Epic's invalid_client carries `"error_description": null` (docs/epic-and-smart.md §12).
     const description = error === 'invalid_client' && this.options.flavor === 'epic' ? null : reason;
     let status = 400;
     const headers: Record<string, string> = { ...NO_STORE };
@@ -1115,7 +1115,7 @@ export class FakeEpic {
   }
 
   private async token(x: Exchange, route: Route, body: string): Promise<void> {
-    // EPIC-SMART.md §3: POST, form-encoded, no JSON, no query string.
+    // Epic's troubleshooting: POST, form-encoded, no JSON, no query string (docs/epic-and-smart.md §3).
     if (x.req.method !== 'POST') {
       return this.oauthError(x, 'invalid_request', 'the token endpoint takes POST only');
     }
@@ -1198,7 +1198,8 @@ export class FakeEpic {
   ): Promise<void> {
     if (!form.refresh_token) return this.oauthError(x, 'invalid_request', 'refresh_token is missing');
     const record = this.refreshTokens.get(form.refresh_token);
-    // invalid_grant for a dead refresh token: RFC 6749 §5.2 (Epic's wording is UNCONFIRMED, §5).
+    // invalid_grant for a dead refresh token: RFC 6749 §5.2 (Epic's wording is unconfirmed:
+    // docs/epic-and-smart.md §5).
     if (!record || record.grant.clientId !== client.clientId) {
       return this.oauthError(x, 'invalid_grant', 'unknown refresh token');
     }
@@ -1210,7 +1211,10 @@ export class FakeEpic {
     x.json(200, await this.tokenResponse(client, record.grant, 'refresh_token', record), NO_STORE);
   }
 
-  /** EPIC-SMART.md §9: backend services, JWT client auth, scopes from the registration, no refresh token. */
+  /**
+   * Backend services (docs/epic-and-smart.md §9): JWT client auth, scopes from the registration, no refresh
+   * token.
+   */
   private async clientCredentialsGrant(x: Exchange, client: FakeEpicClient, method: string): Promise<void> {
     if (client.audience !== 'backend') {
       return this.oauthError(x, 'unauthorized_client', 'only backend clients may use client_credentials');
@@ -1218,7 +1222,8 @@ export class FakeEpic {
     if (method !== 'private_key_jwt') {
       return this.oauthError(x, 'unauthorized_client', 'backend clients authenticate with a JWT');
     }
-    // EPIC-SMART.md §9: until an org admin maps the client to an Epic user, Epic answers unauthorized_client.
+    // Epic OAuth 2.0 spec: until an org admin maps the client to an Epic user, Epic answers
+    // unauthorized_client.
     if (!client.mappedToUser) {
       return this.oauthError(x, 'unauthorized_client', 'client is not mapped to an Epic user');
     }
@@ -1261,14 +1266,14 @@ export class FakeEpic {
       expires_in: lifetime,
       scope: grant.scopes.join(' '),
     };
-    // EPIC-SMART.md §5: only confidential clients with persistent access get refresh tokens; a refresh
-    // returns no new one unless the client uses rolling refresh tokens.
+    // Epic (docs/epic-and-smart.md §5): only confidential clients with persistent access get refresh
+    // tokens; a refresh returns no new one unless the client uses rolling refresh tokens.
     const refreshable =
       client.type === 'confidential' && client.persistentAccess && client.refreshMode !== 'none';
     if (grantType === 'refresh_token' && usedRefresh) {
       if (client.refreshMode === 'rolling') {
         usedRefresh.replaced = true;
-        // Rolling: the new refresh token inherits the first token's expiry (§5).
+        // Rolling: the new refresh token inherits the first token's expiry (docs/epic-and-smart.md §5).
         body.refresh_token = this.newRefreshToken(grant, usedRefresh.expiresAt);
       }
       // Epic: the refresh response has access_token, token_type, expires_in and scope (Epic's OAuth 2.0 specification). Other
@@ -1284,7 +1289,7 @@ export class FakeEpic {
     const epic = this.options.flavor === 'epic';
     if (grant.patient) {
       body.patient = grant.patient;
-      // EPIC-SMART.md §4: documented as epic.dstu2.patient, sent with the `__` prefix.
+      // Epic: documented as epic.dstu2.patient, sent with the `__` prefix (docs/epic-and-smart.md §4).
       if (epic) body['__epic.dstu2.patient'] = DSTU2_IDS[grant.patient] ?? `T${grant.patient}`;
     }
     if (grant.ehr) {
@@ -1311,7 +1316,10 @@ export class FakeEpic {
     return token;
   }
 
-  /** EPIC-SMART.md §4: RS256, `iss` = `{server}/oauth2`, `aud` = client id, 5-minute expiry, nonce echoed. */
+  /**
+   * Epic OAuth 2.0 spec, "OpenID Connect": RS256, `iss` = `{server}/oauth2`, `aud` = client id, 5-minute
+   * expiry, nonce echoed.
+   */
   private async idToken(grant: Grant, withoutAudience = false): Promise<string> {
     const tamper = this.idTokenTamper;
     this.idTokenTamper = undefined;
@@ -1325,7 +1333,7 @@ export class FakeEpic {
       ...(grant.nonce !== undefined
         ? { nonce: tamper === 'nonce' ? 'not-the-nonce-sent' : grant.nonce }
         : {}),
-      // fhirUser only for apps that request `openid fhirUser` (§4).
+      // fhirUser only for apps that request `openid fhirUser` (Epic OAuth 2.0 spec, "OpenID Connect").
       ...(grant.fhirUserClaim ? { fhirUser: `${this.fhirBase}/${resourceType}/${id}` } : {}),
     })
       .setProtectedHeader({ alg: 'RS256', kid: this.keys.kid, typ: 'JWT' })
@@ -1355,7 +1363,10 @@ export class FakeEpic {
     for (const record of this.refreshTokens.values()) if (record.grant.id === grantId) record.revoked = true;
   }
 
-  /** RFC 7009 revocation, served only with the `revocationEndpoint` switch (Epic advertises none, §6). */
+  /**
+   * RFC 7009 revocation, served only with the `revocationEndpoint` switch (Epic advertises none:
+   * docs/epic-and-smart.md §6).
+   */
   private async revoke(x: Exchange, body: string): Promise<void> {
     if (x.req.method !== 'POST' || !isForm(x.req)) {
       return this.oauthError(x, 'invalid_request', 'POST a form');
@@ -1425,8 +1436,8 @@ export class FakeEpic {
 
   /**
    * Codes and tokens: long JWT-shaped strings like the sandbox's, or opaque ones (`tokenFormat`), so the
-   * app never relies on their format or length (EPIC-SMART.md §5). Access and refresh tokens carry the
-   * test-secret marker, so a token that reaches the app's log fails the run.
+   * app never relies on their format or length (docs/epic-and-smart.md §10). Access and refresh tokens
+   * carry the test-secret marker, so a token that reaches the app's log fails the run.
    */
   private mint(kind: 'code' | 'access' | 'refresh' | 'launch', claims: Record<string, unknown>): string {
     const secret = kind === 'access' || kind === 'refresh';

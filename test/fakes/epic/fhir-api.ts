@@ -138,7 +138,7 @@ export function handleFhir(args: {
   const interaction = id === undefined ? 'search' : 'read';
   const { allowed, patientOnly } = scopeAllows(access.scopes, type, interaction);
   if (!allowed) {
-    // EPIC-SMART.md §12.5: a scope problem is a 403 with error="insufficient_scope".
+    // Epic's troubleshooting, RFC 6750 §3.1: a scope problem is a 403 with error="insufficient_scope".
     return fail(403, 'forbidden', `The access token has no scope to ${interaction} ${type}`, {
       'WWW-Authenticate': `Bearer error="insufficient_scope", error_description="${type}.${interaction}"`,
     });

@@ -1,6 +1,7 @@
 /**
  * Seeded FHIR R4 resources. Camila Lopez and Derrick Lin carry the IDs of Epic's published sandbox
- * patients (EPIC-SMART.md §10); every other ID, identifier and value is made up.
+ * patients (https://fhir.epic.com/Documentation?docId=testpatients); every other ID, identifier and value is
+ * made up.
  */
 
 export type FhirResource = { resourceType: string; id: string } & Record<string, unknown>;

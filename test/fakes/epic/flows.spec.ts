@@ -1,7 +1,7 @@
 // A confidential client driving the fake through whole flows with openid-client, the library the app uses.
 import * as oidc from 'openid-client';
 
-// The public entry point later issues import (`test/fakes/epic`).
+// The public entry point the app's tests import (`test/fakes/epic`).
 import {
   createClientKey,
   SEED,
@@ -48,7 +48,7 @@ describe('fake Epic: whole flows with openid-client', () => {
     return config;
   }
 
-  /** Epic wants `aud` = the exact token URL, where oauth4webapi puts the issuer (EPIC-SMART.md §3). */
+  /** Epic wants `aud` = the exact token URL, where oauth4webapi puts the issuer (docs/epic-and-smart.md §3). */
   function privateKeyJwt(key: ClientKey): oidc.ClientAuth {
     return oidc.PrivateKeyJwt(
       { key: key.privateKey, kid: key.kid },
@@ -148,7 +148,7 @@ describe('fake Epic: whole flows with openid-client', () => {
     expect(tokens.patient).toBe(SEED.derrick);
     expect(tokens['__epic.dstu2.patient']).toEqual(expect.any(String));
     expect(tokens.refresh_token).toEqual(expect.any(String));
-    expect(tokens.scope).not.toContain('offline_access'); // Epic may not echo it (EPIC-SMART.md §5)
+    expect(tokens.scope).not.toContain('offline_access'); // Epic may not echo it (smart-on-fhir/client-js#138)
     expect(tokens.claims()!.fhirUser).toBe(`${epic.fhirBase}/Patient/${SEED.derrick}`);
 
     // Epic: a refresh returns no new refresh token, and the old one keeps working.
@@ -197,7 +197,7 @@ describe('fake Epic: whole flows with openid-client', () => {
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
     });
-    // Epic recommends POST for EHR launches (EPIC-SMART.md §2).
+    // Epic recommends POST for EHR launches (docs/epic-and-smart.md §2).
     const authorized = await epic.authorizeAsUser(url, { method: 'POST' });
     expect(epic.requests('authorize').at(-1)!.method).toBe('POST');
     const tokens = await oidc.authorizationCodeGrant(config, new URL(authorized.location!), {

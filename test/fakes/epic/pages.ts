@@ -12,7 +12,7 @@ function layout(title: string, body: string): string {
 
 /**
  * The page Epic shows when the client or redirect URI cannot be trusted, so no redirect is possible
- * (RFC 6749 §4.1.2.1). Epic's wording, EPIC-SMART.md §12.4; the fake adds the reason.
+ * (RFC 6749 §4.1.2.1). Epic's wording (docs/epic-and-smart.md §12); the fake adds the reason.
  */
 export function errorPage(reason: string): string {
   return layout(

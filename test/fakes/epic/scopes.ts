@@ -16,9 +16,9 @@ export function splitScope(scope: string | undefined): string[] {
 }
 
 /**
- * The scopes a token gets. EPIC-SMART.md §8: "Epic issues additional scopes based on the incoming APIs you
- * configured", so the registered API scopes are granted whatever was requested; §5: `offline_access` may
- * not be echoed; §4: the sandbox repeats `.Read`/`.read` case variants.
+ * The scopes a token gets (docs/epic-and-smart.md §4, §5, §8): Epic grants the scopes of the APIs registered
+ * for the client whatever was requested; `offline_access` may not be echoed; the sandbox repeats
+ * `.Read`/`.read` case variants.
  */
 export function grantScopes(
   registered: string[],
@@ -41,8 +41,8 @@ const RESOURCE_SCOPE = /^(patient|user|system)\/(\*|[A-Za-z]+)\.([A-Za-z*]+)(\?.
 
 /**
  * Whether the scopes allow reading or searching a resource type. SMART v1 `.read`/`.Read`/`.*` allows both;
- * v2 needs `r` to read and `s` to search (EPIC-SMART.md §8). `patientOnly`: only `patient/` scopes allow it,
- * so access is limited to the token's patient.
+ * v2 needs `r` to read and `s` to search (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html).
+ * `patientOnly`: only `patient/` scopes allow it, so access is limited to the token's patient.
  */
 export function scopeAllows(
   scopes: string[],

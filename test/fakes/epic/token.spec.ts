@@ -42,7 +42,7 @@ describe('fake Epic: token endpoint', () => {
     if (reason) expect(epic.requests('token').at(-1)!.rejection).toMatch(reason);
   }
 
-  describe('request format (EPIC-SMART.md §3)', () => {
+  describe('request format (docs/epic-and-smart.md §3)', () => {
     it('rejects GET, a query string, a JSON body and repeated parameters', async () => {
       const get = await fetch(epic.tokenUrl);
       expect(get.status).toBe(400);
@@ -193,7 +193,7 @@ describe('fake Epic: token endpoint', () => {
       };
       const wrong = await postToken(epic, form, { basic: [client.clientId, 'wrong'] });
       expectError(wrong, 'invalid_client', /wrong client secret/);
-      // EPIC-SMART.md §12.3: {"error":"invalid_client","error_description":null}
+      // Epic: {"error":"invalid_client","error_description":null} (docs/epic-and-smart.md §12)
       expect(wrong.body.error_description).toBeNull();
       expectError(
         await postToken(epic, form, { basic: ['nobody', 'x'] }),
@@ -284,7 +284,7 @@ describe('fake Epic: token endpoint', () => {
     });
   });
 
-  describe('private_key_jwt (EPIC-SMART.md §3)', () => {
+  describe('private_key_jwt (docs/epic-and-smart.md §3)', () => {
     let jwks: JwksHost;
     let key: ClientKey;
     let jwtClient: FakeEpicClient;
@@ -517,7 +517,7 @@ describe('fake Epic: token endpoint', () => {
     });
   });
 
-  describe('client_credentials (EPIC-SMART.md §9)', () => {
+  describe('client_credentials (docs/epic-and-smart.md §9)', () => {
     it('is refused to non-backend clients, to secrets and to unmapped clients', async () => {
       expectError(
         await postToken(epic, { grant_type: 'client_credentials', ...secretPost() }),

@@ -16,7 +16,7 @@ export type FakeEpicEndpoint =
 export type FakeEpicAudience = 'patient' | 'provider' | 'backend';
 
 /**
- * How refresh tokens behave for a client. EPIC-SMART.md §5: Epic issues them only to confidential
+ * How refresh tokens behave for a client (docs/epic-and-smart.md §5). Epic issues them only to confidential
  * clients with "Requires Persistent Access"; by default a refresh does not return a new one
  * (`static`); "Uses Rolling Refresh Tokens" returns a new one each time (`rolling`).
  */
@@ -26,23 +26,26 @@ export type FakeEpicRefreshMode = 'none' | 'static' | 'rolling';
 export interface FakeEpicClientRegistration {
   /** Default: a random id. */
   clientId?: string;
-  /** `public` clients send no credential and never get refresh tokens (EPIC-SMART.md §3, §5). */
+  /** `public` clients send no credential and never get refresh tokens (docs/epic-and-smart.md §3, §5). */
   type?: 'confidential' | 'public';
   /**
    * Client secret for `client_secret_basic` / `client_secret_post`. A confidential client with no
    * secret and no JWKS gets a random secret (carrying the test-secret marker).
    */
   secret?: string;
-  /** JWK Set URL for `private_key_jwt`: fetched over HTTP and cached like Epic does (§3). */
+  /**
+   * JWK Set URL for `private_key_jwt`: fetched over HTTP and cached like Epic does
+   * (docs/epic-and-smart.md §3).
+   */
   jwksUrl?: string;
   /**
    * Public keys uploaded with the registration (Epic's "static" keys). RSA only: Epic accepts EC
-   * keys only through a JWK Set URL (§3).
+   * keys only through a JWK Set URL (Epic OAuth 2.0 spec, "Creating a JWT").
    */
   jwks?: JSONWebKeySet;
   /** Exact, case-sensitive redirect URIs. Default: `http://localhost:3000/fhir/epic-callback`. */
   redirectUris?: string[];
-  /** Default `provider`. `backend` clients may use only `client_credentials` (§9). */
+  /** Default `provider`. `backend` clients may use only `client_credentials` (docs/epic-and-smart.md §9). */
   audience?: FakeEpicAudience;
   /** "Requires Persistent Access". Default false. */
   persistentAccess?: boolean;
@@ -50,11 +53,14 @@ export interface FakeEpicClientRegistration {
   refreshMode?: FakeEpicRefreshMode;
   /**
    * The API scopes the registration grants. Epic derives the granted scopes from the registration,
-   * not from the request (§8). Default: Patient, Observation, Encounter and Practitioner read with the
-   * prefix of the audience (`patient/`, `user/`, `system/`).
+   * not from the request (docs/epic-and-smart.md §8). Default: Patient, Observation, Encounter and
+   * Practitioner read with the prefix of the audience (`patient/`, `user/`, `system/`).
    */
   scopes?: string[];
-  /** Backend clients only: whether an org admin mapped the client to an Epic user (§9). Default true. */
+  /**
+   * Backend clients only: whether an org admin mapped the client to an Epic user (docs/epic-and-smart.md §9).
+   * Default true.
+   */
   mappedToUser?: boolean;
 }
 
@@ -82,7 +88,7 @@ export type FakeEpicUser =
 
 export type FakeEpicConsent = 'approve' | 'deny';
 
-/** What an EHR launch carries (EPIC-SMART.md §7). */
+/** What an EHR launch carries (docs/epic-and-smart.md §7). */
 export interface FakeEpicLaunchContext {
   patient?: string;
   encounter?: string;
@@ -150,42 +156,58 @@ export interface FakeEpicRequest {
   location?: string;
 }
 
-/** Server-wide switches. Defaults follow EPIC-SMART.md; each unconfirmed behaviour is a switch. */
+/** Server-wide switches. Defaults follow docs/epic-and-smart.md; each unconfirmed behaviour is a switch. */
 export interface FakeEpicOptions {
   /** Default 0 (ephemeral). */
   port?: number;
-  /** `jwt`: long JWT-shaped codes and tokens, like the sandbox (§5). Default `jwt`. */
+  /** `jwt`: long JWT-shaped codes and tokens, like the sandbox (docs/epic-and-smart.md §10). Default `jwt`. */
   tokenFormat?: 'jwt' | 'opaque';
-  /** Case of `token_type` (§4: both seen). Default `bearer`. */
+  /** Case of `token_type` (both seen: docs/epic-and-smart.md §4). Default `bearer`. */
   tokenTypeCase?: 'bearer' | 'Bearer';
-  /** Default 3600 (§4, §9). */
+  /** Default 3600, Epic's (docs/epic-and-smart.md §4, §9). */
   accessTokenLifetimeSeconds?: number;
   /** Default 300 s. Epic's value is not documented. */
   codeLifetimeSeconds?: number;
   /** Default 300 s. Epic's value is not documented. */
   launchTokenLifetimeSeconds?: number;
-  /** Persistent access period. Default 90 days (UNCONFIRMED in §5). */
+  /** Persistent access period. Default 90 days (unconfirmed: docs/epic-and-smart.md §5). */
   refreshTokenLifetimeSeconds?: number;
-  /** Reject authorize requests without PKCE. Default false: PKCE is optional at Epic (§2). */
+  /**
+   * Reject authorize requests without PKCE. Default false: PKCE is optional at Epic
+   * (docs/epic-and-smart.md §2).
+   */
   requirePkce?: boolean;
-  /** Reject authorize requests without `scope`. Default true, like the sandbox (§2). */
+  /** Reject authorize requests without `scope`. Default true, like the sandbox (docs/epic-and-smart.md §2). */
   requireScope?: boolean;
-  /** When `aud` is required: `launch-context` (May 2023+, default), `always` or `never` (§2). */
+  /**
+   * When `aud` is required: `launch-context` (May 2023+, default), `always` or `never`
+   * (docs/epic-and-smart.md §2).
+   */
   audRequired?: 'launch-context' | 'always' | 'never';
-  /** Grant `.Read` next to every `.read` scope, like the sandbox's duplicate variants (§4). Default false. */
+  /**
+   * Grant `.Read` next to every `.read` scope, like the sandbox's duplicate variants
+   * (docs/epic-and-smart.md §4). Default false.
+   */
   duplicateScopeCase?: boolean;
-  /** Echo `offline_access` in `scope` when requested. Default false: Epic may not (§5). */
+  /**
+   * Echo `offline_access` in `scope` when requested. Default false: Epic may not (docs/epic-and-smart.md §5).
+   */
   echoOfflineAccess?: boolean;
-  /** Serve and advertise an RFC 7009 revocation endpoint. Default false: Epic advertises none (§6). */
+  /**
+   * Serve and advertise an RFC 7009 revocation endpoint. Default false: Epic advertises none
+   * (docs/epic-and-smart.md §6).
+   */
   revocationEndpoint?: boolean;
   /**
    * Per-client endpoints: discovery and `/metadata` give a client its own authorize/token URLs only
-   * when asked with `Epic-Client-ID`; the generic endpoints then reject the client (§1). Default false.
+   * when asked with `Epic-Client-ID`; the generic endpoints then reject the client
+   * (docs/epic-and-smart.md §1). Default false.
    */
   endpointsByClientId?: boolean;
   /**
    * How `client_secret_basic` credentials are decoded: `form-urlencoded` as Epic documents and
-   * RFC 6749 §2.3.1 says, or `raw` (no decoding), which a developer reported (§3). Default `form-urlencoded`.
+   * RFC 6749 §2.3.1 says, or `raw` (no decoding), which a developer reported (docs/epic-and-smart.md §3).
+   * Default `form-urlencoded`.
    */
   basicAuthDecoding?: 'form-urlencoded' | 'raw';
   /**
@@ -212,11 +234,17 @@ export interface FakeEpicOptions {
    * requested `launch/patient`).
    */
   patientContext?: 'patient-apps' | 'launch-patient-scope';
-  /** Rolling refresh: what reusing a replaced refresh token does. Undocumented at Epic (§12.2). Default `reject`. */
+  /**
+   * Rolling refresh: what reusing a replaced refresh token does. Undocumented at Epic
+   * (docs/epic-and-smart.md §5). Default `reject`.
+   */
   rollingRefreshReuse?: 'reject' | 'revoke-grant';
-  /** Extra `aud` values accepted in client assertions (orgs behind a proxy, §3). */
+  /** Extra `aud` values accepted in client assertions (orgs behind a proxy: docs/epic-and-smart.md §3). */
   extraAssertionAudiences?: string[];
-  /** Seconds of clock skew tolerated on client assertion `iat`/`nbf`. Default 0: "cannot be in the future" (§3). */
+  /**
+   * Seconds of clock skew tolerated on client assertion `iat`/`nbf`. Default 0: "cannot be in the future"
+   * (docs/epic-and-smart.md §3).
+   */
   assertionClockToleranceSeconds?: number;
   /** Show an HTML login/consent page to browsers instead of consenting at once. Default false. */
   consentPage?: boolean;
