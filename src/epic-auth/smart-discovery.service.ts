@@ -24,6 +24,9 @@ export interface DiscoverOptions {
   now?: Date;
 }
 
+/** How long a result found through `/metadata` is reused before the well-known document is tried again. */
+const FALLBACK_CACHE_SECONDS = 60;
+
 interface Fetched {
   ok: boolean;
   json?: unknown;
@@ -61,7 +64,13 @@ export class SmartDiscoveryService {
     if (running) return running;
     const job = this.fetchAndCheck(base, options.clientId, authMethod)
       .then((config) => {
-        this.cache.set(key, { config, expiresAt: now + this.appConfig.env.DISCOVERY_CACHE_SECONDS * 1000 });
+        // A result from the fallback route is kept briefly: the well-known document may have failed
+        // only for a moment, and it is the one that names the OpenID issuer and keys reliably.
+        const seconds =
+          config.source === 'metadata'
+            ? Math.min(FALLBACK_CACHE_SECONDS, this.appConfig.env.DISCOVERY_CACHE_SECONDS)
+            : this.appConfig.env.DISCOVERY_CACHE_SECONDS;
+        this.cache.set(key, { config, expiresAt: now + seconds * 1000 });
         return config;
       })
       .finally(() => this.inFlight.delete(key));
@@ -102,7 +111,9 @@ export class SmartDiscoveryService {
     });
     if (metadata.ok) {
       const parsed = parseCapabilityStatement(metadata.json);
-      if (parsed.authorizationEndpoint && parsed.tokenEndpoint) return this.accept(base, check(parsed));
+      if (parsed.authorizationEndpoint && parsed.tokenEndpoint) {
+        return this.accept(base, check(await this.withOpenIdFacts(base, parsed)));
+      }
     }
 
     const why = (label: string, f: Fetched) =>
@@ -117,6 +128,30 @@ export class SmartDiscoveryService {
         `${why('metadata', metadata)}. Check the FHIR base URL.`,
       { cause: wellKnown.cause ?? metadata.cause },
     );
+  }
+
+  /**
+   * A CapabilityStatement names no OpenID issuer or keys, without which no id_token can be checked
+   * (every sign-in would be refused). OpenID Connect Discovery at `{base}/.well-known/openid-configuration`
+   * (served by Epic since August 2021; https://openid.net/specs/openid-connect-discovery-1_0.html)
+   * supplies them when it answers.
+   */
+  private async withOpenIdFacts(
+    base: string,
+    parsed: Partial<SmartConfiguration>,
+  ): Promise<Partial<SmartConfiguration>> {
+    if (parsed.issuer && parsed.jwksUri) return parsed;
+    const openid = await this.getJson(`${base}/.well-known/openid-configuration`, {
+      Accept: 'application/json',
+    });
+    if (!openid.ok || !openid.json || typeof openid.json !== 'object') return parsed;
+    const doc = openid.json as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
+    return {
+      ...parsed,
+      issuer: parsed.issuer ?? str(doc.issuer),
+      jwksUri: parsed.jwksUri ?? str(doc.jwks_uri),
+    };
   }
 
   private accept(base: string, result: ReturnType<typeof checkSmartConfiguration>): SmartConfiguration {

@@ -1,3 +1,4 @@
+import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
 import { Role } from 'src/users/user.types';
 
 import { signIn, TestFactory } from 'test/factories';
@@ -213,6 +214,15 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
       expect(event.outcome).toBe('failure');
     },
   );
+
+  it('completes a sign-in, id_token checked, when the well-known document failed and /metadata was used', async () => {
+    const { orgId, admin } = await setup();
+    t.app.get(SmartDiscoveryService).forget(epic.fhirBase);
+    epic.failNext('smart-configuration', { status: 503 });
+    await admin.agent.get(await authorize(admin, orgId)).expect(303);
+    const [cred] = await credentials(orgId);
+    expect(cred.fhir_user).toMatch(/Practitioner\//); // from the verified id_token
+  });
 
   it('stores a connection without a refresh token when persistent access is off', async () => {
     const { orgId, admin } = await setup({ persistentAccess: false });

@@ -60,6 +60,9 @@ describe('SMART discovery against the fake Epic', () => {
     epic.failNext('smart-configuration', { status: 404 });
     const config = await sut.discover(epic.fhirBase, { clientId: client.clientId });
     expect(config.source).toBe('metadata');
+    // The CapabilityStatement names no OpenID issuer or keys: OpenID discovery supplies them, so
+    // id_tokens can still be checked.
+    expect(config).toMatchObject({ issuer: epic.issuer, jwksUri: epic.jwksUri });
     const [request] = epic.requests('metadata').slice(-1);
     expect(request.headers.accept).toBe('application/fhir+json');
     expect(request.headers['epic-client-id']).toBe(client.clientId);
@@ -68,6 +71,15 @@ describe('SMART discovery against the fake Epic', () => {
     expect((await sut.discover(epic.fhirBase, { clientId: client.clientId })).tokenEndpoint).toBe(
       config.tokenEndpoint,
     );
+  });
+
+  it('reuses a fallback result only briefly, then asks the well-known document again', async () => {
+    const later = (seconds: number) => new Date(Date.now() + seconds * 1000);
+    sut.forget(epic.fhirBase);
+    epic.failNext('smart-configuration', { status: 503 });
+    expect((await sut.discover(epic.fhirBase)).source).toBe('metadata');
+    expect((await sut.discover(epic.fhirBase, { now: later(30) })).source).toBe('metadata');
+    expect((await sut.discover(epic.fhirBase, { now: later(61) })).source).toBe('smart-configuration');
   });
 
   it('fails with a readable message naming both routes, and caches nothing', async () => {
