@@ -403,7 +403,7 @@ export class OrganizationsService {
 
   async listAdmins(id: string): Promise<UserView[]> {
     await this.findOrFail(id);
-    return this.users.listByOrganization(id);
+    return this.users.listOrgAdmins(id);
   }
 
   async createOrgAdmin(

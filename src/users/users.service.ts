@@ -125,8 +125,12 @@ export class UsersService implements OnModuleInit {
     return user ? toUserView(user) : null;
   }
 
-  async listByOrganization(organizationId: string): Promise<UserView[]> {
-    const users = await this.users.find({ where: { organizationId }, order: { email: 'ASC' } });
+  /** The organization's administrators (not the providers and patients its launches signed in). */
+  async listOrgAdmins(organizationId: string): Promise<UserView[]> {
+    const users = await this.users.find({
+      where: { organizationId, role: Role.OrgAdmin },
+      order: { email: 'ASC' },
+    });
     return users.map(toUserView);
   }
 

@@ -159,6 +159,17 @@ describe('organizations: CRUD, Epic client secret at rest, audit trail', () => {
     expect(row.password_hash).not.toContain(res.body.temporaryPassword);
   });
 
+  it("lists only the organization's administrators, not the patients and providers its launches signed in", async () => {
+    const org = await factory.organization();
+    const admin = await factory.user(Role.OrgAdmin, org.id);
+    await factory.user(Role.Patient, org.id);
+    await factory.user(Role.Provider, org.id);
+    const res = await root.agent.get(`/api/organizations/${org.id}/admins`).expect(200);
+    expect((res.body as { id: string; role: string }[]).map((u) => [u.id, u.role])).toEqual([
+      [admin.id, 'org_admin'],
+    ]);
+  });
+
   it('deletes an organization with its users, keeps the audit event, and shows it to root admins', async () => {
     const org = await factory.organization();
     const admin = await factory.user(Role.OrgAdmin, org.id);
