@@ -17,9 +17,18 @@ export class LoginPageFilter implements ExceptionFilter {
     res.status(throttled ? HttpStatus.TOO_MANY_REQUESTS : HttpStatus.UNAUTHORIZED).render('auth/login', {
       title: 'Sign in',
       csrfToken: req.issueCsrfToken(),
-      error: throttled ? 'Too many sign-in attempts. Wait a minute and try again.' : exception.message,
+      error: throttled
+        ? `Too many sign-in attempts. Try again in ${waitInWords(Number(res.getHeader('Retry-After')))}.`
+        : exception.message,
       email: typeof body?.email === 'string' ? body.email : '',
       next: safeReturnPath(body?.next),
     });
   }
+}
+
+/** The throttler's Retry-After (seconds), as the page says it: "45 seconds", "2 minutes". */
+function waitInWords(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds <= 0) return 'a little while';
+  if (seconds < 90) return `${Math.ceil(seconds)} seconds`;
+  return `${Math.ceil(seconds / 60)} minutes`;
 }

@@ -286,7 +286,10 @@ describe('login throttling per client IP', () => {
         .send({ _csrf: csrfFrom(page.text), email: `user${i}@example.org`, password: testSecret('wrong') });
       statuses.push(res.status);
       if (res.status === 429) {
-        expect(res.text).toContain('Too many sign-in attempts');
+        // The page says the same wait as the header.
+        expect(res.text).toContain(
+          `Too many sign-in attempts. Try again in ${res.headers['retry-after']} seconds.`,
+        );
         // RFC 6585 §4: seconds until the block ends (one window of 60 s here).
         expect(res.headers['retry-after']).toMatch(/^\d+$/);
         expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
