@@ -1,4 +1,7 @@
+import type { IncomingMessage } from 'node:http';
+
 import { escapeHtml } from './http';
+import type { FakeEpicState } from './state';
 
 export interface OAuthEndpoints {
   issuer: string;
@@ -7,6 +10,27 @@ export interface OAuthEndpoints {
   jwksUri: string;
   /** Only when the revocation switch is on: Epic advertises none (docs/epic-and-smart.md §6). */
   revocationUrl?: string;
+}
+
+/**
+ * Epic OAuth 2.0 spec: an org can override endpoints per client, chosen by the `Epic-Client-ID` header;
+ * without it a client may be given the wrong token and authorize endpoints (docs/epic-and-smart.md §1).
+ */
+export function advertisedEndpoints(state: FakeEpicState, req: IncomingMessage): OAuthEndpoints {
+  const header = req.headers['epic-client-id'];
+  const client = typeof header === 'string' ? state.clients.get(header) : undefined;
+  const { authorizeUrl, tokenUrl } = client
+    ? client
+    : { authorizeUrl: state.urls.authorizeUrl, tokenUrl: state.urls.tokenUrl };
+  return {
+    issuer: state.urls.issuer,
+    jwksUri: state.urls.jwksUri,
+    authorizeUrl,
+    tokenUrl: state.advertisedTokenUrl ?? tokenUrl,
+    revocationUrl: state.options.revocationEndpoint
+      ? (state.advertisedRevocationUrl ?? state.urls.revocationUrl)
+      : undefined,
+  };
 }
 
 const GRANT_TYPES = [

@@ -1,4 +1,6 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import type { FakeEpicRequest } from './types';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -43,4 +45,48 @@ export function withParams(uri: string, params: Record<string, string | undefine
     if (value !== undefined) url.searchParams.append(name, value);
   }
   return url.toString();
+}
+
+/** Token responses must not be cached (RFC 6749 §5.1). */
+export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
+
+/** One request being answered: every response goes through it, so it can be logged or dropped. */
+export class Exchange {
+  dropResponse = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    readonly url: URL,
+    readonly entry: FakeEpicRequest,
+  ) {}
+
+  json(status: number, body: unknown, headers: Record<string, string> = {}, contentType?: string): void {
+    this.entry.responseBody = body;
+    this.send(status, JSON.stringify(body), {
+      'Content-Type': contentType ?? 'application/json;charset=utf-8',
+      ...headers,
+    });
+  }
+
+  text(status: number, body: string, contentType: string, headers: Record<string, string> = {}): void {
+    this.send(status, body, { 'Content-Type': contentType, ...headers });
+  }
+
+  redirect(location: string): void {
+    this.entry.location = location;
+    this.send(302, '', { Location: location, 'Cache-Control': 'no-store' });
+  }
+
+  drop(): void {
+    this.req.socket.destroy();
+  }
+
+  private send(status: number, body: string, headers: Record<string, string>): void {
+    this.entry.status = status;
+    if (this.dropResponse) return this.drop();
+    if (this.res.headersSent || this.res.destroyed) return;
+    this.res.writeHead(status, { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+    this.res.end(body);
+  }
 }
