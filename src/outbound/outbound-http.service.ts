@@ -50,9 +50,16 @@ export class OutboundHttp implements OnApplicationShutdown {
     );
   }
 
-  /** `fetch`, through the guarded connections when the policy is `public`. */
+  /**
+   * `fetch`, through the guarded connections when the policy is `public`. Node's fetch takes an
+   * undici `dispatcher` option that its RequestInit type does not declare (and the undici package's
+   * Agent type differs from the copy bundled in Node's types), hence the cast.
+   */
   readonly fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
-    fetch(input, this.dispatcher ? ({ ...init, dispatcher: this.dispatcher } as RequestInit) : init);
+    fetch(
+      input,
+      this.dispatcher ? ({ ...init, dispatcher: this.dispatcher } as unknown as RequestInit) : init,
+    );
 
   async onApplicationShutdown(): Promise<void> {
     this.httpAgent?.destroy();
