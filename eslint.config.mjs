@@ -2,6 +2,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+import { tableOwnership } from './eslint/table-ownership.mjs';
+
 /** Feature modules whose internals stay private: see STYLE.md §4.3. */
 const FEATURE_MODULES = [
   'organizations',
@@ -13,9 +15,11 @@ const FEATURE_MODULES = [
   'auth',
   'audit',
   'client-keys',
+  'connections',
 ];
 /** What another module may import from a feature module. */
-const PUBLIC_FILE = /(\.module|\.service|\.events|\.errors|\.view|\.types|\.dto|\.bootstrap)$|\/dto\//;
+const PUBLIC_FILE =
+  /(\.module|\.service|\.read-model|\.events|\.errors|\.view|\.types|\.dto|\.bootstrap)$|\/dto\//;
 
 /** Imports across feature modules go through the module's front door only. */
 const moduleBoundaries = {
@@ -56,13 +60,17 @@ export default tseslint.config(
       'public/**',
       '*.js',
       '*.mjs',
+      // The local rules are plain JavaScript outside the TypeScript project (table-ownership.d.mts types them).
+      'eslint/**',
     ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
-    plugins: { local: { rules: { 'module-boundaries': moduleBoundaries } } },
+    plugins: {
+      local: { rules: { 'module-boundaries': moduleBoundaries, 'table-ownership': tableOwnership } },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
@@ -74,7 +82,8 @@ export default tseslint.config(
       curly: ['error', 'multi-line'],
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../../*'], message: 'Use the src/… path alias.' }] },
+        // The local rules in eslint/ have no alias: test/lint/ imports them relatively.
+        { patterns: [{ group: ['../../*', '!../../eslint'], message: 'Use the src/… path alias.' }] },
       ],
       'local/module-boundaries': 'error',
     },
@@ -82,7 +91,11 @@ export default tseslint.config(
   {
     files: ['src/**/*.ts'],
     ignores: ['src/**/*.spec.ts'],
-    rules: { 'no-console': 'error' },
+    rules: {
+      'no-console': 'error',
+      // SQL names only its own module's tables; the owners are declared in eslint/table-ownership.mjs.
+      'local/table-ownership': 'error',
+    },
   },
   {
     files: ['**/*.spec.ts', 'test/**/*.ts', 'bench/**/*.ts'],

@@ -9,8 +9,8 @@ import {
   CONNECTION_STATES,
   ConnectionListQuery,
   ConnectionState,
-  ConnectionStatesService,
-} from 'src/connection-health/connection-states.service';
+  ConnectionsReadModel,
+} from 'src/connections/connections.read-model';
 import { Role } from 'src/users/user.types';
 
 import { signIn, TestFactory } from 'test/factories';
@@ -169,7 +169,7 @@ export async function main(): Promise<number> {
 
 function printHeader(db: BenchDatabase, config: AppConfig): void {
   printEnvironment(
-    'Admin console benchmark (GET /admin, ConnectionStatesService)',
+    'Admin console benchmark (GET /admin, ConnectionsReadModel)',
     db,
     config.env.DATABASE_POOL_SIZE,
   );
@@ -191,8 +191,9 @@ function printHeader(db: BenchDatabase, config: AppConfig): void {
 
 /**
  * Loads organizations `from`..`to` in one statement: the organizations (shape by n % 100, see MIX),
- * and the organization credential of those that have one, set-based as the connection check
- * bench does. Token columns hold dummy text: the console never reads them. Then VACUUM (ANALYZE),
+ * the connection row (`organization_connection`) of those that ever had a connection, and the
+ * organization credential (with the FHIR base it was issued for) of those that have one,
+ * set-based as the connection check bench does. Token columns hold dummy text: the console never reads them. Then VACUUM (ANALYZE),
  * as autovacuum would have left long-lived rows.
  */
 async function load(t: TestApp, from: number, to: number): Promise<Loaded> {
@@ -209,27 +210,34 @@ async function load(t: TestApp, from: number, to: number): Promise<Loaded> {
                          WHEN 'error' THEN $3::timestamptz + (5 + n % 55) * interval '1 minute' END AS expires
          FROM (SELECT n, ${shapeSql} AS shape FROM generate_series($1::int, $2::int) AS n) AS s
      ), o AS (
-       INSERT INTO organization (name, slug, epic_environment, epic_client_id, fhir_base_url, is_connected,
-                                 token_expiry, last_sync, last_error, last_error_at)
+       INSERT INTO organization (name, slug, epic_environment, epic_client_id, fhir_base_url)
        SELECT format('%s %s %s', ($4::text[])[1 + n % cardinality($4::text[])],
                      ($5::text[])[1 + n / cardinality($4::text[]) % cardinality($5::text[])], n),
               format('bench-%s', n),
               CASE WHEN n % 4 = 0 THEN 'production' ELSE 'sandbox' END,
               CASE WHEN shape <> 'not_configured' THEN format('bench-client-%s', n) END,
-              CASE WHEN shape <> 'not_configured' THEN 'https://fhir.bench.invalid/api/FHIR/R4' END,
-              shape IN ('connected', 'error', 'expiring', 'expired_token'),
-              expires,
-              CASE WHEN expires IS NOT NULL THEN $3::timestamptz - (n % 86400) * interval '1 second' END,
-              CASE shape WHEN 'error' THEN 'Epic answered 503 Service Unavailable (bench)'
-                         WHEN 'expired_cleared' THEN 'Refresh token rejected: invalid_grant (bench)' END,
-              CASE WHEN shape IN ('error', 'expired_cleared')
-                   THEN $3::timestamptz - (n % 3600) * interval '1 second' END
+              CASE WHEN shape <> 'not_configured' THEN 'https://fhir.bench.invalid/api/FHIR/R4' END
          FROM g
-       RETURNING id, slug
+       RETURNING id, slug, fhir_base_url
+     ), s AS (
+       -- The connection row, only for organizations that ever had a connection (as the migration
+       -- copied them): not connected and not configured ones have none.
+       INSERT INTO organization_connection (organization_id, is_connected, token_expiry, last_sync,
+                                            last_error, last_error_at)
+       SELECT o.id,
+              g.shape IN ('connected', 'error', 'expiring', 'expired_token'),
+              g.expires,
+              $3::timestamptz - (g.n % 86400) * interval '1 second',
+              CASE g.shape WHEN 'error' THEN 'Epic answered 503 Service Unavailable (bench)'
+                           WHEN 'expired_cleared' THEN 'Refresh token rejected: invalid_grant (bench)' END,
+              CASE WHEN g.shape IN ('error', 'expired_cleared')
+                   THEN $3::timestamptz - (g.n % 3600) * interval '1 second' END
+         FROM o JOIN g ON o.slug = format('bench-%s', g.n)
+        WHERE g.expires IS NOT NULL
      )
-     INSERT INTO epic_credential (organization_id, user_id, purpose, access_token_enc, refresh_token_enc,
-                                  expires_at, refresh_expires_at, scopes, created_at, updated_at)
-     SELECT o.id, NULL, 'organization', 'bench-dummy-access-token',
+     INSERT INTO epic_credential (organization_id, user_id, purpose, fhir_base_url, access_token_enc,
+                                  refresh_token_enc, expires_at, refresh_expires_at, scopes, created_at, updated_at)
+     SELECT o.id, NULL, 'organization', o.fhir_base_url, 'bench-dummy-access-token',
             CASE WHEN g.shape IN ('connected', 'error') THEN 'bench-dummy-refresh-token' END,
             g.expires,
             CASE WHEN g.shape = 'connected' AND g.n % 10 = 0
@@ -241,7 +249,7 @@ async function load(t: TestApp, from: number, to: number): Promise<Loaded> {
   );
   const loadMs = performance.now() - started;
   const vacuumStarted = performance.now();
-  await t.dataSource.query('VACUUM (ANALYZE) organization, epic_credential');
+  await t.dataSource.query('VACUUM (ANALYZE) organization, organization_connection, epic_credential');
   return { size: to, loadMs, vacuumMs: performance.now() - vacuumStarted };
 }
 
@@ -275,7 +283,7 @@ function listQuery(query: Partial<ConsoleQueryDto>): ConnectionListQuery {
  */
 async function measure(t: TestApp, agent: TestAgent, loaded: Loaded): Promise<SizeResult> {
   const { size } = loaded;
-  const states = t.app.get(ConnectionStatesService);
+  const states = t.app.get(ConnectionsReadModel);
   const want = expected(size);
   const attention = ATTENTION_STATES.reduce((n, s) => n + want.states[s], 0);
   const totals: Partial<Record<MeasureId, number>> = {

@@ -5,10 +5,10 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
 import { ConnectionNotifier } from 'src/connection-health/connection-notifier.service';
-import { ConnectionStatesService } from 'src/connection-health/connection-states.service';
+import { ConnectionsReadModel } from 'src/connections/connections.read-model';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
 
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
@@ -40,10 +40,17 @@ const SELECTION_RUNS = 15;
 const SELECTION_TARGET_MS = 1_000;
 const SAMPLE_EVERY_MS = 5;
 const MB = 1024 * 1024;
+/**
+ * The tick's page size (PAGE_SIZE in connection-check.service.ts, not exported), the 4th argument it
+ * passes to ConnectionsReadModel.candidates. The instrumented tick checks it passed this one.
+ */
+const CHECK_PAGE_SIZE = 500;
 
 type Check = ConnectionCheckService;
-type CandidatesArgs = Parameters<Check['candidates']>;
-type CandidateRow = Awaited<ReturnType<Check['candidates']>>[number];
+/** The read model the check selects its candidates through (ConnectionsReadModel.candidates). */
+type ReadModel = ConnectionsReadModel;
+type CandidatesArgs = Parameters<ReadModel['candidates']>;
+type CandidateRow = Awaited<ReturnType<ReadModel['candidates']>>[number];
 type CheckCounts = NonNullable<Awaited<ReturnType<Check['tick']>>>;
 
 interface Loaded {
@@ -355,8 +362,9 @@ function printHeader(db: BenchDatabase, epic: FakeEpic, config: AppConfig): void
 }
 
 /**
- * Loads `size` configured organizations with their own credential, set-based. Their admins were
- * last told "connected" a day ago (the steady state), so the tick's transitions are notified.
+ * Loads `size` configured organizations with their connection row (`organization_connection`) and
+ * their own credential (with the FHIR base it was issued for), set-based. Their admins were last
+ * told "connected" a day ago (the steady state), so the tick's transitions are notified.
  * Healthy credentials carry dummy token text (never read by the check); the ones that need
  * attention get a real ciphertext, because the refresher decrypts the access token even when
  * there is no refresh token (TokenStoreService.reveal).
@@ -365,29 +373,41 @@ async function load(t: TestApp, epic: FakeEpic, scenario: Scenario): Promise<Loa
   const size = scenario.organizations;
   const started = performance.now();
   const at = new Date();
+  // The organizations (registration only), and each one's connection row (organization_connection,
+  // the Connections module's): connected, last told `connected`, its token_expiry the credential's.
   await t.dataSource.query(
-    `INSERT INTO organization (name, slug, epic_client_id, fhir_base_url, is_connected, token_expiry,
-                               last_sync, notified_state, notified_state_at)
-     SELECT format('Bench organization %s-%s', $5::text, n), format('bench-%s-%s', $5::text, n),
-            format('bench-client-%s-%s', $5::text, n), $2, true,
-            CASE WHEN n % $4::int <> 0 THEN $3::timestamptz + interval '10 days' + (n % 86400) * interval '1 second'
-                 WHEN n % (2 * $4::int) = 0
-                 THEN $3::timestamptz - interval '1 minute' - (n / $4::int % 300) * interval '1 second'
-                 ELSE $3::timestamptz + interval '15 minutes' + (n / $4::int % 300) * interval '1 second' END,
-            $3::timestamptz - interval '1 hour', 'connected', $3::timestamptz - interval '1 day'
-       FROM generate_series(1, $1::int) AS n`,
+    `WITH g AS (
+       SELECT n,
+              CASE WHEN n % $4::int <> 0 THEN $3::timestamptz + interval '10 days' + (n % 86400) * interval '1 second'
+                   WHEN n % (2 * $4::int) = 0
+                   THEN $3::timestamptz - interval '1 minute' - (n / $4::int % 300) * interval '1 second'
+                   ELSE $3::timestamptz + interval '15 minutes' + (n / $4::int % 300) * interval '1 second' END
+                AS expiry
+         FROM generate_series(1, $1::int) AS n
+     ), o AS (
+       INSERT INTO organization (name, slug, epic_client_id, fhir_base_url)
+       SELECT format('Bench organization %s-%s', $5::text, n), format('bench-%s-%s', $5::text, n),
+              format('bench-client-%s-%s', $5::text, n), $2
+         FROM g
+       RETURNING id, slug
+     )
+     INSERT INTO organization_connection (organization_id, is_connected, token_expiry, last_sync,
+                                          notified_state, notified_state_at)
+     SELECT o.id, true, g.expiry, $3::timestamptz - interval '1 hour', 'connected', $3::timestamptz - interval '1 day'
+       FROM o JOIN g ON o.slug = format('bench-%s-%s', $5::text, g.n)`,
     // Client ids differ between rounds: discovery caches per base URL and client id.
     [size, epic.fhirBase, at, scenario.attentionEvery, `${size}x${scenario.attentionEvery}`],
   );
-  // Each organization's own credential, its expiry the organization's token_expiry.
+  // Each organization's own credential, its expiry the connection's token_expiry, issued for the
+  // organization's FHIR base (a credential without fhir_base_url counts as no connection).
   await t.dataSource.query(
-    `INSERT INTO epic_credential (organization_id, user_id, purpose, access_token_enc, refresh_token_enc,
-                                  expires_at, scopes, created_at, updated_at)
-     SELECT o.id, NULL, 'organization', 'bench-dummy-access-token',
-            CASE WHEN o.token_expiry > $1::timestamptz + interval '1 day' THEN 'bench-dummy-refresh-token' END,
-            o.token_expiry, 'openid fhirUser offline_access', $1::timestamptz - interval '1 hour',
+    `INSERT INTO epic_credential (organization_id, user_id, purpose, fhir_base_url, access_token_enc,
+                                  refresh_token_enc, expires_at, scopes, created_at, updated_at)
+     SELECT o.id, NULL, 'organization', o.fhir_base_url, 'bench-dummy-access-token',
+            CASE WHEN s.token_expiry > $1::timestamptz + interval '1 day' THEN 'bench-dummy-refresh-token' END,
+            s.token_expiry, 'openid fhirUser offline_access', $1::timestamptz - interval '1 hour',
             $1::timestamptz - interval '1 hour'
-       FROM organization o`,
+       FROM organization o JOIN organization_connection s ON s.organization_id = o.id`,
     [at],
   );
   const attention = await t.dataSource.query<{ id: string }[]>(
@@ -405,7 +425,7 @@ async function load(t: TestApp, epic: FakeEpic, scenario: Scenario): Promise<Loa
   // The ciphertext must be what the app can read, or the refresher fails on it (and counts it transient).
   const tokens = t.app.get(TokenStoreService);
   const sample = attention[0] ? await tokens.findById(attention[0].id) : null;
-  if (sample && tokens.reveal(sample).accessToken !== `bench-access-${sample.id}`) {
+  if (sample && (await tokens.reveal(sample)).accessToken !== `bench-access-${sample.id}`) {
     throw new Error('The app cannot decrypt the loaded access tokens');
   }
   const loadMs = performance.now() - started;
@@ -413,7 +433,7 @@ async function load(t: TestApp, epic: FakeEpic, scenario: Scenario): Promise<Loa
   // As autovacuum would have by the time a scheduler runs over long-lived rows: statistics, hint
   // bits and the visibility map.
   const vacuumStarted = performance.now();
-  await t.dataSource.query('VACUUM (ANALYZE) organization, epic_credential');
+  await t.dataSource.query('VACUUM (ANALYZE) organization, organization_connection, epic_credential');
   const vacuumMs = performance.now() - vacuumStarted;
 
   const [row] = await t.dataSource.query<{ n: number; expiring: number; expired: number }[]>(
@@ -424,6 +444,11 @@ async function load(t: TestApp, epic: FakeEpic, scenario: Scenario): Promise<Loa
     [at],
   );
   if (row.n !== size) throw new Error(`Loaded ${row.n} credentials instead of ${size}`);
+  const [missing] = await t.dataSource.query<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM epic_credential WHERE user_id IS NULL AND fhir_base_url IS DISTINCT FROM $1`,
+    [epic.fhirBase],
+  );
+  if (missing.n !== 0) throw new Error(`${missing.n} credentials lack the FHIR base they were issued for`);
   return { organizations: size, expiring: row.expiring, expired: row.expired, loadMs, vacuumMs };
 }
 
@@ -471,20 +496,29 @@ async function warmDiscovery(
   return { requests, ms: result.wallMs };
 }
 
-/** The tick's selection parameters at `now`, as ConnectionCheckService.check computes them. */
+/**
+ * The tick's selection parameters at `now`, as ConnectionCheckService.check computes them and
+ * passes them to ConnectionsReadModel.candidates (the first page: no keyset position).
+ */
 function selectionArgs(service: Check, now: Date, config: AppConfig): CandidatesArgs {
   const nextTick = service.nextTickAfter(now);
   const refreshBefore = new Date(nextTick.getTime() + config.env.TOKEN_REFRESH_MARGIN_SECONDS * 1000);
   const lookBefore = new Date(
     Math.max(refreshBefore.getTime(), nextTick.getTime() + config.env.EXPIRY_WARNING_MINUTES * 60_000),
   );
-  return [refreshBefore, lookBefore, null];
+  return [refreshBefore, lookBefore, null, CHECK_PAGE_SIZE];
+}
+
+/** The read model instance the check service holds (its private `connections`): the one the tick calls. */
+function readModelOf(service: Check): ReadModel {
+  return service['connections'];
 }
 
 /**
- * The selection alone: the service's own (private) `candidates` query, page after page as the tick
- * pages through it, timed from the caller. Then EXPLAIN (ANALYZE, BUFFERS) of the first and the last
- * page, with the SQL and parameters the service sent.
+ * The selection alone: the check's `candidates` query (ConnectionsReadModel.candidates, on the
+ * instance the service holds), page after page as the tick pages through it, timed from the caller.
+ * Then EXPLAIN (ANALYZE, BUFFERS) of the first and the last page, with the SQL and parameters the
+ * read model sent.
  */
 async function measureSelection(
   t: TestApp,
@@ -492,21 +526,24 @@ async function measureSelection(
   config: AppConfig,
 ): Promise<{ args: CandidatesArgs; result: Selection }> {
   const service = t.app.get(ConnectionCheckService);
+  const readModel = readModelOf(service);
   const args = selectionArgs(service, now, config);
-  const [refreshBefore, lookBefore] = args;
-  // What candidates() sends, recorded on the DataSource instance the service holds. The page size is
-  // the query's LIMIT; the tick stops at the first page shorter than that.
+  const [refreshBefore, lookBefore, , pageSize] = args;
+  // What candidates() sends, recorded on the DataSource instance the read model holds. The page size
+  // is the query's LIMIT; the tick stops at the first page shorter than that.
   const ds = t.dataSource;
-  const first = await captureQueries(ds, () => service['candidates'](refreshBefore, lookBefore, null));
+  const first = await captureQueries(ds, () =>
+    readModel.candidates(refreshBefore, lookBefore, null, pageSize),
+  );
   const limit = Number(/LIMIT\s+(\d+)\s*$/i.exec(first.sent[0]?.sql ?? '')?.[1] ?? Infinity);
   const { result: pass, sent } = await captureQueries(ds, () =>
-    selectionPass(service, refreshBefore, lookBefore, limit),
+    selectionPass(readModel, refreshBefore, lookBefore, pageSize, limit),
   );
 
   const passes: number[] = [];
   const firstPages: number[] = [];
   for (let i = 0; i < SELECTION_RUNS; i++) {
-    const timed = await selectionPass(service, refreshBefore, lookBefore, limit);
+    const timed = await selectionPass(readModel, refreshBefore, lookBefore, pageSize, limit);
     passes.push(timed.ms);
     firstPages.push(timed.firstMs);
   }
@@ -522,11 +559,15 @@ async function measureSelection(
   };
 }
 
-/** Every page of candidates, as ConnectionCheckService.check pages through them. */
+/**
+ * Every page of candidates, as ConnectionCheckService.check pages through them: `pageSize` asked
+ * for, `limit` the LIMIT the SQL carried (the same, unless the read model caps it).
+ */
 async function selectionPass(
-  service: Check,
+  readModel: ReadModel,
   refreshBefore: Date,
   lookBefore: Date,
+  pageSize: number,
   limit: number,
 ): Promise<{ ms: number; firstMs: number; pages: number; rows: number }> {
   const started = performance.now();
@@ -536,13 +577,13 @@ async function selectionPass(
   let after: CandidatesArgs[2] = null;
   for (;;) {
     const pageStarted = performance.now();
-    const page: CandidateRow[] = await service['candidates'](refreshBefore, lookBefore, after);
+    const page: CandidateRow[] = await readModel.candidates(refreshBefore, lookBefore, after, pageSize);
     if (pages === 0) firstMs = performance.now() - pageStarted;
     pages += 1;
     rows += page.length;
     if (page.length === 0 || page.length < limit) break;
     const last = page[page.length - 1];
-    after = { expiresAt: new Date(last.expires_at), id: last.id };
+    after = { expiresAt: last.expiresAt, id: last.id };
   }
   return { ms: performance.now() - started, firstMs, pages, rows };
 }
@@ -600,8 +641,9 @@ type Phases = Pick<
 
 /**
  * Wraps, on the app's instances, the tick's steps (they run one after the other in
- * ConnectionCheckService.check: per page `candidates`, then `refreshAll`, then the notifier's
- * `evaluate`; then the flagged re-check's `evaluate`) to time them, and the connection-event
+ * ConnectionCheckService.check: per page the read model's `candidates` (ConnectionsReadModel, the
+ * instance the service holds), then `refreshAll`, then the notifier's `evaluate`; then the flagged
+ * re-check's `evaluate`) to time them, and the connection-event
  * listener to count and await it. Nest calls methods through the instance (`instance[method]`),
  * so the wrappers see every call. Evaluations from a listener are told apart from the tick's by an
  * AsyncLocalStorage set in the listener wrapper.
@@ -631,17 +673,19 @@ function instrument(
     }
   };
 
-  const candidates = service['candidates'];
-  service['candidates'] = (...callArgs: CandidatesArgs) => {
+  const readModel = readModelOf(service);
+  const candidates = readModel.candidates;
+  readModel.candidates = (...callArgs: CandidatesArgs) => {
     if (stats.selectionCalls === 0) {
       stats.sameParameters =
         callArgs[0].getTime() === args[0].getTime() &&
         callArgs[1].getTime() === args[1].getTime() &&
-        callArgs[2] === null;
+        callArgs[2] === null &&
+        callArgs[3] === args[3];
     }
     stats.selectionCalls += 1;
     return timed(
-      () => candidates.apply(service, callArgs),
+      () => candidates.apply(readModel, callArgs),
       (ms) => (stats.selectionMs += ms),
     );
   };
@@ -677,7 +721,7 @@ function instrument(
     listenersIdle: () =>
       pending === 0 ? Promise.resolve() : new Promise<void>((resolve) => (idle = resolve)),
     restore: () => {
-      service['candidates'] = candidates;
+      readModel.candidates = candidates;
       service['refreshAll'] = refreshAll;
       notifier.evaluate = evaluate;
       notifier.onConnectionEvent = onConnectionEvent;
@@ -742,5 +786,5 @@ async function sampleMemory(): Promise<{ stop(): Promise<MemoryPeak> }> {
 
 /** Organizations per connection state after the tick, counted by the app in SQL. */
 function stateCounts(t: TestApp): Promise<Record<string, number>> {
-  return t.app.get(ConnectionStatesService).counts(new Date());
+  return t.app.get(ConnectionsReadModel).counts(new Date());
 }

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import axios from 'axios';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { FhirClient, FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import { connectedOrganization, setStoredExpiry } from 'test/factories/epic-connection';

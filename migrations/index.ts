@@ -15,6 +15,7 @@ import { AddInteropFacts1764020000000 } from './1764020000000-AddInteropFacts';
 import { SigningKeysPerEnvironment1764040000000 } from './1764040000000-SigningKeysPerEnvironment';
 import { BindAuthorizationsToBrowser1764060000000 } from './1764060000000-BindAuthorizationsToBrowser';
 import { BindClientSecretToTokenEndpoint1764070000000 } from './1764070000000-BindClientSecretToTokenEndpoint';
+import { MoveConnectionStateToConnections1764080000000 } from './1764080000000-MoveConnectionStateToConnections';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -35,4 +36,5 @@ export const MIGRATIONS = [
   SigningKeysPerEnvironment1764040000000,
   BindAuthorizationsToBrowser1764060000000,
   BindClientSecretToTokenEndpoint1764070000000,
+  MoveConnectionStateToConnections1764080000000,
 ];

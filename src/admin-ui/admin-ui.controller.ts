@@ -2,8 +2,8 @@ import { Body, Controller, Get, Param, Post, Query, Render, Res, UseInterceptors
 import { Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
-import { ATTENTION_STATES, CONNECTION_STATES } from 'src/connection-health/connection-states.service';
-import { ConnectionStatesService } from 'src/connection-health/connection-states.service';
+import { ATTENTION_STATES, CONNECTION_STATES } from 'src/connections/connections.read-model';
+import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { NotificationsService } from 'src/connection-health/notifications.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import {
@@ -44,7 +44,7 @@ export class AdminUiController {
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
-    private readonly states: ConnectionStatesService,
+    private readonly states: ConnectionsReadModel,
     private readonly notifications: NotificationsService,
   ) {}
 
@@ -160,7 +160,7 @@ export class AdminUiController {
       lastError: snapshot?.lastError ?? null,
       lastErrorSince: formatUtc(snapshot?.lastErrorAt ?? null),
       isRoot: user.role === Role.RootAdmin,
-      flash: connected === '1' && org.isConnected ? `Connected to ${server.name}.` : undefined,
+      flash: connected === '1' && snapshot?.facts.credential ? `Connected to ${server.name}.` : undefined,
     };
   }
 

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { ClientKeysModule } from 'src/client-keys/client-keys.module';
+import { ConnectionsModule } from 'src/connections/connections.module';
 import { ConnectionHealthModule } from 'src/connection-health/connection-health.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
@@ -16,7 +17,14 @@ import { NotificationsPageController } from './notifications-page.controller';
 
 /** Server-rendered consoles. Imports the feature modules; nothing imports it. */
 @Module({
-  imports: [OrganizationsModule, EpicAuthModule, FhirClientModule, ConnectionHealthModule, ClientKeysModule],
+  imports: [
+    OrganizationsModule,
+    ConnectionsModule,
+    EpicAuthModule,
+    FhirClientModule,
+    ConnectionHealthModule,
+    ClientKeysModule,
+  ],
   controllers: [
     AdminUiController,
     EpicRegistrationController,

@@ -12,7 +12,7 @@ import { Reflector } from '@nestjs/core';
 import { Request } from 'express';
 import { isUUID } from 'class-validator';
 
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 
 const OWN_CREDENTIAL = 'ownCredentialParam';
 

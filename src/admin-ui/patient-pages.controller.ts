@@ -4,8 +4,8 @@ import { Response } from 'express';
 import { AuditService } from 'src/audit/audit.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { deriveConnectionState } from 'src/connection-health/connection-states.service';
-import { isRenewable, TokenStoreService } from 'src/epic-auth/token-store.service';
+import { deriveConnectionState } from 'src/connections/connections.read-model';
+import { TokenStoreService } from 'src/connections/token-store.service';
 
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
@@ -85,7 +85,7 @@ export class PatientPagesController {
           configured: true,
           credential: {
             expiresAt: credential.expiresAt,
-            refreshable: isRenewable(credential),
+            refreshable: credential.refreshable,
             refreshExpiresAt: credential.refreshExpiresAt,
           },
           lastError: credential.lastError,

@@ -3,6 +3,7 @@ import { CronJob, CronTime } from 'cron';
 import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { ConnectionCandidate, ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { DbLockService } from 'src/database/db-lock.service';
 import { FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
@@ -37,14 +38,6 @@ export interface LastRun {
   error: string | null;
 }
 
-interface CandidateRow {
-  id: string;
-  organization_id: string;
-  version: number;
-  expires_at: Date;
-  refreshable: boolean;
-}
-
 /**
  * The scheduled connection check (CONNECTION_CHECK_CRON; off with CRON_ENABLED=false). Each tick,
  * on one instance only (an advisory lock), finds with indexed SQL the organization connections
@@ -62,6 +55,7 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly connections: ConnectionsReadModel,
     private readonly locks: DbLockService,
     private readonly fhir: FhirClientService,
     private readonly notifier: ConnectionNotifier,
@@ -195,37 +189,27 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
     // (tokens shorter-lived than the look-ahead): each is handled once per tick.
     const seen = new Set<string>();
     for (;;) {
-      const rows: CandidateRow[] = await this.candidates(refreshBefore, lookBefore, after);
+      const rows = await this.connections.candidates(refreshBefore, lookBefore, after, PAGE_SIZE);
       if (rows.length === 0) break;
       const page = rows.filter((c) => !seen.has(c.id));
       for (const c of page) seen.add(c.id);
       counts.candidates += page.length;
       // Refreshable and due: refresh. Ended without a refresh token: the refresher marks it dead.
-      const due = page.filter((c) =>
-        c.refreshable ? new Date(c.expires_at) < refreshBefore : new Date(c.expires_at) <= now,
-      );
+      const due = page.filter((c) => (c.refreshable ? c.expiresAt < refreshBefore : c.expiresAt <= now));
       await this.refreshAll(due, now, counts);
-      counts.notified += await this.notifier.evaluate([...new Set(page.map((c) => c.organization_id))], now);
+      counts.notified += await this.notifier.evaluate([...new Set(page.map((c) => c.organizationId))], now);
       const last = rows[rows.length - 1];
-      after = { expiresAt: new Date(last.expires_at), id: last.id };
+      after = { expiresAt: last.expiresAt, id: last.id };
       if (rows.length < PAGE_SIZE) break;
     }
     // Connections whose admins were told of a problem, or which have a recorded failure, are
     // re-evaluated too (few; partial indexes; paged by id): a missed event must not leave a stale notice.
     let afterId = '00000000-0000-0000-0000-000000000000';
     for (;;) {
-      const flagged = await this.dataSource.query<{ id: string }[]>(
-        `SELECT id FROM organization
-          WHERE (notified_state IN ('expiring', 'expired', 'error') OR last_error IS NOT NULL) AND id > $1
-          ORDER BY id LIMIT ${PAGE_SIZE}`,
-        [afterId],
-      );
+      const flagged = await this.connections.flagged(afterId, PAGE_SIZE);
       if (flagged.length === 0) break;
-      counts.notified += await this.notifier.evaluate(
-        flagged.map((r) => r.id),
-        now,
-      );
-      afterId = flagged[flagged.length - 1].id;
+      counts.notified += await this.notifier.evaluate(flagged, now);
+      afterId = flagged[flagged.length - 1];
       if (flagged.length < PAGE_SIZE) break;
     }
     counts.swept = await this.sweep(now);
@@ -253,32 +237,8 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
     return removed;
   }
 
-  /**
-   * One page of organization credentials that need a look, ordered by (expires_at, id): refreshable
-   * ones whose access token is due before `refreshBefore`, others whose token ends before
-   * `lookBefore`, and any whose refresh token ends before `lookBefore`.
-   */
-  private candidates(
-    refreshBefore: Date,
-    lookBefore: Date,
-    after: { expiresAt: Date; id: string } | null,
-  ): Promise<CandidateRow[]> {
-    return this.dataSource.query<CandidateRow[]>(
-      `SELECT c.id, c.organization_id, c.version, c.expires_at, c.renewable AS refreshable
-         FROM epic_credential c
-        WHERE c.user_id IS NULL
-          AND (   (c.expires_at < $1 AND c.renewable)
-               OR (c.expires_at < $2 AND NOT c.renewable)
-               OR c.refresh_expires_at < $2)
-          AND ($3::timestamptz IS NULL OR (c.expires_at, c.id) > ($3::timestamptz, $4::uuid))
-        ORDER BY c.expires_at, c.id
-        LIMIT ${PAGE_SIZE}`,
-      [refreshBefore, lookBefore, after?.expiresAt ?? null, after?.id ?? null],
-    );
-  }
-
   /** Refreshes with bounded concurrency; failures are classified and recorded by the refresher. */
-  private async refreshAll(due: CandidateRow[], now: Date, counts: CheckCounts): Promise<void> {
+  private async refreshAll(due: ConnectionCandidate[], now: Date, counts: CheckCounts): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length) {
@@ -286,7 +246,7 @@ export class ConnectionCheckService implements OnApplicationBootstrap, OnApplica
         const outcome = await this.fhir.refreshOrganizationConnection(
           {
             id: candidate.id,
-            organizationId: candidate.organization_id,
+            organizationId: candidate.organizationId,
             userId: null,
             version: candidate.version,
             refreshable: candidate.refreshable,

@@ -3,13 +3,14 @@ import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 
 import { ClientKeysModule } from 'src/client-keys/client-keys.module';
+import { ConnectionsModule } from 'src/connections/connections.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
+import { OrganizationsModule } from 'src/organizations/organizations.module';
 
 import { ConnectionCheckService } from './connection-check.service';
 import { ConnectionMetrics } from './connection-metrics';
 import { ConnectionNotifier } from './connection-notifier.service';
-import { ConnectionStatesService } from './connection-states.service';
 import { ConnectionStatusController } from './connection-status.controller';
 import { Notification } from './entities/notification.entity';
 import { ConnectionHealthIndicators } from './health-indicators';
@@ -29,13 +30,14 @@ import { WebhookOutboxService } from './webhook-outbox.service';
   imports: [
     TerminusModule.forRoot(),
     TypeOrmModule.forFeature([Notification]),
+    ConnectionsModule,
+    OrganizationsModule,
     EpicAuthModule,
     FhirClientModule,
     ClientKeysModule,
   ],
   controllers: [HealthController, MetricsController, ConnectionStatusController, NotificationsController],
   providers: [
-    ConnectionStatesService,
     NotificationsService,
     WebhookOutboxService,
     ConnectionNotifier,
@@ -44,7 +46,7 @@ import { WebhookOutboxService } from './webhook-outbox.service';
     ConnectionMetrics,
     LoginNoticesListener,
   ],
-  // AdminUi shows states, counts and notifications.
-  exports: [ConnectionStatesService, NotificationsService],
+  // AdminUi shows notifications (states and counts come from Connections).
+  exports: [NotificationsService],
 })
 export class ConnectionHealthModule {}

@@ -3,9 +3,9 @@ import { Gauge } from 'prom-client';
 
 import { MetricsService } from 'src/metrics/metrics.service';
 
-import { CONNECTION_STATES } from './connection-state';
+import { CONNECTION_STATES } from 'src/connections/connections.types';
 import { ConnectionCheckService } from './connection-check.service';
-import { ConnectionStatesService } from './connection-states.service';
+import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { WebhookOutboxService } from './webhook-outbox.service';
 
 /** Gauges read from the database when Prometheus scrapes (no state kept between scrapes). */
@@ -13,7 +13,7 @@ import { WebhookOutboxService } from './webhook-outbox.service';
 export class ConnectionMetrics implements OnModuleInit {
   constructor(
     private readonly metrics: MetricsService,
-    private readonly states: ConnectionStatesService,
+    private readonly states: ConnectionsReadModel,
     private readonly check: ConnectionCheckService,
     private readonly outbox: WebhookOutboxService,
   ) {}
@@ -35,7 +35,7 @@ export class ConnectionMetrics implements OnModuleInit {
     });
     // One query serves both per-organization gauges: whichever is collected first reads it, the
     // other reuses it within the same scrape.
-    let expiry: { at: number; rows: ReturnType<ConnectionStatesService['secondsToExpiry']> } | null = null;
+    let expiry: { at: number; rows: ReturnType<ConnectionsReadModel['secondsToExpiry']> } | null = null;
     const readExpiry = () => {
       if (!expiry || Date.now() - expiry.at > 1000) {
         expiry = { at: Date.now(), rows: states.secondsToExpiry() };

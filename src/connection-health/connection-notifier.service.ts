@@ -3,10 +3,15 @@ import { OnEvent } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { ConnectionEvent, OnAnyConnectionEvent } from 'src/epic-auth/epic-auth.events';
+import { ConnectionEvent, OnAnyConnectionEvent } from 'src/connections/connections.events';
+import { ConnectionsService } from 'src/connections/connections.service';
 import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 
-import { ConnectionSnapshot, ConnectionState, ConnectionStatesService } from './connection-states.service';
+import {
+  ConnectionSnapshot,
+  ConnectionState,
+  ConnectionsReadModel,
+} from 'src/connections/connections.read-model';
 import { describeTransition } from './notification-messages';
 import { NotificationsService } from './notifications.service';
 import { WebhookOutboxService } from './webhook-outbox.service';
@@ -23,7 +28,8 @@ export class ConnectionNotifier {
   private readonly logger = new Logger(ConnectionNotifier.name);
 
   constructor(
-    private readonly states: ConnectionStatesService,
+    private readonly states: ConnectionsReadModel,
+    private readonly connections: ConnectionsService,
     private readonly notifications: NotificationsService,
     private readonly outbox: WebhookOutboxService,
     private readonly dataSource: DataSource,
@@ -37,16 +43,13 @@ export class ConnectionNotifier {
     for (const seen of await this.states.snapshots(organizationIds, now)) {
       if (seen.state === seen.notifiedState) continue;
       const notified = await this.dataSource.transaction(async (manager) => {
-        // Lock the organization and read its state again under the lock: two evaluators racing
+        // Lock the organization's connection and read its state again under the lock: two evaluators racing
         // on quick successive events (degraded, then restored) must not announce a stale state.
-        await manager.query('SELECT 1 FROM organization WHERE id = $1 FOR UPDATE', [seen.organizationId]);
+        await this.connections.lockForNotification(manager, seen.organizationId);
         const [snapshot] = await this.states.snapshots([seen.organizationId], now, manager);
         if (!snapshot || snapshot.state === snapshot.notifiedState) return null;
         if (!this.worthAnnouncing(snapshot, now)) return null;
-        await manager.query(
-          `UPDATE organization SET notified_state = $2, notified_state_at = $3 WHERE id = $1`,
-          [snapshot.organizationId, snapshot.state, now],
-        );
+        await this.connections.recordNotifiedState(manager, snapshot.organizationId, snapshot.state, now);
         const content = describeTransition(snapshot, snapshot.notifiedState, now, this.config.publicBaseUrl);
         if (!content) return null;
         await this.notifications.create(

@@ -6,7 +6,7 @@ import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { ConnectionStatesService } from './connection-states.service';
+import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { connectionStatusView, ConnectionStatusView } from './connection-status';
 
 export type { ConnectionStatusView } from './connection-status';
@@ -20,7 +20,7 @@ export type { ConnectionStatusView } from './connection-status';
 export class ConnectionStatusController {
   constructor(
     private readonly authorization: AuthorizationService,
-    private readonly states: ConnectionStatesService,
+    private readonly states: ConnectionsReadModel,
   ) {}
 
   @Get('epic-status')

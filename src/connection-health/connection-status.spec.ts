@@ -1,7 +1,7 @@
 import { EPIC_LABEL } from 'src/organizations/organization.types';
 
-import { ConnectionState } from './connection-state';
-import type { ConnectionSnapshot } from './connection-states.service';
+import { ConnectionState } from 'src/connections/connections.types';
+import type { ConnectionSnapshot } from 'src/connections/connections.read-model';
 import { connectionStatusView } from './connection-status';
 
 const now = new Date('2026-11-23T12:00:00.000Z');

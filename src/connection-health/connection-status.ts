@@ -1,7 +1,7 @@
 import type { ConnectionStatus } from 'src/epic-auth/authorization.service';
 
-import { ConnectionState } from './connection-state';
-import type { ConnectionSnapshot } from './connection-states.service';
+import { ConnectionState } from 'src/connections/connections.types';
+import type { ConnectionSnapshot } from 'src/connections/connections.read-model';
 
 /** `/fhir/epic-status`: the connection-health fields plus the state every page and notice uses. */
 export interface ConnectionStatusView extends ConnectionStatus {

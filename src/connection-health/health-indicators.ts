@@ -6,7 +6,7 @@ import { KEY_ENVIRONMENTS, SIGNING_ALGS, type ClientKeyView } from 'src/client-k
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
 import { ConnectionCheckService } from './connection-check.service';
-import { ConnectionStatesService } from './connection-states.service';
+import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { WebhookOutboxService } from './webhook-outbox.service';
 
 /** An outbox entry pending longer than this means the webhook has been failing for a while. */
@@ -20,7 +20,7 @@ export class ConnectionHealthIndicators {
   constructor(
     private readonly indicators: HealthIndicatorService,
     private readonly check: ConnectionCheckService,
-    private readonly states: ConnectionStatesService,
+    private readonly states: ConnectionsReadModel,
     private readonly outbox: WebhookOutboxService,
     private readonly clientKeys: ClientKeysService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,

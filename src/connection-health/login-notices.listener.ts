@@ -4,8 +4,8 @@ import { OnEvent } from '@nestjs/event-emitter';
 import { AuthEvents, SignedInEvent } from 'src/auth/auth.events';
 import { Role } from 'src/users/user.types';
 
-import { ATTENTION_STATES, ConnectionState } from './connection-state';
-import { ConnectionStatesService } from './connection-states.service';
+import { ATTENTION_STATES, ConnectionState } from 'src/connections/connections.types';
+import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { humanDuration } from './notification-messages';
 
 /**
@@ -14,7 +14,7 @@ import { humanDuration } from './notification-messages';
  */
 @Injectable()
 export class LoginNoticesListener {
-  constructor(private readonly states: ConnectionStatesService) {}
+  constructor(private readonly states: ConnectionsReadModel) {}
 
   @OnEvent(AuthEvents.SignedIn, { promisify: true, suppressErrors: false })
   async onSignedIn({ user, notices }: SignedInEvent): Promise<void> {

@@ -1,4 +1,4 @@
-import { ConnectionState } from './connection-state';
+import { ConnectionState } from 'src/connections/connections.types';
 import { describeTransition, humanDuration } from './notification-messages';
 
 const now = new Date('2026-11-23T12:00:00.000Z');

@@ -1,7 +1,7 @@
 import { EPIC_LABEL, ServerLabel } from 'src/organizations/organization.types';
 
-import { ConnectionState } from './connection-state';
-import type { ConnectionSnapshot } from './connection-states.service';
+import { ConnectionState } from 'src/connections/connections.types';
+import type { ConnectionSnapshot } from 'src/connections/connections.read-model';
 import type { NotificationKind } from './entities/notification.entity';
 
 export interface NotificationContent {

@@ -3,10 +3,11 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { ConnectionState } from './connection-state';
+import { ConnectionState } from 'src/connections/connections.types';
 import { Notification } from './entities/notification.entity';
 import { connectionLinks, NotificationContent } from './notification-messages';
 
@@ -28,7 +29,6 @@ export interface NotificationView {
 interface NotificationRow {
   id: string;
   organization_id: string;
-  organization_name: string;
   kind: Notification['kind'];
   state: ConnectionState;
   previous_state: ConnectionState | null;
@@ -48,6 +48,7 @@ interface NotificationRow {
 export class NotificationsService {
   constructor(
     @InjectRepository(Notification) private readonly notifications: Repository<Notification>,
+    private readonly organizations: OrganizationsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -105,20 +106,20 @@ export class NotificationsService {
       where += ` AND n.organization_id = $${params.length}`;
     }
     const rows = await this.notifications.query<NotificationRow[]>(
-      `SELECT n.id, n.organization_id, o.name AS organization_name, n.kind, n.state, n.previous_state, n.title,
+      `SELECT n.id, n.organization_id, n.kind, n.state, n.previous_state, n.title,
               n.message, n.link, n.created_at, (r.user_id IS NOT NULL) AS read
          FROM notification n
-         JOIN organization o ON o.id = n.organization_id
          LEFT JOIN notification_read r ON r.notification_id = n.id AND r.user_id = $1
         WHERE ${where} ${options.unreadOnly ? 'AND r.user_id IS NULL' : ''}
         ORDER BY n.created_at DESC, n.id
         LIMIT ${Math.min(Math.max(options.limit ?? 50, 1), 200)}`,
       params,
     );
+    const names = await this.organizations.names([...new Set(rows.map((r) => r.organization_id))]);
     return rows.map((r) => ({
       id: r.id,
       organizationId: r.organization_id,
-      organizationName: r.organization_name,
+      organizationName: names.get(r.organization_id) ?? r.organization_id,
       kind: r.kind,
       state: r.state,
       previousState: r.previous_state,

@@ -2,24 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { ServerLabel, serverLabel } from 'src/organizations/organization.types';
+import { ServerLabel, serverLabel, speakOfServer } from 'src/organizations/organization.types';
 
-import {
-  CONNECTION_STATES,
-  ConnectionFacts,
-  connectionEnd,
-  ConnectionState,
-  connectionStateSql,
-  deriveConnectionState,
-} from './connection-state';
+import { connectionEnd, connectionStateSql, deriveConnectionState } from './connection-state';
+import { CONNECTION_STATES, ConnectionFacts, ConnectionState } from './connections.types';
 
-// The state model is part of this service's public face (other modules import it from here).
-export {
-  ATTENTION_STATES,
-  CONNECTION_STATES,
-  ConnectionState,
-  deriveConnectionState,
-} from './connection-state';
+export { deriveConnectionState } from './connection-state';
+export { ATTENTION_STATES, CONNECTION_STATES, ConnectionState } from './connections.types';
 
 /** One organization's connection as the health read model sees it. */
 export interface ConnectionSnapshot {
@@ -100,32 +89,50 @@ const SORTS: Record<ConnectionListSort, string> = {
   last_sync: 'last_sync DESC NULLS LAST, lower(name), id',
 };
 
-/** The console's rows: each organization with its own credential and its state ($1 now, $2 warn until). */
-const LIST_SOURCE = `WITH s AS (
+/**
+ * The declared read model of this module (the one place its SQL reads another module's table):
+ * each organization (`organization o`, the Organizations module's, read only) with its own
+ * connection row `s` and credential `c`.
+ */
+const ORGANIZATIONS_WITH_CONNECTIONS = `organization o
+  LEFT JOIN organization_connection s ON s.organization_id = o.id
+  LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL`;
+
+/** The console's rows: each organization with its connection and its state ($1 now, $2 warn until). */
+const LIST_SOURCE = `WITH l AS (
   SELECT o.id, o.name, o.slug, o.epic_environment, o.fhir_base_url, o.fhir_server_name,
-         o.last_sync, o.last_error, o.last_error_at,
+         s.last_sync, s.last_error, s.last_error_at,
          c.expires_at AS token_expires_at, COALESCE(c.renewable, false) AS refreshable,
          CASE WHEN c.renewable THEN c.refresh_expires_at ELSE c.expires_at END AS ends_at,
          ${connectionStateSql('$1', '$2')} AS state
-    FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL)`;
+    FROM ${ORGANIZATIONS_WITH_CONNECTIONS})`;
 
-/** The facts of `organization o` and its own credential `c`, as the state model reads them. */
+/** The facts of an organization's connection, as the state model reads them. */
 const FACTS_SELECT = `
   SELECT o.id, o.name, (o.epic_client_id IS NOT NULL AND o.fhir_base_url IS NOT NULL) AS configured,
-         o.last_error, o.last_error_at, o.last_sync, o.token_expiry, o.notified_state,
+         s.last_error, s.last_error_at, s.last_sync, s.token_expiry, s.notified_state,
          o.fhir_base_url, o.fhir_server_name,
          c.id AS credential_id, c.expires_at, c.renewable AS refreshable, c.refresh_expires_at,
          c.scopes, c.patient_id
-    FROM organization o
-    LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL`;
+    FROM ${ORGANIZATIONS_WITH_CONNECTIONS}`;
+
+/** Organization credentials that need the scheduled check's look (CandidatePage). */
+export interface ConnectionCandidate {
+  id: string;
+  organizationId: string;
+  version: number;
+  expiresAt: Date;
+  refreshable: boolean;
+}
 
 /**
  * The state of organizations' Epic connections (connection-state.ts), read from the database:
- * one organization at a time, or counted in SQL for thousands. The warning window is
- * EXPIRY_WARNING_MINUTES.
+ * one organization at a time, or counted, filtered and paged in SQL for thousands (consoles,
+ * metrics, the scheduled check). The warning window is EXPIRY_WARNING_MINUTES. Messages stored
+ * in English about Epic are said of each organization's own server when read (server-label.ts).
  */
 @Injectable()
-export class ConnectionStatesService {
+export class ConnectionsReadModel {
   constructor(
     private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -157,7 +164,7 @@ export class ConnectionStatesService {
   async counts(now = new Date()): Promise<Record<ConnectionState, number>> {
     const rows = await this.dataSource.query<{ state: ConnectionState; n: number }[]>(
       `SELECT ${connectionStateSql('$1', '$2')} AS state, count(*)::int AS n
-         FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL
+         FROM ${ORGANIZATIONS_WITH_CONNECTIONS}
         GROUP BY 1`,
       [now, new Date(now.getTime() + this.warningMs)],
     );
@@ -208,7 +215,7 @@ export class ConnectionStatesService {
       }[]
     >(
       `${LIST_SOURCE}
-       SELECT s.* FROM s
+       SELECT l.* FROM l
         WHERE ($3::text[] IS NULL OR state = ANY($3::text[]))
           AND ($4::text IS NULL OR lower(name) LIKE $4 OR slug LIKE $4)
         ORDER BY ${SORTS[query.sort ?? 'name']}
@@ -224,7 +231,7 @@ export class ConnectionStatesService {
     } else {
       const [row] = await this.dataSource.query<{ total: string }[]>(
         `${LIST_SOURCE}
-         SELECT count(*) AS total FROM s
+         SELECT count(*) AS total FROM l
           WHERE ($3::text[] IS NULL OR state = ANY($3::text[]))
             AND ($4::text IS NULL OR lower(name) LIKE $4 OR slug LIKE $4)`,
         [now, new Date(now.getTime() + this.warningMs), states, search],
@@ -245,7 +252,10 @@ export class ConnectionStatesService {
         endsAt: r.ends_at ? new Date(r.ends_at) : null,
         refreshable: r.refreshable,
         lastSync: r.last_sync ? new Date(r.last_sync) : null,
-        lastError: r.last_error,
+        lastError: spoken(
+          r.last_error,
+          serverLabel({ fhirBaseUrl: r.fhir_base_url, fhirServerName: r.fhir_server_name }),
+        ),
         lastErrorAt: r.last_error_at ? new Date(r.last_error_at) : null,
       })),
     };
@@ -273,6 +283,56 @@ export class ConnectionStatesService {
     }));
   }
 
+  /**
+   * One page of organization credentials that need a look, ordered by (expires_at, id): refreshable
+   * ones whose access token is due before `refreshBefore`, others whose token ends before
+   * `lookBefore`, and any whose refresh token ends before `lookBefore`.
+   */
+  async candidates(
+    refreshBefore: Date,
+    lookBefore: Date,
+    after: { expiresAt: Date; id: string } | null,
+    limit: number,
+  ): Promise<ConnectionCandidate[]> {
+    const rows = await this.dataSource.query<
+      { id: string; organization_id: string; version: number; expires_at: Date; refreshable: boolean }[]
+    >(
+      `SELECT c.id, c.organization_id, c.version, c.expires_at, c.renewable AS refreshable
+         FROM epic_credential c
+        WHERE c.user_id IS NULL
+          AND (   (c.expires_at < $1 AND c.renewable)
+               OR (c.expires_at < $2 AND NOT c.renewable)
+               OR c.refresh_expires_at < $2)
+          AND ($3::timestamptz IS NULL OR (c.expires_at, c.id) > ($3::timestamptz, $4::uuid))
+        ORDER BY c.expires_at, c.id
+        LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [refreshBefore, lookBefore, after?.expiresAt ?? null, after?.id ?? null],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      organizationId: r.organization_id,
+      version: r.version,
+      expiresAt: new Date(r.expires_at),
+      refreshable: r.refreshable,
+    }));
+  }
+
+  /**
+   * A page of organizations, by id after `afterId`, whose admins were told of a problem or whose
+   * connection has a recorded failure (few; a partial index): the scheduled check looks at them
+   * again so a missed event cannot leave a stale notice.
+   */
+  async flagged(afterId: string, limit: number): Promise<string[]> {
+    const rows = await this.dataSource.query<{ id: string }[]>(
+      `SELECT organization_id AS id FROM organization_connection
+        WHERE (notified_state IN ('expiring', 'expired', 'error') OR last_error IS NOT NULL)
+          AND organization_id > $1
+        ORDER BY organization_id LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [afterId],
+    );
+    return rows.map((r) => r.id);
+  }
+
   private toSnapshot(row: FactsRow, now: Date): ConnectionSnapshot {
     const facts: ConnectionFacts = {
       configured: row.configured,
@@ -286,19 +346,25 @@ export class ConnectionStatesService {
       lastError: row.last_error,
       tokenExpiry: row.token_expiry ? new Date(row.token_expiry) : null,
     };
+    const server = serverLabel({ fhirBaseUrl: row.fhir_base_url, fhirServerName: row.fhir_server_name });
     return {
       organizationId: row.id,
       organizationName: row.name,
       facts,
       state: deriveConnectionState(facts, now, this.warningMs),
       endsAt: connectionEnd(facts.credential),
-      lastError: row.last_error,
+      lastError: spoken(row.last_error, server),
       lastErrorAt: row.last_error_at ? new Date(row.last_error_at) : null,
       lastSync: row.last_sync ? new Date(row.last_sync) : null,
       notifiedState: row.notified_state,
       scopes: row.credential_id ? (row.scopes ?? '').split(' ').filter(Boolean) : [],
       patientId: row.credential_id ? row.patient_id : null,
-      server: serverLabel({ fhirBaseUrl: row.fhir_base_url, fhirServerName: row.fhir_server_name }),
+      server,
     };
   }
+}
+
+/** A stored message (written of Epic) as this organization's server is called (server-label.ts). */
+function spoken(message: string | null, server: ServerLabel): string | null {
+  return message === null ? null : speakOfServer(message, server);
 }

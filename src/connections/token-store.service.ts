@@ -6,40 +6,20 @@ import { EntityManager, IsNull, Repository } from 'typeorm';
 
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 
-import { CredentialGrantType, EpicCredential } from './entities/epic-credential.entity';
-import { ParsedTokenResponse } from './token-response';
+import {
+  ActiveCredential,
+  CredentialGrantType,
+  CredentialTarget,
+  StoredCredential,
+  TokensToStore,
+} from './connections.types';
+import { EpicCredential } from './entities/epic-credential.entity';
+
+export type { ActiveCredential, CredentialTarget, StoredCredential } from './connections.types';
 
 /** Encryption context: binds each ciphertext to its row and field. */
 const context = (credentialId: string, field: 'access_token' | 'refresh_token'): string =>
   `epic_credential:${credentialId}:${field}`;
-
-/** Renewable without anyone signing in: a stored refresh token, or a client_credentials grant. */
-export function isRenewable(credential: Pick<EpicCredential, 'refreshTokenEnc' | 'grantType'>): boolean {
-  return credential.refreshTokenEnc !== null || credential.grantType === 'client_credentials';
-}
-
-/** Whose connection: an organization's own, or one credential (a user's) by id. */
-export type CredentialTarget = { organizationId: string } | { credentialId: string };
-
-/** A stored credential as FHIR calls see it. `accessTokenEnc` is ciphertext: use accessToken(). */
-export interface ActiveCredential {
-  id: string;
-  organizationId: string;
-  userId: string | null;
-  version: number;
-  expiresAt: Date;
-  /** When the access token was obtained (null if unknown): caps the refresh margin at half its life. */
-  issuedAt: Date | null;
-  /** Renewable without anyone signing in: a refresh token is stored, or it came from client_credentials. */
-  refreshable: boolean;
-  patientId: string | null;
-  /** Without a trailing slash. */
-  fhirBaseUrl: string;
-  /** The connection's last error and sync: the organization's for its own, the credential's for a user's. */
-  organizationLastError: string | null;
-  organizationLastSync: Date | null;
-  accessTokenEnc: string;
-}
 
 interface ActiveCredentialRow {
   id: string;
@@ -58,7 +38,39 @@ interface ActiveCredentialRow {
 
 const DECRYPTED_CACHE_SIZE = 10_000;
 
-/** Stores Epic tokens encrypted at rest; the only place that encrypts or decrypts them. */
+/** The plain read model of a credential row: everything but its ciphertexts. */
+function toStored(row: EpicCredential): StoredCredential {
+  return {
+    id: row.id,
+    organizationId: row.organizationId,
+    userId: row.userId,
+    purpose: row.purpose,
+    grantType: row.grantType,
+    fhirBaseUrl: row.fhirBaseUrl,
+    expiresAt: row.expiresAt,
+    issuedAt: row.issuedAt,
+    refreshExpiresAt: row.refreshExpiresAt,
+    refreshable: row.refreshTokenEnc !== null || row.grantType === 'client_credentials',
+    scopes: row.scopes.split(' ').filter(Boolean),
+    patientId: row.patientId,
+    encounterId: row.encounterId,
+    fhirUser: row.fhirUser,
+    needPatientBanner: row.needPatientBanner,
+    smartStyleUrl: row.smartStyleUrl,
+    endedAt: row.endedAt,
+    lastError: row.lastError,
+    lastErrorAt: row.lastErrorAt,
+    lastSync: row.lastSync,
+    version: row.version,
+    createdAt: row.createdAt,
+  };
+}
+
+/**
+ * Stores Epic tokens encrypted at rest: the only place that encrypts or decrypts them, and the
+ * only code that reads or writes `epic_credential`. Returns plain read models (StoredCredential,
+ * ActiveCredential); tokens leave it only through the reveal methods, for the server that issued them.
+ */
 @Injectable()
 export class TokenStoreService {
   private readonly decrypted = new Map<string, string>();
@@ -68,37 +80,52 @@ export class TokenStoreService {
     private readonly cipher: SecretCipherService,
   ) {}
 
-  /** Replaces the organization's own connection (one per organization) inside the caller's transaction. */
+  /** Replaces the organization's own credential (one per organization) inside the caller's transaction. */
   async replaceOrganizationCredential(
     manager: EntityManager,
-    organizationId: string,
-    tokens: ParsedTokenResponse,
-    fhirUser: string | null,
-    grantType: CredentialGrantType = 'authorization_code',
-  ): Promise<EpicCredential> {
-    await manager.delete(EpicCredential, { organizationId, userId: IsNull() });
-    const id = randomUUID();
-    const credential = manager.create(EpicCredential, {
-      id,
-      organizationId,
+    input: {
+      organizationId: string;
+      fhirBaseUrl: string;
+      tokens: TokensToStore;
+      fhirUser: string | null;
+      grantType: CredentialGrantType;
+    },
+  ): Promise<StoredCredential> {
+    await manager.delete(EpicCredential, { organizationId: input.organizationId, userId: IsNull() });
+    return this.insert(manager, {
+      organizationId: input.organizationId,
       userId: null,
       purpose: 'organization',
-      accessTokenEnc: this.cipher.encrypt(tokens.accessToken, context(id, 'access_token')),
-      refreshTokenEnc: tokens.refreshToken
-        ? this.cipher.encrypt(tokens.refreshToken, context(id, 'refresh_token'))
-        : null,
-      expiresAt: tokens.expiresAt,
-      issuedAt: tokens.issuedAt,
-      refreshExpiresAt: tokens.refreshExpiresAt,
-      scopes: tokens.scopes.join(' '),
-      patientId: tokens.patientId,
-      encounterId: tokens.encounterId,
-      fhirUser,
-      grantType,
-      version: 1,
+      fhirBaseUrl: input.fhirBaseUrl,
+      tokens: input.tokens,
+      fhirUser: input.fhirUser,
+      grantType: input.grantType,
     });
-    await manager.insert(EpicCredential, credential);
-    return credential;
+  }
+
+  /**
+   * Stores a user's own credential from a launch, replacing the one they had for this purpose in
+   * this organization (a new EHR launch supersedes the previous one), inside the caller's transaction.
+   */
+  async replaceUserCredential(
+    manager: EntityManager,
+    input: {
+      organizationId: string;
+      userId: string;
+      purpose: 'provider' | 'patient';
+      fhirBaseUrl: string;
+      tokens: TokensToStore;
+      fhirUser: string;
+      needPatientBanner: boolean | null;
+      smartStyleUrl: string | null;
+    },
+  ): Promise<StoredCredential> {
+    await manager.delete(EpicCredential, {
+      organizationId: input.organizationId,
+      userId: input.userId,
+      purpose: input.purpose,
+    });
+    return this.insert(manager, { ...input, grantType: 'authorization_code' });
   }
 
   /**
@@ -109,41 +136,49 @@ export class TokenStoreService {
    */
   async rotate(
     manager: EntityManager,
-    current: EpicCredential,
-    tokens: ParsedTokenResponse,
-  ): Promise<EpicCredential | null> {
-    const update = {
+    current: StoredCredential,
+    tokens: TokensToStore,
+  ): Promise<StoredCredential | null> {
+    // Without a new refresh token (Epic's usual answer) the stored one, its end and the scopes are kept.
+    const update: Partial<EpicCredential> = {
       accessTokenEnc: this.cipher.encrypt(tokens.accessToken, context(current.id, 'access_token')),
-      refreshTokenEnc: tokens.refreshToken
-        ? this.cipher.encrypt(tokens.refreshToken, context(current.id, 'refresh_token'))
-        : current.refreshTokenEnc,
       expiresAt: tokens.expiresAt,
       issuedAt: tokens.issuedAt,
-      // A rolling refresh token inherits the first one's end (Epic: docs/epic-and-smart.md §5) unless the
-      // server says otherwise.
-      refreshExpiresAt: tokens.refreshToken
-        ? (tokens.refreshExpiresAt ?? current.refreshExpiresAt)
-        : current.refreshExpiresAt,
-      scopes: tokens.scopes.length > 0 ? tokens.scopes.join(' ') : current.scopes,
       version: current.version + 1,
     };
+    if (tokens.refreshToken) {
+      update.refreshTokenEnc = this.cipher.encrypt(tokens.refreshToken, context(current.id, 'refresh_token'));
+      // A rolling refresh token inherits the first one's end (Epic: docs/epic-and-smart.md §5) unless
+      // the server says otherwise.
+      update.refreshExpiresAt = tokens.refreshExpiresAt ?? current.refreshExpiresAt;
+    }
+    if (tokens.scopes.length > 0) update.scopes = tokens.scopes.join(' ');
     const result = await manager.update(EpicCredential, { id: current.id, version: current.version }, update);
     if ((result.affected ?? 0) === 0) return null;
-    return Object.assign(new EpicCredential(), current, update);
+    return {
+      ...current,
+      expiresAt: tokens.expiresAt,
+      issuedAt: tokens.issuedAt,
+      refreshExpiresAt: update.refreshExpiresAt ?? current.refreshExpiresAt,
+      refreshable: current.refreshable || tokens.refreshToken !== null,
+      scopes: tokens.scopes.length > 0 ? tokens.scopes : current.scopes,
+      version: current.version + 1,
+    };
   }
 
-  findById(id: string, manager?: EntityManager): Promise<EpicCredential | null> {
-    return (manager ?? this.credentials.manager).findOneBy(EpicCredential, { id });
+  async findById(id: string, manager?: EntityManager): Promise<StoredCredential | null> {
+    const row = await (manager ?? this.credentials.manager).findOneBy(EpicCredential, { id });
+    return row ? toStored(row) : null;
   }
 
   /**
-   * Ends a user's credential whose grant Epic refused for good, inside the caller's transaction:
-   * the tokens are cleared and `endedAt` and the reason recorded, so the user's page can say what
-   * happened. Compare-and-set on `version`; false if it was gone or changed.
+   * Ends a user's credential whose grant the server refused for good, inside the caller's
+   * transaction: the tokens are cleared and `endedAt` and the reason recorded, so the user's page
+   * can say what happened. Compare-and-set on `version`; false if it was gone or changed.
    */
   async endUserCredential(
     manager: EntityManager,
-    credential: EpicCredential,
+    credential: StoredCredential,
     reason: string,
   ): Promise<boolean> {
     const result = await manager.update(
@@ -162,24 +197,33 @@ export class TokenStoreService {
   }
 
   /** Deletes one credential (this version of it) inside the caller's transaction; false if it was gone. */
-  async deleteCredential(manager: EntityManager, credential: EpicCredential): Promise<boolean> {
+  async deleteCredential(manager: EntityManager, credential: StoredCredential): Promise<boolean> {
     const result = await manager.delete(EpicCredential, { id: credential.id, version: credential.version });
     return (result.affected ?? 0) > 0;
   }
 
+  /** Deletes the organization's own credential; returns whether there was one. */
+  async deleteOrganizationCredential(organizationId: string, manager?: EntityManager): Promise<boolean> {
+    const result = await (manager ?? this.credentials.manager).delete(EpicCredential, {
+      organizationId,
+      userId: IsNull(),
+    });
+    return (result.affected ?? 0) > 0;
+  }
+
   /**
-   * What a FHIR call needs, in one indexed query: the credential (without decrypting it) and its
-   * organization's FHIR base URL and health fields. Null when there is no connection.
+   * What a FHIR call needs, in one indexed query: the credential (without decrypting it), the FHIR
+   * base it was issued for, and its connection's last error and sync. Null when there is none.
    */
   async findActive(target: CredentialTarget): Promise<ActiveCredential | null> {
     const where = 'organizationId' in target ? 'c.organization_id = $1 AND c.user_id IS NULL' : 'c.id = $1';
     const rows = await this.credentials.query<ActiveCredentialRow[]>(
       `SELECT c.id, c.organization_id, c.user_id, c.version, c.expires_at, c.issued_at, c.access_token_enc,
-              c.renewable AS refreshable, c.patient_id,
-              o.fhir_base_url,
-              CASE WHEN c.user_id IS NULL THEN o.last_error ELSE c.last_error END AS last_error,
-              CASE WHEN c.user_id IS NULL THEN o.last_sync ELSE c.last_sync END AS last_sync
-         FROM epic_credential c JOIN organization o ON o.id = c.organization_id
+              c.renewable AS refreshable, c.patient_id, c.fhir_base_url,
+              CASE WHEN c.user_id IS NULL THEN s.last_error ELSE c.last_error END AS last_error,
+              CASE WHEN c.user_id IS NULL THEN s.last_sync ELSE c.last_sync END AS last_sync
+         FROM epic_credential c
+         LEFT JOIN organization_connection s ON s.organization_id = c.organization_id AND c.user_id IS NULL
         WHERE ${where} AND c.ended_at IS NULL`,
       ['organizationId' in target ? target.organizationId : target.credentialId],
     );
@@ -195,15 +239,15 @@ export class TokenStoreService {
       refreshable: row.refreshable,
       patientId: row.patient_id,
       fhirBaseUrl: row.fhir_base_url.replace(/\/+$/, ''),
-      organizationLastError: row.last_error,
-      organizationLastSync: row.last_sync ? new Date(row.last_sync) : null,
+      lastError: row.last_error,
+      lastSync: row.last_sync ? new Date(row.last_sync) : null,
       accessTokenEnc: row.access_token_enc,
     };
   }
 
   /**
-   * The access token of an active credential, for the Authorization header of a call to Epic.
-   * Decrypted once per credential version (FHIR calls are frequent; tokens change hourly).
+   * The access token of an active credential, for the Authorization header of a call to the FHIR
+   * server. Decrypted once per credential version (FHIR calls are frequent; tokens change hourly).
    */
   accessToken(credential: ActiveCredential): string {
     const key = `${credential.id}:${credential.version}`;
@@ -218,57 +262,8 @@ export class TokenStoreService {
     return token;
   }
 
-  /**
-   * Stores a user's own credential from a launch, replacing the one they had for this purpose in
-   * this organization (a new EHR launch supersedes the previous one), inside the caller's transaction.
-   */
-  async replaceUserCredential(
-    manager: EntityManager,
-    input: {
-      organizationId: string;
-      userId: string;
-      purpose: 'provider' | 'patient';
-      tokens: ParsedTokenResponse;
-      fhirUser: string;
-      needPatientBanner: boolean | null;
-      smartStyleUrl: string | null;
-    },
-  ): Promise<EpicCredential> {
-    await manager.delete(EpicCredential, {
-      organizationId: input.organizationId,
-      userId: input.userId,
-      purpose: input.purpose,
-    });
-    const id = randomUUID();
-    const credential = manager.create(EpicCredential, {
-      id,
-      organizationId: input.organizationId,
-      userId: input.userId,
-      purpose: input.purpose,
-      accessTokenEnc: this.cipher.encrypt(input.tokens.accessToken, context(id, 'access_token')),
-      refreshTokenEnc: input.tokens.refreshToken
-        ? this.cipher.encrypt(input.tokens.refreshToken, context(id, 'refresh_token'))
-        : null,
-      expiresAt: input.tokens.expiresAt,
-      issuedAt: input.tokens.issuedAt,
-      refreshExpiresAt: input.tokens.refreshExpiresAt,
-      scopes: input.tokens.scopes.join(' '),
-      patientId: input.tokens.patientId,
-      encounterId: input.tokens.encounterId,
-      fhirUser: input.fhirUser,
-      needPatientBanner: input.needPatientBanner,
-      smartStyleUrl: input.smartStyleUrl,
-      version: 1,
-    });
-    await manager.insert(EpicCredential, credential);
-    return credential;
-  }
-
-  /**
-   * Records a user's connection health on their credential (an organization's goes to the
-   * organization): lastErrorAt says since when it has been failing, cleared with the error.
-   */
-  async recordUserConnectionState(
+  /** Records a user's connection health on their credential: lastErrorAt says since when it fails. */
+  async recordUserState(
     credentialId: string,
     state: { lastError?: string | null; lastSync?: Date },
   ): Promise<void> {
@@ -278,12 +273,13 @@ export class TokenStoreService {
       values.lastError = state.lastError;
       values.lastErrorAt = state.lastError === null ? null : () => 'COALESCE("last_error_at", now())';
     }
-    await this.credentials.update({ id: credentialId }, values);
+    if (Object.keys(values).length > 0) await this.credentials.update({ id: credentialId }, values);
   }
 
-  /** A user's own credentials, newest first. Metadata only. */
-  listUserCredentials(userId: string): Promise<EpicCredential[]> {
-    return this.credentials.find({ where: { userId }, order: { createdAt: 'DESC' } });
+  /** A user's own credentials, newest first. */
+  async listUserCredentials(userId: string): Promise<StoredCredential[]> {
+    const rows = await this.credentials.find({ where: { userId }, order: { createdAt: 'DESC' } });
+    return rows.map(toStored);
   }
 
   /** Deletes a user's own credential; false when it is not theirs or already gone. */
@@ -292,35 +288,124 @@ export class TokenStoreService {
     return (result.affected ?? 0) > 0;
   }
 
-  /** A user's credential by id, only if it is theirs (null otherwise). Metadata only. */
-  findUserCredential(userId: string, credentialId: string): Promise<EpicCredential | null> {
-    return this.credentials.findOneBy({ id: credentialId, userId });
+  /** A user's credential by id, only if it is theirs (null otherwise). */
+  async findUserCredential(userId: string, credentialId: string): Promise<StoredCredential | null> {
+    const row = await this.credentials.findOneBy({ id: credentialId, userId });
+    return row ? toStored(row) : null;
   }
 
-  findOrganizationCredential(organizationId: string): Promise<EpicCredential | null> {
-    return this.credentials.findOneBy({ organizationId, userId: IsNull() });
+  async findOrganizationCredential(
+    organizationId: string,
+    manager?: EntityManager,
+  ): Promise<StoredCredential | null> {
+    const row = await (manager ?? this.credentials.manager).findOneBy(EpicCredential, {
+      organizationId,
+      userId: IsNull(),
+    });
+    return row ? toStored(row) : null;
   }
 
-  /** The decrypted refresh token (throws when there is none or it cannot be decrypted). For Epic only. */
-  revealRefreshToken(credential: EpicCredential): string {
-    if (!credential.refreshTokenEnc) throw new Error('The credential has no refresh token');
-    return this.cipher.decrypt(credential.refreshTokenEnc, context(credential.id, 'refresh_token'));
-  }
-
-  /** The decrypted tokens of a credential, for calls to Epic only. Never log or return them. */
-  reveal(credential: EpicCredential): { accessToken: string; refreshToken: string | null } {
-    if (!credential.accessTokenEnc) throw new Error('The credential ended: it has no tokens');
+  /**
+   * The decrypted tokens of this version of a credential, for a request to the server that issued
+   * them only (refresh, revocation). Never log or return them. Throws when the credential changed
+   * or ended since it was read, or has no such token.
+   */
+  async reveal(credential: StoredCredential): Promise<{ accessToken: string; refreshToken: string | null }> {
+    const row = await this.credentials.findOneBy({ id: credential.id, version: credential.version });
+    if (!row?.accessTokenEnc) throw new Error('The credential changed or ended: it has no tokens');
     return {
-      accessToken: this.cipher.decrypt(credential.accessTokenEnc, context(credential.id, 'access_token')),
-      refreshToken: credential.refreshTokenEnc
-        ? this.cipher.decrypt(credential.refreshTokenEnc, context(credential.id, 'refresh_token'))
+      accessToken: this.cipher.decrypt(row.accessTokenEnc, context(row.id, 'access_token')),
+      refreshToken: row.refreshTokenEnc
+        ? this.cipher.decrypt(row.refreshTokenEnc, context(row.id, 'refresh_token'))
         : null,
     };
   }
 
-  /** Deletes the organization's own connection; returns whether there was one. Not for use inside a transaction. */
-  async deleteOrganizationCredential(organizationId: string): Promise<boolean> {
-    const result = await this.credentials.delete({ organizationId, userId: IsNull() });
-    return (result.affected ?? 0) > 0;
+  /** The decrypted refresh token (throws when there is none). For the issuing server only. */
+  async revealRefreshToken(credential: StoredCredential): Promise<string> {
+    const { refreshToken } = await this.reveal(credential);
+    if (!refreshToken) throw new Error('The credential has no refresh token');
+    return refreshToken;
+  }
+
+  /**
+   * Claims the credential's refresh lease for `leaseMs` with one statement: granted only if nobody
+   * holds a live one and the row is still at the version read. Returns the lease id, or null.
+   */
+  async claimRefreshLease(current: StoredCredential, leaseMs: number): Promise<string | null> {
+    const id = randomUUID();
+    const [rows] = await this.credentials.query<[{ id: string }[], number]>(
+      `UPDATE epic_credential
+          SET refresh_lease_id = $3, refresh_lease_until = now() + $4::double precision * interval '1 millisecond'
+        WHERE id = $1 AND version = $2 AND ended_at IS NULL
+          AND (refresh_lease_until IS NULL OR refresh_lease_until <= now())
+        RETURNING id`,
+      [current.id, current.version, id, leaseMs],
+    );
+    return rows.length === 1 ? id : null;
+  }
+
+  /**
+   * Clears the lease if it is still `leaseId` (in `manager`'s transaction when given, which then
+   * holds the row until it commits). False when it expired and was claimed again, or the row is gone.
+   */
+  async releaseRefreshLease(
+    credentialId: string,
+    leaseId: string,
+    manager?: EntityManager,
+  ): Promise<boolean> {
+    const [, affected] = await (manager ?? this.credentials.manager).query<[unknown[], number]>(
+      `UPDATE epic_credential SET refresh_lease_id = NULL, refresh_lease_until = NULL
+        WHERE id = $1 AND refresh_lease_id = $2`,
+      [credentialId, leaseId],
+    );
+    return affected > 0;
+  }
+
+  private async insert(
+    manager: EntityManager,
+    input: {
+      organizationId: string;
+      userId: string | null;
+      purpose: EpicCredential['purpose'];
+      fhirBaseUrl: string;
+      tokens: TokensToStore;
+      fhirUser: string | null;
+      grantType: CredentialGrantType;
+      needPatientBanner?: boolean | null;
+      smartStyleUrl?: string | null;
+    },
+  ): Promise<StoredCredential> {
+    const id = randomUUID();
+    const { tokens } = input;
+    const credential = manager.create(EpicCredential, {
+      id,
+      organizationId: input.organizationId,
+      userId: input.userId,
+      purpose: input.purpose,
+      fhirBaseUrl: input.fhirBaseUrl,
+      accessTokenEnc: this.cipher.encrypt(tokens.accessToken, context(id, 'access_token')),
+      refreshTokenEnc: tokens.refreshToken
+        ? this.cipher.encrypt(tokens.refreshToken, context(id, 'refresh_token'))
+        : null,
+      expiresAt: tokens.expiresAt,
+      issuedAt: tokens.issuedAt,
+      refreshExpiresAt: tokens.refreshExpiresAt,
+      scopes: tokens.scopes.join(' '),
+      patientId: tokens.patientId,
+      encounterId: tokens.encounterId,
+      fhirUser: input.fhirUser,
+      needPatientBanner: input.needPatientBanner ?? null,
+      smartStyleUrl: input.smartStyleUrl ?? null,
+      grantType: input.grantType,
+      version: 1,
+      endedAt: null,
+      lastError: null,
+      lastErrorAt: null,
+      lastSync: null,
+      createdAt: new Date(),
+    });
+    await manager.insert(EpicCredential, credential);
+    return toStored(credential);
   }
 }

@@ -4,7 +4,8 @@ import { MIGRATIONS } from 'migrations/index';
 import { AuditEvent } from 'src/audit/audit-event.entity';
 import { ClientSigningKey } from 'src/client-keys/entities/client-signing-key.entity';
 import { Notification } from 'src/connection-health/entities/notification.entity';
-import { EpicCredential } from 'src/epic-auth/entities/epic-credential.entity';
+import { EpicCredential } from 'src/connections/entities/epic-credential.entity';
+import { OrganizationConnection } from 'src/connections/entities/organization-connection.entity';
 import { PendingAuthorization } from 'src/epic-auth/entities/pending-authorization.entity';
 import { Organization } from 'src/organizations/entities/organization.entity';
 import { User } from 'src/users/user.entity';
@@ -16,6 +17,7 @@ export const ENTITIES = [
   AuditEvent,
   PendingAuthorization,
   EpicCredential,
+  OrganizationConnection,
   Notification,
   ClientSigningKey,
 ];

@@ -5,10 +5,14 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
-import { DataSource, IsNull, Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { ConnectionEvents } from 'src/connections/connections.events';
+import { ConnectionsService } from 'src/connections/connections.service';
+import { CredentialGrantType } from 'src/connections/connections.types';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { OutboundHttp } from 'src/outbound/outbound-http.service';
@@ -24,18 +28,15 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 import { UsersService } from 'src/users/users.service';
 
-import { CredentialGrantType, EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import { normalizeIss } from './launch-iss';
 import { scopesFor } from './launch-scopes';
-import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { OAuthClientService } from './oauth-client.service';
 import { SmartConfiguration } from './smart-configuration';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { describeTokenError } from './token-errors';
 import { ParsedTokenResponse, parseTokenResponse } from './token-response';
-import { TokenStoreService } from './token-store.service';
 
 /**
  * What `/fhir/epic-status` answers. ConnectionHealth builds every field from one snapshot
@@ -115,6 +116,7 @@ export class AuthorizationService {
     private readonly cipher: SecretCipherService,
     private readonly audit: AuditService,
     private readonly tokens: TokenStoreService,
+    private readonly connections: ConnectionsService,
     private readonly oauthClient: OAuthClientService,
     private readonly dataSource: DataSource,
     private readonly events: EventEmitter2,
@@ -551,10 +553,11 @@ export class AuthorizationService {
       }
       const launched = await this.dataSource.transaction(async (manager) => {
         const user = await this.users.findOrCreateLaunchUser(manager, orgId, Role.Provider, fhirUser);
-        const stored = await this.tokens.replaceUserCredential(manager, {
+        const stored = await this.connections.connectUser(manager, {
           organizationId: orgId,
           userId: user.id,
           purpose: 'provider',
+          fhirBaseUrl: registration.fhirBaseUrl,
           tokens,
           fhirUser,
           needPatientBanner: readBoolean(response.need_patient_banner),
@@ -597,10 +600,11 @@ export class AuthorizationService {
         const user = pending.userId
           ? await this.users.linkLaunchUser(manager, pending.userId, orgId, fhirUser)
           : await this.users.findOrCreateLaunchUser(manager, orgId, Role.Patient, fhirUser);
-        const stored = await this.tokens.replaceUserCredential(manager, {
+        const stored = await this.connections.connectUser(manager, {
           organizationId: orgId,
           userId: user.id,
           purpose: 'patient',
+          fhirBaseUrl: registration.fhirBaseUrl,
           tokens: patientTokens,
           fhirUser,
           needPatientBanner: null,
@@ -625,7 +629,7 @@ export class AuthorizationService {
     }
     await this.storeOrganizationConnection({
       actor,
-      organization,
+      organization: { ...organization, fhirBaseUrl: registration.fhirBaseUrl },
       tokens,
       fhirUser,
       grantType: 'authorization_code',
@@ -640,26 +644,23 @@ export class AuthorizationService {
    */
   async storeOrganizationConnection(input: {
     actor: AuditActor | null;
-    organization: { id: string; name: string };
+    /** With the FHIR base the tokens are for. */
+    organization: { id: string; name: string; fhirBaseUrl: string };
     tokens: ParsedTokenResponse;
     fhirUser: string | null;
     grantType: CredentialGrantType;
   }): Promise<void> {
-    const { actor, organization, tokens, grantType } = input;
+    const { actor, tokens, grantType } = input;
+    const organization = { id: input.organization.id, name: input.organization.name };
     const refreshable = tokens.refreshToken !== null || grantType === 'client_credentials';
     const credential = await this.dataSource.transaction(async (manager) => {
-      const stored = await this.tokens.replaceOrganizationCredential(
-        manager,
-        organization.id,
+      const stored = await this.connections.connectOrganization(manager, {
+        organizationId: organization.id,
+        fhirBaseUrl: input.organization.fhirBaseUrl,
         tokens,
-        input.fhirUser,
+        fhirUser: input.fhirUser,
         grantType,
-      );
-      await this.organizations.recordConnectionState(
-        organization.id,
-        { isConnected: true, tokenExpiry: tokens.expiresAt, lastError: null },
-        manager,
-      );
+      });
       await this.audit.record(
         {
           actor,
@@ -676,7 +677,7 @@ export class AuthorizationService {
       );
       return stored;
     });
-    emitConnectionEvent(this.events, this.logger, ConnectionEvents.Connected, credential);
+    this.connections.announce(ConnectionEvents.Connected, credential);
     this.logger.log(
       { orgId: organization.id, grant: grantType, refreshable },
       `Connected organization ${organization.id} to Epic (${grantType})`,
@@ -745,7 +746,7 @@ export class AuthorizationService {
         const config = await this.oauthClient.configuration(server, registration);
         // Offered, and on the token endpoint's origin (oauth-client.service.ts): RFC 7009.
         if (config.serverMetadata().revocation_endpoint) {
-          const { accessToken, refreshToken } = this.tokens.reveal(credential);
+          const { accessToken, refreshToken } = await this.tokens.reveal(credential);
           if (refreshToken) {
             await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
           }
@@ -760,13 +761,8 @@ export class AuthorizationService {
         );
       }
     }
-    await this.dataSource.transaction(async (manager) => {
-      await manager.delete(EpicCredential, { organizationId, userId: IsNull() });
-      await this.organizations.recordConnectionState(
-        organizationId,
-        { isConnected: false, tokenExpiry: null },
-        manager,
-      );
+    const deleted = await this.dataSource.transaction(async (manager) => {
+      const id = await this.connections.disconnectOrganization(organizationId, manager);
       await this.audit.record(
         {
           actor,
@@ -776,20 +772,17 @@ export class AuthorizationService {
         },
         manager,
       );
+      return id;
     });
-    emitConnectionEvent(this.events, this.logger, ConnectionEvents.Disconnected, {
-      id: credential?.id ?? '',
+    this.connections.announce(ConnectionEvents.Disconnected, {
+      id: deleted ?? credential?.id ?? '',
       organizationId,
       userId: null,
     });
   }
 
   private async actorLabel(userId: string): Promise<string> {
-    const [row] = await this.dataSource.query<{ email: string }[]>(
-      'SELECT email FROM app_user WHERE id = $1',
-      [userId],
-    );
-    return row?.email ?? 'unknown';
+    return (await this.users.emailOf(userId)) ?? 'unknown';
   }
 }
 

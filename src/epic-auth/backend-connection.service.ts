@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
+import { ConnectionsService } from 'src/connections/connections.service';
 import { ConnectionMode } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
@@ -27,6 +28,7 @@ export class BackendConnectionService {
 
   constructor(
     private readonly organizations: OrganizationsService,
+    private readonly connections: ConnectionsService,
     private readonly oauthClient: OAuthClientService,
     private readonly authorization: AuthorizationService,
     private readonly audit: AuditService,
@@ -56,7 +58,7 @@ export class BackendConnectionService {
     }
     const organization = { id: registration.organizationId, name: registration.organizationName };
     const failed = async (code: EpicAuthErrorCode, failure: string, message: string, cause?: unknown) => {
-      await this.organizations.recordConnectionState(organizationId, { lastError: message });
+      await this.connections.failed({ id: '', organizationId, userId: null }, message);
       await this.audit.record({
         actor,
         organization,
@@ -105,7 +107,7 @@ export class BackendConnectionService {
 
     await this.authorization.storeOrganizationConnection({
       actor,
-      organization,
+      organization: { ...organization, fhirBaseUrl: registration.fhirBaseUrl },
       tokens,
       fhirUser: null,
       grantType: 'client_credentials',

@@ -5,15 +5,16 @@ import { AuditService } from 'src/audit/audit.service';
 import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 
 import { SmartDiscoveryService } from './smart-discovery.service';
-import { TokenStoreService } from './token-store.service';
 
-/** A changed Epic registration voids the organization's tokens: they belong to the old client. */
+/**
+ * A changed Epic registration voids the organization's tokens (they belong to the old client; the
+ * Organizations module ends the connection): the old server's discovery is forgotten and the clearing audited.
+ */
 @Injectable()
 export class ConnectionInvalidationListener {
   private readonly logger = new Logger(ConnectionInvalidationListener.name);
 
   constructor(
-    private readonly tokens: TokenStoreService,
     private readonly discovery: SmartDiscoveryService,
     private readonly audit: AuditService,
   ) {}
@@ -21,8 +22,8 @@ export class ConnectionInvalidationListener {
   @OnEvent(OrganizationEvents.EpicClientChanged, { promisify: true, suppressErrors: false })
   async onEpicClientChanged(event: EpicClientChangedEvent): Promise<void> {
     if (event.previousFhirBaseUrl) this.discovery.forget(event.previousFhirBaseUrl);
-    const cleared = await this.tokens.deleteOrganizationCredential(event.organizationId);
-    if (!cleared) return;
+    // Organizations ended the connection with the change (ConnectionsService.disconnectOrganization).
+    if (!event.tokensCleared) return;
     await this.audit.record({
       actor: event.actor,
       organization: { id: event.organizationId, name: event.organizationName },

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 
 import { ClientKeysModule } from 'src/client-keys/client-keys.module';
+import { ConnectionsModule } from 'src/connections/connections.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 import { UsersModule } from 'src/users/users.module';
 
@@ -9,14 +10,12 @@ import { AuthorizationService } from './authorization.service';
 import { BackendConnectionService } from './backend-connection.service';
 import { CredentialsCheckService } from './credentials-check.service';
 import { ConnectionInvalidationListener } from './connection-invalidation.listener';
-import { EpicCredential } from './entities/epic-credential.entity';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
 import { EpicConnectionController } from './epic-connection.controller';
 import { OAuthClientService } from './oauth-client.service';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { TokenRefreshService } from './token-refresh.service';
-import { TokenStoreService } from './token-store.service';
 
 /**
  * OAuth 2.0 / SMART App Launch with Epic: discovery and the organization authorization
@@ -25,10 +24,11 @@ import { TokenStoreService } from './token-store.service';
  */
 @Module({
   imports: [
-    TypeOrmModule.forFeature([PendingAuthorization, EpicCredential]),
+    TypeOrmModule.forFeature([PendingAuthorization]),
     OrganizationsModule,
     UsersModule,
     ClientKeysModule,
+    ConnectionsModule,
   ],
   controllers: [EpicAuthorizeController, EpicConnectionController],
   providers: [
@@ -36,18 +36,11 @@ import { TokenStoreService } from './token-store.service';
     OAuthClientService,
     AuthorizationService,
     BackendConnectionService,
-    TokenStoreService,
     TokenRefreshService,
     ConnectionInvalidationListener,
     CredentialsCheckService,
   ],
   // FhirClient uses the stored tokens and refreshes them; the connection test builds an authorize URL.
-  exports: [
-    SmartDiscoveryService,
-    AuthorizationService,
-    TokenStoreService,
-    TokenRefreshService,
-    CredentialsCheckService,
-  ],
+  exports: [SmartDiscoveryService, AuthorizationService, TokenRefreshService, CredentialsCheckService],
 })
 export class EpicAuthModule {}

@@ -1,18 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { ConnectionEvents } from 'src/connections/connections.events';
+import { ConnectionsService, StoredCredential } from 'src/connections/connections.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { MetricsService } from 'src/metrics/metrics.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
-import { EpicCredential } from './entities/epic-credential.entity';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
-import { ConnectionEvents, emitConnectionEvent } from './epic-auth.events';
 import { EpicOAuthClient, OAuthClientService } from './oauth-client.service';
 import {
   BACKEND_TOKEN_REJECTED,
@@ -23,7 +22,6 @@ import {
 } from './token-errors';
 import { refreshDueAt } from './refresh-margin';
 import { parseTokenResponse } from './token-response';
-import { TokenStoreService } from './token-store.service';
 
 /** The credential a caller holds, as it saw it. */
 export interface CredentialRef {
@@ -54,7 +52,7 @@ interface Lease {
 }
 
 type LeasedOutcome =
-  | { kind: 'refreshed'; credential: EpicCredential }
+  | { kind: 'refreshed'; credential: StoredCredential }
   /** Someone else stored tokens meanwhile: theirs are used. */
   | { kind: 'fresh'; version: number; expiresAt: Date }
   | { kind: 'gone' }
@@ -64,7 +62,7 @@ type LeasedOutcome =
   | { kind: 'busy' };
 
 /** What leased work returns: an outcome, or `lost` when its lease expired and was claimed by another. */
-type LeasedWork = (current: EpicCredential, lease: Lease) => Promise<LeasedOutcome | 'lost'>;
+type LeasedWork = (current: StoredCredential, lease: Lease) => Promise<LeasedOutcome | 'lost'>;
 
 /** A lease outlives the token call (bounded by EPIC_HTTP_TIMEOUT_MS) by this much: the write-back. */
 const LEASE_MARGIN_MS = 5_000;
@@ -99,11 +97,11 @@ export class TokenRefreshService {
 
   constructor(
     private readonly tokens: TokenStoreService,
+    private readonly connections: ConnectionsService,
     private readonly oauthClient: OAuthClientService,
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
     private readonly dataSource: DataSource,
-    private readonly events: EventEmitter2,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -250,7 +248,7 @@ export class TokenRefreshService {
    */
   private async underLease(
     credential: CredentialRef,
-    settled: (current: EpicCredential) => boolean,
+    settled: (current: StoredCredential) => boolean,
     work: LeasedWork,
   ): Promise<LeasedOutcome> {
     const deadline = Date.now() + this.waitMs;
@@ -272,22 +270,14 @@ export class TokenRefreshService {
   }
 
   /** One statement: the lease, if nobody holds a live one and the row is still at the version read. */
-  private async claimLease(current: EpicCredential): Promise<Lease | null> {
-    const id = randomUUID();
-    const [rows] = await this.dataSource.query<[{ id: string }[], number]>(
-      `UPDATE epic_credential
-          SET refresh_lease_id = $3, refresh_lease_until = now() + $4::double precision * interval '1 millisecond'
-        WHERE id = $1 AND version = $2 AND ended_at IS NULL
-          AND (refresh_lease_until IS NULL OR refresh_lease_until <= now())
-        RETURNING id`,
-      [current.id, current.version, id, this.leaseMs],
-    );
-    return rows.length === 1 ? { credentialId: current.id, id, released: false } : null;
+  private async claimLease(current: StoredCredential): Promise<Lease | null> {
+    const id = await this.tokens.claimRefreshLease(current, this.leaseMs);
+    return id ? { credentialId: current.id, id, released: false } : null;
   }
 
   /** Runs leased work; a lease it did not release (an unexpected error) is released after it. */
   private async withLease(
-    current: EpicCredential,
+    current: StoredCredential,
     lease: Lease,
     work: LeasedWork,
   ): Promise<LeasedOutcome | 'lost'> {
@@ -313,12 +303,7 @@ export class TokenRefreshService {
    */
   private async releaseLease(lease: Lease, manager?: EntityManager): Promise<boolean> {
     lease.released = true;
-    const [, affected] = await (manager ?? this.dataSource.manager).query<[unknown[], number]>(
-      `UPDATE epic_credential SET refresh_lease_id = NULL, refresh_lease_until = NULL
-        WHERE id = $1 AND refresh_lease_id = $2`,
-      [lease.credentialId, lease.id],
-    );
-    return affected > 0;
+    return this.tokens.releaseRefreshLease(lease.credentialId, lease.id, manager);
   }
 
   /**
@@ -339,7 +324,7 @@ export class TokenRefreshService {
 
   /** Holding the lease, no connection: refresh (or renew a backend token) and store the answer. */
   private async refreshLeased(
-    current: EpicCredential,
+    current: StoredCredential,
     lease: Lease,
     client: EpicOAuthClient,
     reason: RefreshReason,
@@ -349,7 +334,7 @@ export class TokenRefreshService {
     if (current.grantType === 'client_credentials') {
       return this.renewBackend(current, lease, client, reason, now);
     }
-    if (!current.refreshTokenEnc) {
+    if (!current.refreshable) {
       return this.terminate(
         current,
         lease,
@@ -360,7 +345,7 @@ export class TokenRefreshService {
     }
     let refreshToken: string;
     try {
-      refreshToken = this.tokens.revealRefreshToken(current);
+      refreshToken = await this.tokens.revealRefreshToken(current);
     } catch (error) {
       // Its key was removed from ENCRYPTION_KEYS (or the row was altered): nobody can use it again.
       this.logger.error(
@@ -407,7 +392,7 @@ export class TokenRefreshService {
    * there is no grant to lose, and the next attempt may succeed once the cause is fixed at Epic.
    */
   private async renewBackend(
-    current: EpicCredential,
+    current: StoredCredential,
     lease: Lease,
     client: EpicOAuthClient,
     reason: RefreshReason,
@@ -440,7 +425,7 @@ export class TokenRefreshService {
    * newer ones): Epic has issued them, and with a rolling refresh token the one we spent is dead.
    */
   private async storeRenewed(
-    current: EpicCredential,
+    current: StoredCredential,
     lease: Lease,
     response: Record<string, unknown>,
     reason: RefreshReason,
@@ -459,6 +444,7 @@ export class TokenRefreshService {
         cause: error,
       };
     }
+    const organization = await this.organizationRef(orgId);
     const updated = await this.inLeaseTransaction(lease, async (manager) => {
       if (!(await this.releaseLease(lease, manager))) {
         this.logger.warn(
@@ -466,19 +452,12 @@ export class TokenRefreshService {
           'A refresh outlived its lease; its tokens are stored unless newer ones were',
         );
       }
-      const stored = await this.tokens.rotate(manager, current, parsed);
+      const stored = await this.connections.refreshed(manager, current, parsed);
       if (!stored) return null;
-      if (current.userId === null) {
-        await this.organizations.recordConnectionState(
-          orgId,
-          { isConnected: true, tokenExpiry: stored.expiresAt, lastError: null },
-          manager,
-        );
-      }
       await this.audit.record(
         {
           actor: null,
-          organization: await this.organizationRef(orgId, manager),
+          organization,
           action: 'epic.refresh',
           detail: {
             reason,
@@ -504,37 +483,27 @@ export class TokenRefreshService {
    * transaction. If the lease expired and another caller claimed it, that caller decides: `lost`.
    */
   private async terminate(
-    current: EpicCredential,
+    current: StoredCredential,
     lease: Lease,
     reason: TerminalReason,
     code: string,
     message: string,
   ): Promise<LeasedOutcome | 'lost'> {
+    // Read before the transaction: the embedded database has a single connection.
+    const organization = await this.organizationRef(current.organizationId);
     const outcome = await this.inLeaseTransaction(lease, async (manager) => {
       if (!(await this.releaseLease(lease, manager))) {
         const again = await this.tokens.findById(current.id, manager);
         if (again && !again.endedAt && again.version === current.version) return 'lost' as const;
         return 'changed' as const;
       }
-      // A user's credential is kept, ended, so their page can say why; an organization's is deleted
-      // (the organization keeps the reason in lastError).
-      const cleared =
-        current.userId === null
-          ? await this.tokens.deleteCredential(manager, current)
-          : await this.tokens.endUserCredential(manager, current, message);
-      if (!cleared) return 'changed' as const;
-      if (current.userId === null) {
-        // tokenExpiry is kept: an "expired" connection differs from one that was never made.
-        await this.organizations.recordConnectionState(
-          current.organizationId,
-          { isConnected: false, lastError: message },
-          manager,
-        );
-      }
+      // A user's credential is kept, ended, so their page can say why; an organization's tokens
+      // are deleted and its connection keeps the reason (ConnectionsService.ended).
+      if (!(await this.connections.ended(manager, current, message))) return 'changed' as const;
       await this.audit.record(
         {
           actor: null,
-          organization: await this.organizationRef(current.organizationId, manager),
+          organization,
           action: 'epic.refresh',
           outcome: 'failure',
           detail: { failure: code, reason, credential: current.id, tokensCleared: true },
@@ -552,7 +521,7 @@ export class TokenRefreshService {
    * A compare-and-set found the row changed: someone stored newer tokens (their tokens are used),
    * or the credential was deleted, ended or replaced (a reconnect is a new row).
    */
-  private async afterLostRace(current: EpicCredential): Promise<LeasedOutcome> {
+  private async afterLostRace(current: StoredCredential): Promise<LeasedOutcome> {
     const again = await this.tokens.findById(current.id);
     if (!again || again.endedAt || again.version === current.version) return { kind: 'gone' };
     return { kind: 'fresh', version: again.version, expiresAt: again.expiresAt };
@@ -584,16 +553,10 @@ export class TokenRefreshService {
     const cooldownMs = this.config.env.REFRESH_COOLDOWN_SECONDS * 1000;
     if (cooldownMs > 0) this.cooldowns.set(credential.id, { until: Date.now() + cooldownMs, error });
     try {
-      if (credential.userId === null) {
-        await this.organizations.recordConnectionState(credential.organizationId, { lastError: message });
-      } else {
-        await this.tokens.recordUserConnectionState(credential.id, { lastError: message });
-      }
+      await this.connections.failed(credential, message);
       await this.audit.record({
         actor: null,
-        organization: await this.organizations
-          .get(credential.organizationId)
-          .then(({ id, name }) => ({ id, name })),
+        organization: await this.organizationRef(credential.organizationId),
         action: 'epic.refresh',
         outcome: 'failure',
         detail: { failure: code, credential: credential.id, tokensKept: true },
@@ -608,14 +571,16 @@ export class TokenRefreshService {
     return error;
   }
 
-  /** Inside a transaction: the embedded database's single connection is taken by it. */
-  private async organizationRef(id: string, manager: EntityManager): Promise<{ id: string; name: string }> {
-    const rows = await manager.query<{ name: string }[]>('SELECT name FROM organization WHERE id = $1', [id]);
-    return { id, name: rows[0]?.name ?? id };
+  /** The organization as the audit trail names it (its id if it was deleted meanwhile). */
+  private async organizationRef(id: string): Promise<{ id: string; name: string }> {
+    return this.organizations.get(id).then(
+      (org) => ({ id, name: org.name }),
+      () => ({ id, name: id }),
+    );
   }
 
   private emit(event: ConnectionEvents, credential: CredentialRef, code?: string, message?: string): void {
-    emitConnectionEvent(this.events, this.logger, event, credential, code, message);
+    this.connections.announce(event, credential, code, message);
   }
 }
 

@@ -4,7 +4,8 @@ import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { AuthorizationService, organizationScopes } from 'src/epic-auth/authorization.service';
 import { CredentialsCheckService } from 'src/epic-auth/credentials-check.service';
 import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { ConnectionsService } from 'src/connections/connections.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { ConnectionMode, speakOfServer, TokenAuthMethod } from 'src/organizations/organization.types';
 
@@ -91,6 +92,7 @@ export class ConnectionTestService {
     private readonly discovery: SmartDiscoveryService,
     private readonly authorization: AuthorizationService,
     private readonly tokens: TokenStoreService,
+    private readonly connections: ConnectionsService,
     private readonly fhir: FhirClientService,
     private readonly audit: AuditService,
     private readonly credentialsCheck: CredentialsCheckService,
@@ -203,10 +205,11 @@ export class ConnectionTestService {
           org.connectionMode === ConnectionMode.Backend
             ? 'use "Connect now" on the registration page (no sign-in at Epic)'
             : 'use "Connect to Epic" on the registration page, sign in at Epic and approve access';
+        const lastError = (await this.connections.organizationStates([organizationId])).get(
+          organizationId,
+        )?.lastError;
         throw new StepFailure(
-          org.lastError
-            ? `Not connected: ${org.lastError} Then ${how}.`
-            : `Not connected to Epic yet: ${how}.`,
+          lastError ? `Not connected: ${lastError} Then ${how}.` : `Not connected to Epic yet: ${how}.`,
         );
       }
       return credential.refreshable

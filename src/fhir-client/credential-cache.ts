@@ -2,8 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { ConnectionEvent, OnAnyConnectionEvent } from 'src/epic-auth/epic-auth.events';
-import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
+import { ConnectionEvent, OnAnyConnectionEvent } from 'src/connections/connections.events';
+import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/connections/token-store.service';
 import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 
 const keyOf = (target: CredentialTarget): string =>

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { OutboundHttp } from 'src/outbound/outbound-http.service';
+import { ConnectionsModule } from 'src/connections/connections.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
@@ -32,6 +33,7 @@ import { FhirInterceptors } from './fhir-interceptors';
         headers: { Accept: 'application/fhir+json' },
       }),
     }),
+    ConnectionsModule,
     EpicAuthModule,
     OrganizationsModule,
   ],

@@ -4,7 +4,7 @@ import { AxiosInstance } from 'axios';
 import type { Bundle, CapabilityStatement, FhirResource } from 'fhir/r4';
 
 import { CredentialRef, TokenRefreshService } from 'src/epic-auth/token-refresh.service';
-import { CredentialTarget } from 'src/epic-auth/token-store.service';
+import { CredentialTarget } from 'src/connections/token-store.service';
 
 import { FhirClientError, FhirErrorKind } from './fhir-client.errors';
 import { FhirInterceptors, toFhirError } from './fhir-interceptors';

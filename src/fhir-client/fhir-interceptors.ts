@@ -1,14 +1,13 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
 import { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, isAxiosError } from 'axios';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { EpicAuthError, EpicAuthErrorCode } from 'src/epic-auth/epic-auth.errors';
-import { ConnectionEvents, emitConnectionEvent } from 'src/epic-auth/epic-auth.events';
+import { ConnectionEvents } from 'src/connections/connections.events';
+import { ConnectionsService } from 'src/connections/connections.service';
 import { RefreshResult, TokenRefreshService } from 'src/epic-auth/token-refresh.service';
-import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/epic-auth/token-store.service';
+import { ActiveCredential, CredentialTarget, TokenStoreService } from 'src/connections/token-store.service';
 import { FhirCallOutcome, MetricsService } from 'src/metrics/metrics.service';
-import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { CredentialCache } from './credential-cache';
 import { FhirClientError, FhirErrorKind, operationOutcomeText } from './fhir-client.errors';
@@ -56,8 +55,7 @@ export class FhirInterceptors {
     private readonly tokens: TokenStoreService,
     private readonly credentials: CredentialCache,
     private readonly refresher: TokenRefreshService,
-    private readonly organizations: OrganizationsService,
-    private readonly events: EventEmitter2,
+    private readonly connections: ConnectionsService,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -240,24 +238,18 @@ export class FhirInterceptors {
     const now = Date.now();
     // A call that works with the current token does not cure a failing refresh: that error stays
     // until a refresh succeeds, or the token runs out.
-    const hadError = credential.organizationLastError !== null && !this.refresher.inCooldown(credential.id);
-    const stale =
-      !credential.organizationLastSync ||
-      now - credential.organizationLastSync.getTime() > LAST_SYNC_INTERVAL_MS;
+    const hadError = credential.lastError !== null && !this.refresher.inCooldown(credential.id);
+    const stale = !credential.lastSync || now - credential.lastSync.getTime() > LAST_SYNC_INTERVAL_MS;
     if (!hadError && !stale) return;
     const orgId = credential.organizationId;
     const key = credential.userId === null ? orgId : `credential:${credential.id}`;
     const running = this.stateWrites.get(key);
     if (running) return running;
     // The (possibly cached) snapshot now matches what is being written.
-    credential.organizationLastSync = new Date(now);
-    if (hadError) credential.organizationLastError = null;
-    const state = hadError ? { lastSync: new Date(now), lastError: null } : { lastSync: new Date(now) };
-    const write = (
-      credential.userId === null
-        ? this.organizations.recordConnectionState(orgId, state)
-        : this.tokens.recordUserConnectionState(credential.id, state)
-    )
+    credential.lastSync = new Date(now);
+    if (hadError) credential.lastError = null;
+    const write = this.connections
+      .synced(credential, new Date(now), hadError)
       .then(() => {
         if (hadError) {
           this.logger.log({ orgId }, `Epic connection of organization ${orgId} works again`);
@@ -280,11 +272,7 @@ export class FhirInterceptors {
       `Epic API call failed for organization ${orgId}: ${code}`,
     );
     try {
-      if (credential.userId === null) {
-        await this.organizations.recordConnectionState(orgId, { lastError: message });
-      } else {
-        await this.tokens.recordUserConnectionState(credential.id, { lastError: message });
-      }
+      await this.connections.failed(credential, message);
     } catch (error) {
       this.logger.error({ err: error, orgId }, 'Could not record a failed Epic call');
     }
@@ -292,7 +280,7 @@ export class FhirInterceptors {
   }
 
   private emit(event: ConnectionEvents, credential: ActiveCredential, code?: string, message?: string): void {
-    emitConnectionEvent(this.events, this.logger, event, credential, code, message);
+    this.connections.announce(event, credential, code, message);
   }
 }
 

@@ -15,7 +15,7 @@ import {
   RegisterEpicClientDto,
   UpdateOrganizationDto,
 } from './dto/organization.dto';
-import { OrganizationView } from './dto/organization.view';
+import { OrganizationJson } from './dto/organization.view';
 import { OrganizationsService } from './organizations.service';
 
 class ListQuery {
@@ -35,32 +35,35 @@ export class OrganizationsController {
 
   @Get()
   @Roles(Role.RootAdmin, Role.OrgAdmin)
-  async list(@CurrentUser() user: AuthUser, @Query() query: ListQuery): Promise<OrganizationView[]> {
-    if (user.role === Role.RootAdmin) return this.organizations.list(query);
-    return [await this.organizations.get(user.organizationId!)];
+  async list(@CurrentUser() user: AuthUser, @Query() query: ListQuery): Promise<OrganizationJson[]> {
+    const views =
+      user.role === Role.RootAdmin
+        ? await this.organizations.list(query)
+        : [await this.organizations.get(user.organizationId!)];
+    return this.organizations.withConnections(views);
   }
 
   @Post()
   @Roles(Role.RootAdmin)
-  create(@CurrentUser() user: AuthUser, @Body() dto: CreateOrganizationDto): Promise<OrganizationView> {
-    return this.organizations.create(user, dto);
+  async create(@CurrentUser() user: AuthUser, @Body() dto: CreateOrganizationDto): Promise<OrganizationJson> {
+    return this.organizations.withConnection(await this.organizations.create(user, dto));
   }
 
   @Get(':orgId')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
-  get(@Param() { orgId }: OrgIdParam): Promise<OrganizationView> {
-    return this.organizations.get(orgId);
+  async get(@Param() { orgId }: OrgIdParam): Promise<OrganizationJson> {
+    return this.organizations.withConnection(await this.organizations.get(orgId));
   }
 
   @Patch(':orgId')
   @Roles(Role.RootAdmin)
-  update(
+  async update(
     @CurrentUser() user: AuthUser,
     @Param() { orgId }: OrgIdParam,
     @Body() dto: UpdateOrganizationDto,
-  ): Promise<OrganizationView> {
-    return this.organizations.update(user, orgId, dto);
+  ): Promise<OrganizationJson> {
+    return this.organizations.withConnection(await this.organizations.update(user, orgId, dto));
   }
 
   @Delete(':orgId')
@@ -73,12 +76,12 @@ export class OrganizationsController {
   @Put(':orgId/epic-client')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
-  registerEpicClient(
+  async registerEpicClient(
     @CurrentUser() user: AuthUser,
     @Param() { orgId }: OrgIdParam,
     @Body() dto: RegisterEpicClientDto,
-  ): Promise<OrganizationView> {
-    return this.organizations.registerEpicClient(user, orgId, dto);
+  ): Promise<OrganizationJson & { secretCleared: boolean }> {
+    return this.organizations.withConnection(await this.organizations.registerEpicClient(user, orgId, dto));
   }
 
   @Get(':orgId/admins')

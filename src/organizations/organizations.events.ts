@@ -8,5 +8,7 @@ export interface EpicClientChangedEvent {
   organizationId: string;
   organizationName: string;
   previousFhirBaseUrl: string | null;
+  /** The organization's own tokens were deleted with the change (its connection now reads "not connected"). */
+  tokensCleared: boolean;
   actor: { id: string; email: string } | null;
 }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 
+import { ConnectionsModule } from 'src/connections/connections.module';
 import { UsersModule } from 'src/users/users.module';
 
 import { Organization } from './entities/organization.entity';
@@ -8,7 +9,8 @@ import { OrganizationsController } from './organizations.controller';
 import { OrganizationsService } from './organizations.service';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([Organization]), UsersModule],
+  // Connections: the JSON API shows each organization's connection, and a changed registration ends it.
+  imports: [TypeOrmModule.forFeature([Organization]), UsersModule, ConnectionsModule],
   controllers: [OrganizationsController],
   providers: [OrganizationsService],
   exports: [OrganizationsService],

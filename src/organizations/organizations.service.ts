@@ -8,10 +8,11 @@ import {
 } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, In, IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { ConnectionsService } from 'src/connections/connections.service';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
@@ -23,7 +24,12 @@ import {
   RegisterEpicClientDto,
   UpdateOrganizationDto,
 } from './dto/organization.dto';
-import { OrganizationView, toOrganizationView } from './dto/organization.view';
+import {
+  OrganizationJson,
+  OrganizationView,
+  toOrganizationJson,
+  toOrganizationView,
+} from './dto/organization.view';
 import { Organization } from './entities/organization.entity';
 import {
   BasicCredentialEncoding,
@@ -35,7 +41,7 @@ import {
 } from './organization.types';
 import { checkClientAuthentication } from './client-authentication';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
-import { serverLabel, speakOfServer } from './server-label';
+import { serverLabel } from './server-label';
 import { EpicClientChangedEvent, OrganizationEvents } from './organizations.events';
 
 const isUniqueViolation = (e: unknown): boolean =>
@@ -51,6 +57,7 @@ export class OrganizationsService {
     private readonly audit: AuditService,
     private readonly users: UsersService,
     private readonly events: EventEmitter2,
+    private readonly connections: ConnectionsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -69,6 +76,13 @@ export class OrganizationsService {
       });
     }
     return (await qb.getMany()).map(toOrganizationView);
+  }
+
+  /** The names of the given organizations (unknown ids are left out). */
+  async names(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.organizations.find({ where: { id: In(ids) }, select: { id: true, name: true } });
+    return new Map(rows.map((r) => [r.id, r.name]));
   }
 
   /**
@@ -258,11 +272,9 @@ export class OrganizationsService {
     if (secretRemoved || secretCleared) org.clientSecretEnc = null;
     // A new secret is bound to the token endpoint of its first use; a removed one to nothing.
     if (secretChanged || secretRemoved || secretCleared) org.clientSecretTokenOrigin = null;
-    if (changed) {
-      org.isConnected = false;
-      org.tokenExpiry = null;
-    }
     await this.organizations.save(org);
+    // The tokens were issued for the old registration: the connection ends with it.
+    const tokensCleared = changed ? (await this.connections.disconnectOrganization(org.id)) !== null : false;
     await this.audit.record({
       actor,
       organization: org,
@@ -286,6 +298,7 @@ export class OrganizationsService {
         organizationId: org.id,
         organizationName: org.name,
         previousFhirBaseUrl,
+        tokensCleared,
         actor,
       };
       await this.events.emitAsync(OrganizationEvents.EpicClientChanged, event);
@@ -340,41 +353,14 @@ export class OrganizationsService {
     return (result.affected ?? 0) > 0;
   }
 
-  /**
-   * Records the connection-health fields (is_connected, token_expiry, last_sync, last_error) after a
-   * connect, refresh or failure; pass `manager` to write in the caller's transaction.
-   */
-  async recordConnectionState(
-    id: string,
-    state: { isConnected?: boolean; tokenExpiry?: Date | null; lastError?: string | null; lastSync?: Date },
-    manager?: EntityManager,
-  ): Promise<void> {
-    const update: Partial<Organization> = {};
-    if (state.isConnected !== undefined) update.isConnected = state.isConnected;
-    if (state.tokenExpiry !== undefined) update.tokenExpiry = state.tokenExpiry;
-    if (state.lastSync !== undefined) update.lastSync = state.lastSync;
-    const values: Record<string, unknown> = { ...update };
-    if (state.lastError !== undefined) {
-      // Messages are written for Epic; an organization on another server reads its own server's name.
-      values.lastError =
-        state.lastError === null ? null : await this.speakOfOrganizationServer(id, state.lastError, manager);
-      // lastErrorAt says since when it has been failing: kept while failures go on, cleared on success.
-      values.lastErrorAt = state.lastError === null ? null : () => 'COALESCE("last_error_at", now())';
-    }
-    await (manager ?? this.organizations.manager).update(Organization, { id }, values);
+  /** The organizations as the JSON API shows them: each with its own connection's health. */
+  async withConnections<T extends OrganizationView>(views: T[]): Promise<(T & OrganizationJson)[]> {
+    const states = await this.connections.organizationStates(views.map((v) => v.id));
+    return views.map((view) => toOrganizationJson(view, states.get(view.id)));
   }
 
-  /** A message written for Epic, said of this organization's server (server-label.ts). */
-  async speakOfOrganizationServer(id: string, message: string, manager?: EntityManager): Promise<string> {
-    const org = await (manager ?? this.organizations.manager).findOne(Organization, {
-      where: { id },
-      select: { id: true, fhirBaseUrl: true, fhirServerName: true },
-    });
-    if (!org) return message;
-    return speakOfServer(
-      message,
-      serverLabel({ fhirBaseUrl: org.fhirBaseUrl, fhirServerName: org.fhirServerName }),
-    );
+  async withConnection<T extends OrganizationView>(view: T): Promise<T & OrganizationJson> {
+    return (await this.withConnections([view]))[0];
   }
 
   /**

@@ -114,6 +114,12 @@ export class UsersService implements OnModuleInit {
     return user && !user.disabled ? toAuthUser(user) : null;
   }
 
+  /** A user's email (audit labels), or null when there is no such user. */
+  async emailOf(id: string): Promise<string | null> {
+    const user = await this.users.findOne({ where: { id }, select: { id: true, email: true } });
+    return user?.email ?? null;
+  }
+
   async getView(id: string): Promise<UserView> {
     const user = await this.users.findOneBy({ id });
     if (!user) throw new NotFoundException('User not found');

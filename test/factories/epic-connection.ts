@@ -122,7 +122,7 @@ export async function setStoredExpiry(t: TestApp, orgId: string, msFromNow: numb
   );
 }
 
-/** The organization's connection-health fields and its stored credential (metadata only). */
+/** The organization's connection row (Connections module) and its stored credential (metadata only). */
 export async function connectionRow(
   t: TestApp,
   orgId: string,
@@ -134,7 +134,7 @@ export async function connectionRow(
   tokenExpiry: Date | null;
   credential: { id: string; version: number; expiresAt: Date; accessTokenEnc: string } | null;
 }> {
-  const [org] = await t.dataSource.query<
+  const [state] = await t.dataSource.query<
     {
       isConnected: boolean;
       lastError: string | null;
@@ -144,9 +144,18 @@ export async function connectionRow(
     }[]
   >(
     `SELECT is_connected AS "isConnected", last_error AS "lastError", last_error_at AS "lastErrorAt",
-            last_sync AS "lastSync", token_expiry AS "tokenExpiry" FROM organization WHERE id = $1`,
+            last_sync AS "lastSync", token_expiry AS "tokenExpiry"
+       FROM organization_connection WHERE organization_id = $1`,
     [orgId],
   );
+  // No row: the organization never had a connection.
+  const org = state ?? {
+    isConnected: false,
+    lastError: null,
+    lastErrorAt: null,
+    lastSync: null,
+    tokenExpiry: null,
+  };
   const [credential] = await t.dataSource.query<
     { id: string; version: number; expiresAt: Date; accessTokenEnc: string }[]
   >(

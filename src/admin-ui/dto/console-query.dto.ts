@@ -1,7 +1,7 @@
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 
-import { CONNECTION_STATES } from 'src/connection-health/connection-states.service';
+import { CONNECTION_STATES } from 'src/connections/connections.read-model';
 
 export const CONSOLE_SORTS = ['name', 'state', 'expiry', 'last_sync'] as const;
 

@@ -1,5 +1,5 @@
-import { ConnectionState } from 'src/connection-health/connection-states.service';
-import type { ConnectionListItem } from 'src/connection-health/connection-states.service';
+import { ConnectionState } from 'src/connections/connections.read-model';
+import type { ConnectionListItem } from 'src/connections/connections.read-model';
 import { serverLabel } from 'src/organizations/organization.types';
 
 export interface StateBadge {

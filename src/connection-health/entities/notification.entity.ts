@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
 
-import { ConnectionState } from '../connection-state';
+import { ConnectionState } from 'src/connections/connections.types';
 
 export type NotificationKind = 'attention' | 'resolved';
 

@@ -1,8 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 
-import { AuthorizationPurpose } from './pending-authorization.entity';
-
-export type CredentialGrantType = 'authorization_code' | 'client_credentials';
+import { CredentialGrantType, CredentialPurpose } from '../connections.types';
 
 /**
  * Tokens from Epic, encrypted at rest (SecretCipherService, bound to this row's id). A null user
@@ -20,7 +18,11 @@ export class EpicCredential {
   userId!: string | null;
 
   @Column({ type: 'varchar', length: 30 })
-  purpose!: AuthorizationPurpose;
+  purpose!: CredentialPurpose;
+
+  /** The FHIR base the tokens were issued for: they are sent nowhere else, whatever the registration says later. */
+  @Column({ name: 'fhir_base_url', type: 'varchar', length: 2048, nullable: true })
+  fhirBaseUrl!: string | null;
 
   /** Null once the credential ended (`endedAt`): a user's dead grant is kept without its tokens. */
   @Column({ name: 'access_token_enc', type: 'text', nullable: true })
@@ -38,7 +40,7 @@ export class EpicCredential {
 
   /**
    * The grant the tokens came from: client_credentials ones are renewed by the same grant. The
-   * database's generated column `renewable` (not mapped here) is isRenewable() (token-store.service)
+   * database's generated column `renewable` (not mapped here) is StoredCredential.refreshable (token-store.service)
    * for SQL queries.
    */
   @Column({ name: 'grant_type', type: 'varchar', length: 30, default: 'authorization_code' })
@@ -78,7 +80,7 @@ export class EpicCredential {
   @Column({ name: 'smart_style_url', type: 'varchar', length: 2048, nullable: true })
   smartStyleUrl!: string | null;
 
-  /** A user's connection health (an organization's own lives on the organization). */
+  /** A user's connection health (an organization's own is in `organization_connection`). */
   @Column({ name: 'last_error', type: 'text', nullable: true })
   lastError!: string | null;
 

@@ -1,5 +1,7 @@
+import type { OrganizationConnectionState } from 'src/connections/connections.service';
+
 import { Organization } from '../entities/organization.entity';
-import { serverLabel } from '../server-label';
+import { serverLabel, speakOfServer } from '../server-label';
 import {
   AssertionAlg,
   BasicCredentialEncoding,
@@ -35,13 +37,20 @@ export interface OrganizationView {
   scopeSyntax: ScopeSyntax;
   assertionAlg: AssertionAlg;
   connectionMode: ConnectionMode;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * An organization as the JSON API returns it: its registration and its own connection's health
+ * (from the Connections module; lastError said of the organization's own server).
+ */
+export interface OrganizationJson extends OrganizationView {
   isConnected: boolean;
   tokenExpiry: string | null;
   lastSync: string | null;
   lastError: string | null;
   lastErrorAt: string | null;
-  createdAt: string;
-  updatedAt: string;
 }
 
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null;
@@ -66,12 +75,24 @@ export function toOrganizationView(org: Organization): OrganizationView {
     scopeSyntax: org.epicScopeSyntax,
     assertionAlg: org.epicAssertionAlg,
     connectionMode: org.epicConnectionMode,
-    isConnected: org.isConnected,
-    tokenExpiry: iso(org.tokenExpiry),
-    lastSync: iso(org.lastSync),
-    lastError: org.lastError,
-    lastErrorAt: iso(org.lastErrorAt),
     createdAt: org.createdAt.toISOString(),
     updatedAt: org.updatedAt.toISOString(),
+  };
+}
+
+/** The JSON form of an organization with its connection row (none: never connected). */
+export function toOrganizationJson<T extends OrganizationView>(
+  view: T,
+  connection: OrganizationConnectionState | undefined,
+): T & OrganizationJson {
+  const lastError = connection?.lastError ?? null;
+  return {
+    ...view,
+    isConnected: connection?.isConnected ?? false,
+    tokenExpiry: iso(connection?.tokenExpiry ?? null),
+    lastSync: iso(connection?.lastSync ?? null),
+    lastError:
+      lastError === null ? null : speakOfServer(lastError, { isEpic: view.isEpic, name: view.serverName }),
+    lastErrorAt: iso(connection?.lastErrorAt ?? null),
   };
 }

@@ -11,7 +11,7 @@ import {
 
 export { EpicEnvironment };
 
-/** A healthcare organization and its Epic client registration and connection-health facts. */
+/** A healthcare organization and its Epic client registration (its connection is the Connections module's). */
 @Entity({ name: 'organization' })
 export class Organization {
   @PrimaryGeneratedColumn('uuid')
@@ -80,22 +80,6 @@ export class Organization {
   /** With `auto`: the encoding the token endpoint accepted, once seen (reset when the client changes). */
   @Column({ name: 'epic_basic_encoding_detected', type: 'varchar', length: 20, nullable: true })
   epicBasicEncodingDetected!: 'form-urlencoded' | 'raw' | null;
-
-  // Connection-health fields: is_connected, token_expiry, last_sync, last_error.
-  @Column({ name: 'is_connected', type: 'boolean', default: false })
-  isConnected!: boolean;
-
-  @Column({ name: 'token_expiry', type: 'timestamptz', nullable: true })
-  tokenExpiry!: Date | null;
-
-  @Column({ name: 'last_sync', type: 'timestamptz', nullable: true })
-  lastSync!: Date | null;
-
-  @Column({ name: 'last_error', type: 'text', nullable: true })
-  lastError!: string | null;
-
-  @Column({ name: 'last_error_at', type: 'timestamptz', nullable: true })
-  lastErrorAt!: Date | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -247,7 +247,7 @@ describe('scheduled connection check', () => {
   const settled = (orgId: string) =>
     waitFor(async () => {
       const [row] = await t.dataSource.query<{ s: string | null }[]>(
-        'SELECT notified_state AS s FROM organization WHERE id = $1',
+        'SELECT notified_state AS s FROM organization_connection WHERE organization_id = $1',
         [orgId],
       );
       return row?.s === 'connected';

@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 
-import { connectionStateSql } from 'src/connection-health/connection-state';
+import { connectionStateSql } from 'src/connections/connection-state';
 
 import { NOW, STATE_CASES, WARNING_MS } from 'test/fixtures/connection-state-cases';
 import { freshDatabaseUrl } from 'test/setup/database';
@@ -33,17 +33,22 @@ describe('connectionStateSql agrees with deriveConnectionState', () => {
     await db.connect();
     for (const [index, [, facts], grantType] of cases()) {
       const { rows } = await db.query<{ id: string }>(
-        `INSERT INTO organization (name, slug, epic_client_id, fhir_base_url, last_error, token_expiry)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+        `INSERT INTO organization (name, slug, epic_client_id, fhir_base_url)
+         VALUES ($1, $2, $3, $4) RETURNING id`,
         [
           `Case ${index}`,
           `case-${index}`.replace(' ', '-'),
           facts.configured ? 'client' : null,
           facts.configured ? 'https://fhir.example.org/R4' : null,
-          facts.lastError,
-          facts.tokenExpiry,
         ],
       );
+      // Never-connected organizations have no connection row: the SQL must read that as "no facts".
+      if (facts.lastError !== null || facts.tokenExpiry !== null) {
+        await db.query(
+          `INSERT INTO organization_connection (organization_id, last_error, token_expiry) VALUES ($1, $2, $3)`,
+          [rows[0].id, facts.lastError, facts.tokenExpiry],
+        );
+      }
       if (facts.credential) {
         await db.query(
           `INSERT INTO epic_credential (organization_id, purpose, access_token_enc, refresh_token_enc, expires_at, refresh_expires_at, grant_type)
@@ -64,7 +69,9 @@ describe('connectionStateSql agrees with deriveConnectionState', () => {
   it('on the whole table of cases', async () => {
     const { rows } = await db.query<{ name: string; state: string }>(
       `SELECT o.name, ${connectionStateSql('$1', '$2')} AS state
-         FROM organization o LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL
+         FROM organization o
+         LEFT JOIN organization_connection s ON s.organization_id = o.id
+         LEFT JOIN epic_credential c ON c.organization_id = o.id AND c.user_id IS NULL
         ORDER BY o.name`,
       [NOW, new Date(NOW.getTime() + WARNING_MS)],
     );

@@ -7,6 +7,8 @@ import { dataSourceOptions } from 'src/database/data-source';
 
 import { urlFor, withAdmin } from 'test/setup/database';
 
+import { TABLE_OWNERS, UNOWNED_TABLES } from 'test/lint/table-owners';
+
 async function tables(ds: DataSource): Promise<string[]> {
   const rows = await ds.query<{ table_name: string }[]>(
     `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
@@ -47,6 +49,11 @@ describe('migrations', () => {
     await ds.runMigrations();
     expect(await tables(ds)).toContain('organization');
     expect(await ds.showMigrations()).toBe(false); // nothing pending
+  });
+
+  it('every table has an owning module declared for the table-ownership lint rule', async () => {
+    const declared = [...Object.values(TABLE_OWNERS).flat(), ...UNOWNED_TABLES];
+    expect((await tables(ds)).filter((table) => !declared.includes(table))).toEqual([]);
   });
 
   it('the schema enforces the rules the code relies on', async () => {

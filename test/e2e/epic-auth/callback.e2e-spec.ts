@@ -32,7 +32,11 @@ describe('GET /fhir/epic-callback (organization connection, completion)', () => 
     (
       await t.dataSource.query<
         { is_connected: boolean; token_expiry: Date | null; last_error: string | null }[]
-      >('SELECT is_connected, token_expiry, last_error FROM organization WHERE id = $1', [id])
+      >(
+        `SELECT COALESCE(s.is_connected, false) AS is_connected, s.token_expiry, s.last_error
+          FROM organization o LEFT JOIN organization_connection s ON s.organization_id = o.id WHERE o.id = $1`,
+        [id],
+      )
     )[0];
   const credentials = (orgId: string) =>
     t.dataSource.query<

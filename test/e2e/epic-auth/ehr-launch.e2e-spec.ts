@@ -76,7 +76,8 @@ describe('provider EHR launch', () => {
     expect(stored).toMatchObject({ patient_id: SEED.camila, purpose: 'provider' });
     // The organization's own connection is untouched.
     const org = await t.dataSource.query<{ is_connected: boolean; last_error: string | null }[]>(
-      `SELECT is_connected, last_error FROM organization WHERE id = $1`,
+      `SELECT COALESCE(s.is_connected, false) AS is_connected, s.last_error
+         FROM organization o LEFT JOIN organization_connection s ON s.organization_id = o.id WHERE o.id = $1`,
       [orgId],
     );
     expect(org[0]).toEqual({ is_connected: false, last_error: null });

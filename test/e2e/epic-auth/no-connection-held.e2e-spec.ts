@@ -1,7 +1,7 @@
 import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
 import { DatabaseEndpoint } from 'src/database/database-endpoint';
 import { parseTokenResponse } from 'src/epic-auth/token-response';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import {
@@ -212,7 +212,7 @@ describe('no database connection is held across a call to Epic (embedded databas
     async function refreshAsTheLeaseHolder(orgId: string): Promise<void> {
       const store = t.app.get(TokenStoreService);
       const credential = (await store.findOrganizationCredential(orgId))!;
-      const { refreshToken } = store.reveal(credential);
+      const { refreshToken } = await store.reveal(credential);
       const exchange = epic.requests('token', { grantType: 'authorization_code' }).at(-1)!;
       const response = await fetch(epic.tokenUrl, {
         method: 'POST',

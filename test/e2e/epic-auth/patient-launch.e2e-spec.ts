@@ -126,7 +126,8 @@ describe('patient standalone launch', () => {
     expect(page.text).toMatch(/id="patient-name">Camila/);
     expect(epic.calls('token', { grantType: 'refresh_token' }) - before).toBeGreaterThanOrEqual(1);
     const org = await t.dataSource.query<{ is_connected: boolean; last_error: string | null }[]>(
-      'SELECT is_connected, last_error FROM organization WHERE id = $1',
+      `SELECT COALESCE(s.is_connected, false) AS is_connected, s.last_error
+         FROM organization o LEFT JOIN organization_connection s ON s.organization_id = o.id WHERE o.id = $1`,
       [orgId],
     );
     expect(org[0]).toEqual({ is_connected: false, last_error: null });
@@ -152,7 +153,8 @@ describe('patient standalone launch', () => {
     expect(await lastError()).toEqual([null]);
     expect((await agent.get('/launch/patient').expect(200)).text).toContain('✅ Connected');
     const org = await t.dataSource.query<{ last_error: string | null }[]>(
-      'SELECT last_error FROM organization WHERE id = $1',
+      `SELECT s.last_error FROM organization o
+         LEFT JOIN organization_connection s ON s.organization_id = o.id WHERE o.id = $1`,
       [orgId],
     );
     expect(org[0].last_error).toBeNull();

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 
 import { EventEmitter2 } from '@nestjs/event-emitter';
 
-import { ConnectionEvent, ConnectionEvents } from 'src/epic-auth/epic-auth.events';
+import { ConnectionEvent, ConnectionEvents } from 'src/connections/connections.events';
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 

@@ -1,5 +1,5 @@
 import { parseTokenResponse } from 'src/epic-auth/token-response';
-import { TokenStoreService } from 'src/epic-auth/token-store.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
 import { connectedOrganization, connectionRow, setStoredExpiry } from 'test/factories/epic-connection';
@@ -137,7 +137,7 @@ describe('one refresh in flight per credential, across instances', () => {
   async function siblingRefreshWithoutLock(app: TestApp, orgId: string): Promise<void> {
     const store = app.app.get(TokenStoreService);
     const credential = (await store.findOrganizationCredential(orgId))!;
-    const { refreshToken } = store.reveal(credential);
+    const { refreshToken } = await store.reveal(credential);
     // The connection's own client authentication, from its code exchange (the latest one).
     const client = epic.requests('token', { grantType: 'authorization_code' }).at(-1)!;
     const response = await fetch(epic.tokenUrl, {

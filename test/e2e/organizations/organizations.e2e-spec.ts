@@ -125,7 +125,9 @@ describe('organizations: CRUD, Epic client secret at rest, audit trail', () => {
       200,
     );
     await t.dataSource.query(
-      `UPDATE organization SET is_connected = true, token_expiry = now() + interval '1 hour' WHERE id = $1`,
+      `INSERT INTO organization_connection (organization_id, is_connected, token_expiry)
+       VALUES ($1, true, now() + interval '1 hour')
+       ON CONFLICT (organization_id) DO UPDATE SET is_connected = true, token_expiry = EXCLUDED.token_expiry`,
       [org.id],
     );
     const res = await put(`/api/organizations/${org.id}/epic-client`, {
