@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics } from 'node:v8';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
-import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ScheduledCheckService } from 'src/connection-health/scheduled-check.service';
 import { ConnectionNotifier } from 'src/connection-health/connection-notifier.service';
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { TokenStoreService } from 'src/connections/token-store.service';
@@ -41,12 +41,12 @@ const SELECTION_TARGET_MS = 1_000;
 const SAMPLE_EVERY_MS = 5;
 const MB = 1024 * 1024;
 /**
- * The tick's page size (PAGE_SIZE in connection-check.service.ts, not exported), the 4th argument it
+ * The tick's page size (PAGE_SIZE in scheduled-check.service.ts, not exported), the 4th argument it
  * passes to ConnectionsReadModel.candidates. The instrumented tick checks it passed this one.
  */
 const CHECK_PAGE_SIZE = 500;
 
-type Check = ConnectionCheckService;
+type Check = ScheduledCheckService;
 /** The read model the check selects its candidates through (ConnectionsReadModel.candidates). */
 type ReadModel = ConnectionsReadModel;
 type CandidatesArgs = Parameters<ReadModel['candidates']>;
@@ -342,7 +342,7 @@ function printResults(results: ScenarioResult[]): void {
 
 function printHeader(db: BenchDatabase, epic: FakeEpic, config: AppConfig): void {
   const env = config.env;
-  printEnvironment('Connection check benchmark (ConnectionCheckService.tick)', db, env.DATABASE_POOL_SIZE);
+  printEnvironment('Connection check benchmark (ScheduledCheckService.tick)', db, env.DATABASE_POOL_SIZE);
   console.log(`  Fake Epic in this process (discovery only): ${epic.fhirBase}`);
   console.log(
     `  CONNECTION_CHECK_CRON=${env.CONNECTION_CHECK_CRON}, TOKEN_REFRESH_MARGIN_SECONDS=` +
@@ -497,7 +497,7 @@ async function warmDiscovery(
 }
 
 /**
- * The tick's selection parameters at `now`, as ConnectionCheckService.check computes them and
+ * The tick's selection parameters at `now`, as ScheduledCheckService.check computes them and
  * passes them to ConnectionsReadModel.candidates (the first page: no keyset position).
  */
 function selectionArgs(service: Check, now: Date, config: AppConfig): CandidatesArgs {
@@ -525,7 +525,7 @@ async function measureSelection(
   now: Date,
   config: AppConfig,
 ): Promise<{ args: CandidatesArgs; result: Selection }> {
-  const service = t.app.get(ConnectionCheckService);
+  const service = t.app.get(ScheduledCheckService);
   const readModel = readModelOf(service);
   const args = selectionArgs(service, now, config);
   const [refreshBefore, lookBefore, , pageSize] = args;
@@ -560,7 +560,7 @@ async function measureSelection(
 }
 
 /**
- * Every page of candidates, as ConnectionCheckService.check pages through them: `pageSize` asked
+ * Every page of candidates, as ScheduledCheckService.check pages through them: `pageSize` asked
  * for, `limit` the LIMIT the SQL carried (the same, unless the read model caps it).
  */
 async function selectionPass(
@@ -595,7 +595,7 @@ async function selectionPass(
  * before the sampling stops.
  */
 async function measureTick(t: TestApp, epic: FakeEpic, now: Date, args: CandidatesArgs): Promise<TickResult> {
-  const service = t.app.get(ConnectionCheckService);
+  const service = t.app.get(ScheduledCheckService);
   const probe = instrument(service, t.app.get(ConnectionNotifier), args);
   epic.clearLog();
   const sampler = await sampleMemory();
@@ -641,7 +641,7 @@ type Phases = Pick<
 
 /**
  * Wraps, on the app's instances, the tick's steps (they run one after the other in
- * ConnectionCheckService.check: per page the read model's `candidates` (ConnectionsReadModel, the
+ * ScheduledCheckService.check: per page the read model's `candidates` (ConnectionsReadModel, the
  * instance the service holds), then `refreshAll`, then the notifier's `evaluate`; then the flagged
  * re-check's `evaluate`) to time them, and the connection-event
  * listener to count and await it. Nest calls methods through the instance (`instance[method]`),

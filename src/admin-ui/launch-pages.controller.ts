@@ -8,7 +8,7 @@ import { serverLabel, speakOfServer } from 'src/organizations/organization.types
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { CheckedCredential, OwnCredential, OwnedCredentialRecord } from './launch-owner.guard';
+import { CheckedCredential, OwnCredential, OwnedCredentialRecord } from './own-credential.guard';
 import { providerLaunchPage } from './view-models/launch-page';
 
 /**

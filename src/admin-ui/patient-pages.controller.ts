@@ -14,7 +14,7 @@ import { EPIC_LABEL, serverLabel, speakOfServer } from 'src/organizations/organi
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
-import { OwnCredential } from './launch-owner.guard';
+import { OwnCredential } from './own-credential.guard';
 import { stateBadge } from './view-models/connection-row';
 import { displayName } from './view-models/launch-page';
 

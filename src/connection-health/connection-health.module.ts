@@ -8,7 +8,7 @@ import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
-import { ConnectionCheckService } from './connection-check.service';
+import { ScheduledCheckService } from './scheduled-check.service';
 import { ConnectionMetrics } from './connection-metrics';
 import { ConnectionNotifier } from './connection-notifier.service';
 import { ConnectionStatusController } from './connection-status.controller';
@@ -41,7 +41,7 @@ import { WebhookOutboxService } from './webhook-outbox.service';
     NotificationsService,
     WebhookOutboxService,
     ConnectionNotifier,
-    ConnectionCheckService,
+    ScheduledCheckService,
     ConnectionHealthIndicators,
     ConnectionMetrics,
     LoginNoticesListener,

@@ -4,7 +4,7 @@ import { Gauge } from 'prom-client';
 import { MetricsService } from 'src/metrics/metrics.service';
 
 import { CONNECTION_STATES } from 'src/connections/connections.types';
-import { ConnectionCheckService } from './connection-check.service';
+import { ScheduledCheckService } from './scheduled-check.service';
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { WebhookOutboxService } from './webhook-outbox.service';
 
@@ -14,7 +14,7 @@ export class ConnectionMetrics implements OnModuleInit {
   constructor(
     private readonly metrics: MetricsService,
     private readonly states: ConnectionsReadModel,
-    private readonly check: ConnectionCheckService,
+    private readonly check: ScheduledCheckService,
     private readonly outbox: WebhookOutboxService,
   ) {}
 

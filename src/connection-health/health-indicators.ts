@@ -5,7 +5,7 @@ import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { KEY_ENVIRONMENTS, SIGNING_ALGS, type ClientKeyView } from 'src/client-keys/client-keys.types';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
-import { ConnectionCheckService } from './connection-check.service';
+import { ScheduledCheckService } from './scheduled-check.service';
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { WebhookOutboxService } from './webhook-outbox.service';
 
@@ -19,7 +19,7 @@ const KEY_STEP_LATE_MS = 3600_000;
 export class ConnectionHealthIndicators {
   constructor(
     private readonly indicators: HealthIndicatorService,
-    private readonly check: ConnectionCheckService,
+    private readonly check: ScheduledCheckService,
     private readonly states: ConnectionsReadModel,
     private readonly outbox: WebhookOutboxService,
     private readonly clientKeys: ClientKeysService,

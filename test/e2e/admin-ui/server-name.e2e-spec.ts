@@ -1,4 +1,4 @@
-import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ScheduledCheckService } from 'src/connection-health/scheduled-check.service';
 import { Role } from 'src/users/user.types';
 
 import { signIn, TestFactory } from 'test/factories';
@@ -190,7 +190,7 @@ describe('the server name on pages and messages', () => {
     );
     await setStoredExpiry(t, orgId, -MINUTE);
     smart.rejectRefresh(1);
-    await t.app.get(ConnectionCheckService).tick(new Date());
+    await t.app.get(ScheduledCheckService).tick(new Date());
     const list = await admin.agent.get('/api/notifications').expect(200);
     expect(list.body).toEqual([
       expect.objectContaining({

@@ -1,4 +1,4 @@
-import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ScheduledCheckService } from 'src/connection-health/scheduled-check.service';
 import { ConnectionNotifier } from 'src/connection-health/connection-notifier.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
@@ -19,7 +19,7 @@ describe('scheduled connection check', () => {
   let t: TestApp;
   let sibling: TestApp;
   let epic: FakeEpic;
-  let check: ConnectionCheckService;
+  let check: ScheduledCheckService;
 
   beforeAll(async () => {
     const databaseUrl = await freshDatabaseUrl();
@@ -32,7 +32,7 @@ describe('scheduled connection check', () => {
     };
     t = await createTestApp({ databaseUrl, env });
     sibling = await createTestApp({ databaseUrl, env }); // a second instance on the same database
-    check = t.app.get(ConnectionCheckService);
+    check = t.app.get(ScheduledCheckService);
   });
   afterAll(async () => {
     await epic.close();
@@ -184,7 +184,7 @@ describe('scheduled connection check', () => {
     const runsBefore = await runCount();
     const now = new Date();
 
-    const [a, b] = await Promise.all([check.tick(now), sibling.app.get(ConnectionCheckService).tick(now)]);
+    const [a, b] = await Promise.all([check.tick(now), sibling.app.get(ScheduledCheckService).tick(now)]);
 
     expect([a, b].filter((c) => c !== null)).toHaveLength(1);
     expect(refreshes()).toBe(before + 1);

@@ -1,4 +1,4 @@
-import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ScheduledCheckService } from 'src/connection-health/scheduled-check.service';
 import { WebhookOutboxService } from 'src/connection-health/webhook-outbox.service';
 import { Role } from 'src/users/user.types';
 
@@ -45,7 +45,7 @@ describe('notifications: in-app list, webhook outbox, sign-in notices', () => {
     );
     await setStoredExpiry(app, orgId, -MINUTE);
     epic.rejectRefresh(1);
-    await app.app.get(ConnectionCheckService).tick(new Date());
+    await app.app.get(ScheduledCheckService).tick(new Date());
     return { orgId, admin };
   }
 

@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 
-import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ScheduledCheckService } from 'src/connection-health/scheduled-check.service';
 import { FhirClientError, FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 
@@ -122,7 +122,7 @@ describe('backend-service organization connections', () => {
     const { orgId, admin, clientId } = await backendOrganization();
     await connect(admin, orgId);
     await setStoredExpiry(t, orgId, MINUTE);
-    const counts = await t.app.get(ConnectionCheckService).tick();
+    const counts = await t.app.get(ScheduledCheckService).tick();
     expect(counts?.refreshed).toBeGreaterThanOrEqual(1);
     expect(grants(clientId)).toHaveLength(2);
   });

@@ -1,4 +1,4 @@
-import { ConnectionCheckService } from 'src/connection-health/connection-check.service';
+import { ScheduledCheckService } from 'src/connection-health/scheduled-check.service';
 import { DatabaseEndpoint } from 'src/database/database-endpoint';
 import { parseTokenResponse } from 'src/epic-auth/token-response';
 import { TokenStoreService } from 'src/connections/token-store.service';
@@ -103,7 +103,7 @@ describe('no database connection is held across a call to Epic (embedded databas
     const { orgId, clientId } = await backendOrganization();
     await setStoredExpiry(t, orgId, MINUTE);
 
-    const tick = await timed(t.app.get(ConnectionCheckService).tick());
+    const tick = await timed(t.app.get(ScheduledCheckService).tick());
 
     expect(tick.value?.refreshed).toBeGreaterThanOrEqual(1);
     expect(tick.ms).toBeLessThan(QUICK_MS);

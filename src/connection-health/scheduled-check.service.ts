@@ -46,8 +46,8 @@ export interface LastRun {
  * state of all of them (notifying on changes), and records the run. The clock is a parameter.
  */
 @Injectable()
-export class ConnectionCheckService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger(ConnectionCheckService.name);
+export class ScheduledCheckService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(ScheduledCheckService.name);
   private readonly cron: CronTime;
   private job?: CronJob;
   /** When this instance started: the scheduler is not overdue before it had a chance to run. */
