@@ -17,7 +17,7 @@ import { Request, Response } from 'express';
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { CsrfToken, CurrentUser, HtmlRoutes, Roles } from 'src/common/decorators/auth.decorators';
 import { addFlash, saveSession } from 'src/common/flash';
-import { AuthorizationService } from 'src/epic-auth/authorization.service';
+import { ConnectionLifecycleService } from 'src/epic-auth/connection-lifecycle.service';
 import { RegisterEpicClientDto } from 'src/organizations/dto/organization.dto';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
@@ -41,7 +41,7 @@ type PostedForm = Partial<Record<keyof RegistrationForm | 'clientSecret', unknow
 export class EpicRegistrationController {
   constructor(
     private readonly organizations: OrganizationsService,
-    private readonly authorization: AuthorizationService,
+    private readonly authorization: ConnectionLifecycleService,
     private readonly clientKeys: ClientKeysService,
     private readonly layout: AdminLayout,
   ) {}

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, NotFoundException, Post, Query } from '@nestjs/common';
 
 import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
-import { AuthorizationService } from 'src/epic-auth/authorization.service';
+import { ConnectionLifecycleService } from 'src/epic-auth/connection-lifecycle.service';
 import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
@@ -19,7 +19,7 @@ export type { ConnectionStatusView } from './connection-status';
 @Roles(Role.RootAdmin, Role.OrgAdmin)
 export class ConnectionStatusController {
   constructor(
-    private readonly authorization: AuthorizationService,
+    private readonly authorization: ConnectionLifecycleService,
     private readonly states: ConnectionsReadModel,
   ) {}
 

@@ -1,7 +1,32 @@
-import type { ConnectionStatus } from 'src/epic-auth/authorization.service';
-
 import { ConnectionState } from 'src/connections/connections.types';
 import type { ConnectionSnapshot } from 'src/connections/connections.read-model';
+
+/**
+ * What `/fhir/epic-status` answers. ConnectionHealth builds every field from one snapshot
+ * of the connection and the state derived from it (connectionStatusView below), so no
+ * field can contradict another. Token fields describe a live connection only.
+ */
+export interface ConnectionStatus {
+  /** A client ID and FHIR base URL are registered: the state is not `not_configured`. */
+  configured: boolean;
+  /** A usable connection is held: the state is `connected`, `expiring` or `error`. */
+  connected: boolean;
+  /** The state is `expired`: it ended, or the server refused the refresh (tokens cleared). */
+  expired: boolean;
+  /** When the held access token ends; null unless connected. */
+  expiresAt: string | null;
+  /** Renewable without anyone signing in; false unless connected. */
+  refreshable: boolean;
+  /** The granted scopes; empty unless connected. */
+  scopes: string[];
+  /** The patient context of the held token; null unless connected. */
+  patientId: string | null;
+  lastSync: string | null;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** The exact redirect URI to register at Epic. */
+  callbackUrl: string;
+}
 
 /** `/fhir/epic-status`: the connection-health fields plus the state every page and notice uses. */
 export interface ConnectionStatusView extends ConnectionStatus {

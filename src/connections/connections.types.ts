@@ -52,6 +52,15 @@ export interface ConnectionRef {
   userId: string | null;
 }
 
+/**
+ * Whether a credential issued for `issuedFor` may be used with `fhirBaseUrl`: the same FHIR base,
+ * compared as launches compare `iss` (no trailing slash, case-insensitive). Tokens go to no other server.
+ */
+export function sameFhirBase(issuedFor: string | null, fhirBaseUrl: string): boolean {
+  const normal = (url: string) => url.replace(/\/+$/, '').toLowerCase();
+  return issuedFor !== null && normal(issuedFor) === normal(fhirBaseUrl);
+}
+
 /** Whose credential a FHIR call uses: an organization's own, or one credential (a user's) by id. */
 export type CredentialTarget = { organizationId: string } | { credentialId: string };
 

@@ -5,9 +5,9 @@ import { ConnectionsService } from 'src/connections/connections.service';
 import { ConnectionMode } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
-import { AuthorizationService } from './authorization.service';
 import { EpicAuthError, EpicAuthErrorCode } from './epic-auth.errors';
 import { EpicOAuthClient, OAuthClientService } from './oauth-client.service';
+import { OrganizationConnectionService } from './organization-connection.service';
 import { describeClientCredentialsFailure } from './token-errors';
 import { parseTokenResponse } from './token-response';
 
@@ -30,15 +30,9 @@ export class BackendConnectionService {
     private readonly organizations: OrganizationsService,
     private readonly connections: ConnectionsService,
     private readonly oauthClient: OAuthClientService,
-    private readonly authorization: AuthorizationService,
+    private readonly organizationConnection: OrganizationConnectionService,
     private readonly audit: AuditService,
   ) {}
-
-  /** Whether the organization connects as a backend service (its Connect performs the grant). */
-  async isBackend(organizationId: string): Promise<boolean> {
-    const registration = await this.organizations.getEpicRegistration(organizationId);
-    return registration?.connectionMode === ConnectionMode.Backend;
-  }
 
   async connect(actor: AuditActor, organizationId: string, now = new Date()): Promise<BackendConnectResult> {
     const registration = await this.organizations.getEpicRegistration(organizationId);
@@ -105,7 +99,7 @@ export class BackendConnectionService {
       );
     }
 
-    await this.authorization.storeOrganizationConnection({
+    await this.organizationConnection.storeOrganizationConnection({
       actor,
       organization: { ...organization, fhirBaseUrl: registration.fhirBaseUrl },
       tokens,

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 
 import { Request, Response } from 'express';
 
-import { PENDING_TTL_MS } from './authorization.service';
+import { PENDING_TTL_MS } from './authorization.types';
 
 /**
  * Binds every authorization this service starts to the browser that started it (RFC 9700 §4.7.1,

@@ -6,21 +6,28 @@ import { ConnectionsModule } from 'src/connections/connections.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 import { UsersModule } from 'src/users/users.module';
 
-import { AuthorizationService } from './authorization.service';
+import { AuthorizationCallbackService } from './authorization-callback.service';
 import { BackendConnectionService } from './backend-connection.service';
+import { CodeExchangeService } from './code-exchange.service';
+import { ConnectionLifecycleService } from './connection-lifecycle.service';
 import { CredentialsCheckService } from './credentials-check.service';
 import { ConnectionInvalidationListener } from './connection-invalidation.listener';
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
 import { EpicConnectionController } from './epic-connection.controller';
 import { OAuthClientService } from './oauth-client.service';
+import { OrganizationConnectionService } from './organization-connection.service';
+import { PatientLaunchService } from './patient-launch.service';
+import { PendingAuthorizationStore } from './pending-authorization.store';
+import { ProviderLaunchService } from './provider-launch.service';
 import { SmartDiscoveryService } from './smart-discovery.service';
 import { TokenRefreshService } from './token-refresh.service';
 
 /**
- * OAuth 2.0 / SMART App Launch with Epic: discovery and the organization authorization
- * (authorize, callback, encrypted token storage), status, disconnect, and token refresh with one
- * refresh in flight per credential across instances; launches follow.
+ * OAuth 2.0 / SMART App Launch with Epic: discovery, the organization's connection (an admin's
+ * sign-in or a backend service), provider EHR and patient standalone launches, their callback,
+ * registration help, disconnect, and token refresh with one refresh in flight per credential
+ * across instances.
  */
 @Module({
   imports: [
@@ -34,13 +41,20 @@ import { TokenRefreshService } from './token-refresh.service';
   providers: [
     SmartDiscoveryService,
     OAuthClientService,
-    AuthorizationService,
+    PendingAuthorizationStore,
+    CodeExchangeService,
+    ConnectionLifecycleService,
+    OrganizationConnectionService,
+    ProviderLaunchService,
+    PatientLaunchService,
+    AuthorizationCallbackService,
     BackendConnectionService,
     TokenRefreshService,
     ConnectionInvalidationListener,
     CredentialsCheckService,
   ],
   // FhirClient uses the stored tokens and refreshes them; the connection test builds an authorize URL.
-  exports: [SmartDiscoveryService, AuthorizationService, TokenRefreshService, CredentialsCheckService],
+  // ConnectionHealth disconnects; the registration page shows what to register.
+  exports: [SmartDiscoveryService, ConnectionLifecycleService, TokenRefreshService, CredentialsCheckService],
 })
 export class EpicAuthModule {}

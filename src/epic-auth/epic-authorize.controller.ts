@@ -19,11 +19,14 @@ import { AuthUser } from 'src/users/user.view';
 
 import { addFlash, saveSession } from 'src/common/flash';
 
-import { AuthorizationService } from './authorization.service';
+import { AuthorizationCallbackService } from './authorization-callback.service';
 import { bindBrowser, hashBinding, presentedBinding } from './browser-binding';
 import { BackendConnectionService } from './backend-connection.service';
 import { EpicAuthError } from './epic-auth.errors';
 import { EpicAuthBrowserFilter } from './filters/epic-auth-browser.filter';
+import { OrganizationConnectionService } from './organization-connection.service';
+import { PatientLaunchService } from './patient-launch.service';
+import { ProviderLaunchService } from './provider-launch.service';
 
 class OrgQuery {
   @IsUUID('all', { message: 'org must be an organization id' })
@@ -36,7 +39,10 @@ class OrgQuery {
 @UseFilters(EpicAuthBrowserFilter)
 export class EpicAuthorizeController {
   constructor(
-    private readonly authorization: AuthorizationService,
+    private readonly organizationConnection: OrganizationConnectionService,
+    private readonly providerLaunch: ProviderLaunchService,
+    private readonly patientLaunch: PatientLaunchService,
+    private readonly callbacks: AuthorizationCallbackService,
     private readonly backend: BackendConnectionService,
     private readonly organizations: OrganizationsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -62,18 +68,10 @@ export class EpicAuthorizeController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    if (await this.backend.isBackend(org)) {
-      // Nobody signs in for a backend service: connecting is a POST (CSRF-checked) from this page.
-      res.redirect(303, `/connect_epic/${org}`);
-      return;
-    }
-    const url = await this.authorization.startOrganizationAuthorization(
-      user,
-      req.session.id,
-      org,
+    const target = await this.organizationConnection.authorizeRedirect(user, req.session.id, org, () =>
       this.bind(req, res),
     );
-    res.redirect(303, url.toString());
+    res.redirect(303, target);
   }
 
   /**
@@ -89,11 +87,7 @@ export class EpicAuthorizeController {
     @Param() { orgId }: OrgIdParam,
     @CsrfToken() csrfToken: string,
   ): Promise<object> {
-    const [{ hasTokens }, backend, server] = await Promise.all([
-      this.authorization.status(orgId),
-      this.backend.isBackend(orgId),
-      this.server(orgId),
-    ]);
+    const { hasTokens, backend, server } = await this.organizationConnection.reauthenticationPage(orgId);
     const title = backend
       ? `Connect to ${server.name} as a backend service`
       : `Re-authenticate with ${server.name}`;
@@ -110,26 +104,23 @@ export class EpicAuthorizeController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    if (await this.backend.isBackend(orgId)) {
+    const started = await this.organizationConnection.reauthenticate(user, req.session.id, orgId, () =>
+      this.bind(req, res),
+    );
+    if (!started) {
+      // A backend service: connected at once, with the result on the next page.
       await this.connectBackend(user, orgId, req);
       await saveSession(req.session); // the next page shows the result: saved before it is asked for
       res.redirect(303, `/admin/epic/registration?org=${orgId}`);
       return;
     }
-    await this.authorization.disconnect(user, orgId, 'reauthenticate');
-    const url = await this.authorization.startOrganizationAuthorization(
-      user,
-      req.session.id,
-      orgId,
-      this.bind(req, res),
-    );
     // Not a redirect: the CSP's form-action 'self' also governs where a form's redirects may go, so
     // browsers would refuse a 303 to Epic. A page that moves on by itself (meta refresh) is allowed.
-    const server = await this.server(orgId);
+    const { authorizeUrl, server } = started;
     res.status(200).render('epic/redirecting', {
       title: `Opening ${server.name}`,
       user,
-      authorizeUrl: url.toString(),
+      authorizeUrl: authorizeUrl.toString(),
       orgId,
       server,
     });
@@ -158,7 +149,7 @@ export class EpicAuthorizeController {
   @Public()
   @Get('fhir/epic-callback')
   async callback(@Req() req: Request, @Res() res: Response): Promise<void> {
-    const done = await this.authorization.completeAuthorization(
+    const done = await this.callbacks.complete(
       req.session.id,
       req.query,
       hashBinding(presentedBinding(req, this.config.secureCookies)),
@@ -189,12 +180,7 @@ export class EpicAuthorizeController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    const url = await this.authorization.startProviderLaunch(
-      query.iss,
-      query.launch,
-      query.org,
-      this.bind(req, res),
-    );
+    const url = await this.providerLaunch.start(query.iss, query.launch, query.org, this.bind(req, res));
     res.redirect(303, url.toString());
   }
 
@@ -205,12 +191,7 @@ export class EpicAuthorizeController {
   @Public()
   @Get('fhir/epic-connect')
   async connect(@Query('org') org: unknown, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const url = await this.authorization.startPatientLaunch(
-      org,
-      req.user ?? null,
-      req.session.id,
-      this.bind(req, res),
-    );
+    const url = await this.patientLaunch.start(org, req.user ?? null, req.session.id, this.bind(req, res));
     res.redirect(303, url.toString());
   }
 
@@ -222,7 +203,7 @@ export class EpicAuthorizeController {
     @Res() res: Response,
   ): Promise<void> {
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const url = await this.authorization.startProviderLaunch(
+    const url = await this.providerLaunch.start(
       body.iss ?? query.iss,
       body.launch ?? query.launch,
       body.org ?? query.org,

@@ -4,7 +4,8 @@ import { OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
 import { Role } from 'src/users/user.types';
 
-import { AuthorizationService, RegistrationInfo } from './authorization.service';
+import { RegistrationInfo } from './authorization.types';
+import { ConnectionLifecycleService } from './connection-lifecycle.service';
 import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
 
 /**
@@ -15,11 +16,11 @@ import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
 @Roles(Role.RootAdmin, Role.OrgAdmin)
 @UseFilters(EpicAuthApiFilter)
 export class EpicConnectionController {
-  constructor(private readonly authorization: AuthorizationService) {}
+  constructor(private readonly lifecycle: ConnectionLifecycleService) {}
 
   @Get('epic-registration')
   @OrgScope({ query: 'org' })
   registration(@Query() { org }: OrgRefDto): Promise<RegistrationInfo> {
-    return this.authorization.registrationInfo(org);
+    return this.lifecycle.registrationInfo(org);
   }
 }

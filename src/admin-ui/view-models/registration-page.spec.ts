@@ -1,4 +1,4 @@
-import type { RegistrationInfo } from 'src/epic-auth/authorization.service';
+import type { RegistrationInfo } from 'src/epic-auth/authorization.types';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 
 import { ConnectionMode, EpicEnvironment, TokenAuthMethod } from 'src/organizations/organization.types';

@@ -87,6 +87,27 @@ describe('status, disconnect and re-authentication of the organization connectio
     expect(rows).toHaveLength(0);
   });
 
+  it('revokes only at the server that issued the tokens', async () => {
+    const { orgId, admin } = await connected();
+    // Tokens from another server than the registered one (an older row, say): not sent here.
+    await t.dataSource.query(
+      `UPDATE epic_credential SET fhir_base_url = 'https://old-ehr.example.org/fhir/R4' WHERE organization_id = $1`,
+      [orgId],
+    );
+    const revokesBefore = epic.calls('revoke');
+    await admin.agent
+      .post('/fhir/epic-disconnect')
+      .set('x-csrf-token', admin.csrf)
+      .send({ org: orgId })
+      .expect(200);
+    expect(epic.calls('revoke')).toBe(revokesBefore);
+    const [event] = await t.dataSource.query<{ detail: { revoked: unknown; hadTokens: boolean } }[]>(
+      `SELECT detail FROM audit_event WHERE organization_id = $1 AND action = 'epic.disconnect'`,
+      [orgId],
+    );
+    expect(event.detail).toMatchObject({ revoked: 'not-offered', hadTokens: true });
+  });
+
   it('re-authenticates: a confirmation page, then a POST clears the tokens first and starts the flow', async () => {
     const { orgId, admin } = await connected();
     const page = await admin.agent.get(`/connect_epic/${orgId}`).expect(200);
