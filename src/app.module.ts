@@ -6,6 +6,7 @@ import { AdminUiModule } from './admin-ui/admin-ui.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { ClientKeysModule } from './client-keys/client-keys.module';
+import { validationPipeError } from './common/errors/field-errors';
 import { HttpErrorFilter } from './common/filters/http-error.filter';
 import { AuthenticatedGuard } from './common/guards/authenticated.guard';
 import { InputTextGuard } from './common/guards/input-text.guard';
@@ -47,8 +48,15 @@ import { OutboundModule } from './outbound/outbound.module';
   providers: [
     {
       provide: APP_PIPE,
-      useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
+      useValue: new ValidationPipe({
+        whitelist: true,
+        forbidNonWhitelisted: true,
+        transform: true,
+        // 400 VALIDATION_FAILED with `fields`: the shape of every field error (src/common/README.md).
+        exceptionFactory: validationPipeError,
+      }),
     },
+    // Every error, one code list: a page on @HtmlRoutes routes, JSON elsewhere.
     { provide: APP_FILTER, useClass: HttpErrorFilter },
     // Order matters: who you are, then what your role allows, then which organization, then
     // whether the input is text at all (no control characters) before any handler or query sees it.

@@ -1,6 +1,18 @@
 import { randomBytes } from 'node:crypto';
 
+import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
+
 import { parseCipherKeys, SecretCipherService } from './secret-cipher.service';
+
+/** The error `decrypt` throws (it can reach a user, so it is coded). */
+function decryptError(work: () => unknown): DomainError {
+  try {
+    work();
+  } catch (error) {
+    return error as DomainError;
+  }
+  throw new Error('decrypt succeeded');
+}
 
 const keySpec = (id: string): string => `${id}:${randomBytes(32).toString('base64')}`;
 
@@ -26,7 +38,7 @@ describe('SecretCipherService', () => {
   it('refuses a ciphertext moved to another context', () => {
     const sut = new SecretCipherService(parseCipherKeys(k1));
     const encrypted = sut.encrypt('value', 'org:1:client_secret');
-    expect(() => sut.decrypt(encrypted, 'org:2:client_secret')).toThrow();
+    expect(() => sut.decrypt(encrypted, 'org:2:client_secret')).toThrow(/integrity check/);
   });
 
   it('detects tampering', () => {
@@ -49,6 +61,24 @@ describe('SecretCipherService', () => {
   it('names a missing key id', () => {
     const encrypted = new SecretCipherService(parseCipherKeys(k0)).encrypt('value', 'c');
     expect(() => new SecretCipherService(parseCipherKeys(k1)).decrypt(encrypted, 'c')).toThrow(/"k0"/);
+  });
+
+  it('says SECRET_UNREADABLE (500) for every ciphertext it cannot read, naming no secret', () => {
+    const sut = new SecretCipherService(parseCipherKeys(k1));
+    const encrypted = sut.encrypt('value', 'c');
+    const [, , payload] = encrypted.split('.');
+    for (const [ciphertext, said] of [
+      ['plain text', /not in a format/],
+      [`v1.k1.${payload.slice(0, 10)}`, /truncated/],
+      [encrypted.replace('v1.k1.', 'v1.k9.'), /"k9".*ENCRYPTION_KEYS/],
+      [encrypted, /integrity check/], // with the wrong context below
+    ] as const) {
+      const error = decryptError(() => sut.decrypt(ciphertext, 'another context'));
+      expect(error).toBeInstanceOf(DomainError);
+      expect(error.code).toBe(ErrorCode.SecretUnreadable);
+      expect(error.message).toMatch(said);
+      expect(error.message).not.toContain('value');
+    }
   });
 
   it('rejects malformed key specs', () => {

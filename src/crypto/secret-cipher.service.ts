@@ -1,5 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
+import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
+
 /** One AES-256 key with the id stored beside every ciphertext it makes. */
 export interface CipherKey {
   id: string;
@@ -60,26 +62,46 @@ export class SecretCipherService {
     return `${VERSION}.${id}.${Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url')}`;
   }
 
+  /**
+   * The plaintext, or a DomainError SECRET_UNREADABLE (500): the ciphertext's key is no longer in
+   * ENCRYPTION_KEYS, or the value is damaged or was moved from another record (GCM refuses it).
+   */
   decrypt(ciphertext: string, context: string): string {
     const [version, keyId, payload] = ciphertext.split('.');
-    if (version !== VERSION || !keyId || !payload) throw new Error('Unrecognised ciphertext format');
+    if (version !== VERSION || !keyId || !payload) throw unreadable('is not in a format this service wrote');
     const key = this.byId.get(keyId);
-    if (!key) throw new Error(`No decryption key with id "${keyId}" is configured`);
+    if (!key) {
+      throw unreadable(
+        `was encrypted with the key "${keyId}", which ENCRYPTION_KEYS does not list: add it back`,
+      );
+    }
     const raw = Buffer.from(payload, 'base64url');
-    if (raw.length < IV_BYTES + TAG_BYTES) throw new Error('Ciphertext is truncated');
+    if (raw.length < IV_BYTES + TAG_BYTES) throw unreadable('is truncated');
     const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, IV_BYTES), {
       authTagLength: TAG_BYTES,
     });
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-    return Buffer.concat([
-      decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)),
-      decipher.final(),
-    ]).toString('utf8');
+    try {
+      return Buffer.concat([
+        decipher.update(raw.subarray(IV_BYTES, raw.length - TAG_BYTES)),
+        decipher.final(),
+      ]).toString('utf8');
+    } catch (cause) {
+      throw unreadable('failed its integrity check (changed, or copied from another record)', cause);
+    }
   }
 
   /** True when the value was encrypted with an older key and should be re-encrypted. */
   needsReencryption(ciphertext: string): boolean {
     return ciphertext.split('.')[1] !== this.currentKeyId;
   }
+}
+
+/**
+ * A stored secret that cannot be used. It can reach a user (a token exchange, a FHIR call), so it is
+ * coded; the message names no secret, only the key id every ciphertext already carries.
+ */
+function unreadable(problem: string, cause?: unknown): DomainError {
+  return new DomainError(ErrorCode.SecretUnreadable, `A stored secret ${problem}.`, { cause });
 }

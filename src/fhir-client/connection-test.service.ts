@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
+import { DomainError } from 'src/common/errors/domain-error';
 import { AuthorizationService, organizationScopes } from 'src/epic-auth/authorization.service';
 import { CredentialsCheckService } from 'src/epic-auth/credentials-check.service';
 import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
@@ -54,7 +55,8 @@ class LayerRun {
       message = await work();
     } catch (error) {
       ok = false;
-      if (error instanceof StepFailure || error instanceof FhirClientError) {
+      // A coded error's message is written to be shown (EpicAuth, FhirClient, a stored secret).
+      if (error instanceof StepFailure || error instanceof DomainError) {
         message = error.message;
       } else {
         // Still a result (and audited): the admin sees which step broke; the cause goes to the log.

@@ -1,4 +1,42 @@
-import { operationOutcomeText } from './fhir-client.errors';
+import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
+import { EpicAuthError, EpicAuthErrorCode } from 'src/epic-auth/epic-auth.errors';
+
+import { FHIR_ERROR_CODE, FhirClientError, FhirErrorKind, operationOutcomeText } from './fhir-client.errors';
+
+describe('FhirClientError', () => {
+  it.each([
+    [FhirErrorKind.NotConnected, ErrorCode.NotConnected],
+    [FhirErrorKind.ReauthenticationRequired, ErrorCode.ReauthenticationRequired],
+    [FhirErrorKind.Unavailable, ErrorCode.EpicUnavailable],
+    [FhirErrorKind.Request, ErrorCode.FhirRequestFailed],
+  ])('kind %s is the code %s', (kind, code) => {
+    expect(FHIR_ERROR_CODE[kind]).toBe(code);
+    expect(new FhirClientError(kind, 'x').code).toBe(code);
+  });
+
+  it('is one code with EpicAuth for the same state: not_connected is NOT_CONNECTED', () => {
+    const fhir = new FhirClientError(FhirErrorKind.NotConnected, 'Connect first.');
+    const auth = new EpicAuthError(EpicAuthErrorCode.NotConnected, 'Connect first.');
+    expect(fhir.code).toBe(auth.code);
+  });
+
+  it("is a DomainError that keeps its kind and Epic's own status apart from the code", () => {
+    const sut = new FhirClientError(FhirErrorKind.Unavailable, 'Epic is busy.', {
+      organizationId: 'org-1',
+      status: 429,
+      retryAfterSeconds: 60,
+    });
+    expect(sut).toBeInstanceOf(DomainError);
+    expect(sut).toMatchObject({
+      name: 'FhirClientError',
+      kind: 'unavailable',
+      code: 'EPIC_UNAVAILABLE',
+      status: 429,
+      retryAfterSeconds: 60,
+      organizationId: 'org-1',
+    });
+  });
+});
 
 describe('operationOutcomeText', () => {
   it("joins each issue's details.text, else diagnostics, else code", () => {

@@ -1,6 +1,8 @@
 import type { OperationOutcome } from 'fhir/r4';
 
-/** What went wrong with a FHIR call, in the terms a caller acts on. */
+import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
+
+/** What went wrong with a FHIR call, in the terms a caller acts on. Each kind is one ErrorCode. */
 export enum FhirErrorKind {
   /** No stored connection: an admin (or the patient) must connect first. */
   NotConnected = 'not_connected',
@@ -12,17 +14,23 @@ export enum FhirErrorKind {
   Request = 'request',
 }
 
+/** The code of each kind: `not_connected` is the NOT_CONNECTED that EpicAuth throws, and so on. */
+export const FHIR_ERROR_CODE: Readonly<Record<FhirErrorKind, ErrorCode>> = {
+  [FhirErrorKind.NotConnected]: ErrorCode.NotConnected,
+  [FhirErrorKind.ReauthenticationRequired]: ErrorCode.ReauthenticationRequired,
+  [FhirErrorKind.Unavailable]: ErrorCode.EpicUnavailable,
+  [FhirErrorKind.Request]: ErrorCode.FhirRequestFailed,
+};
+
 /**
  * A failed FHIR call. `message` is safe to show (never a token or Epic's raw body); for `Request`
- * errors it carries the OperationOutcome's text.
+ * errors it carries the OperationOutcome's text. Its `code` follows from `kind` (FHIR_ERROR_CODE);
+ * escaping a controller, it answers that code's status (src/common/filters).
  */
-export class FhirClientError extends Error {
-  readonly organizationId?: string;
-  /** Epic's HTTP status, when it answered. */
+export class FhirClientError extends DomainError {
+  /** Epic's HTTP status, when it answered (not the status this service answers with). */
   readonly status?: number;
   readonly operationOutcome?: OperationOutcome;
-  /** Seconds Epic asked to wait (Retry-After), when it did. */
-  readonly retryAfterSeconds?: number;
 
   constructor(
     readonly kind: FhirErrorKind,
@@ -31,16 +39,19 @@ export class FhirClientError extends Error {
       organizationId?: string;
       status?: number;
       operationOutcome?: OperationOutcome;
+      /** Seconds Epic asked to wait (Retry-After), when it did. */
       retryAfterSeconds?: number;
       cause?: unknown;
     } = {},
   ) {
-    super(message, { cause: options.cause });
+    super(FHIR_ERROR_CODE[kind], message, {
+      cause: options.cause,
+      organizationId: options.organizationId,
+      retryAfterSeconds: options.retryAfterSeconds,
+    });
     this.name = 'FhirClientError';
-    this.organizationId = options.organizationId;
     this.status = options.status;
     this.operationOutcome = options.operationOutcome;
-    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

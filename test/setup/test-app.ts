@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 
+import type { Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
@@ -24,16 +25,20 @@ export interface TestApp {
 
 /**
  * Boots the real AppModule with the same configureApp() as main.ts, on a fresh database cloned
- * from the migrated template (or `databaseUrl`). `env` overrides the environment for this app.
+ * from the migrated template (or `databaseUrl`). `env` overrides the environment for this app;
+ * `modules` are mounted beside AppModule (a test's own probe routes, under the app's global
+ * guards, pipes and filters).
  */
 export async function createTestApp(
-  options: { env?: Record<string, string>; databaseUrl?: string } = {},
+  options: { env?: Record<string, string>; databaseUrl?: string; modules?: Type[] } = {},
 ): Promise<TestApp> {
   const databaseUrl = options.databaseUrl ?? (await freshDatabaseUrl());
   const saved = { ...process.env };
   Object.assign(process.env, { DATABASE_URL: databaseUrl, MIGRATIONS_RUN: 'false', ...options.env });
   try {
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot()] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [AppModule.forRoot(), ...(options.modules ?? [])],
+    }).compile();
     const app = moduleRef.createNestApplication<NestExpressApplication>({ bufferLogs: true });
     app.useLogger(app.get(Logger));
     await configureApp(app);

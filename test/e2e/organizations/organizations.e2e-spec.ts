@@ -36,6 +36,7 @@ describe('organizations: CRUD, Epic client secret at rest, audit trail', () => {
     expect(created.body.slug).toMatch(/^saint-marys-\d+$/);
     const dup = await post('/api/organizations', { name: 'Other', slug: created.body.slug }).expect(409);
     expect(dup.body.message).toContain('already exists');
+    expect(dup.body.code).toBe('CONFLICT');
   });
 
   it('answers validation errors with the field and the rule', async () => {
@@ -47,7 +48,43 @@ describe('organizations: CRUD, Epic client secret at rest, audit trail', () => {
         'slug may contain lowercase letters, digits and single hyphens',
       ]),
     );
+    expect(res.body).toMatchObject({
+      statusCode: 400,
+      code: 'VALIDATION_FAILED',
+      fields: {
+        extra: ['property extra should not exist'],
+        name: ['name must be 1 to 200 characters'],
+        slug: ['slug may contain lowercase letters, digits and single hyphens'],
+      },
+    });
     await root.agent.get('/api/organizations/not-a-uuid').expect(400);
+  });
+
+  it("answers the service's own field rules in the same shape as the DTO's", async () => {
+    const org = await factory.organization();
+    const fromDto = await put(`/api/organizations/${org.id}/epic-client`, {
+      clientId: '',
+      environment: 'sandbox',
+    }).expect(400);
+    const fromService = await put(`/api/organizations/${org.id}/epic-client`, {
+      clientId: 'c',
+      environment: 'sandbox',
+      connectionMode: 'backend',
+      scopes: 'system/Patient.read',
+    }).expect(400);
+    const noSlug = await post('/api/organizations', { name: '!!!' }).expect(400);
+    for (const res of [fromDto, fromService, noSlug]) {
+      const body = res.body as { fields: Record<string, string[]>; message: string[] };
+      expect(Object.keys(body).sort()).toEqual(['code', 'fields', 'message', 'statusCode']);
+      expect(body).toMatchObject({ statusCode: 400, code: 'VALIDATION_FAILED' });
+      // `message` lists every message of `fields`, field by field.
+      expect(body.message).toEqual(Object.values(body.fields).flat());
+    }
+    expect(Object.keys((fromDto.body as { fields: object }).fields)).toContain('clientId');
+    expect(fromService.body).toMatchObject({
+      fields: { tokenAuthMethod: [expect.stringMatching(/private_key_jwt/)] },
+    });
+    expect(noSlug.body).toMatchObject({ fields: { slug: [expect.stringMatching(/slug is required/)] } });
   });
 
   it('stores the client secret encrypted, never returns or renders it, and keeps it when left blank', async () => {
@@ -111,6 +148,9 @@ describe('organizations: CRUD, Epic client secret at rest, audit trail', () => {
     });
     expect(missing.status).toBe(400);
     expect(missing.body.message).toEqual(['fhirBaseUrl is required for a production environment']);
+    expect(missing.body.fields).toEqual({
+      fhirBaseUrl: ['fhirBaseUrl is required for a production environment'],
+    });
     const insecure = await put(`/api/organizations/${org.id}/epic-client`, {
       clientId: 'c',
       environment: 'production',

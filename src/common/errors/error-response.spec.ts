@@ -1,0 +1,124 @@
+import {
+  BadRequestException,
+  ConflictException,
+  ForbiddenException,
+  HttpException,
+  NotFoundException,
+  ServiceUnavailableException,
+} from '@nestjs/common';
+import { ThrottlerException } from '@nestjs/throttler';
+
+import { DomainError, ErrorCode } from './domain-error';
+import { asHttpException, toErrorResponse } from './error-response';
+import { validationFailed } from './field-errors';
+
+describe('toErrorResponse (the one mapping every transport renders)', () => {
+  it('answers a DomainError with the status of its code, and keeps its cause out of the body', () => {
+    const error = new DomainError(ErrorCode.NotConnected, 'Connect it first.', {
+      cause: new Error('secret upstream detail'),
+      organizationId: 'org-1',
+    });
+    const sut = toErrorResponse(error);
+    expect(sut).toEqual({
+      status: 409,
+      code: ErrorCode.NotConnected,
+      body: { statusCode: 409, code: 'NOT_CONNECTED', message: 'Connect it first.' },
+      messages: ['Connect it first.'],
+      retryAfterSeconds: undefined,
+      organizationId: 'org-1',
+      unexpected: false,
+    });
+    expect(JSON.stringify(sut.body)).not.toContain('secret upstream detail');
+  });
+
+  it('passes on Retry-After', () => {
+    const error = new DomainError(ErrorCode.EpicUnavailable, 'Try later.', { retryAfterSeconds: 120 });
+    expect(toErrorResponse(error)).toMatchObject({ status: 503, retryAfterSeconds: 120 });
+  });
+
+  it('answers field errors with every message and the fields', () => {
+    const sut = toErrorResponse(validationFailed({ name: ['name is empty'], slug: ['slug a', 'slug b'] }));
+    expect(sut.status).toBe(400);
+    expect(sut.body).toEqual({
+      statusCode: 400,
+      code: 'VALIDATION_FAILED',
+      message: ['name is empty', 'slug a', 'slug b'],
+      fields: { name: ['name is empty'], slug: ['slug a', 'slug b'] },
+    });
+    expect(sut.messages).toEqual(['name is empty', 'slug a', 'slug b']);
+  });
+
+  it.each([
+    [new NotFoundException('Organization not found'), 404, 'NOT_FOUND', 'Organization not found'],
+    [new ConflictException('Slug taken'), 409, 'CONFLICT', 'Slug taken'],
+    [
+      new ForbiddenException('You do not have access to this page'),
+      403,
+      'FORBIDDEN',
+      'You do not have access to this page',
+    ],
+    [
+      new BadRequestException(['a must be b', 'c must be d']),
+      400,
+      'VALIDATION_FAILED',
+      ['a must be b', 'c must be d'],
+    ],
+    [new HttpException('Sign in required', 401), 401, 'UNAUTHENTICATED', 'Sign in required'],
+    [new ThrottlerException(), 429, 'RATE_LIMITED', 'ThrottlerException: Too Many Requests'],
+  ])('gives an HttpException the code of its status: %p', (exception, status, code, message) => {
+    const sut = toErrorResponse(exception);
+    expect(sut).toMatchObject({ status, code, unexpected: false });
+    expect(sut.body).toMatchObject({ statusCode: status, code, message });
+  });
+
+  it("keeps an HttpException's own members (a health check's details)", () => {
+    const health = new ServiceUnavailableException({
+      status: 'error',
+      error: { database: { status: 'down' } },
+    });
+    const sut = toErrorResponse(health);
+    expect(sut.body).toMatchObject({
+      statusCode: 503,
+      code: 'INTERNAL_ERROR',
+      status: 'error',
+      error: { database: { status: 'down' } },
+    });
+  });
+
+  it('answers anything else with a generic 500 that shows nothing of it', () => {
+    const sut = toErrorResponse(new TypeError('cannot read properties of undefined (reading "token")'));
+    expect(sut).toEqual({
+      status: 500,
+      code: ErrorCode.Internal,
+      body: { statusCode: 500, code: 'INTERNAL_ERROR', message: 'Internal server error' },
+      messages: ['Internal server error'],
+      unexpected: true,
+    });
+  });
+});
+
+describe('asHttpException (for a caller that still catches Nest exceptions by class)', () => {
+  it('makes the Nest exception of the status, with the same JSON', () => {
+    const invalid = validationFailed({ clientId: ['clientId is required'] });
+    const forbidden = new DomainError(ErrorCode.Forbidden, 'Root only.', {
+      fields: { clientId: ['Root only.'] },
+    });
+
+    const bad = asHttpException(invalid);
+    expect(bad).toBeInstanceOf(BadRequestException);
+    expect(toErrorResponse(bad).body).toEqual(toErrorResponse(invalid).body);
+    expect(bad.getResponse()).toMatchObject({ fields: { clientId: ['clientId is required'] } });
+
+    const refused = asHttpException(forbidden);
+    expect(refused).toBeInstanceOf(ForbiddenException);
+    expect(toErrorResponse(refused).body).toEqual({
+      statusCode: 403,
+      code: 'FORBIDDEN',
+      message: ['Root only.'],
+      fields: { clientId: ['Root only.'] },
+    });
+
+    const other = asHttpException(new DomainError(ErrorCode.NotConnected, 'Connect first.'));
+    expect(toErrorResponse(other)).toMatchObject({ status: 409, code: 'NOT_CONNECTED' });
+  });
+});
