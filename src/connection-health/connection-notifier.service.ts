@@ -45,7 +45,7 @@ export class ConnectionNotifier {
       const notified = await this.dataSource.transaction(async (manager) => {
         // Lock the organization's connection and read its state again under the lock: two evaluators racing
         // on quick successive events (degraded, then restored) must not announce a stale state.
-        await this.connections.lockForNotification(manager, seen.organizationId);
+        if (!(await this.connections.lockForNotification(manager, seen.organizationId))) return null;
         const [snapshot] = await this.states.snapshots([seen.organizationId], now, manager);
         if (!snapshot || snapshot.state === snapshot.notifiedState) return null;
         if (!this.worthAnnouncing(snapshot, now)) return null;

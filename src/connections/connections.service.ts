@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, In, Repository } from 'typeorm';
+import { EntityManager, In, QueryFailedError, Repository } from 'typeorm';
 
 import { ConnectionEvent, ConnectionEvents } from './connections.events';
 import {
@@ -144,6 +144,15 @@ export class ConnectionsService {
     return manager ? work(manager) : this.states.manager.transaction(work);
   }
 
+  /**
+   * Ends every live user connection of the organization (their tokens were issued for a
+   * registration that changed), inside the caller's transaction; each keeps the reason for its
+   * user's page. Returns how many ended.
+   */
+  endUserConnections(manager: EntityManager, organizationId: string, reason: string): Promise<number> {
+    return this.tokens.endUserCredentialsOf(manager, organizationId, reason);
+  }
+
   /** The organizations' own connection rows (organizations never connected have none). */
   async organizationStates(organizationIds: string[]): Promise<Map<string, OrganizationConnectionState>> {
     if (organizationIds.length === 0) return new Map();
@@ -165,16 +174,23 @@ export class ConnectionsService {
 
   /**
    * Inside the caller's transaction: locks the organization's connection row (creating it when
-   * missing), so two evaluators cannot announce the same transition twice.
+   * missing), so two evaluators cannot announce the same transition twice. False when the
+   * organization no longer exists.
    */
-  async lockForNotification(manager: EntityManager, organizationId: string): Promise<void> {
-    await manager.query(
-      `INSERT INTO organization_connection (organization_id) VALUES ($1) ON CONFLICT (organization_id) DO NOTHING`,
-      [organizationId],
-    );
+  async lockForNotification(manager: EntityManager, organizationId: string): Promise<boolean> {
+    try {
+      await manager.query(
+        `INSERT INTO organization_connection (organization_id) VALUES ($1) ON CONFLICT (organization_id) DO NOTHING`,
+        [organizationId],
+      );
+    } catch (error) {
+      if (isForeignKeyViolation(error)) return false; // the organization was deleted meanwhile
+      throw error;
+    }
     await manager.query('SELECT 1 FROM organization_connection WHERE organization_id = $1 FOR UPDATE', [
       organizationId,
     ]);
+    return true;
   }
 
   /** Records the state the organization's admins were just told about (after lockForNotification). */
@@ -239,10 +255,20 @@ export class ConnectionsService {
       ...(errorAt ? [`last_error_at = ${errorAt.update}`] : []),
       'updated_at = now()',
     ];
-    await (manager ?? this.states.manager).query(
-      `INSERT INTO organization_connection (${insertColumns.join(', ')}) VALUES (${insertValues.join(', ')})
-       ON CONFLICT (organization_id) DO UPDATE SET ${updates.join(', ')}`,
-      values,
-    );
+    try {
+      await (manager ?? this.states.manager).query(
+        `INSERT INTO organization_connection (${insertColumns.join(', ')}) VALUES (${insertValues.join(', ')})
+         ON CONFLICT (organization_id) DO UPDATE SET ${updates.join(', ')}`,
+        values,
+      );
+    } catch (error) {
+      // The organization was deleted meanwhile (its connection with it): nothing left to record.
+      if (!isForeignKeyViolation(error)) throw error;
+    }
   }
+}
+
+/** PostgreSQL's foreign_key_violation (23503). */
+function isForeignKeyViolation(error: unknown): boolean {
+  return error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23503';
 }

@@ -38,6 +38,14 @@ interface ActiveCredentialRow {
 
 const DECRYPTED_CACHE_SIZE = 10_000;
 
+/** The credential changed (new tokens stored) or ended since the caller read it: read it again. */
+export class CredentialChangedError extends Error {
+  constructor(readonly credentialId: string) {
+    super('The credential changed or ended since it was read');
+    this.name = 'CredentialChangedError';
+  }
+}
+
 /** The plain read model of a credential row: everything but its ciphertexts. */
 function toStored(row: EpicCredential): StoredCredential {
   return {
@@ -196,6 +204,30 @@ export class TokenStoreService {
     return (result.affected ?? 0) > 0;
   }
 
+  /** Ends every live user credential of the organization (see endUserCredential); how many ended. */
+  async endUserCredentialsOf(
+    manager: EntityManager,
+    organizationId: string,
+    reason: string,
+  ): Promise<number> {
+    const result = await manager
+      .createQueryBuilder()
+      .update(EpicCredential)
+      .set({
+        accessTokenEnc: null,
+        refreshTokenEnc: null,
+        endedAt: () => 'now()',
+        lastError: reason,
+        lastErrorAt: () => 'COALESCE("last_error_at", now())',
+        version: () => 'version + 1',
+      })
+      .where('organization_id = :organizationId AND user_id IS NOT NULL AND ended_at IS NULL', {
+        organizationId,
+      })
+      .execute();
+    return result.affected ?? 0;
+  }
+
   /** Deletes one credential (this version of it) inside the caller's transaction; false if it was gone. */
   async deleteCredential(manager: EntityManager, credential: StoredCredential): Promise<boolean> {
     const result = await manager.delete(EpicCredential, { id: credential.id, version: credential.version });
@@ -307,12 +339,12 @@ export class TokenStoreService {
 
   /**
    * The decrypted tokens of this version of a credential, for a request to the server that issued
-   * them only (refresh, revocation). Never log or return them. Throws when the credential changed
-   * or ended since it was read, or has no such token.
+   * them only (refresh, revocation). Never log or return them. Throws CredentialChangedError when
+   * the credential changed or ended since it was read (a ciphertext it cannot decrypt throws too).
    */
   async reveal(credential: StoredCredential): Promise<{ accessToken: string; refreshToken: string | null }> {
     const row = await this.credentials.findOneBy({ id: credential.id, version: credential.version });
-    if (!row?.accessTokenEnc) throw new Error('The credential changed or ended: it has no tokens');
+    if (!row?.accessTokenEnc) throw new CredentialChangedError(credential.id);
     return {
       accessToken: this.cipher.decrypt(row.accessTokenEnc, context(row.id, 'access_token')),
       refreshToken: row.refreshTokenEnc

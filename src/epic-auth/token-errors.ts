@@ -91,7 +91,8 @@ export type TerminalReason =
   | 'unauthorized_client'
   | 'no_refresh_token'
   | 'access_token_rejected'
-  | 'undecryptable';
+  | 'undecryptable'
+  | 'registration_changed';
 
 export type RefreshFailure =
   | { kind: 'terminal'; reason: TerminalReason; code: string; message: string }
@@ -107,6 +108,7 @@ export const TERMINAL_MESSAGES: Record<TerminalReason, string> = {
   no_refresh_token: `The Epic access token expired and this connection has no refresh token (the app is not registered at Epic for persistent access). ${REAUTHENTICATE}`,
   access_token_rejected: `Epic rejected the access token (HTTP 401) and it could not be renewed. ${REAUTHENTICATE}`,
   undecryptable: `The stored Epic tokens can no longer be decrypted (their encryption key was removed from ENCRYPTION_KEYS). ${REAUTHENTICATE}`,
+  registration_changed: `These Epic tokens were issued by another FHIR server than the one the organization is now registered with, so they are no longer sent anywhere. ${REAUTHENTICATE}`,
 };
 
 /** A backend-service token Epic refused although it was just obtained: the mapped user lacks access. */

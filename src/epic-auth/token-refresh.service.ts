@@ -7,7 +7,8 @@ import { AuditService } from 'src/audit/audit.service';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionEvents } from 'src/connections/connections.events';
 import { ConnectionsService, StoredCredential } from 'src/connections/connections.service';
-import { TokenStoreService } from 'src/connections/token-store.service';
+import { sameFhirBase } from 'src/connections/connections.types';
+import { CredentialChangedError, TokenStoreService } from 'src/connections/token-store.service';
 import { MetricsService } from 'src/metrics/metrics.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
@@ -331,6 +332,17 @@ export class TokenRefreshService {
     now: Date,
   ): Promise<LeasedOutcome | 'lost'> {
     const orgId = current.organizationId;
+    // Tokens go back only to the server that issued them: a registration that now names another
+    // FHIR server (a user's credential outlives it) ends them without a request anywhere.
+    if (!sameFhirBase(current.fhirBaseUrl, client.registration.fhirBaseUrl)) {
+      return this.terminate(
+        current,
+        lease,
+        'registration_changed',
+        'registration_changed',
+        TERMINAL_MESSAGES.registration_changed,
+      );
+    }
     if (current.grantType === 'client_credentials') {
       return this.renewBackend(current, lease, client, reason, now);
     }
@@ -347,6 +359,11 @@ export class TokenRefreshService {
     try {
       refreshToken = await this.tokens.revealRefreshToken(current);
     } catch (error) {
+      // Replaced or ended meanwhile by a writer outside the lease: its outcome stands.
+      if (error instanceof CredentialChangedError) {
+        await this.releaseLease(lease);
+        return this.afterLostRace(current);
+      }
       // Its key was removed from ENCRYPTION_KEYS (or the row was altered): nobody can use it again.
       this.logger.error(
         { orgId, credentialId: current.id, err: error },

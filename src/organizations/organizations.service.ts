@@ -1,16 +1,12 @@
-import {
-  BadRequestException,
-  ConflictException,
-  ForbiddenException,
-  Inject,
-  Injectable,
-  NotFoundException,
-} from '@nestjs/common';
+import { ConflictException, HttpException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
+import { DomainError, ErrorCode, FieldErrors } from 'src/common/errors/domain-error';
+import { asHttpException } from 'src/common/errors/error-response';
+import { validationFailed } from 'src/common/errors/field-errors';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionsService } from 'src/connections/connections.service';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
@@ -118,9 +114,7 @@ export class OrganizationsService {
 
   async create(actor: AuditActor | null, dto: CreateOrganizationDto): Promise<OrganizationView> {
     const slug = dto.slug ?? slugify(dto.name);
-    if (!slug) {
-      throw new BadRequestException({ message: ['slug is required when the name has no letters or digits'] });
-    }
+    if (!slug) throw validationFailed({ slug: ['slug is required when the name has no letters or digits'] });
     try {
       const org = await this.organizations.save(
         this.organizations.create({
@@ -186,10 +180,12 @@ export class OrganizationsService {
     const requested =
       dto.fhirBaseUrl || (dto.environment === EpicEnvironment.Sandbox ? EPIC_SANDBOX_FHIR_BASE : '');
     if (!requested) {
-      throw new BadRequestException({ message: ['fhirBaseUrl is required for a production environment'] });
+      throw registrationError(
+        validationFailed({ fhirBaseUrl: ['fhirBaseUrl is required for a production environment'] }),
+      );
     }
     const checked = checkFhirBaseUrl(requested, { production: this.config.isProduction });
-    if (!checked.ok) throw new BadRequestException({ message: [checked.message] });
+    if (!checked.ok) throw registrationError(validationFailed({ fhirBaseUrl: [checked.message] }));
 
     const authMethod = dto.tokenAuthMethod ?? org.epicTokenAuthMethod;
     const mode = dto.connectionMode ?? org.epicConnectionMode;
@@ -200,11 +196,9 @@ export class OrganizationsService {
       scopes: dto.scopes !== undefined ? dto.scopes || null : org.epicScopes,
     });
     if (problems.length > 0) {
-      throw new BadRequestException({
-        message: problems.map((p) => p.message),
-        // For forms: each message beside its field.
-        fields: Object.fromEntries(problems.map((p) => [p.field, p.message])),
-      });
+      const fields: FieldErrors = {};
+      for (const problem of problems) (fields[problem.field] ??= []).push(problem.message);
+      throw registrationError(validationFailed(fields));
     }
 
     // With private_key_jwt, Epic trusts whatever the service's key signs: which client ID (at which
@@ -218,7 +212,7 @@ export class OrganizationsService {
     if (authMethod === TokenAuthMethod.PrivateKeyJwt && binding && actor && actor.role !== Role.RootAdmin) {
       const message =
         "Only a root administrator can set the Epic client of an organization that uses private_key_jwt: Epic accepts every assertion signed with this service's key, so the operator checks that the client ID and FHIR base URL belong to this organization. Ask a root administrator to save them; you can still change the scopes.";
-      throw new ForbiddenException({ message: [message], fields: { clientId: message } });
+      throw registrationError(forbiddenField('clientId', message));
     }
 
     // EHR launches find their organization by FHIR base: another organization's base would make that
@@ -233,7 +227,7 @@ export class OrganizationsService {
     ) {
       const message =
         'Another organization already uses this FHIR base URL. Only a root administrator can register a FHIR server that several organizations share (their EHR launch URLs then name the organization).';
-      throw new ForbiddenException({ message: [message], fields: { fhirBaseUrl: message } });
+      throw registrationError(forbiddenField('fhirBaseUrl', message));
     }
 
     const changed =
@@ -272,9 +266,14 @@ export class OrganizationsService {
     if (secretRemoved || secretCleared) org.clientSecretEnc = null;
     // A new secret is bound to the token endpoint of its first use; a removed one to nothing.
     if (secretChanged || secretRemoved || secretCleared) org.clientSecretTokenOrigin = null;
-    await this.organizations.save(org);
-    // The tokens were issued for the old registration: the connection ends with it.
-    const tokensCleared = changed ? (await this.connections.disconnectOrganization(org.id)) !== null : false;
+    // Tokens were issued to the old client at the old server: the organization's connection and its
+    // users' ones end with the registration, in the same transaction as the change.
+    const tokensCleared = await this.dataSource.transaction(async (manager) => {
+      await manager.save(org);
+      if (!changed) return false;
+      await this.connections.endUserConnections(manager, org.id, REGISTRATION_CHANGED);
+      return (await this.connections.disconnectOrganization(org.id, manager)) !== null;
+    });
     await this.audit.record({
       actor,
       organization: org,
@@ -293,7 +292,7 @@ export class OrganizationsService {
       },
     });
     if (changed) {
-      // EpicAuth clears the stored tokens (they were issued for the old registration) and audits it.
+      // EpicAuth forgets the old server's discovery and audits the cleared tokens.
       const event: EpicClientChangedEvent = {
         organizationId: org.id,
         organizationName: org.name,
@@ -382,7 +381,7 @@ export class OrganizationsService {
       );
       if ((bound.affected ?? 0) === 0) return this.getClientSecretFor(id, tokenEndpoint);
     } else if (org.clientSecretTokenOrigin !== origin) {
-      throw new ClientSecretBindingError(org.clientSecretTokenOrigin, origin);
+      throw new ClientSecretBindingError(org.clientSecretTokenOrigin, origin, org.id);
     }
     return this.cipher.decrypt(org.clientSecretEnc, secretContext(org.id));
   }
@@ -426,18 +425,43 @@ function serverFields(org: Organization): { serverName: string; isEpic: boolean 
   return { serverName: label.name, isEpic: label.isEpic };
 }
 
+/** What a provider's or patient's page says when the organization's registration ended their connection. */
+const REGISTRATION_CHANGED =
+  "The organization's Epic registration changed (client, server or environment), so this connection ended. Connect again.";
+
 function secretContext(orgId: string): string {
   return `organization:${orgId}:client_secret`;
 }
 
-/** A token endpoint on another origin than the one the client secret is bound to. */
-export class ClientSecretBindingError extends Error {
+/** 403 naming the one field the actor may not set. */
+function forbiddenField(field: string, message: string): DomainError {
+  return new DomainError(ErrorCode.Forbidden, message, { fields: { [field]: [message] } });
+}
+
+/**
+ * registerEpicClient's field errors (400 VALIDATION_FAILED, 403 FORBIDDEN with `fields`) go out as
+ * the Nest exception of their status, with the same JSON, because AdminUi's registration form
+ * catches BadRequestException and ForbiddenException to show the messages beside its fields.
+ * Throw the DomainError itself once that form catches DomainError.
+ */
+function registrationError(error: DomainError): HttpException {
+  return asHttpException(error);
+}
+
+/**
+ * A token endpoint on another origin than the one the client secret is bound to: 409
+ * CLIENT_SECRET_REFUSED, should it reach a response (EpicAuth turns it into its own error).
+ */
+export class ClientSecretBindingError extends DomainError {
   constructor(
     readonly boundOrigin: string,
     readonly requestedOrigin: string,
+    organizationId?: string,
   ) {
     super(
+      ErrorCode.ClientSecretRefused,
       `The token endpoint is now at ${requestedOrigin}, not at ${boundOrigin} where the saved client secret was first used, so the secret was not sent. If the server really moved, enter the client secret again on the registration page.`,
+      { organizationId },
     );
     this.name = 'ClientSecretBindingError';
   }
