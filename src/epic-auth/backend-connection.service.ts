@@ -16,6 +16,10 @@ export interface BackendConnectResult {
   scopes: string[];
 }
 
+/** A Connect-now attempt as the registration page reports it (the failure already recorded and audited). */
+export type BackendConnectOutcome =
+  ({ ok: true; serverName: string } & BackendConnectResult) | { ok: false; message: string };
+
 /**
  * Connects an organization as a backend service (SMART Backend Services, docs/epic-and-smart.md §9):
  * no one signs in at Epic; the service asks for a token with client_credentials and a client
@@ -33,6 +37,18 @@ export class BackendConnectionService {
     private readonly organizationConnection: OrganizationConnectionService,
     private readonly audit: AuditService,
   ) {}
+
+  /** connect(), with the outcome as data: an EpicAuth failure becomes its message for the page. */
+  async tryConnect(actor: AuditActor, organizationId: string): Promise<BackendConnectOutcome> {
+    try {
+      const result = await this.connect(actor, organizationId);
+      const registration = await this.organizations.getEpicRegistration(organizationId);
+      return { ok: true, serverName: registration?.serverName ?? 'the EHR', ...result };
+    } catch (error) {
+      if (!(error instanceof EpicAuthError)) throw error;
+      return { ok: false, message: error.message };
+    }
+  }
 
   async connect(actor: AuditActor, organizationId: string, now = new Date()): Promise<BackendConnectResult> {
     const registration = await this.organizations.getEpicRegistration(organizationId);

@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Param, Post, Query, Render, Req, Res, UseFilters } from '@nestjs/common';
+import { Controller, Get, Inject, Param, Post, Query, Render, Req, Res } from '@nestjs/common';
 import { IsUUID } from 'class-validator';
 import { Request, Response } from 'express';
 
@@ -12,8 +12,6 @@ import {
 } from 'src/common/decorators/auth.decorators';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { OrgIdParam } from 'src/organizations/dto/organization.dto';
-import { OrganizationsService } from 'src/organizations/organizations.service';
-import { ServerLabel, serverLabel } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
@@ -22,8 +20,6 @@ import { addFlash, saveSession } from 'src/common/flash';
 import { AuthorizationCallbackService } from './authorization-callback.service';
 import { bindBrowser, hashBinding, presentedBinding } from './browser-binding';
 import { BackendConnectionService } from './backend-connection.service';
-import { EpicAuthError } from './epic-auth.errors';
-import { EpicAuthBrowserFilter } from './filters/epic-auth-browser.filter';
 import { OrganizationConnectionService } from './organization-connection.service';
 import { PatientLaunchService } from './patient-launch.service';
 import { ProviderLaunchService } from './provider-launch.service';
@@ -36,7 +32,6 @@ class OrgQuery {
 /** Browser entry points: the organization connection, its callback, and the EHR and patient launches. */
 @Controller()
 @HtmlRoutes()
-@UseFilters(EpicAuthBrowserFilter)
 export class EpicAuthorizeController {
   constructor(
     private readonly organizationConnection: OrganizationConnectionService,
@@ -44,18 +39,12 @@ export class EpicAuthorizeController {
     private readonly patientLaunch: PatientLaunchService,
     private readonly callbacks: AuthorizationCallbackService,
     private readonly backend: BackendConnectionService,
-    private readonly organizations: OrganizationsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** Sets the browser-binding cookie and returns the hash the pending authorization keeps. */
   private bind(req: Request, res: Response): string {
     return hashBinding(bindBrowser(req, res, this.config.secureCookies));
-  }
-
-  /** What the pages call the organization's FHIR server ("Epic", the admin's name, "the EHR"). */
-  private async server(orgId: string): Promise<ServerLabel> {
-    return serverLabel(await this.organizations.get(orgId));
   }
 
   /** Sends an admin to Epic to authorize the organization's connection. */
@@ -128,17 +117,16 @@ export class EpicAuthorizeController {
 
   /** Obtains a backend-service token now and says how it went on the next page (flash). */
   private async connectBackend(user: AuthUser, orgId: string, req: Request): Promise<void> {
-    try {
-      const result = await this.backend.connect(user, orgId);
-      const server = await this.server(orgId);
-      addFlash(req.session, {
-        level: 'success',
-        text: `Connected to ${server.name} as a backend service. The token is valid until ${result.expiresAt.toISOString().replace('T', ' ').slice(0, 16)} UTC and is renewed automatically; scopes granted: ${result.scopes.join(' ') || 'none listed'}.`,
-      });
-    } catch (error) {
-      if (!(error instanceof EpicAuthError)) throw error;
-      addFlash(req.session, { level: 'error', text: `Not connected: ${error.message}` });
-    }
+    const outcome = await this.backend.tryConnect(user, orgId);
+    addFlash(
+      req.session,
+      outcome.ok
+        ? {
+            level: 'success',
+            text: `Connected to ${outcome.serverName} as a backend service. The token is valid until ${outcome.expiresAt.toISOString().replace('T', ' ').slice(0, 16)} UTC and is renewed automatically; scopes granted: ${outcome.scopes.join(' ') || 'none listed'}.`,
+          }
+        : { level: 'error', text: `Not connected: ${outcome.message}` },
+    );
   }
 
   /**

@@ -1,4 +1,4 @@
-import { Controller, Get, Query, UseFilters } from '@nestjs/common';
+import { Controller, Get, Query } from '@nestjs/common';
 
 import { OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import { OrgRefDto } from 'src/organizations/dto/org-ref.dto';
@@ -6,7 +6,6 @@ import { Role } from 'src/users/user.types';
 
 import { RegistrationInfo } from './authorization.types';
 import { ConnectionLifecycleService } from './connection-lifecycle.service';
-import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
 
 /**
  * JSON for the registration page: what to register at Epic. The status and disconnect routes
@@ -14,7 +13,6 @@ import { EpicAuthApiFilter } from './filters/epic-auth-api.filter';
  */
 @Controller('fhir')
 @Roles(Role.RootAdmin, Role.OrgAdmin)
-@UseFilters(EpicAuthApiFilter)
 export class EpicConnectionController {
   constructor(private readonly lifecycle: ConnectionLifecycleService) {}
 

@@ -2,7 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { DomainError } from 'src/common/errors/domain-error';
-import { AuthorizationService, organizationScopes } from 'src/epic-auth/authorization.service';
+import { organizationScopes } from 'src/epic-auth/authorization.types';
+import { ConnectionLifecycleService } from 'src/epic-auth/connection-lifecycle.service';
 import { CredentialsCheckService } from 'src/epic-auth/credentials-check.service';
 import { SmartDiscoveryService } from 'src/epic-auth/smart-discovery.service';
 import { ConnectionsService } from 'src/connections/connections.service';
@@ -92,7 +93,7 @@ export class ConnectionTestService {
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly discovery: SmartDiscoveryService,
-    private readonly authorization: AuthorizationService,
+    private readonly authorization: ConnectionLifecycleService,
     private readonly tokens: TokenStoreService,
     private readonly connections: ConnectionsService,
     private readonly fhir: FhirClientService,
