@@ -2,10 +2,12 @@ import { DataSource } from 'typeorm';
 
 import { count, ms } from './load';
 
-/** One statement as sent through `DataSource.query`. */
+/** One statement as sent through `DataSource.query`, with the `SET LOCAL`s sent before it. */
 export interface SentQuery {
   sql: string;
   params: unknown[];
+  /** Planner settings the service applied to this statement's transaction (EXPLAIN applies them too). */
+  settings: string[];
 }
 
 /**
@@ -17,9 +19,14 @@ export async function captureQueries<T>(
   work: () => Promise<T>,
 ): Promise<{ result: T; sent: SentQuery[] }> {
   const sent: SentQuery[] = [];
+  let settings: string[] = [];
   const original = ds.query.bind(ds);
   ds.query = ((sql: string, params?: unknown[], ...rest: unknown[]) => {
-    sent.push({ sql, params: params ?? [] });
+    if (/^\s*SET\s+LOCAL\b/i.test(sql)) settings.push(sql);
+    else {
+      sent.push({ sql, params: params ?? [], settings });
+      settings = [];
+    }
     return (original as (...args: unknown[]) => Promise<unknown>)(sql, params, ...rest);
   }) as typeof ds.query;
   try {
@@ -31,10 +38,13 @@ export async function captureQueries<T>(
 
 /** EXPLAIN (ANALYZE, BUFFERS) of one statement with its parameters, as one line (`describePlan`). */
 export async function explainPlan(ds: DataSource, query: SentQuery): Promise<string> {
-  const [row] = await ds.query<{ 'QUERY PLAN': ExplainOutput }[]>(
-    `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${query.sql}`,
-    query.params,
-  );
+  const [row] = await ds.transaction(async (manager) => {
+    for (const setting of query.settings) await manager.query(setting);
+    return manager.query<{ 'QUERY PLAN': ExplainOutput }[]>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${query.sql}`,
+      query.params,
+    );
+  });
   return describePlan(row['QUERY PLAN'][0]);
 }
 

@@ -197,31 +197,36 @@ export class ConnectionsReadModel {
       : null;
     const limit = Math.min(Math.max(query.limit ?? 50, 1), 500);
     const offset = Math.max(query.offset ?? 0, 0);
-    const rows = await this.dataSource.query<
-      {
-        id: string;
-        name: string;
-        slug: string;
-        epic_environment: string;
-        fhir_base_url: string | null;
-        fhir_server_name: string | null;
-        state: ConnectionState;
-        token_expires_at: Date | null;
-        ends_at: Date | null;
-        refreshable: boolean;
-        last_sync: Date | null;
-        last_error: string | null;
-        last_error_at: Date | null;
-      }[]
-    >(
-      `${LIST_SOURCE}
+    // A page stops early along an index (LIMIT): a parallel plan's start-up costs more than the
+    // page (at 100,000 organizations the attention page took 50 ms in parallel, 8 ms without).
+    const rows = await this.dataSource.transaction(async (manager) => {
+      await manager.query('SET LOCAL max_parallel_workers_per_gather = 0');
+      return manager.query<
+        {
+          id: string;
+          name: string;
+          slug: string;
+          epic_environment: string;
+          fhir_base_url: string | null;
+          fhir_server_name: string | null;
+          state: ConnectionState;
+          token_expires_at: Date | null;
+          ends_at: Date | null;
+          refreshable: boolean;
+          last_sync: Date | null;
+          last_error: string | null;
+          last_error_at: Date | null;
+        }[]
+      >(
+        `${LIST_SOURCE}
        SELECT l.* FROM l
         WHERE ($3::text[] IS NULL OR state = ANY($3::text[]))
           AND ($4::text IS NULL OR lower(name) LIKE $4 OR slug LIKE $4)
         ORDER BY ${SORTS[query.sort ?? 'name']}
         LIMIT ${limit} OFFSET ${offset}`,
-      [now, new Date(now.getTime() + this.warningMs), states, search],
-    );
+        [now, new Date(now.getTime() + this.warningMs), states, search],
+      );
+    });
     let total: number;
     if (counts && search === null) {
       total = (states ?? CONNECTION_STATES).reduce(
