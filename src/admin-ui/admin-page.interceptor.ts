@@ -2,8 +2,16 @@ import { CallHandler, ExecutionContext, Injectable, NestInterceptor } from '@nes
 import { Request } from 'express';
 import { from, Observable, switchMap } from 'rxjs';
 
-import { takeFlash } from 'src/common/flash';
+import { FlashMessage, takeFlash } from 'src/common/flash';
 import { NotificationsService } from 'src/connection-health/notifications.service';
+
+/** What the layout of every admin page shows besides the page itself. */
+export interface AdminLayoutData {
+  /** One-time messages (sign-in notices, what an action did). */
+  flashes: FlashMessage[];
+  /** Unread notifications, in the header. */
+  unreadCount: number;
+}
 
 /**
  * What every admin page's layout shows: one-time messages (e.g. the sign-in notices) and the
@@ -13,10 +21,7 @@ import { NotificationsService } from 'src/connection-health/notifications.servic
 export class AdminLayout {
   constructor(private readonly notifications: NotificationsService) {}
 
-  async decorate<T extends object>(
-    req: Request,
-    data: T,
-  ): Promise<T & { flashes: unknown[]; unreadCount: number }> {
+  async decorate<T extends object>(req: Request, data: T): Promise<T & AdminLayoutData> {
     return {
       ...data,
       flashes: takeFlash(req.session),

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 
 import { ClientKeysModule } from 'src/client-keys/client-keys.module';
 import { ConnectionsModule } from 'src/connections/connections.module';
@@ -12,8 +12,13 @@ import { AdminUiController } from './admin-ui.controller';
 import { EpicRegistrationController } from './epic-registration.controller';
 import { KeysPageController } from './keys-page.controller';
 import { LaunchPagesController } from './launch-pages.controller';
-import { PatientPagesController } from './patient-pages.controller';
 import { NotificationsPageController } from './notifications-page.controller';
+import { KeysPageBuilder } from './page-builders/keys-page.builder';
+import { LaunchPagesBuilder } from './page-builders/launch-pages.builder';
+import { OrganizationPagesBuilder } from './page-builders/organization-pages.builder';
+import { RegistrationPageBuilder } from './page-builders/registration-page.builder';
+import { PatientPagesController } from './patient-pages.controller';
+import { RegistrationOrgRedirectMiddleware } from './registration-org.middleware';
 
 /** Server-rendered consoles. Imports the feature modules; nothing imports it. */
 @Module({
@@ -33,6 +38,17 @@ import { NotificationsPageController } from './notifications-page.controller';
     LaunchPagesController,
     PatientPagesController,
   ],
-  providers: [AdminLayout, AdminPageInterceptor],
+  providers: [
+    AdminLayout,
+    AdminPageInterceptor,
+    OrganizationPagesBuilder,
+    RegistrationPageBuilder,
+    KeysPageBuilder,
+    LaunchPagesBuilder,
+  ],
 })
-export class AdminUiModule {}
+export class AdminUiModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(RegistrationOrgRedirectMiddleware).forRoutes(EpicRegistrationController);
+  }
+}

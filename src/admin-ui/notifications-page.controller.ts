@@ -7,6 +7,7 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { AdminPageInterceptor } from './admin-page.interceptor';
+import { NotificationsPage, notificationsPage } from './view-models/notifications-page';
 
 /** The admin's connection notifications: newest first, unread marked, mark as read. */
 @Controller('admin/notifications')
@@ -18,9 +19,8 @@ export class NotificationsPageController {
 
   @Get()
   @Render('admin/notifications')
-  async page(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): Promise<object> {
-    const items = await this.notifications.list(user, { limit: 100 });
-    return { title: 'Notifications', user, csrfToken, items, isRoot: user.role === Role.RootAdmin };
+  async page(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): Promise<NotificationsPage> {
+    return notificationsPage({ user, csrfToken }, await this.notifications.list(user, { limit: 100 }));
   }
 
   @Post('read-all')

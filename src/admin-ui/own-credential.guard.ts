@@ -12,20 +12,18 @@ import { Reflector } from '@nestjs/core';
 import { Request } from 'express';
 import { isUUID } from 'class-validator';
 
+import type { StoredCredential } from 'src/connections/connections.types';
 import { TokenStoreService } from 'src/connections/token-store.service';
 
 const OWN_CREDENTIAL = 'ownCredentialParam';
 
-/** A user's credential (metadata only), as TokenStoreService returns it. */
-export type OwnedCredentialRecord = NonNullable<Awaited<ReturnType<TokenStoreService['findUserCredential']>>>;
-
 /** Where the guard leaves the credential it checked, so the handler does not read it again. */
 const CHECKED = Symbol('ownCredential');
-type CheckedRequest = Request & { [CHECKED]?: OwnedCredentialRecord };
+type CheckedRequest = Request & { [CHECKED]?: StoredCredential };
 
 /** The credential @OwnCredential() checked for this request. */
 export const CheckedCredential = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): OwnedCredentialRecord =>
+  (_data: unknown, context: ExecutionContext): StoredCredential =>
     context.switchToHttp().getRequest<CheckedRequest>()[CHECKED]!,
 );
 

@@ -1,11 +1,10 @@
-import { ConflictException, HttpException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, In, IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { DomainError, ErrorCode, FieldErrors } from 'src/common/errors/domain-error';
-import { asHttpException } from 'src/common/errors/error-response';
 import { validationFailed } from 'src/common/errors/field-errors';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionsService } from 'src/connections/connections.service';
@@ -180,12 +179,10 @@ export class OrganizationsService {
     const requested =
       dto.fhirBaseUrl || (dto.environment === EpicEnvironment.Sandbox ? EPIC_SANDBOX_FHIR_BASE : '');
     if (!requested) {
-      throw registrationError(
-        validationFailed({ fhirBaseUrl: ['fhirBaseUrl is required for a production environment'] }),
-      );
+      throw validationFailed({ fhirBaseUrl: ['fhirBaseUrl is required for a production environment'] });
     }
     const checked = checkFhirBaseUrl(requested, { production: this.config.isProduction });
-    if (!checked.ok) throw registrationError(validationFailed({ fhirBaseUrl: [checked.message] }));
+    if (!checked.ok) throw validationFailed({ fhirBaseUrl: [checked.message] });
 
     const authMethod = dto.tokenAuthMethod ?? org.epicTokenAuthMethod;
     const mode = dto.connectionMode ?? org.epicConnectionMode;
@@ -198,7 +195,7 @@ export class OrganizationsService {
     if (problems.length > 0) {
       const fields: FieldErrors = {};
       for (const problem of problems) (fields[problem.field] ??= []).push(problem.message);
-      throw registrationError(validationFailed(fields));
+      throw validationFailed(fields);
     }
 
     // With private_key_jwt, Epic trusts whatever the service's key signs: which client ID (at which
@@ -212,7 +209,7 @@ export class OrganizationsService {
     if (authMethod === TokenAuthMethod.PrivateKeyJwt && binding && actor && actor.role !== Role.RootAdmin) {
       const message =
         "Only a root administrator can set the Epic client of an organization that uses private_key_jwt: Epic accepts every assertion signed with this service's key, so the operator checks that the client ID and FHIR base URL belong to this organization. Ask a root administrator to save them; you can still change the scopes.";
-      throw registrationError(forbiddenField('clientId', message));
+      throw forbiddenField('clientId', message);
     }
 
     // EHR launches find their organization by FHIR base: another organization's base would make that
@@ -227,7 +224,7 @@ export class OrganizationsService {
     ) {
       const message =
         'Another organization already uses this FHIR base URL. Only a root administrator can register a FHIR server that several organizations share (their EHR launch URLs then name the organization).';
-      throw registrationError(forbiddenField('fhirBaseUrl', message));
+      throw forbiddenField('fhirBaseUrl', message);
     }
 
     const changed =
@@ -436,16 +433,6 @@ function secretContext(orgId: string): string {
 /** 403 naming the one field the actor may not set. */
 function forbiddenField(field: string, message: string): DomainError {
   return new DomainError(ErrorCode.Forbidden, message, { fields: { [field]: [message] } });
-}
-
-/**
- * registerEpicClient's field errors (400 VALIDATION_FAILED, 403 FORBIDDEN with `fields`) go out as
- * the Nest exception of their status, with the same JSON, because AdminUi's registration form
- * catches BadRequestException and ForbiddenException to show the messages beside its fields.
- * Throw the DomainError itself once that form catches DomainError.
- */
-function registrationError(error: DomainError): HttpException {
-  return asHttpException(error);
 }
 
 /**

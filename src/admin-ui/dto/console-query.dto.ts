@@ -4,6 +4,7 @@ import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-va
 import { CONNECTION_STATES } from 'src/connections/connections.read-model';
 
 export const CONSOLE_SORTS = ['name', 'state', 'expiry', 'last_sync'] as const;
+export type ConsoleSort = (typeof CONSOLE_SORTS)[number];
 
 /** `/admin?state=…&q=…&sort=…&page=…`: the root admin console's filter, search, sort and page. */
 export class ConsoleQueryDto {
@@ -18,7 +19,7 @@ export class ConsoleQueryDto {
 
   @IsOptional()
   @IsIn(CONSOLE_SORTS, { message: `sort must be one of ${CONSOLE_SORTS.join(', ')}` })
-  sort?: (typeof CONSOLE_SORTS)[number];
+  sort?: ConsoleSort;
 
   @IsOptional()
   @Type(() => Number)

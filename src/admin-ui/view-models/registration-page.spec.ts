@@ -3,7 +3,13 @@ import type { OrganizationView } from 'src/organizations/dto/organization.view';
 
 import { ConnectionMode, EpicEnvironment, TokenAuthMethod } from 'src/organizations/organization.types';
 
-import { registrationPage } from './registration-page';
+import {
+  firstMessages,
+  formErrors,
+  registrationDto,
+  registrationPage,
+  submittedForm,
+} from './registration-page';
 
 const org = {
   id: 'o1',
@@ -184,5 +190,70 @@ describe('registrationPage', () => {
     expect(page.register.scopes).toEqual([
       { context: 'This connection (backend service)', scopes: 'system/Patient.read' },
     ]);
+  });
+});
+
+describe('the posted registration form', () => {
+  const posted = {
+    clientId: ' client-1 ',
+    clientSecret: 'typed-secret',
+    environment: 'sandbox',
+    fhirBaseUrl: '',
+    fhirServerName: ' Cerner ',
+    scopes: 'user/Patient.read',
+    tokenAuthMethod: '',
+    basicEncoding: 'raw',
+    scopeSyntax: ['v2'], // not a string: read as blank
+  };
+
+  it('shows again what was typed, trimmed, never the secret', () => {
+    const form = submittedForm(posted);
+    expect(form).toMatchObject({
+      clientId: 'client-1',
+      fhirServerName: 'Cerner',
+      scopeSyntax: '',
+      fhirBaseUrl: '',
+    });
+    expect(JSON.stringify(form)).not.toContain('typed-secret');
+  });
+
+  it('asks the service to save what was filled in; blank optional fields keep what is saved', () => {
+    expect({ ...registrationDto(posted) }).toEqual({
+      clientId: 'client-1',
+      clientSecret: 'typed-secret',
+      environment: 'sandbox',
+      fhirBaseUrl: undefined,
+      fhirServerName: 'Cerner',
+      scopes: 'user/Patient.read',
+      tokenAuthMethod: undefined,
+      basicEncoding: 'raw',
+      scopeSyntax: undefined,
+      assertionAlg: undefined,
+      connectionMode: undefined,
+    });
+    // Blank secret: keep the saved one. A blank server name clears it; no field at all keeps it.
+    expect(registrationDto({ ...posted, clientSecret: ' ', fhirServerName: '' })).toMatchObject({
+      clientSecret: undefined,
+      fhirServerName: '',
+    });
+    expect(registrationDto({ clientId: 'c', environment: 'sandbox' }).fhirServerName).toBeUndefined();
+  });
+
+  it('puts field errors (the one shape) beside their fields, one line each', () => {
+    const fields = {
+      clientId: [
+        'clientId must be 1 to 200 characters',
+        'clientId may contain only visible ASCII characters',
+      ],
+      scopes: ['scopes must name offline_access'],
+    };
+    expect(formErrors(fields)).toEqual({
+      clientId: 'clientId must be 1 to 200 characters clientId may contain only visible ASCII characters',
+      scopes: 'scopes must name offline_access',
+    });
+    expect(formErrors(firstMessages(fields))).toEqual({
+      clientId: 'clientId must be 1 to 200 characters',
+      scopes: 'scopes must name offline_access',
+    });
   });
 });

@@ -1,4 +1,8 @@
+import { plainToInstance } from 'class-transformer';
+
+import type { FieldErrors } from 'src/common/errors/domain-error';
 import type { RegistrationInfo } from 'src/epic-auth/authorization.types';
+import { RegisterEpicClientDto } from 'src/organizations/dto/organization.dto';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 import {
   AssertionAlg,
@@ -25,6 +29,9 @@ export interface RegistrationForm {
   assertionAlg: string;
   connectionMode: string;
 }
+
+/** The registration form as posted: strings, or anything else a crafted post sends (read as blank). */
+export type PostedRegistrationForm = Partial<Record<keyof RegistrationForm | 'clientSecret', unknown>>;
 
 interface Option {
   value: string;
@@ -225,4 +232,53 @@ export function registrationPage(
       organization: `/admin/organizations/${org.id}`,
     },
   };
+}
+
+const str = (value: unknown): string => (typeof value === 'string' ? value.trim() : '');
+
+/** What was typed, to show it again beside the messages (never the secret). */
+export function submittedForm(body: PostedRegistrationForm): RegistrationForm {
+  return {
+    clientId: str(body.clientId),
+    environment: str(body.environment),
+    fhirBaseUrl: str(body.fhirBaseUrl),
+    fhirServerName: str(body.fhirServerName),
+    scopes: str(body.scopes),
+    tokenAuthMethod: str(body.tokenAuthMethod),
+    basicEncoding: str(body.basicEncoding),
+    scopeSyntax: str(body.scopeSyntax),
+    assertionAlg: str(body.assertionAlg),
+    connectionMode: str(body.connectionMode),
+  };
+}
+
+/**
+ * What the form asks OrganizationsService.registerEpicClient to save. A blank optional field is
+ * absent (a blank secret keeps the saved one); the server's name is always sent by the form, where
+ * blank clears it, and a post without that field keeps it.
+ */
+export function registrationDto(body: PostedRegistrationForm): RegisterEpicClientDto {
+  return plainToInstance(RegisterEpicClientDto, {
+    clientId: str(body.clientId),
+    clientSecret: str(body.clientSecret) || undefined,
+    environment: str(body.environment),
+    fhirBaseUrl: str(body.fhirBaseUrl) || undefined,
+    fhirServerName: typeof body.fhirServerName === 'string' ? str(body.fhirServerName) : undefined,
+    scopes: str(body.scopes),
+    tokenAuthMethod: str(body.tokenAuthMethod) || undefined,
+    basicEncoding: str(body.basicEncoding) || undefined,
+    scopeSyntax: str(body.scopeSyntax) || undefined,
+    assertionAlg: str(body.assertionAlg) || undefined,
+    connectionMode: str(body.connectionMode) || undefined,
+  });
+}
+
+/** Field errors (the one shape, `{ field: [messages] }`) as the form shows them: one line per field. */
+export function formErrors(fields: FieldErrors): Record<string, string> {
+  return Object.fromEntries(Object.entries(fields).map(([field, messages]) => [field, messages.join(' ')]));
+}
+
+/** The first message of each field: the form names the first rule a value broke, not every one. */
+export function firstMessages(fields: FieldErrors): FieldErrors {
+  return Object.fromEntries(Object.entries(fields).map(([field, messages]) => [field, messages.slice(0, 1)]));
 }

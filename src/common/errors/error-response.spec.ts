@@ -9,7 +9,7 @@ import {
 import { ThrottlerException } from '@nestjs/throttler';
 
 import { DomainError, ErrorCode } from './domain-error';
-import { asHttpException, toErrorResponse } from './error-response';
+import { toErrorResponse } from './error-response';
 import { validationFailed } from './field-errors';
 
 describe('toErrorResponse (the one mapping every transport renders)', () => {
@@ -94,31 +94,5 @@ describe('toErrorResponse (the one mapping every transport renders)', () => {
       messages: ['Internal server error'],
       unexpected: true,
     });
-  });
-});
-
-describe('asHttpException (for a caller that still catches Nest exceptions by class)', () => {
-  it('makes the Nest exception of the status, with the same JSON', () => {
-    const invalid = validationFailed({ clientId: ['clientId is required'] });
-    const forbidden = new DomainError(ErrorCode.Forbidden, 'Root only.', {
-      fields: { clientId: ['Root only.'] },
-    });
-
-    const bad = asHttpException(invalid);
-    expect(bad).toBeInstanceOf(BadRequestException);
-    expect(toErrorResponse(bad).body).toEqual(toErrorResponse(invalid).body);
-    expect(bad.getResponse()).toMatchObject({ fields: { clientId: ['clientId is required'] } });
-
-    const refused = asHttpException(forbidden);
-    expect(refused).toBeInstanceOf(ForbiddenException);
-    expect(toErrorResponse(refused).body).toEqual({
-      statusCode: 403,
-      code: 'FORBIDDEN',
-      message: ['Root only.'],
-      fields: { clientId: ['Root only.'] },
-    });
-
-    const other = asHttpException(new DomainError(ErrorCode.NotConnected, 'Connect first.'));
-    expect(toErrorResponse(other)).toMatchObject({ status: 409, code: 'NOT_CONNECTED' });
   });
 });

@@ -1,4 +1,4 @@
-import { BadRequestException, ForbiddenException, HttpException, HttpStatus } from '@nestjs/common';
+import { HttpException, HttpStatus } from '@nestjs/common';
 
 import { codeForStatus, DomainError, ERROR_STATUS, ErrorCode, FieldErrors } from './domain-error';
 import { fieldMessages } from './field-errors';
@@ -63,7 +63,7 @@ export function toErrorResponse(exception: unknown): ErrorResponse {
     const response = exception.getResponse();
     const members: Record<string, unknown> =
       typeof response === 'string' ? { message: response } : { ...response };
-    // A body made by asHttpException already carries its code.
+    // A body that already names its code keeps it.
     const code = isErrorCode(members.code) ? members.code : codeForStatus(status);
     const message =
       typeof members.message === 'string' || Array.isArray(members.message)
@@ -90,16 +90,4 @@ const isErrorCode = (value: unknown): value is ErrorCode => ERROR_CODES.has(valu
 
 function linesOf(message: unknown): string[] {
   return Array.isArray(message) ? message.map(String) : [String(message)];
-}
-
-/**
- * A DomainError as the Nest exception its status names, with the same JSON. Only for a caller
- * that still catches BadRequestException / ForbiddenException by class (AdminUi's registration
- * form): once it catches DomainError, throw the DomainError itself.
- */
-export function asHttpException(error: DomainError): HttpException {
-  const { status, body } = toErrorResponse(error);
-  if (status === HttpStatus.BAD_REQUEST) return new BadRequestException(body, { cause: error });
-  if (status === HttpStatus.FORBIDDEN) return new ForbiddenException(body, { cause: error });
-  return new HttpException(body, status, { cause: error });
 }

@@ -274,9 +274,14 @@ describe('bad input on every form and JSON route: 400 naming the field, never a 
 
   /** Log lines written since the last call: none may be an ERROR or carry a stack. */
   function newLogLines(): { level: number; msg?: string; err?: { stack?: string } }[] {
-    const text = readFileSync(logFile, 'utf8').slice(logOffset);
-    logOffset += Buffer.byteLength(text);
-    return text
+    // Bytes, not characters (log lines carry "’" and "…"), and only whole lines: the logger may be
+    // half-way through writing the last one.
+    const bytes = readFileSync(logFile).subarray(logOffset);
+    const end = bytes.lastIndexOf(0x0a) + 1;
+    logOffset += end;
+    return bytes
+      .subarray(0, end)
+      .toString('utf8')
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { level: number; msg?: string; err?: { stack?: string } });

@@ -1,0 +1,105 @@
+import { Inject, Injectable } from '@nestjs/common';
+
+import { AuditService } from 'src/audit/audit.service';
+import { ErrorCode } from 'src/common/errors/domain-error';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import type { StoredCredential } from 'src/connections/connections.types';
+import { TokenStoreService } from 'src/connections/token-store.service';
+import { FhirClientService } from 'src/fhir-client/fhir-client.service';
+import { OrganizationsService } from 'src/organizations/organizations.service';
+import { serverLabel } from 'src/organizations/organization.types';
+import { AuthUser } from 'src/users/user.view';
+
+import { ProviderLaunchPage, providerLaunchPage } from '../view-models/launch-page';
+import type { Viewer } from '../view-models/page';
+import {
+  endedAccount,
+  isEnded,
+  liveAccount,
+  PatientAccount,
+  PatientContext,
+  patientContext,
+  PatientPage,
+  patientPage,
+  PatientRecordRead,
+  recordFailure,
+} from '../view-models/patient-page';
+import { readOutcome } from '../view-models/read-outcome';
+
+/**
+ * The pages providers and patients see after a launch, read with their own tokens (server-side).
+ * A FHIR read that fails for a reason the page can explain is shown in its place (ReadOutcome).
+ */
+@Injectable()
+export class LaunchPagesBuilder {
+  constructor(
+    private readonly fhir: FhirClientService,
+    private readonly tokens: TokenStoreService,
+    private readonly organizations: OrganizationsService,
+    private readonly audit: AuditService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** A provider's launch: `launch` is their own credential (@OwnCredential checked it). */
+  async providerPage(viewer: Viewer, launch: StoredCredential): Promise<ProviderLaunchPage> {
+    const client = this.fhir.forCredential(launch.id);
+    // The server that launched the app: "Epic", the name its administrator gave it, or "the EHR".
+    const server = serverLabel(await this.organizations.get(launch.organizationId));
+    const { patientId, encounterId } = launch;
+    const patient = patientId ? await readOutcome(() => client.read('Patient', patientId)) : null;
+    const encounter = encounterId ? await readOutcome(() => client.read('Encounter', encounterId)) : null;
+    return providerLaunchPage(viewer, { server, launch, patient, encounter });
+  }
+
+  /** "My connected accounts": each of the patient's connections with its state and their summary. */
+  async patientPage(viewer: Viewer): Promise<PatientPage> {
+    const { user } = viewer;
+    // The patient's organization: its server's name ("Epic", the administrator's name, "the EHR").
+    const org = user.organizationId ? await this.organizations.get(user.organizationId) : null;
+    const context = patientContext(org, new Date(), this.config.env.EXPIRY_WARNING_MINUTES * 60_000);
+    const accounts: PatientAccount[] = [];
+    for (const credential of await this.tokens.listUserCredentials(user.id)) {
+      accounts.push(await this.patientAccount(user, credential, context));
+    }
+    return patientPage(viewer, context.server, accounts);
+  }
+
+  /** Deletes one of the patient's own connections (@OwnCredential checked it is theirs). */
+  async disconnectPatientAccount(user: AuthUser, credentialId: string): Promise<void> {
+    await this.tokens.deleteUserCredential(user.id, credentialId);
+    await this.audit.record({
+      actor: user,
+      action: 'epic.patient-disconnect',
+      detail: { credential: credentialId },
+    });
+  }
+
+  private async patientAccount(
+    user: AuthUser,
+    credential: StoredCredential,
+    context: PatientContext,
+  ): Promise<PatientAccount> {
+    if (isEnded(credential)) return endedAccount(credential, context);
+    const read = await this.readRecord(credential);
+    if (recordFailure(read)?.code === ErrorCode.ReauthenticationRequired) {
+      // The server refused the grant during this very visit: show it as ended at once.
+      const latest = await this.tokens.findUserCredential(user.id, credential.id);
+      if (latest && isEnded(latest)) return endedAccount(latest, context);
+    }
+    return liveAccount(credential, read, context);
+  }
+
+  /** The patient's record, read with their token (null: the credential names no patient). */
+  private async readRecord(credential: StoredCredential): Promise<PatientRecordRead | null> {
+    const patientId = credential.patientId;
+    if (!patientId) return null;
+    const client = this.fhir.forCredential(credential.id);
+    const patient = await readOutcome(() => client.read('Patient', patientId));
+    const observations = patient.ok
+      ? await readOutcome(() =>
+          client.search('Observation', { patient: patientId, _sort: '-date', _count: 5 }),
+        )
+      : null;
+    return { patient, observations };
+  }
+}
