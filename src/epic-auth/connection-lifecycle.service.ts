@@ -93,10 +93,15 @@ export class ConnectionLifecycleService {
   ): Promise<void> {
     const org = await this.organizations.get(organizationId);
     const credential = await this.tokens.findOrganizationCredential(organizationId);
-    let revoked: boolean | 'not-offered' = 'not-offered';
     const registration = await this.organizations.getEpicRegistration(organizationId);
     // Revocation goes only to the server that issued the tokens.
-    if (credential && registration && sameFhirBase(credential.fhirBaseUrl, registration.fhirBaseUrl)) {
+    const issuerRegistered =
+      credential !== null &&
+      registration !== null &&
+      sameFhirBase(credential.fhirBaseUrl, registration.fhirBaseUrl);
+    let revoked: boolean | 'not-offered' | 'issuer-not-registered' =
+      credential && registration && !issuerRegistered ? 'issuer-not-registered' : 'not-offered';
+    if (credential && registration && issuerRegistered) {
       try {
         const server = await this.discovery.discover(registration.fhirBaseUrl, {
           clientId: registration.clientId,
@@ -148,8 +153,9 @@ export class ConnectionLifecycleService {
       return await this.tokens.reveal(credential);
     } catch (error) {
       if (!(error instanceof CredentialChangedError)) throw error;
+      // The same credential, refreshed meanwhile; a replaced one (a reconnect) is not this server's to revoke.
       const latest = await this.tokens.findOrganizationCredential(credential.organizationId);
-      if (!latest) throw error;
+      if (latest?.id !== credential.id) throw error;
       return this.tokens.reveal(latest);
     }
   }

@@ -44,7 +44,7 @@ describe('ErrorCode → HTTP status', () => {
 
 describe('codeForStatus (an HttpException gets the request-level code of its status)', () => {
   it.each([
-    [400, ErrorCode.ValidationFailed],
+    [400, ErrorCode.BadRequest],
     [401, ErrorCode.Unauthenticated],
     [403, ErrorCode.Forbidden],
     [404, ErrorCode.NotFound],

@@ -102,7 +102,9 @@ export const REQUEST_CODES: ReadonlySet<ErrorCode> = new Set([
 export function codeForStatus(status: number): ErrorCode {
   switch (status) {
     case 400:
-      return ErrorCode.ValidationFailed; // every 400 of ours is input that broke a rule
+      // VALIDATION_FAILED always names its fields; a 400 without them (a malformed body, a bad
+      // path parameter, control characters) is a plain bad request.
+      return ErrorCode.BadRequest;
     case 401:
       return ErrorCode.Unauthenticated;
     case 403:

@@ -60,8 +60,14 @@ describe('toErrorResponse (the one mapping every transport renders)', () => {
     [
       new BadRequestException(['a must be b', 'c must be d']),
       400,
-      'VALIDATION_FAILED',
+      'BAD_REQUEST', // names no field: VALIDATION_FAILED always has `fields`
       ['a must be b', 'c must be d'],
+    ],
+    [
+      new BadRequestException({ message: ['a must be b'], fields: { a: ['a must be b'] } }),
+      400,
+      'VALIDATION_FAILED',
+      ['a must be b'],
     ],
     [new HttpException('Sign in required', 401), 401, 'UNAUTHENTICATED', 'Sign in required'],
     [new ThrottlerException(), 429, 'RATE_LIMITED', 'ThrottlerException: Too Many Requests'],
@@ -94,5 +100,24 @@ describe('toErrorResponse (the one mapping every transport renders)', () => {
       messages: ['Internal server error'],
       unexpected: true,
     });
+  });
+
+  it("keeps a 500 of ours to the log: its message (a key id, an operator's instruction) is not shown", () => {
+    const unreadable = new DomainError(
+      ErrorCode.SecretUnreadable,
+      'A stored secret was encrypted with the key "k-2025-01", which ENCRYPTION_KEYS does not list: add it back.',
+    );
+    const sut = toErrorResponse(unreadable);
+    expect(sut).toMatchObject({
+      status: 500,
+      code: 'SECRET_UNREADABLE',
+      messages: ['Internal server error'],
+    });
+    expect(JSON.stringify(sut.body)).not.toContain('k-2025-01');
+    // An upstream failure (502, 503) still says what happened: it is for the admin to act on.
+    const upstream = toErrorResponse(
+      new DomainError(ErrorCode.EpicUnavailable, 'Epic did not answer in time.'),
+    );
+    expect(upstream.body.message).toBe('Epic did not answer in time.');
   });
 });

@@ -42,7 +42,12 @@ const INTERNAL_MESSAGE = 'Internal server error';
 export function toErrorResponse(exception: unknown): ErrorResponse {
   if (exception instanceof DomainError) {
     const status = ERROR_STATUS[exception.code];
-    const message = exception.fields ? fieldMessages(exception.fields) : exception.message;
+    // Our own fault (a 500: an unreadable secret, say) is for the operator's log, not the visitor.
+    const message = exception.fields
+      ? fieldMessages(exception.fields)
+      : status >= HttpStatus.INTERNAL_SERVER_ERROR && status < HttpStatus.BAD_GATEWAY
+        ? INTERNAL_MESSAGE
+        : exception.message;
     return {
       status,
       code: exception.code,
@@ -64,7 +69,11 @@ export function toErrorResponse(exception: unknown): ErrorResponse {
     const members: Record<string, unknown> =
       typeof response === 'string' ? { message: response } : { ...response };
     // A body that already names its code keeps it.
-    const code = isErrorCode(members.code) ? members.code : codeForStatus(status);
+    const code = isErrorCode(members.code)
+      ? members.code
+      : status === HttpStatus.BAD_REQUEST && members.fields
+        ? ErrorCode.ValidationFailed
+        : codeForStatus(status);
     const message =
       typeof members.message === 'string' || Array.isArray(members.message)
         ? members.message

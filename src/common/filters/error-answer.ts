@@ -20,7 +20,12 @@ export function prepareAnswer(
     logger.error({ err: exception, path: req.path }, 'Unhandled error');
   } else if (exception instanceof DomainError && !REQUEST_CODES.has(exception.code)) {
     // The cause (an upstream error) goes to the log only: its body can echo codes or tokens.
-    const fields = { failure: exception.code, orgId: exception.organizationId, err: exception.cause };
+    const fields = {
+      failure: exception.code,
+      orgId: exception.organizationId,
+      // Our own fault keeps its stack; an upstream error's cause stays in the log only.
+      err: exception.cause ?? (answer.status === HttpStatus.INTERNAL_SERVER_ERROR ? exception : undefined),
+    };
     const text = `Request failed: ${exception.code} (${exception.message})`;
     // Our own fault (a 500) is an error; an upstream server's (502, 503) or a caller's is a warning.
     if (answer.status === HttpStatus.INTERNAL_SERVER_ERROR) logger.error(fields, text);

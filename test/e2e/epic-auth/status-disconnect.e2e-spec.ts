@@ -105,7 +105,7 @@ describe('status, disconnect and re-authentication of the organization connectio
       `SELECT detail FROM audit_event WHERE organization_id = $1 AND action = 'epic.disconnect'`,
       [orgId],
     );
-    expect(event.detail).toMatchObject({ revoked: 'not-offered', hadTokens: true });
+    expect(event.detail).toMatchObject({ revoked: 'issuer-not-registered', hadTokens: true });
   });
 
   it('re-authenticates: a confirmation page, then a POST clears the tokens first and starts the flow', async () => {
