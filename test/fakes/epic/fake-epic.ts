@@ -334,6 +334,22 @@ export class FakeEpic {
     this.state.store.put(resource);
   }
 
+  /**
+   * Makes every search of `type` answer a generated searchset Bundle of `entries` resources of about
+   * `bytesPerEntry` bytes each, written piece by piece (the fake never holds it whole), with `fullUrl`s
+   * under the FHIR base. `undefined` restores normal searches. Returns how many bytes of entries
+   * it has generated so far (to compare with what a reader received).
+   */
+  serveLargeSearch(type: string, size: { entries: number; bytesPerEntry: number } | undefined): () => number {
+    if (!size) {
+      this.state.largeSearches.delete(type);
+      return () => 0;
+    }
+    const large = { ...size, produced: 0 };
+    this.state.largeSearches.set(type, large);
+    return () => large.produced;
+  }
+
   /** A seeded or added resource, as the FHIR API would return it. */
   resource(type: string, id: string): FhirResource | undefined {
     return this.state.store.get(type, id);

@@ -3,12 +3,12 @@ import { FHIR_JSON, handleFhir, operationOutcome } from './fhir-api';
 import type { Exchange } from './http';
 import type { FakeEpicState } from './state';
 
-/** The FHIR R4 API behind bearer tokens, and its `/metadata`. Search and read live in fhir-api.ts. */
+/** The FHIR R4 API behind bearer tokens, and its `/metadata`. The interactions live in fhir-api.ts. */
 export class FhirEndpoint {
   constructor(private readonly state: FakeEpicState) {}
 
-  /** `{fhirBase}/…`: checks the bearer token, then reads or searches. */
-  handle(x: Exchange): void {
+  /** `{fhirBase}/…`: checks the bearer token, then serves the interaction. */
+  handle(x: Exchange, body: string): void {
     const { fhirBase, fhirPath } = this.state.urls;
     const header = x.req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -39,19 +39,34 @@ export class FhirEndpoint {
       .slice(fhirPath.length + 1)
       .split('/')
       .filter(Boolean);
+    const escape = this.state.options.jsonSlashEscaping;
     handleFhir({
       method: x.req.method ?? 'GET',
       segments,
       query: x.url.searchParams,
+      headers: x.req.headers,
+      body,
       access: { scopes: record.scopes, patient: record.patient },
       store: this.state.store,
       fhirBase,
-      pageSize: this.state.options.defaultPageSize,
+      options: {
+        pageSize: this.state.options.defaultPageSize,
+        locationHeader: this.state.options.locationHeader,
+        pagingLinks: this.state.options.pagingLinks,
+      },
+      searches: this.state.searches,
+      large: this.state.largeSearches,
       reply: {
-        json: (status, body, headers, contentType) => {
-          if (status >= 400) x.entry.rejection = JSON.stringify(body);
-          x.json(status, body, headers, contentType);
+        json: (status, answer, headers = {}, contentType) => {
+          if (status >= 400) x.entry.rejection = JSON.stringify(answer);
+          if (!escape) return x.json(status, answer, headers, contentType);
+          // JSON allows "\/" for "/" (RFC 8259 §7): written so with the jsonSlashEscaping switch.
+          x.entry.responseBody = answer;
+          x.text(status, JSON.stringify(answer).replace(/\//g, '\\/'), contentType ?? FHIR_JSON, headers);
         },
+        empty: (status, headers) => x.empty(status, headers),
+        stream: (status, stream, headers = {}, contentType) =>
+          x.stream(status, stream, { 'Content-Type': contentType ?? FHIR_JSON, ...headers }),
       },
     });
   }
@@ -63,7 +78,10 @@ export class FhirEndpoint {
     const format = x.url.searchParams.get('_format') ?? '';
     const endpoints = advertisedEndpoints(this.state, x.req);
     if (/application\/(fhir\+)?json/.test(accept) || format.includes('json')) {
-      x.json(200, capabilityStatement(fhirBase, endpoints), {}, FHIR_JSON);
+      const statement = capabilityStatement(fhirBase, endpoints);
+      if (!this.state.options.jsonSlashEscaping) return x.json(200, statement, {}, FHIR_JSON);
+      x.entry.responseBody = statement;
+      x.text(200, JSON.stringify(statement).replace(/\//g, '\\/'), FHIR_JSON);
     } else {
       x.text(200, capabilityStatementXml(fhirBase, endpoints), 'application/fhir+xml;charset=utf-8');
     }

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 
 import type { FakeEpicRequest } from './types';
 
@@ -71,6 +73,20 @@ export class Exchange {
 
   text(status: number, body: string, contentType: string, headers: Record<string, string> = {}): void {
     this.send(status, body, { 'Content-Type': contentType, ...headers });
+  }
+
+  /** Headers only: 204, 304, or 201 with `Prefer: return=minimal`. */
+  empty(status: number, headers: Record<string, string> = {}): void {
+    this.send(status, '', headers);
+  }
+
+  /** A body written piece by piece, with backpressure (chunked: its length is not known up front). */
+  stream(status: number, body: Readable, headers: Record<string, string>): void {
+    this.entry.status = status;
+    if (this.dropResponse) return this.drop();
+    if (this.res.headersSent || this.res.destroyed) return;
+    this.res.writeHead(status, headers);
+    pipeline(body, this.res).catch(() => this.res.destroy());
   }
 
   redirect(location: string): void {

@@ -73,7 +73,7 @@ export class Router {
     }
     if (path === `${fhirPath}/metadata`) return { endpoint: 'metadata' };
     if (path === jwksPath) return { endpoint: 'jwks' };
-    if (path.startsWith(`${fhirPath}/`)) return { endpoint: 'fhir' };
+    if (path === fhirPath || path.startsWith(`${fhirPath}/`)) return { endpoint: 'fhir' };
     if (path === EHR_LAUNCH_PATH && options.ehrLaunchEndpoint) return { endpoint: 'ehr-launch' };
     if (options.endpointsByClientId && path.startsWith(CLIENT_ENDPOINTS_PATH)) {
       const match = /^([^/]+)\/(authorize|authorize\/decision|token)$/.exec(
@@ -192,7 +192,7 @@ export class Router {
       case 'jwks':
         return x.json(200, { keys: [this.state.keys.publicJwk] });
       case 'fhir':
-        return this.fhir.handle(x);
+        return this.fhir.handle(x, body);
       case 'ehr-launch':
         return ehrLaunchEndpoint(this.state, x);
       case 'other':

@@ -39,15 +39,28 @@ export function grantScopes(
 
 const RESOURCE_SCOPE = /^(patient|user|system)\/(\*|[A-Za-z]+)\.([A-Za-z*]+)(\?.*)?$/;
 
+/** What a FHIR request does, as SMART scopes name it. */
+export type FhirInteraction = 'read' | 'search' | 'create' | 'update' | 'delete';
+
+/** The SMART v2 letter of each interaction (c, r, u, d, s). */
+const V2_LETTER: Record<FhirInteraction, string> = {
+  create: 'c',
+  read: 'r',
+  update: 'u',
+  delete: 'd',
+  search: 's',
+};
+
 /**
- * Whether the scopes allow reading or searching a resource type. SMART v1 `.read`/`.Read`/`.*` allows both;
- * v2 needs `r` to read and `s` to search (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html).
+ * Whether the scopes allow an interaction on a resource type. SMART v1 `.read`/`.Read` allows
+ * reading and searching, `.write`/`.Write` creating, updating and deleting, `.*` all; v2 needs the
+ * interaction's letter (`cruds`) (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html).
  * `patientOnly`: only `patient/` scopes allow it, so access is limited to the token's patient.
  */
 export function scopeAllows(
   scopes: string[],
   resourceType: string,
-  interaction: 'read' | 'search',
+  interaction: FhirInteraction,
 ): { allowed: boolean; patientOnly: boolean } {
   let viaPatient = false;
   let viaOther = false;
@@ -56,8 +69,9 @@ export function scopeAllows(
     if (!match) continue;
     const [, context, type, permission] = match;
     if (type !== '*' && type !== resourceType) continue;
-    const v1 = ['read', 'Read', '*'].includes(permission);
-    const v2 = /^c?r?u?d?s?$/.test(permission) && permission.includes(interaction === 'read' ? 'r' : 's');
+    const reads = interaction === 'read' || interaction === 'search';
+    const v1 = ['*', ...(reads ? ['read', 'Read'] : ['write', 'Write'])].includes(permission);
+    const v2 = /^c?r?u?d?s?$/.test(permission) && permission.includes(V2_LETTER[interaction]);
     if (!v1 && !v2) continue;
     if (context === 'patient') viaPatient = true;
     else viaOther = true;

@@ -1,5 +1,6 @@
 import { ClientAuthenticator } from './client-auth';
-import { FhirStore } from './fhir-api';
+import type { LargeSearch } from './fhir-api';
+import { FhirStore } from './fhir-store';
 import { seedResources } from './fhir-data';
 import { mintToken, type ServerKeys, type TokenKind } from './tokens';
 import type {
@@ -102,6 +103,9 @@ function resolveOptions(options: FakeEpicOptions): ResolvedOptions {
     consentPage: options.consentPage ?? false,
     ehrLaunchEndpoint: options.ehrLaunchEndpoint ?? false,
     defaultPageSize: options.defaultPageSize ?? 10,
+    locationHeader: options.locationHeader ?? 'absolute',
+    pagingLinks: options.pagingLinks ?? 'search-url',
+    jsonSlashEscaping: options.jsonSlashEscaping ?? false,
     clientJwksCache: options.clientJwksCache ?? 'honour-cache-control',
     flavor: options.flavor ?? 'epic',
     idTokenOnRefresh: options.idTokenOnRefresh ?? 'none',
@@ -127,7 +131,11 @@ export class FakeEpicState {
   readonly pendingConsents = new Map<string, ValidAuthorizeRequest>();
   readonly faults: ArmedFault[] = [];
   readonly log: FakeEpicRequest[] = [];
-  readonly store = new FhirStore(seedResources());
+  readonly store: FhirStore = new FhirStore(seedResources(), () => this.now());
+  /** Searches paged at the base (`pagingLinks: 'getpages'`), by id. */
+  readonly searches = new Map<string, { type: string; params: URLSearchParams }>();
+  /** Resource types whose searches answer a generated Bundle (`serveLargeSearch`). */
+  readonly largeSearches = new Map<string, LargeSearch>();
   readonly auth: ClientAuthenticator;
   clockOffsetMs = 0;
   /** The user who logs in; `undefined`: the per-audience default. */

@@ -259,6 +259,25 @@ export interface FakeEpicOptions {
   /** Page size of search Bundles without `_count`. Default 10. */
   defaultPageSize?: number;
   /**
+   * The `Location` of a created resource: `absolute` (default) as FHIR R4 §3.1.0.8.1 writes it,
+   * `[base]/[type]/[id]/_history/[vid]`, or `relative` (`[type]/[id]/_history/[vid]`), which some
+   * servers send. A client or proxy that assumes one of them is tested against both.
+   */
+  locationHeader?: 'absolute' | 'relative';
+  /**
+   * Where a search's `next`/`previous` links point: `search-url` (default), the search again at
+   * `[base]/[type]?…&_getpagesoffset=…`, or `getpages`, a search kept on the server and paged at the
+   * base, `[base]?_getpages=<id>&_getpagesoffset=…` (HAPI FHIR's layout). FHIR leaves paging links
+   * opaque (FHIR R4 §3.1.1.5.6 "Paging"); a client must follow them as they are.
+   */
+  pagingLinks?: 'search-url' | 'getpages';
+  /**
+   * Write `/` in JSON answers as `\/`, which JSON allows (RFC 8259 §7) and some servers' encoders
+   * emit (PHP's json_encode by default). Default false. A proxy that looks for URLs in the bytes must
+   * find both forms.
+   */
+  jsonSlashEscaping?: boolean;
+  /**
    * When the token endpoint fetches a `private_key_jwt` client's JWK Set URL: `honour-cache-control`
    * (default) caches it as Epic does (Epic's OAuth 2.0 specification, "Hosting a JWK Set URL": up to 29 hours, less if `Cache-Control` says so);
    * `fetch-every-call` fetches it during every token call that carries a client assertion, so a
