@@ -16,6 +16,8 @@ const FEATURE_MODULES = [
   'audit',
   'client-keys',
   'connections',
+  'api-keys',
+  'gateway',
 ];
 /** What another module may import from a feature module. */
 const PUBLIC_FILE =

@@ -17,6 +17,7 @@ const SECTIONS = {
   'fhir-client': 'fhir-client.main.ts',
   'connection-check': 'connection-check.main.ts',
   'admin-console': 'admin-console.main.ts',
+  'gateway-throttle': 'gateway-throttle.main.ts',
 } as const;
 type Section = keyof typeof SECTIONS;
 

@@ -17,6 +17,9 @@ export const TABLE_OWNERS = {
   'epic-auth': ['pending_authorization'],
   connections: ['epic_credential', 'organization_connection'],
   'connection-health': ['notification', 'notification_read', 'notification_outbox', 'scheduled_run'],
+  'api-keys': ['api_key'],
+  // src/gateway/throttle: the FHIR gateway's per-organization throttle.
+  gateway: ['gateway_budget', 'gateway_limits'],
 };
 
 /** TypeORM's bookkeeping: nobody's (src/database and the CLI only), so the rule ignores them. */

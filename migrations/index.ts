@@ -16,6 +16,8 @@ import { SigningKeysPerEnvironment1764040000000 } from './1764040000000-SigningK
 import { BindAuthorizationsToBrowser1764060000000 } from './1764060000000-BindAuthorizationsToBrowser';
 import { BindClientSecretToTokenEndpoint1764070000000 } from './1764070000000-BindClientSecretToTokenEndpoint';
 import { MoveConnectionStateToConnections1764080000000 } from './1764080000000-MoveConnectionStateToConnections';
+import { CreateApiKeys1764090000000 } from './1764090000000-CreateApiKeys';
+import { CreateGatewayThrottle1764100000000 } from './1764100000000-CreateGatewayThrottle';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -37,4 +39,6 @@ export const MIGRATIONS = [
   BindAuthorizationsToBrowser1764060000000,
   BindClientSecretToTokenEndpoint1764070000000,
   MoveConnectionStateToConnections1764080000000,
+  CreateApiKeys1764090000000,
+  CreateGatewayThrottle1764100000000,
 ];

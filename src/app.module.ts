@@ -3,6 +3,7 @@ import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 
 import { AdminUiModule } from './admin-ui/admin-ui.module';
+import { ApiKeysModule } from './api-keys/api-keys.module';
 import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { ClientKeysModule } from './client-keys/client-keys.module';
@@ -17,6 +18,7 @@ import { ConnectionHealthModule } from './connection-health/connection-health.mo
 import { CryptoModule } from './crypto/crypto.module';
 import { EpicAuthModule } from './epic-auth/epic-auth.module';
 import { FhirClientModule } from './fhir-client/fhir-client.module';
+import { GatewayModule } from './gateway/gateway.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { DatabaseModule } from './database/database.module';
 import { LoggingModule } from './logging/logging.module';
@@ -40,9 +42,11 @@ import { OutboundModule } from './outbound/outbound.module';
     AuthModule,
     ClientKeysModule,
     OrganizationsModule,
+    ApiKeysModule,
     EpicAuthModule,
     FhirClientModule,
     ConnectionHealthModule,
+    GatewayModule,
     AdminUiModule,
   ],
   providers: [

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -39,6 +40,13 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
     if (!req.path.startsWith('/static/')) res.setHeader('Cache-Control', 'no-store');
     next();
   });
+  // Nest's own body parsers, except on the FHIR gateway, which streams each body to the FHIR server
+  // as it came (a form-encoded _search included). Registered here, so Nest adds no others.
+  app.useBodyParser('json', { type: (req) => !isGateway(req) && mediaType(req) === 'application/json' });
+  app.useBodyParser('urlencoded', {
+    extended: true,
+    type: (req) => !isGateway(req) && mediaType(req) === 'application/x-www-form-urlencoded',
+  });
   app.useStaticAssets(join(PROJECT_ROOT, 'public'), { prefix: '/static/', maxAge: '1h', index: false });
   app.setBaseViewsDir(join(PROJECT_ROOT, 'views'));
   app.setViewEngine('hbs');
@@ -48,3 +56,8 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
     hbs.registerPartials(join(PROJECT_ROOT, 'views', 'partials'), () => resolve()),
   );
 }
+
+const isGateway = (req: IncomingMessage): boolean => req.url?.startsWith('/gateway/') ?? false;
+
+const mediaType = (req: IncomingMessage): string =>
+  (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();

@@ -1,5 +1,6 @@
 import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 
+import { ApiKeysModule } from 'src/api-keys/api-keys.module';
 import { ClientKeysModule } from 'src/client-keys/client-keys.module';
 import { ConnectionsModule } from 'src/connections/connections.module';
 import { ConnectionHealthModule } from 'src/connection-health/connection-health.module';
@@ -9,10 +10,12 @@ import { OrganizationsModule } from 'src/organizations/organizations.module';
 
 import { AdminLayout, AdminPageInterceptor } from './admin-page.interceptor';
 import { AdminUiController } from './admin-ui.controller';
+import { ApiKeysPageController } from './api-keys-page.controller';
 import { EpicRegistrationController } from './epic-registration.controller';
 import { KeysPageController } from './keys-page.controller';
 import { LaunchPagesController } from './launch-pages.controller';
 import { NotificationsPageController } from './notifications-page.controller';
+import { ApiKeysPageBuilder } from './page-builders/api-keys-page.builder';
 import { KeysPageBuilder } from './page-builders/keys-page.builder';
 import { LaunchPagesBuilder } from './page-builders/launch-pages.builder';
 import { OrganizationPagesBuilder } from './page-builders/organization-pages.builder';
@@ -29,12 +32,14 @@ import { RegistrationOrgRedirectMiddleware } from './registration-org.middleware
     FhirClientModule,
     ConnectionHealthModule,
     ClientKeysModule,
+    ApiKeysModule,
   ],
   controllers: [
     AdminUiController,
     EpicRegistrationController,
     NotificationsPageController,
     KeysPageController,
+    ApiKeysPageController,
     LaunchPagesController,
     PatientPagesController,
   ],
@@ -44,6 +49,7 @@ import { RegistrationOrgRedirectMiddleware } from './registration-org.middleware
     OrganizationPagesBuilder,
     RegistrationPageBuilder,
     KeysPageBuilder,
+    ApiKeysPageBuilder,
     LaunchPagesBuilder,
   ],
 })

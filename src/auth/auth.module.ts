@@ -1,4 +1,4 @@
-import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
 
@@ -45,6 +45,11 @@ import { SessionSerializer } from './session.serializer';
 })
 export class AuthModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(HttpSessionMiddleware).forRoutes('*');
+    // The FHIR gateway authenticates each request by its API key alone: no session to look up, no
+    // cookie to set, and nothing for CSRF or the Origin check to protect (src/gateway/README.md).
+    consumer
+      .apply(HttpSessionMiddleware)
+      .exclude({ path: 'gateway/{*path}', method: RequestMethod.ALL })
+      .forRoutes('*');
   }
 }

@@ -224,6 +224,21 @@ export class EnvSchema {
   @Max(60)
   FHIR_RETRY_MAX_WAIT_SECONDS: number = 10;
 
+  /**
+   * FHIR gateway: the longest it holds a caller's request to wait before a retry (backoff or the
+   * server's Retry-After); a longer Retry-After is answered at once with 503 and that Retry-After.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(60)
+  GATEWAY_RETRY_AFTER_CAP_SECONDS: number = 5;
+
+  /** FHIR gateway: the largest request body it accepts (413 above), in bytes. */
+  @IsInt()
+  @Min(1024)
+  @Max(100 * 1024 * 1024)
+  GATEWAY_MAX_REQUEST_BYTES: number = 10 * 1024 * 1024;
+
   /** When the connection expiry check runs (cron syntax, UTC). */
   @IsString()
   @Validate(IsCronExpression)
@@ -298,6 +313,16 @@ export class EnvSchema {
   @Max(60_000)
   CREDENTIAL_CACHE_MS: number = 1000;
 
+  /**
+   * How long a verified API key is reused from memory before its row is read again (0: every
+   * request reads it). A key revoked or changed on another instance is honoured within this time;
+   * on the instance that revoked it, at once.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(60)
+  API_KEY_CACHE_SECONDS: number = 5;
+
   /** How long a transient error must last before admins are notified (a blip that recovers is not news). */
   @IsInt()
   @Min(0)
@@ -324,4 +349,37 @@ export class EnvSchema {
   @Min(0)
   @Max(3650)
   KEY_ROTATION_INTERVAL_DAYS: number = 90;
+
+  /**
+   * FHIR gateway throttle (src/gateway/throttle/README.md): requests each organization may start
+   * per second, across all instances. A root admin may override it per organization.
+   */
+  @IsInt()
+  @Min(1, { message: 'must be at least 1 request per second' })
+  @Max(10_000, { message: 'must be at most 10000 requests per second' })
+  GATEWAY_RATE_PER_SECOND: number = 20;
+
+  /** Gateway requests each organization may have in flight at once, across all instances (overridable). */
+  @IsInt()
+  @Min(1, { message: 'must be at least 1 request in flight' })
+  @Max(1_000, { message: 'must be at most 1000 requests in flight' })
+  GATEWAY_CONCURRENCY: number = 10;
+
+  /** Gateway requests of one organization that may wait on one instance; one more gets 429 at once. */
+  @IsInt()
+  @Min(1, { message: 'must be at least 1 (a request waits while its instance leases a batch)' })
+  @Max(10_000, { message: 'must be at most 10000 waiting requests' })
+  GATEWAY_QUEUE_MAX: number = 100;
+
+  /** How long a gateway request may wait for its organization's slot and rate before it gets 429. */
+  @IsInt()
+  @Min(100, { message: 'must be at least 100 ms (a request waits while its instance leases a batch)' })
+  @Max(60_000, { message: 'must be at most 60000 ms' })
+  GATEWAY_QUEUE_WAIT_MS: number = 2_000;
+
+  /** How long an EHR server's 429 without Retry-After pauses the organization's gateway traffic. */
+  @IsInt()
+  @Min(1, { message: 'must be at least 1 second' })
+  @Max(900, { message: 'must be at most 900 seconds' })
+  GATEWAY_UPSTREAM_PAUSE_SECONDS: number = 5;
 }

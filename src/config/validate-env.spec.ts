@@ -151,6 +151,15 @@ describe('validateEnv', () => {
     expect(env.HEALTH_TOKEN).toBeUndefined();
   });
 
+  it('caches verified API keys for 5 seconds by default, 0 to 60 allowed', () => {
+    expect(validateEnv({}).API_KEY_CACHE_SECONDS).toBe(5);
+    expect(validateEnv({ API_KEY_CACHE_SECONDS: '0' }).API_KEY_CACHE_SECONDS).toBe(0);
+    expect(validateEnv({ API_KEY_CACHE_SECONDS: '60' }).API_KEY_CACHE_SECONDS).toBe(60);
+    for (const bad of ['61', '-1', '1.5', 'soon']) {
+      expect(() => validateEnv({ API_KEY_CACHE_SECONDS: bad })).toThrow(/API_KEY_CACHE_SECONDS/);
+    }
+  });
+
   it('rejects a bad rotation cron and a negative interval', () => {
     let message = '';
     try {

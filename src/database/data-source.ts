@@ -1,6 +1,7 @@
 import { DataSourceOptions } from 'typeorm';
 
 import { MIGRATIONS } from 'migrations/index';
+import { ApiKey } from 'src/api-keys/entities/api-key.entity';
 import { AuditEvent } from 'src/audit/audit-event.entity';
 import { ClientSigningKey } from 'src/client-keys/entities/client-signing-key.entity';
 import { Notification } from 'src/connection-health/entities/notification.entity';
@@ -20,6 +21,7 @@ export const ENTITIES = [
   OrganizationConnection,
   Notification,
   ClientSigningKey,
+  ApiKey,
 ];
 
 /**

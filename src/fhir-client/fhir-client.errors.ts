@@ -31,6 +31,11 @@ export class FhirClientError extends DomainError {
   /** Epic's HTTP status, when it answered (not the status this service answers with). */
   readonly status?: number;
   readonly operationOutcome?: OperationOutcome;
+  /**
+   * `unavailable` without an answer from the FHIR server: whether it did not answer in time or
+   * could not be reached at all (a gateway answers 504 or 502).
+   */
+  readonly network?: 'timeout' | 'unreachable';
 
   constructor(
     readonly kind: FhirErrorKind,
@@ -41,6 +46,7 @@ export class FhirClientError extends DomainError {
       operationOutcome?: OperationOutcome;
       /** Seconds Epic asked to wait (Retry-After), when it did. */
       retryAfterSeconds?: number;
+      network?: 'timeout' | 'unreachable';
       cause?: unknown;
     } = {},
   ) {
@@ -52,6 +58,7 @@ export class FhirClientError extends DomainError {
     this.name = 'FhirClientError';
     this.status = options.status;
     this.operationOutcome = options.operationOutcome;
+    this.network = options.network;
   }
 }
 

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, isAxiosError } from 'axios';
 
@@ -24,6 +26,19 @@ export interface FhirCallContext {
   retries: number;
   /** When the first attempt started (performance.now()), for the latency metric. */
   startedAt?: number;
+  /**
+   * Present on forwarded requests (FhirClientService.forward): the FHIR server's 4xx and 5xx
+   * answers are returned (streamed) instead of thrown, except a 401 (refresh and replay) and a
+   * transient failure of a retryable request (retried, then thrown).
+   */
+  forward?: {
+    /** The request may be sent again after a transient failure (isRetryableForward). */
+    retryable: boolean;
+    /** The longest wait before a retry; a longer Retry-After fails at once with retryAfterSeconds. */
+    maxWaitMs: number;
+    /** Told of each 429 the server answers (its Retry-After in seconds, or null). */
+    onThrottled?: (retryAfterSeconds: number | null) => void;
+  };
 }
 
 declare module 'axios' {
@@ -84,9 +99,19 @@ export class FhirInterceptors {
 
     ctx.credential = credential;
     config.baseURL = `${credential.fhirBaseUrl}/`;
-    const absolute =
-      config.url !== undefined && (/^[a-z][a-z0-9+.-]*:/i.test(config.url) || config.url.startsWith('//'));
-    if (absolute && !config.url!.startsWith(config.baseURL)) {
+    if (ctx.forward && (config.url === '' || config.url?.startsWith('?'))) {
+      // The base itself (a batch or transaction, a whole-system search): without the slash that
+      // joining it to an empty path would add.
+      config.url = `${credential.fhirBaseUrl}${config.url}`;
+    }
+    const url = config.url;
+    const absolute = url !== undefined && (/^[a-z][a-z0-9+.-]*:/i.test(url) || url.startsWith('//'));
+    const underBase =
+      url !== undefined &&
+      (url.startsWith(config.baseURL) ||
+        url === credential.fhirBaseUrl ||
+        url.startsWith(`${credential.fhirBaseUrl}?`));
+    if (absolute && !underBase) {
       // A paging link elsewhere would receive the bearer token: never follow it.
       throw new FhirClientError(FhirErrorKind.Request, 'Epic returned a link outside its FHIR base URL.', {
         organizationId: credential.organizationId,
@@ -158,6 +183,7 @@ export class FhirInterceptors {
     const status = error.response?.status;
 
     if (status === 401) {
+      if (ctx.forward) discard(error.response);
       if (ctx.rejectedVersion !== undefined) {
         // The token was refreshed (or renewed by a sibling) and Epic still refuses it.
         this.logger.warn(
@@ -177,17 +203,22 @@ export class FhirInterceptors {
 
     if (isTransientFailure(status, error.code)) {
       const retryAfterMs = parseRetryAfter(error.response?.headers?.['retry-after'], Date.now());
-      const delay = isIdempotent(config.method)
+      // The server's own 429 slows the whole organization down at once (every instance), whether
+      // or not this request then waits and retries.
+      if (status === 429) ctx.forward?.onThrottled?.(retryAfterMs === undefined ? null : retryAfterMs / 1000);
+      const retryable = ctx.forward ? ctx.forward.retryable : isIdempotent(config.method);
+      const delay = retryable
         ? retryDelay(
             ctx.retries,
             {
               attempts: this.config.env.FHIR_RETRY_ATTEMPTS,
-              maxWaitMs: this.config.env.FHIR_RETRY_MAX_WAIT_SECONDS * 1000,
+              maxWaitMs: ctx.forward?.maxWaitMs ?? this.config.env.FHIR_RETRY_MAX_WAIT_SECONDS * 1000,
             },
             retryAfterMs,
           )
         : undefined;
       if (delay !== undefined) {
+        if (ctx.forward) discard(error.response);
         ctx.retries += 1;
         this.logger.warn(
           { orgId, status: status ?? null, failure: error.code ?? null, retry: ctx.retries, delayMs: delay },
@@ -199,12 +230,27 @@ export class FhirInterceptors {
       this.observe(ctx, 'unavailable');
       const message = transientMessage(error, ctx.retries + 1);
       await this.recordTransient(credential, status ? `http_${status}` : (error.code ?? 'network'), message);
+      // A write sent once: the server's own answer (its OperationOutcome, its Retry-After) is the answer.
+      if (ctx.forward && error.response && !retryable) return error.response;
+      if (ctx.forward) discard(error.response);
       throw new FhirClientError(FhirErrorKind.Unavailable, message, {
         organizationId: orgId,
         status,
         retryAfterSeconds: retryAfterMs !== undefined ? Math.ceil(retryAfterMs / 1000) : undefined,
+        network: status === undefined ? (isTimeout(error.code) ? 'timeout' : 'unreachable') : undefined,
         cause: stripRequest(error),
       });
+    }
+
+    // The caller went away (its signal aborted): nothing to record, nobody to answer.
+    if (ctx.forward && error.code === 'ERR_CANCELED') throw error;
+
+    if (ctx.forward && error.response) {
+      // The FHIR server answered (a 4xx other than 401): the connection works, and its answer is
+      // the forwarded request's answer.
+      this.observe(ctx, 'fhir_error');
+      await this.recordSuccess(credential);
+      return error.response;
     }
 
     // A FHIR error: the connection works, the request does not. Reading the data Epic holds.
@@ -308,10 +354,17 @@ function transientMessage(error: AxiosError, attempts: number): string {
     return `Epic's FHIR API is rate limiting this client (HTTP 429)${tries}. Try again later.`;
   }
   if (status !== undefined) return `Epic's FHIR API answered HTTP ${status}${tries}. Try again later.`;
-  if (error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT') {
+  if (isTimeout(error.code)) {
     return `Epic's FHIR API did not answer in time${tries}. Try again later.`;
   }
   return `Epic's FHIR API could not be reached${tries}. Try again later.`;
+}
+
+const isTimeout = (code: string | undefined): boolean => code === 'ECONNABORTED' || code === 'ETIMEDOUT';
+
+/** Frees the connection of a forwarded answer that will not be read (a retry or replay follows). */
+function discard(response: AxiosResponse | undefined): void {
+  (response?.data as Readable | undefined)?.destroy?.();
 }
 
 /** An axios error without its request config (which holds the Authorization header), for `cause`. */

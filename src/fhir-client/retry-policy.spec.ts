@@ -1,4 +1,10 @@
-import { isIdempotent, isTransientFailure, parseRetryAfter, retryDelay } from './retry-policy';
+import {
+  isIdempotent,
+  isRetryableForward,
+  isTransientFailure,
+  parseRetryAfter,
+  retryDelay,
+} from './retry-policy';
 
 describe('retry policy', () => {
   const settings = { attempts: 3, maxWaitMs: 10_000, baseMs: 200 };
@@ -12,6 +18,31 @@ describe('retry policy', () => {
       true,
     ]);
     expect(['POST', 'PUT', 'PATCH', 'DELETE'].map(isIdempotent)).toEqual([false, false, false, false]);
+  });
+
+  it('retries a forwarded request only when sending it twice does no harm', () => {
+    const none = {};
+    expect(isRetryableForward('GET', 'Patient/1', '', none)).toBe(true);
+    expect(isRetryableForward('HEAD', 'Patient/1', '', none)).toBe(true);
+    expect(isRetryableForward('POST', 'Patient/_search', '', none)).toBe(true);
+    expect(isRetryableForward('POST', '_search', '', none)).toBe(true);
+    // Plain writes: a timeout does not say whether the server applied them.
+    expect(isRetryableForward('POST', 'Patient', '', none)).toBe(false);
+    expect(isRetryableForward('POST', '', '', none)).toBe(false); // batch or transaction
+    expect(isRetryableForward('PUT', 'Patient/1', '', none)).toBe(false);
+    expect(isRetryableForward('PATCH', 'Patient/1', '', none)).toBe(false);
+    expect(isRetryableForward('DELETE', 'Patient/1', '', none)).toBe(false);
+    expect(isRetryableForward('POST', 'Patient/$match', '', none)).toBe(false);
+    // Writes the caller made conditional.
+    const ifMatch = { 'if-match': 'W/"3"' };
+    expect(isRetryableForward('PUT', 'Patient/1', '', ifMatch)).toBe(true);
+    expect(isRetryableForward('PATCH', 'Patient/1', '', ifMatch)).toBe(true);
+    expect(isRetryableForward('DELETE', 'Patient/1', '', ifMatch)).toBe(true);
+    expect(isRetryableForward('POST', 'Patient', '', { 'if-none-exist': 'identifier=1' })).toBe(true);
+    expect(isRetryableForward('PUT', 'Patient', 'identifier=1', none)).toBe(true);
+    expect(isRetryableForward('DELETE', 'Patient', 'identifier=1', none)).toBe(true);
+    expect(isRetryableForward('PATCH', 'Patient', 'identifier=1', none)).toBe(false); // a patch may add twice
+    expect(isRetryableForward('PUT', 'Patient/1', '', { 'if-match': ' ' })).toBe(false);
   });
 
   it('treats network errors, timeouts, 429 and 5xx as transient, other failures not', () => {

@@ -14,6 +14,40 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const isIdempotent = (method: string | undefined): boolean =>
   IDEMPOTENT.has((method ?? 'GET').toUpperCase());
 
+/**
+ * Whether a forwarded request may be sent again after a transient failure: reads (GET, HEAD, and a
+ * search sent as `POST …/_search`, which changes nothing: FHIR R4 §3.1.0.8.1), and writes only with
+ * the conditional semantics their caller chose, which make a second copy harmless:
+ * - `If-Match` (PUT, PATCH, DELETE): a replay of an applied write fails with 412 instead of applying
+ *   twice (FHIR R4 §3.1.0.4.1, "Managing Resource Contention");
+ * - `If-None-Exist` (POST, conditional create): a replay finds what the first one created
+ *   (FHIR R4 §3.1.0.8.1);
+ * - a conditional update or delete (`PUT [type]?search`, `DELETE [type]?search`) acts on whatever
+ *   matches, once or twice alike (FHIR R4 §3.1.0.4.3, §3.1.0.7.1).
+ * Every other write is sent once: a timeout does not say whether the server applied it.
+ */
+export function isRetryableForward(
+  method: string,
+  path: string,
+  query: string,
+  headers: Readonly<Record<string, string>>,
+): boolean {
+  const verb = method.toUpperCase();
+  if (verb === 'GET' || verb === 'HEAD') return true;
+  const has = (name: string) => (headers[name] ?? '').trim() !== '';
+  switch (verb) {
+    case 'POST':
+      return path.split('/').at(-1) === '_search' || has('if-none-exist');
+    case 'PUT':
+    case 'DELETE':
+      return has('if-match') || query !== '';
+    case 'PATCH':
+      return has('if-match');
+    default:
+      return false;
+  }
+}
+
 /** Error codes of a network failure or timeout (Node's and axios's), the only status-less transient ones. */
 const NETWORK_CODES = new Set([
   'ECONNABORTED',

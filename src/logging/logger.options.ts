@@ -5,7 +5,7 @@ import { destination, stdSerializers } from 'pino';
 
 import { AppConfig } from 'src/config/app-config';
 
-import { REDACT_PATHS } from './redact';
+import { REDACT_PATHS, redactSecretPatterns } from './redact';
 
 /** Request-id header accepted from a trusted proxy, echoed back, and attached to every log line. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -15,6 +15,8 @@ export function loggerParams(config: AppConfig): Params {
   const options = {
     level: config.env.LOG_LEVEL,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // Paths cover known fields; this catches secrets of a known shape (API keys) anywhere in a line.
+    hooks: { streamWrite: redactSecretPatterns },
     genReqId: (req, res) => {
       const incoming = req.headers[REQUEST_ID_HEADER];
       const id =
@@ -27,15 +29,12 @@ export function loggerParams(config: AppConfig): Params {
     serializers: {
       // `code` is redacted everywhere (OAuth authorization codes), so keep an error's code apart.
       // Database errors carry the statement and its parameters (hashes, ciphertexts): never log those.
-      err: (err: Error & { code?: unknown }) => {
-        const {
-          parameters: _p,
-          query: _q,
-          driverError: _d,
-          ...rest
-        } = stdSerializers.err(err) as Record<string, unknown>;
-        return { ...rest, errorCode: err.code };
-      },
+      // An HTTP client's error carries its request (URL with the query string, headers, body: patient
+      // data through the FHIR gateway) and response: never log those, at any depth of `cause`.
+      err: (err: Error & { code?: unknown }) => ({
+        ...withoutRequestData(stdSerializers.err(err)),
+        errorCode: err.code,
+      }),
       req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
         id: req.id,
         method: req.method,
@@ -57,4 +56,15 @@ export function loggerParams(config: AppConfig): Params {
         ]
       : options,
   };
+}
+
+/** Keys of a serialized error that hold a request or its answer (axios, TypeORM). */
+const REQUEST_DATA = ['parameters', 'query', 'driverError', 'config', 'request', 'response'];
+
+function withoutRequestData(serialized: Record<string, unknown>, depth = 0): Record<string, unknown> {
+  const kept = Object.fromEntries(Object.entries(serialized).filter(([key]) => !REQUEST_DATA.includes(key)));
+  if (kept.cause && typeof kept.cause === 'object' && depth < 5) {
+    kept.cause = withoutRequestData(kept.cause as Record<string, unknown>, depth + 1);
+  }
+  return kept;
 }

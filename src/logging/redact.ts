@@ -31,6 +31,11 @@ export const SECRET_FIELDS = [
   'privateKeyEnc',
   'private_key_enc',
   'privateJwk',
+  // API keys (src/api-keys): the whole key, and the stored hash of its secret.
+  'apiKey',
+  'api_key',
+  'secretHash',
+  'secret_hash',
 ];
 
 const MAX_DEPTH = 6; // pino's `*` matches one level only, so list the depths explicitly
@@ -52,3 +57,18 @@ export const REDACT_PATHS: string[] = [
     Array.from({ length: MAX_DEPTH + 1 }, (_, depth) => `${'*.'.repeat(depth)}${field}`),
   ),
 ];
+
+/**
+ * Secrets recognised by their shape, replaced in every log line as it is written (pino's
+ * `hooks.streamWrite`), whatever field or message carries them: a key echoed in an error message
+ * is caught as well as one in a header. An API key (`ecgk_<keyId>_<secret>`, src/api-keys) keeps
+ * its public `ecgk_<keyId>` prefix, which names the key, and loses its secret.
+ */
+const SECRET_PATTERNS: [RegExp, string][] = [[/(ecgk_[a-z0-9]{12})_[A-Za-z0-9_-]{43}/g, '$1_[redacted]']];
+
+/** `text` with every secret of a known shape replaced (a log line stays valid JSON: no quote is added). */
+export function redactSecretPatterns(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}

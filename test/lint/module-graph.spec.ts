@@ -11,12 +11,14 @@ const ROOT = join(__dirname, '..', '..');
 /** Feature modules as the picture names them (global infrastructure modules are not drawn). */
 const FEATURE = new Set([
   'AdminUi',
+  'ApiKeys',
   'Auth',
   'ClientKeys',
   'ConnectionHealth',
   'Connections',
   'EpicAuth',
   'FhirClient',
+  'Gateway',
   'Organizations',
   'Users',
 ]);

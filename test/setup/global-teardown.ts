@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 
-import { TEST_SECRET_MARKER } from 'test/factories/secrets';
+import { API_KEY_IN_TEXT, TEST_SECRET_MARKER } from 'test/factories/secrets';
 import { withAdmin } from './database';
 
 /**
  * Drops the run's databases, stops the embedded server, and fails the run if any secret a test
- * used (all carry TEST_SECRET_MARKER) reached the application log.
+ * used (all carry TEST_SECRET_MARKER) or any whole API key reached the application log.
  */
 export default async function globalTeardown(): Promise<void> {
   const run = process.env.TEST_RUN_ID;
@@ -42,12 +42,12 @@ export default async function globalTeardown(): Promise<void> {
     for (const file of readdirSync(logDir)) {
       const text = readFileSync(join(logDir, file), 'utf8');
       lines += text.split('\n').length;
-      if (text.includes(TEST_SECRET_MARKER)) leaks.push(file);
+      if (text.includes(TEST_SECRET_MARKER) || API_KEY_IN_TEXT.test(text)) leaks.push(file);
     }
     if (leaks.length > 0) {
       throw new Error(`A test secret reached the application log (${leaks.join(', ')}, kept in ${logDir})`);
     }
     if (process.env.KEEP_TEST_LOGS !== '1') rmSync(logDir, { recursive: true, force: true });
-    process.stdout.write(`\nlog check: ${lines} captured log lines contain no test secret\n`);
+    process.stdout.write(`\nlog check: ${lines} captured log lines contain no test secret or API key\n`);
   }
 }

@@ -18,6 +18,28 @@ interface Route {
 const jsonRoutes: Route[] = [
   {
     method: 'get',
+    path: ({ orgA }) => `/api/organizations/${orgA}/gateway-limits`,
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
+  {
+    method: 'put',
+    path: ({ orgA }) => `/api/organizations/${orgA}/gateway-limits`,
+    body: () => ({ ratePerSecond: 30 }),
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 403, orgAdminB: 403, rootAdmin: 200 },
+  },
+  {
+    method: 'get',
+    path: ({ orgA }) => `/api/organizations/${orgA}/api-keys`,
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 404, rootAdmin: 200 },
+  },
+  {
+    method: 'post',
+    path: ({ orgA }) => `/api/organizations/${orgA}/api-keys`,
+    body: () => ({ name: `Matrix ${Math.random().toString(36).slice(2)}` }),
+    expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 201, orgAdminB: 404, rootAdmin: 201 },
+  },
+  {
+    method: 'get',
     path: () => '/api/organizations',
     expected: { anonymous: 401, patient: 403, provider: 403, orgAdminA: 200, orgAdminB: 200, rootAdmin: 200 },
   },

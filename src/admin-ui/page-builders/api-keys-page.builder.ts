@@ -1,0 +1,105 @@
+import { Injectable } from '@nestjs/common';
+import { validate } from 'class-validator';
+import { Request } from 'express';
+
+import { ApiKeysService } from 'src/api-keys/api-keys.service';
+import type { CreatedApiKey } from 'src/api-keys/api-keys.types';
+import { DomainError, FieldErrors } from 'src/common/errors/domain-error';
+import { fieldErrorsOf } from 'src/common/errors/field-errors';
+import { addFlash, saveSession } from 'src/common/flash';
+import { OrganizationsService } from 'src/organizations/organizations.service';
+import { AuthUser } from 'src/users/user.view';
+
+import { AdminLayout, AdminLayoutData } from '../admin-page.interceptor';
+import {
+  ApiKeyForm,
+  ApiKeysPage,
+  apiKeysPage,
+  createApiKeyDto,
+  PostedApiKeyForm,
+  revokedFlash,
+  submittedApiKeyForm,
+} from '../view-models/api-keys-page';
+import type { Viewer } from '../view-models/page';
+import { firstMessages, formErrors } from '../view-models/registration-page';
+
+/** The keys page as rendered: the page, who sees it, and the admin layout's data. */
+export type ApiKeysPageView = ApiKeysPage & Viewer & AdminLayoutData;
+
+/** What the create form leads to: the page with the new key shown once (201), or the form again with its messages (400). */
+export interface ApiKeyCreateOutcome {
+  status: 201 | 400;
+  page: ApiKeysPageView;
+}
+
+/**
+ * An organization's API keys page, its create form and its revoke buttons. The organization is
+ * one the viewer may act on (@OrgScope checked it); an unknown one is a 404.
+ */
+@Injectable()
+export class ApiKeysPageBuilder {
+  constructor(
+    private readonly organizations: OrganizationsService,
+    private readonly keys: ApiKeysService,
+    private readonly layout: AdminLayout,
+  ) {}
+
+  page(req: Request, viewer: Viewer, orgId: string): Promise<ApiKeysPageView> {
+    return this.render(req, viewer, orgId, {});
+  }
+
+  /**
+   * Creates the key (ApiKeysService.create) and renders the page with the whole key, this once:
+   * it is in no session, flash or redirect, only in this answer (sent with `Cache-Control: no-store`).
+   * Field errors, the form's or the service's, come back beside their fields with what was typed.
+   */
+  async create(
+    req: Request,
+    viewer: Viewer,
+    orgId: string,
+    body: PostedApiKeyForm,
+  ): Promise<ApiKeyCreateOutcome> {
+    const dto = createApiKeyDto(body);
+    // The form checks its DTO itself rather than through the global ValidationPipe, which would
+    // answer with the error page: here each field's first message goes beside it.
+    const fields: FieldErrors = firstMessages(fieldErrorsOf(await validate(dto, { whitelist: true })));
+    if (Object.keys(fields).length === 0) {
+      try {
+        const created = await this.keys.create(viewer.user, orgId, dto);
+        return { status: 201, page: await this.render(req, viewer, orgId, { created }) };
+      } catch (error) {
+        if (!(error instanceof DomainError && error.fields)) throw error;
+        Object.assign(fields, error.fields);
+      }
+    }
+    const page = await this.render(req, viewer, orgId, {
+      form: submittedApiKeyForm(body),
+      errors: formErrors(fields),
+    });
+    return { status: 400, page };
+  }
+
+  /** Revokes the key and tells the next page so. */
+  async revoke(req: Request, user: AuthUser, orgId: string, keyId: string): Promise<void> {
+    const startedAt = Date.now();
+    const key = await this.keys.revoke(user, orgId, keyId);
+    const alreadyRevoked = key.revokedAt !== null && new Date(key.revokedAt).getTime() < startedAt;
+    addFlash(req.session, revokedFlash(key, alreadyRevoked));
+    await saveSession(req.session); // before the redirect, which the browser follows at once
+  }
+
+  private async render(
+    req: Request,
+    viewer: Viewer,
+    orgId: string,
+    options: { form?: ApiKeyForm; errors?: Record<string, string>; created?: CreatedApiKey },
+  ): Promise<ApiKeysPageView> {
+    const org = await this.organizations.get(orgId); // first: an unknown organization is a 404
+    const keys = await this.keys.list(orgId);
+    // The gateway's base URL joins the page once the gateway is in place (gatewayBaseUrl).
+    return this.layout.decorate(req, {
+      ...apiKeysPage(org, keys, { ...options, now: new Date(), gatewayBaseUrl: null }),
+      ...viewer,
+    });
+  }
+}

@@ -1,0 +1,149 @@
+import { Transform } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsISO8601,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Length,
+  Matches,
+  registerDecorator,
+  ValidateIf,
+  ValidationOptions,
+} from 'class-validator';
+
+import { IsSingleLineText } from 'src/common/validation/text-rules';
+
+import { KEY_ID_PATTERN } from '../api-key-format';
+import { API_KEY_ACCESS, type ApiKeyAccess } from '../api-keys.types';
+
+/** A FHIR resource type name as FHIR spells them (`Patient`, `MedicationRequest`). */
+export const RESOURCE_TYPE_PATTERN = /^[A-Z][A-Za-z]{1,63}$/;
+export const MAX_RESOURCE_TYPES = 100;
+
+/**
+ * A date, or a date and time with its offset (`2030-01-31`, `2030-01-31T12:00:00Z`,
+ * `…+02:00`): a time without an offset would be read in the server's time zone.
+ */
+const DATE_WITH_ZONE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+const trim = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
+
+/** A date in the future, checked when the request is validated. */
+function IsFutureDate(options?: ValidationOptions): PropertyDecorator {
+  return (target: object, propertyName: string | symbol) =>
+    registerDecorator({
+      name: 'isFutureDate',
+      target: target.constructor,
+      propertyName: String(propertyName),
+      options: { message: ({ property }) => `${property} must be in the future`, ...options },
+      validator: {
+        validate: (value: unknown) => typeof value === 'string' && new Date(value).getTime() > Date.now(),
+      },
+    });
+}
+
+/** Validated when present; `null` is refused (unlike IsOptional, which would let it through). */
+const Given = (): PropertyDecorator => ValidateIf((_: object, value: unknown) => value !== undefined);
+
+/** The rules of the fields create and update share. */
+function Name(): PropertyDecorator {
+  return (target, key) => {
+    Transform(trim)(target, key);
+    IsString()(target, key);
+    Length(1, 100, { message: 'name must be 1 to 100 characters' })(target, key);
+    IsSingleLineText()(target, key);
+  };
+}
+
+function Access(): PropertyDecorator {
+  return IsIn(API_KEY_ACCESS, { message: 'access must be read or read_write' });
+}
+
+/** A list names the allowed resource types (`null`, let through by IsOptional, allows all). */
+function ResourceTypes(): PropertyDecorator {
+  return (target, key) => {
+    IsArray({ message: 'resourceTypes must be a list of FHIR resource types, or null for all' })(target, key);
+    ArrayMinSize(1, {
+      message: 'resourceTypes must name at least one resource type, or be null for all',
+    })(target, key);
+    ArrayMaxSize(MAX_RESOURCE_TYPES, {
+      message: `resourceTypes may name at most ${MAX_RESOURCE_TYPES} resource types`,
+    })(target, key);
+    Matches(RESOURCE_TYPE_PATTERN, {
+      each: true,
+      message: 'each of resourceTypes must be a FHIR resource type name such as Patient or Observation',
+    })(target, key);
+  };
+}
+
+/** When the key stops working (`null`, let through by IsOptional: never). */
+function ExpiresAt(): PropertyDecorator {
+  return (target, key) => {
+    Matches(DATE_WITH_ZONE, {
+      message: 'expiresAt must be an ISO 8601 date, or a date and time with Z or an offset',
+    })(target, key);
+    IsISO8601({ strict: true }, { message: 'expiresAt must be a valid date' })(target, key);
+    IsFutureDate()(target, key);
+  };
+}
+
+/** `POST /api/organizations/:orgId/api-keys`. */
+export class CreateApiKeyDto {
+  @Name()
+  name!: string;
+
+  /** Default `read`: a key that writes is asked for. */
+  @Given()
+  @Access()
+  access?: ApiKeyAccess;
+
+  @IsOptional()
+  @ResourceTypes()
+  resourceTypes?: string[] | null;
+
+  /** Whether the key may act with the organization's users' own connections (default false). */
+  @Given()
+  @IsBoolean({ message: 'userConnections must be true or false' })
+  userConnections?: boolean;
+
+  @IsOptional()
+  @ExpiresAt()
+  expiresAt?: string | null;
+}
+
+/** `PATCH …/api-keys/:keyId`: an absent field keeps its value; `null` clears `resourceTypes` (all) and `expiresAt` (never). */
+export class UpdateApiKeyDto {
+  @Given()
+  @Name()
+  name?: string;
+
+  @Given()
+  @Access()
+  access?: ApiKeyAccess;
+
+  @IsOptional()
+  @ResourceTypes()
+  resourceTypes?: string[] | null;
+
+  @Given()
+  @IsBoolean({ message: 'userConnections must be true or false' })
+  userConnections?: boolean;
+
+  @IsOptional()
+  @ExpiresAt()
+  expiresAt?: string | null;
+}
+
+/** `/api/organizations/:orgId/api-keys/:keyId`. */
+export class ApiKeyParams {
+  @IsUUID('all', { message: 'orgId must be a UUID' })
+  orgId!: string;
+
+  @Matches(KEY_ID_PATTERN, { message: 'keyId must be 12 lowercase letters or digits' })
+  keyId!: string;
+}

@@ -1,0 +1,126 @@
+import { isRead, refuseAccess, resourceTypesOf } from './gateway-access';
+
+const request = (method: string, path: string, query = '') => ({
+  method,
+  segments: path === '' ? [] : path.split('/'),
+  params: new URLSearchParams(query),
+});
+
+describe('gateway access rules', () => {
+  const read = { access: 'read' as const, resourceTypes: null };
+  const readWrite = { access: 'read_write' as const, resourceTypes: null };
+
+  it('counts GET, HEAD and a form-encoded _search as reads, every other method as a write', () => {
+    expect(isRead('GET', ['Patient', '1'])).toBe(true);
+    expect(isRead('HEAD', ['Patient', '1'])).toBe(true);
+    expect(isRead('POST', ['Patient', '_search'])).toBe(true);
+    expect(isRead('POST', ['_search'])).toBe(true);
+    expect(isRead('POST', ['Patient', '1', 'Observation', '_search'])).toBe(true);
+    expect(isRead('POST', ['Patient'])).toBe(false);
+    expect(isRead('POST', [])).toBe(false); // batch or transaction
+    expect(isRead('POST', ['Patient', '$match'])).toBe(false);
+    expect(isRead('PUT', ['Patient', '1'])).toBe(false);
+    expect(isRead('PATCH', ['Patient', '1'])).toBe(false);
+    expect(isRead('DELETE', ['Patient', '1'])).toBe(false);
+  });
+
+  it('lets a read key read and search, and refuses its writes with 403', () => {
+    for (const [method, path] of [
+      ['GET', 'Patient/1'],
+      ['GET', 'Patient/1/_history/2'],
+      ['GET', 'Patient'],
+      ['HEAD', 'Patient/1'],
+      ['POST', 'Patient/_search'],
+      ['GET', 'metadata'],
+    ]) {
+      expect(refuseAccess(read, request(method, path))).toBeNull();
+    }
+    for (const [method, path] of [
+      ['POST', 'Patient'],
+      ['PUT', 'Patient/1'],
+      ['PATCH', 'Patient/1'],
+      ['DELETE', 'Patient/1'],
+      ['POST', ''],
+    ]) {
+      expect(refuseAccess(read, request(method, path))).toMatchObject({
+        kind: 'forbidden',
+        message: expect.stringContaining('read_write') as string,
+      });
+      expect(refuseAccess(readWrite, request(method, path))).toBeNull();
+    }
+  });
+
+  it('refuses methods outside the FHIR RESTful API', () => {
+    for (const method of ['OPTIONS', 'TRACE', 'CONNECT', 'PROPFIND']) {
+      expect(refuseAccess(readWrite, request(method, 'Patient'))).toMatchObject({ kind: 'method' });
+    }
+  });
+
+  describe('with a resource-type allow-list', () => {
+    const limited = { access: 'read_write' as const, resourceTypes: ['Patient', 'Observation'] };
+
+    it('checks the type of the path, and always allows metadata', () => {
+      expect(refuseAccess(limited, request('GET', 'Patient/1'))).toBeNull();
+      expect(refuseAccess(limited, request('GET', 'Observation', 'patient=1'))).toBeNull();
+      expect(refuseAccess(limited, request('PUT', 'Observation/1'))).toBeNull();
+      expect(refuseAccess(limited, request('GET', 'metadata'))).toBeNull();
+      expect(refuseAccess(limited, request('GET', 'Encounter/1'))).toMatchObject({
+        kind: 'forbidden',
+        message: expect.stringContaining('Encounter') as string,
+      });
+      expect(refuseAccess(limited, request('POST', 'Encounter/_search'))).toMatchObject({
+        kind: 'forbidden',
+      });
+    });
+
+    it('refuses what may touch every type: the base, whole-system search and history, operations', () => {
+      for (const [method, path, query] of [
+        ['POST', '', ''],
+        ['GET', '', '_getpages=abc'],
+        ['GET', '_history', ''],
+        ['POST', '_search', ''],
+        ['GET', '', '_type=Patient'],
+        ['GET', 'Patient/1/$everything', ''],
+        ['POST', '$export', ''],
+      ]) {
+        expect(refuseAccess(limited, request(method, path, query))).toMatchObject({ kind: 'forbidden' });
+      }
+    });
+
+    it('checks the type a compartment search returns', () => {
+      expect(refuseAccess(limited, request('GET', 'Patient/1/Observation'))).toBeNull();
+      expect(refuseAccess(limited, request('GET', 'Patient/1/Encounter'))).toMatchObject({
+        kind: 'forbidden',
+      });
+    });
+
+    it('checks the types _include and _revinclude add to the answer', () => {
+      expect(
+        resourceTypesOf(['Observation'], new URLSearchParams('_include=Observation:patient:Patient')),
+      ).toEqual(['Observation', 'Patient']);
+      expect(
+        refuseAccess(limited, request('GET', 'Observation', '_include=Observation:patient:Patient')),
+      ).toBeNull();
+      expect(refuseAccess(limited, request('GET', 'Patient', '_revinclude=Encounter:patient'))).toMatchObject(
+        { kind: 'forbidden', message: expect.stringContaining('Encounter') as string },
+      );
+      // Without a target type the answer may hold any type the parameter refers to.
+      expect(
+        refuseAccess(limited, request('GET', 'Observation', '_include=Observation:patient')),
+      ).toMatchObject({ kind: 'forbidden' });
+      expect(refuseAccess(limited, request('GET', 'Observation', '_include=*'))).toMatchObject({
+        kind: 'forbidden',
+      });
+      expect(
+        refuseAccess(limited, request('GET', 'Observation', '_include:iterate=Observation:subject:Group')),
+      ).toMatchObject({ kind: 'forbidden' });
+    });
+
+    it('applies the same rules to a read key', () => {
+      const readLimited = { access: 'read' as const, resourceTypes: ['Patient'] };
+      expect(refuseAccess(readLimited, request('GET', 'Patient/1'))).toBeNull();
+      expect(refuseAccess(readLimited, request('GET', 'Observation/1'))).toMatchObject({ kind: 'forbidden' });
+      expect(refuseAccess(readLimited, request('PUT', 'Patient/1'))).toMatchObject({ kind: 'forbidden' });
+    });
+  });
+});

@@ -1,0 +1,87 @@
+import { Readable } from 'node:stream';
+
+import { Request } from 'express';
+
+import { gatewayTarget, readRequestBody, searchParams } from './gateway-request';
+import { GatewayError } from './gateway.errors';
+
+describe('gatewayTarget', () => {
+  it('reads the FHIR path and the raw query from the URL as received', () => {
+    expect(gatewayTarget('/gateway/st-marys/fhir/Patient/123?_elements=name&name=a%20b&name=c')).toEqual({
+      path: 'Patient/123',
+      segments: ['Patient', '123'],
+      query: '_elements=name&name=a%20b&name=c',
+    });
+    expect(gatewayTarget('/gateway/st-marys/fhir')).toEqual({ path: '', segments: [], query: '' });
+    expect(gatewayTarget('/gateway/st-marys/fhir/?_getpages=x')).toEqual({
+      path: '',
+      segments: [],
+      query: '_getpages=x',
+    });
+    expect(gatewayTarget('/gateway/st-marys/fhir/Observation/')).toMatchObject({ path: 'Observation' });
+    expect(gatewayTarget('/gateway/st-marys/fhir/Patient/1/$everything')).toMatchObject({
+      segments: ['Patient', '1', '$everything'],
+    });
+  });
+
+  it.each([
+    '/gateway/st-marys/fhir/Patient/..',
+    '/gateway/st-marys/fhir/Patient/%2E%2E/x',
+    '/gateway/st-marys/fhir/Patient/a%2Fb',
+    '/gateway/st-marys/fhir//Patient',
+    '/gateway/st-marys/fhir/Patient/a b',
+    '/gateway/st-marys/fhirish/Patient',
+  ])('refuses %s: it could leave the FHIR base', (url) => {
+    expect(() => gatewayTarget(url)).toThrow(GatewayError);
+  });
+
+  it('is no SMART server: .well-known is not found', () => {
+    expect(() => gatewayTarget('/gateway/x/fhir/.well-known/smart-configuration')).toThrow(
+      expect.objectContaining({ code: 'NOT_FOUND' }) as Error,
+    );
+  });
+});
+
+describe('readRequestBody', () => {
+  const request = (body: string, headers: Record<string, string>) =>
+    Object.assign(Readable.from([Buffer.from(body)]), { headers }) as unknown as Request;
+
+  it('reads a body whole, and none when there is none', async () => {
+    expect((await readRequestBody(request('{"a":1}', { 'content-length': '7' }), 100))?.toString()).toBe(
+      '{"a":1}',
+    );
+    expect(await readRequestBody(request('', {}), 100)).toBeUndefined();
+  });
+
+  it('answers 413 past the limit, from Content-Length or while reading a chunked body', async () => {
+    await expect(
+      readRequestBody(request('x'.repeat(10), { 'content-length': '101' }), 100),
+    ).rejects.toMatchObject({
+      status: 413,
+    });
+    await expect(
+      readRequestBody(request('x'.repeat(101), { 'transfer-encoding': 'chunked' }), 100),
+    ).rejects.toMatchObject({ status: 413 });
+  });
+
+  it('refuses a compressed body with 415', async () => {
+    await expect(
+      readRequestBody(request('x', { 'content-length': '1', 'content-encoding': 'gzip' }), 100),
+    ).rejects.toMatchObject({ status: 415 });
+  });
+});
+
+describe('searchParams', () => {
+  it('adds a form body to the query, not any other body', () => {
+    const form = searchParams(
+      '_count=5',
+      'application/x-www-form-urlencoded; charset=utf-8',
+      Buffer.from('patient=1'),
+    );
+    expect([...form]).toEqual([
+      ['_count', '5'],
+      ['patient', '1'],
+    ]);
+    expect([...searchParams('', 'application/fhir+json', Buffer.from('{"a":1}'))]).toEqual([]);
+  });
+});

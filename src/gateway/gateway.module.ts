@@ -1,0 +1,31 @@
+import { Module } from '@nestjs/common';
+
+import { ApiKeysModule } from 'src/api-keys/api-keys.module';
+import { ConnectionsModule } from 'src/connections/connections.module';
+import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
+import { OrganizationsModule } from 'src/organizations/organizations.module';
+
+import { ApiKeyGuard } from './api-key.guard';
+import { GatewayController } from './gateway.controller';
+import { GatewayLimitsController } from './gateway-limits.controller';
+import { GatewayService } from './gateway.service';
+import { GatewayThrottleModule } from './throttle/gateway-throttle.module';
+import { GatewayThrottleService } from './throttle/gateway-throttle.service';
+import { GATEWAY_THROTTLE } from './throttle-seam';
+
+/**
+ * The FHIR gateway: standard FHIR clients reach an organization's Epic (or other SMART on FHIR
+ * server) at `/gateway/<org-slug>/fhir` with an API key, never holding Epic's tokens. Nothing
+ * imports it; it exports nothing.
+ */
+@Module({
+  imports: [ApiKeysModule, OrganizationsModule, ConnectionsModule, FhirClientModule, GatewayThrottleModule],
+  controllers: [GatewayController, GatewayLimitsController],
+  // Per-organization concurrency and rate limits shared by all instances (throttle/README.md).
+  providers: [
+    GatewayService,
+    ApiKeyGuard,
+    { provide: GATEWAY_THROTTLE, useExisting: GatewayThrottleService },
+  ],
+})
+export class GatewayModule {}
