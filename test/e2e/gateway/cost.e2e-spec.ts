@@ -83,8 +83,10 @@ describe('FHIR gateway: what a request costs', () => {
       .expect(201);
   });
 
-  it('streams a 50 MB Bundle through, rewriting its URLs, never holding more than a few MB of it', async () => {
-    const entries = 50_000;
+  // 30 MB here (twice what a buffering pipeline could hide under the bound); the 50 MB figure is
+  // the bench's (npm run bench -- gateway), which also times it.
+  it('streams a 30 MB Bundle through, rewriting its URLs, never holding more than a few MB of it', async () => {
+    const entries = 30_000;
     const produced = epic.serveLargeSearch('Observation', { entries, bytesPerEntry: 1000 });
     const appUrl = await listenOnLoopback(t);
     const fullUrl = Buffer.from(`"fullUrl":"http://localhost:3000${org.base}/Observation/large-`);
@@ -98,10 +100,12 @@ describe('FHIR gateway: what a request costs', () => {
     let peakRss = baseline;
     let received = 0;
     let peakInFlight = 0;
+    // A full collection every 50 ms: often enough to see what is held, not so often that a busy
+    // machine spends the test collecting.
     const sampler = setInterval(() => {
       gc();
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    }, 10);
+    }, 50);
     try {
       const result = await new Promise<{ status: number; rewritten: number; leaks: number }>(
         (resolve, reject) => {
@@ -136,10 +140,10 @@ describe('FHIR gateway: what a request costs', () => {
         },
       );
       expect(result.status).toBe(200);
-      expect(received).toBeGreaterThan(50_000_000);
+      expect(received).toBeGreaterThan(30_000_000);
       expect(result.rewritten).toBe(entries);
       expect(result.leaks).toBe(0);
-      // Socket buffers on both hops and a few pieces in the pipeline; a buffered Bundle would be 50 MB.
+      // Socket buffers on both hops and a few pieces in the pipeline; a buffered Bundle would be 30 MB.
       expect(peakInFlight / MB).toBeLessThan(16);
       // Generous: the fake, the app and this reader share the process.
       expect((peakRss - baseline) / MB).toBeLessThan(30);
@@ -147,5 +151,5 @@ describe('FHIR gateway: what a request costs', () => {
       clearInterval(sampler);
       epic.serveLargeSearch('Observation', undefined);
     }
-  });
+  }, 120_000);
 });
