@@ -1,6 +1,6 @@
-// Benchmarks: `npm run bench` (npx tsx bench/fhir-client.bench.ts) runs the FhirClient benchmark, the
-// connection check benchmark, then the admin console benchmark. `npm run bench -- connection-check`
-// (or `fhir-client`, `admin-console`) runs one.
+// Benchmarks: `npm run bench` (npx tsx bench/fhir-client.bench.ts) runs every section of SECTIONS in
+// turn (FhirClient, connection check, admin console, gateway throttle, gateway).
+// `npm run bench -- connection-check` (or any other section's name) runs one.
 // See bench/README.md.
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,7 @@ const SECTIONS = {
   'connection-check': 'connection-check.main.ts',
   'admin-console': 'admin-console.main.ts',
   'gateway-throttle': 'gateway-throttle.main.ts',
+  gateway: 'gateway.main.ts',
 } as const;
 type Section = keyof typeof SECTIONS;
 

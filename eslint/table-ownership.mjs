@@ -18,8 +18,8 @@ export const TABLE_OWNERS = {
   connections: ['epic_credential', 'organization_connection'],
   'connection-health': ['notification', 'notification_read', 'notification_outbox', 'scheduled_run'],
   'api-keys': ['api_key'],
-  // src/gateway/throttle: the FHIR gateway's per-organization throttle.
-  gateway: ['gateway_budget', 'gateway_limits'],
+  // src/gateway/throttle: the FHIR gateway's per-organization throttle; src/gateway/traffic: its access records.
+  gateway: ['gateway_budget', 'gateway_limits', 'gateway_access'],
 };
 
 /** TypeORM's bookkeeping: nobody's (src/database and the CLI only), so the rule ignores them. */

@@ -18,6 +18,7 @@ import { BindClientSecretToTokenEndpoint1764070000000 } from './1764070000000-Bi
 import { MoveConnectionStateToConnections1764080000000 } from './1764080000000-MoveConnectionStateToConnections';
 import { CreateApiKeys1764090000000 } from './1764090000000-CreateApiKeys';
 import { CreateGatewayThrottle1764100000000 } from './1764100000000-CreateGatewayThrottle';
+import { CreateGatewayAccess1764110000000 } from './1764110000000-CreateGatewayAccess';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -41,4 +42,5 @@ export const MIGRATIONS = [
   MoveConnectionStateToConnections1764080000000,
   CreateApiKeys1764090000000,
   CreateGatewayThrottle1764100000000,
+  CreateGatewayAccess1764110000000,
 ];

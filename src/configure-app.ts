@@ -7,6 +7,7 @@ import helmet from 'helmet';
 import hbs from 'hbs';
 
 import { APP_CONFIG, AppConfig } from './config/app-config';
+import { serveOpenApi } from './openapi/openapi';
 import { PROJECT_ROOT } from './paths';
 import { registerViewHelpers } from './views/view-helpers';
 
@@ -47,6 +48,8 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
     extended: true,
     type: (req) => !isGateway(req) && mediaType(req) === 'application/x-www-form-urlencoded',
   });
+  // The OpenAPI document of the gateway and the JSON API, public in every environment (src/openapi).
+  serveOpenApi(app, config.publicBaseUrl);
   app.useStaticAssets(join(PROJECT_ROOT, 'public'), { prefix: '/static/', maxAge: '1h', index: false });
   app.setBaseViewsDir(join(PROJECT_ROOT, 'views'));
   app.setViewEngine('hbs');

@@ -6,6 +6,7 @@ import { ConnectionsModule } from 'src/connections/connections.module';
 import { ConnectionHealthModule } from 'src/connection-health/connection-health.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
+import { GatewayTrafficModule } from 'src/gateway/traffic/gateway-traffic.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
 import { AdminLayout, AdminPageInterceptor } from './admin-page.interceptor';
@@ -33,6 +34,7 @@ import { RegistrationOrgRedirectMiddleware } from './registration-org.middleware
     ConnectionHealthModule,
     ClientKeysModule,
     ApiKeysModule,
+    GatewayTrafficModule,
   ],
   controllers: [
     AdminUiController,

@@ -382,4 +382,10 @@ export class EnvSchema {
   @Min(1, { message: 'must be at least 1 second' })
   @Max(900, { message: 'must be at most 900 seconds' })
   GATEWAY_UPSTREAM_PAUSE_SECONDS: number = 5;
+
+  /** How long the gateway's access records are kept (src/gateway/README.md); older ones are swept hourly. */
+  @IsInt()
+  @Min(1, { message: 'must be at least 1 day' })
+  @Max(3_650, { message: 'must be at most 3650 days' })
+  GATEWAY_ACCESS_RETENTION_DAYS: number = 30;
 }

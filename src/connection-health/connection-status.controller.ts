@@ -8,6 +8,7 @@ import { AuthUser } from 'src/users/user.view';
 
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { connectionStatusView, ConnectionStatusView } from './connection-status';
+import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
 
 export type { ConnectionStatusView } from './connection-status';
 
@@ -16,6 +17,7 @@ export type { ConnectionStatusView } from './connection-status';
  * comes from one snapshot of the connection (one read, one state): connection-status.ts.
  */
 @Controller('fhir')
+@ManagementApi('Connection')
 @Roles(Role.RootAdmin, Role.OrgAdmin)
 export class ConnectionStatusController {
   constructor(
@@ -23,6 +25,7 @@ export class ConnectionStatusController {
     private readonly states: ConnectionsReadModel,
   ) {}
 
+  @SessionRead()
   @Get('epic-status')
   @OrgScope({ query: 'org' })
   status(@Query() { org }: OrgRefDto): Promise<ConnectionStatusView> {
@@ -30,6 +33,7 @@ export class ConnectionStatusController {
   }
 
   /** CSRF-protected like every session POST (`x-csrf-token` or `_csrf`). */
+  @SessionWrite()
   @Post('epic-disconnect')
   @HttpCode(200)
   @OrgScope({ body: 'org' })

@@ -6,13 +6,16 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { ConnectionTestResult, ConnectionTestService } from './connection-test.service';
+import { ManagementApi, SessionWrite } from 'src/openapi/openapi.decorators';
 
 /** The registration page's Test Connection: CSRF-protected like every session POST. */
 @Controller('fhir')
+@ManagementApi('Connection')
 @Roles(Role.RootAdmin, Role.OrgAdmin)
 export class ConnectionTestController {
   constructor(private readonly connectionTest: ConnectionTestService) {}
 
+  @SessionWrite()
   @Post('test-epic-connection')
   @HttpCode(200)
   @OrgScope({ body: 'org' })

@@ -65,7 +65,10 @@ export const FORWARDED_REQUEST_HEADERS = [
   'if-modified-since',
 ] as const;
 
-/** Response headers a FHIR client reads (versions, new locations, the wait asked for); no other comes back. */
+/**
+ * Response headers a FHIR client reads (versions, new locations, the wait asked for, a Bulk Data
+ * job's progress and the manifest's expiry); no other comes back.
+ */
 export const FORWARDED_RESPONSE_HEADERS = [
   'content-type',
   'etag',
@@ -74,6 +77,8 @@ export const FORWARDED_RESPONSE_HEADERS = [
   'content-location',
   'retry-after',
   'preference-applied',
+  'x-progress',
+  'expires',
 ] as const;
 
 /** A path segment under the FHIR base: types, ids, `_history`, `_search`, `$operation`, `metadata`. */

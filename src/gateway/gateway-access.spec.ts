@@ -1,4 +1,4 @@
-import { isRead, refuseAccess, resourceTypesOf } from './gateway-access';
+import { isBulkJobPath, isExportKickOff, isRead, refuseAccess, resourceTypesOf } from './gateway-access';
 
 const request = (method: string, path: string, query = '') => ({
   method,
@@ -122,5 +122,82 @@ describe('gateway access rules', () => {
       expect(refuseAccess(readLimited, request('GET', 'Observation/1'))).toMatchObject({ kind: 'forbidden' });
       expect(refuseAccess(readLimited, request('PUT', 'Patient/1'))).toMatchObject({ kind: 'forbidden' });
     });
+  });
+});
+
+describe('gateway access rules: Bulk Data (src/gateway/README.md, "Bulk Data")', () => {
+  const read = { access: 'read' as const, resourceTypes: null };
+  const limited = { access: 'read' as const, resourceTypes: ['Patient', 'Observation'] };
+
+  it('knows the kick-offs and the job URLs', () => {
+    expect(isExportKickOff(['$export'])).toBe(true);
+    expect(isExportKickOff(['Patient', '$export'])).toBe(true);
+    expect(isExportKickOff(['Group', 'g1', '$export'])).toBe(true);
+    expect(isExportKickOff(['Patient', '1', '$export'])).toBe(false);
+    expect(isExportKickOff(['Observation', '$export'])).toBe(false);
+    expect(isBulkJobPath(['BulkRequest', 'job'])).toBe(true);
+    expect(isBulkJobPath(['BulkRequest', 'job', 'file.ndjson'])).toBe(true);
+    expect(isBulkJobPath(['$export-poll-status'])).toBe(true);
+    expect(isBulkJobPath(['BulkRequest'])).toBe(false);
+  });
+
+  it('lets a read key kick off, poll, download and cancel; other writes on job URLs need read_write', () => {
+    for (const [method, path] of [
+      ['GET', 'Patient/$export'],
+      ['GET', 'Group/g1/$export'],
+      ['GET', 'BulkRequest/job'],
+      ['GET', 'BulkRequest/job/Patient-1.ndjson'],
+      ['DELETE', 'BulkRequest/job'],
+      ['DELETE', '$export-poll-status'],
+    ]) {
+      expect(refuseAccess(read, request(method, path))).toBeNull();
+    }
+    expect(refuseAccess(read, request('DELETE', 'BulkRequest/job/Patient-1.ndjson'))).toMatchObject({
+      kind: 'forbidden',
+    });
+    expect(refuseAccess(read, request('POST', 'Patient/$export'))).toMatchObject({ kind: 'forbidden' });
+  });
+
+  it('counts the types _type names (and _typeFilter filters) as touched, all without _type', () => {
+    expect(resourceTypesOf(['Patient', '$export'], new URLSearchParams('_type=Patient,Observation'))).toEqual(
+      ['Patient', 'Observation'],
+    );
+    expect(
+      resourceTypesOf(
+        ['Group', 'g1', '$export'],
+        new URLSearchParams('_type=Patient&_type=Observation&_typeFilter=Encounter%3Fstatus%3Dfinished'),
+      ),
+    ).toEqual(['Patient', 'Observation', 'Encounter']);
+    expect(resourceTypesOf(['Patient', '$export'], new URLSearchParams(''))).toBe('all');
+    expect(resourceTypesOf(['BulkRequest', 'job'], new URLSearchParams(''))).toEqual([]);
+  });
+
+  it('lets an allow-listed key export only its types, and refuses a $export without _type', () => {
+    const ok = request('GET', 'Patient/$export', '_type=Observation,Patient');
+    expect(refuseAccess(limited, ok)).toBeNull();
+    expect(refuseAccess(limited, request('GET', 'Group/g1/$export', '_type=Observation'))).toBeNull();
+    expect(refuseAccess(limited, request('GET', 'Patient/$export', '_type=Patient,Encounter'))).toMatchObject(
+      {
+        kind: 'forbidden',
+        message: expect.stringContaining('Encounter') as string,
+      },
+    );
+    expect(
+      refuseAccess(
+        limited,
+        request('GET', 'Patient/$export', '_type=Patient&_typeFilter=Encounter%3Fstatus%3Dx'),
+      ),
+    ).toMatchObject({ kind: 'forbidden' });
+    expect(refuseAccess(limited, request('GET', 'Patient/$export'))).toMatchObject({
+      kind: 'forbidden',
+      message: expect.stringContaining('$export without _type') as string,
+    });
+    // A kick-off by POST carries _type in its body: refused for an allow-listed key, whatever the query.
+    const writer = { ...limited, access: 'read_write' as const };
+    expect(refuseAccess(writer, request('POST', 'Patient/$export', '_type=Patient'))).toMatchObject({
+      kind: 'forbidden',
+    });
+    expect(refuseAccess(limited, request('GET', 'BulkRequest/job'))).toBeNull();
+    expect(refuseAccess(limited, request('GET', 'BulkRequest/job/Encounter-1.ndjson'))).toBeNull();
   });
 });

@@ -30,6 +30,49 @@ export function isRead(method: string, segments: string[]): boolean {
 const INCLUDES = ['_include', '_include:iterate', '_revinclude', '_revinclude:iterate'];
 
 /**
+ * A Bulk Data kick-off (https://hl7.org/fhir/uv/bulkdata/export.html): `$export` at the base, on
+ * `Patient` or on `Group/[id]`.
+ */
+export function isExportKickOff(segments: string[]): boolean {
+  const [first, second, third] = segments;
+  if (segments.length === 1) return first === '$export';
+  if (segments.length === 2) return first === 'Patient' && second === '$export';
+  return segments.length === 3 && first === 'Group' && !second.startsWith('$') && third === '$export';
+}
+
+/**
+ * A Bulk Data job's own URL, as servers lay it out: Epic's status URL `BulkRequest/[job]` and its
+ * files `BulkRequest/[job]/[file]`, HAPI FHIR's status URL `$export-poll-status?_jobId=…`. The job
+ * was checked at its kick-off, and its id, which the server chose, is what names it.
+ */
+export function isBulkJobPath(segments: string[]): boolean {
+  const [first] = segments;
+  if (first === 'BulkRequest') return segments.length === 2 || segments.length === 3;
+  return segments.length === 1 && first === '$export-poll-status';
+}
+
+/** Cancelling a Bulk Data job (`DELETE` on its status URL): part of reading, it changes no data. */
+const isBulkCancel = (method: string, segments: string[]) =>
+  method === 'DELETE' && isBulkJobPath(segments) && segments.length !== 3;
+
+/**
+ * The types a kick-off exports: those `_type` names (comma-separated, repeatable) and those
+ * `_typeFilter` filters on; 'all' without `_type` (the server exports every type it holds).
+ */
+function exportedTypes(params: URLSearchParams): string[] | 'all' {
+  const split = (name: string) =>
+    params
+      .getAll(name)
+      .flatMap((value) => value.split(','))
+      .map((value) => value.trim())
+      .filter(Boolean);
+  const named = split('_type');
+  if (named.length === 0) return 'all';
+  const filtered = split('_typeFilter').map((filter) => filter.split('?')[0]);
+  return [...new Set([...named, ...filtered])];
+}
+
+/**
  * The resource types a request touches, or 'all' when it may touch any:
  * - the base itself (a batch or transaction, a whole-system search or a server's paging link
  *   `[base]?_getpages=…`), whole-system `_search` and `_history`, and any `$operation` (which may
@@ -37,11 +80,16 @@ const INCLUDES = ['_include', '_include:iterate', '_revinclude', '_revinclude:it
  * - else the type of the path (`Observation/…`), the type a compartment search returns
  *   (`Patient/1/Observation`), and the types `_revinclude` (its source) and `_include` (its target,
  *   which must be named: `Observation:patient:Patient`) add to the answer;
- * - `metadata` touches none: the CapabilityStatement is always allowed.
+ * - `metadata` touches none: the CapabilityStatement is always allowed;
+ * - a Bulk Data kick-off (`$export`) touches the types its `_type` names (and `_typeFilter`
+ *   filters), all without `_type`; a job's status URL and files touch none of their own (the
+ *   kick-off was checked: src/gateway/README.md, "Bulk Data").
  */
 export function resourceTypesOf(segments: string[], params: URLSearchParams): string[] | 'all' {
   const [first] = segments;
   if (first === 'metadata' && segments.length === 1) return [];
+  if (isExportKickOff(segments)) return exportedTypes(params);
+  if (isBulkJobPath(segments)) return [];
   if (first === undefined || !/^[A-Za-z]/.test(first) || segments.some((s) => s.startsWith('$'))) {
     return 'all';
   }
@@ -71,7 +119,7 @@ export function refuseAccess(
   if (!METHODS.has(method)) {
     return { kind: 'method', message: `${method} is not a method of the FHIR RESTful API.` };
   }
-  if (!isRead(method, segments) && principal.access !== 'read_write') {
+  if (!isRead(method, segments) && !isBulkCancel(method, segments) && principal.access !== 'read_write') {
     return {
       kind: 'forbidden',
       message: `This API key may only read: ${method} needs a key with read_write access.`,
@@ -79,14 +127,16 @@ export function refuseAccess(
   }
   const allowed = principal.resourceTypes;
   if (allowed === null) return null;
-  const touched = resourceTypesOf(segments, params);
+  // A kick-off by POST carries its _type in a Parameters body, which is not read here: any type.
+  const postedExport = isExportKickOff(segments) && method !== 'GET' && method !== 'HEAD';
+  const touched = postedExport ? 'all' : resourceTypesOf(segments, params);
   if (touched === 'all') {
     return {
       kind: 'forbidden',
       message:
         'This API key is limited to some resource types, and this request may touch any type ' +
-        '(a batch or transaction, a whole-system search or history, an operation, or an _include ' +
-        'without a target type such as Observation:patient:Patient).',
+        '(a batch or transaction, a whole-system search or history, an operation, an _include ' +
+        'without a target type such as Observation:patient:Patient, or a $export without _type).',
     };
   }
   const refused = touched.filter((type) => !allowed.includes(type));

@@ -7,9 +7,19 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { GatewayThrottleService } from './throttle/gateway-throttle.service';
+import { ApiOkResponse, ApiProperty } from '@nestjs/swagger';
+import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
 
 /** A root admin's override of an organization's gateway limits: a number sets it, null restores the default. */
 class GatewayLimitsDto {
+  @ApiProperty({
+    type: 'integer',
+    minimum: 1,
+    maximum: 10_000,
+    nullable: true,
+    required: false,
+    description: 'null: the default',
+  })
   @IsOptional()
   @ValidateIf((_o, value) => value !== null)
   @IsInt()
@@ -17,6 +27,14 @@ class GatewayLimitsDto {
   @Max(10_000)
   ratePerSecond?: number | null;
 
+  @ApiProperty({
+    type: 'integer',
+    minimum: 1,
+    maximum: 1_000,
+    nullable: true,
+    required: false,
+    description: 'null: the default',
+  })
   @IsOptional()
   @ValidateIf((_o, value) => value !== null)
   @IsInt()
@@ -30,9 +48,15 @@ class GatewayLimitsDto {
  * a root admin may override them (audited `gateway-limits.changed`).
  */
 @Controller('api/organizations/:orgId/gateway-limits')
+@ManagementApi('Gateway limits')
 export class GatewayLimitsController {
   constructor(private readonly throttle: GatewayThrottleService) {}
 
+  @SessionRead()
+  @ApiOkResponse({
+    description: 'The limits in force',
+    schema: { $ref: '#/components/schemas/GatewayLimits' },
+  })
   @Get()
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -40,6 +64,11 @@ export class GatewayLimitsController {
     return this.throttle.limits(orgId);
   }
 
+  @SessionWrite()
+  @ApiOkResponse({
+    description: 'The limits in force',
+    schema: { $ref: '#/components/schemas/GatewayLimits' },
+  })
   @Put()
   @Roles(Role.RootAdmin)
   async override(

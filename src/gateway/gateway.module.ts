@@ -12,6 +12,8 @@ import { GatewayService } from './gateway.service';
 import { GatewayThrottleModule } from './throttle/gateway-throttle.module';
 import { GatewayThrottleService } from './throttle/gateway-throttle.service';
 import { GATEWAY_THROTTLE } from './throttle-seam';
+import { GatewayAccessController } from './traffic/gateway-access.controller';
+import { GatewayTrafficModule } from './traffic/gateway-traffic.module';
 
 /**
  * The FHIR gateway: standard FHIR clients reach an organization's Epic (or other SMART on FHIR
@@ -19,8 +21,16 @@ import { GATEWAY_THROTTLE } from './throttle-seam';
  * imports it; it exports nothing.
  */
 @Module({
-  imports: [ApiKeysModule, OrganizationsModule, ConnectionsModule, FhirClientModule, GatewayThrottleModule],
-  controllers: [GatewayController, GatewayLimitsController],
+  imports: [
+    ApiKeysModule,
+    OrganizationsModule,
+    ConnectionsModule,
+    FhirClientModule,
+    GatewayThrottleModule,
+    // Metrics and access records of each request, and the admins' JSON route to them.
+    GatewayTrafficModule,
+  ],
+  controllers: [GatewayController, GatewayLimitsController, GatewayAccessController],
   // Per-organization concurrency and rate limits shared by all instances (throttle/README.md).
   providers: [
     GatewayService,

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { Inject, Injectable } from '@nestjs/common';
@@ -16,6 +16,7 @@ import { AccessRefusal, refuseAccess } from './gateway-access';
 import { gatewayTarget, isForm, readRequestBody, searchParams } from './gateway-request';
 import { GatewayError } from './gateway.errors';
 import { GATEWAY_THROTTLE, GatewayThrottle } from './throttle-seam';
+import { GatewayTrafficService } from './traffic/gateway-traffic.service';
 
 /** Selects one of the organization's users' own connections instead of the organization's. */
 export const USER_HEADER = 'x-epic-connect-user';
@@ -36,13 +37,16 @@ export class GatewayService {
     private readonly fhir: FhirClientService,
     private readonly tokens: TokenStoreService,
     @Inject(GATEWAY_THROTTLE) private readonly throttle: GatewayThrottle,
+    private readonly traffic: GatewayTrafficService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async forward(caller: GatewayCaller, req: GatewayRequest, res: Response): Promise<void> {
     const { env } = this.config;
     const method = req.method.toUpperCase();
+    const seen = this.recordWhenEnded(caller, method, res);
     const { path, segments, query } = gatewayTarget(req.originalUrl);
+    seen.resourceType = resourceTypeOf(segments);
     check(refuseAccess(caller.principal, { method, segments, params: new URLSearchParams(query) }));
     const body = await readRequestBody(req, env.GATEWAY_MAX_REQUEST_BYTES);
     if (body && isForm(req.headers['content-type'])) {
@@ -56,6 +60,7 @@ export class GatewayService {
       );
     }
     const target = await this.targetOf(caller, req.headers[USER_HEADER]);
+    if ('credentialId' in target) seen.userId = String(req.headers[USER_HEADER]).trim();
     const organizationId = caller.organization.id;
     // The caller went away (while queued, or while the FHIR server answers): stop, and stop retries.
     const abort = new AbortController();
@@ -83,10 +88,38 @@ export class GatewayService {
         res.setHeader(name, rewriteText(value, replacements));
       }
       // Streamed: a large Bundle passes through in pieces, never whole in memory.
-      await pipeline(stream, new BaseUrlRewriteStream(replacements), res);
+      await pipeline(stream, new BaseUrlRewriteStream(replacements), countBytes(seen), res);
     } finally {
       release();
     }
+  }
+
+  /**
+   * Records the request when its answer has ended, or the caller left (metrics at once, the access
+   * record in the next batch: GatewayTrafficService). What the request turns out to be is filled
+   * in as it is known. Never the query string, the body or the resource id (they identify patients).
+   */
+  private recordWhenEnded(caller: GatewayCaller, method: string, res: Response): AccessSeen {
+    const started = performance.now();
+    const at = new Date();
+    const seen: AccessSeen = { resourceType: null, userId: null, streamedBytes: null };
+    res.once('close', () => {
+      // Answers the gateway wrote itself (errors) carry their Content-Length; streamed ones are counted.
+      const length = Number(res.getHeader('content-length') ?? 0);
+      this.traffic.requestEnded({
+        organizationId: caller.organization.id,
+        apiKeyId: caller.principal.keyId,
+        userId: seen.userId,
+        method,
+        resourceType: seen.resourceType,
+        // 499: the caller left before any answer (nginx's convention).
+        status: res.headersSent ? res.statusCode : 499,
+        durationMs: performance.now() - started,
+        bytesSent: seen.streamedBytes ?? (Number.isFinite(length) ? length : 0),
+        at,
+      });
+    });
+    return seen;
   }
 
   /**
@@ -140,6 +173,36 @@ export class GatewayService {
     }
     throw new GatewayError(ErrorCode.Forbidden, `User ${userId} has no connection in this organization.`);
   }
+}
+
+/** What forward learns of a request for its access record. */
+interface AccessSeen {
+  resourceType: string | null;
+  userId: string | null;
+  streamedBytes: number | null;
+}
+
+/** A resource type as FHIR names them (`Patient`); lower case, `$op`, `_history` are not. */
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{0,63}$/;
+
+/**
+ * The resource type of the request (its first path segment), or null at the base, `metadata` and
+ * system-level operations. Only the type: the id that may follow names a patient.
+ */
+function resourceTypeOf(segments: string[]): string | null {
+  const first = segments[0];
+  return first !== undefined && RESOURCE_TYPE.test(first) ? first : null;
+}
+
+/** Counts the bytes of a streamed answer as they pass (for the access record). */
+function countBytes(seen: AccessSeen): Transform {
+  seen.streamedBytes = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen.streamedBytes = (seen.streamedBytes ?? 0) + chunk.length;
+      done(null, chunk);
+    },
+  });
 }
 
 /** Throws the refusal: 405 for a method outside FHIR's API, 403 for what the key may not do. */

@@ -17,6 +17,7 @@ import {
 } from './dto/organization.dto';
 import { OrganizationJson } from './dto/organization.view';
 import { OrganizationsService } from './organizations.service';
+import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
 
 class ListQuery {
   @IsOptional() @IsString() @MaxLength(200) search?: string;
@@ -27,12 +28,14 @@ class ListQuery {
 
 /** JSON API for organizations. Root admins manage all; org admins see and configure their own. */
 @Controller('api/organizations')
+@ManagementApi('Organizations')
 export class OrganizationsController {
   constructor(
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
   ) {}
 
+  @SessionRead()
   @Get()
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   async list(@CurrentUser() user: AuthUser, @Query() query: ListQuery): Promise<OrganizationJson[]> {
@@ -43,12 +46,14 @@ export class OrganizationsController {
     return this.organizations.withConnections(views);
   }
 
+  @SessionWrite()
   @Post()
   @Roles(Role.RootAdmin)
   async create(@CurrentUser() user: AuthUser, @Body() dto: CreateOrganizationDto): Promise<OrganizationJson> {
     return this.organizations.withConnection(await this.organizations.create(user, dto));
   }
 
+  @SessionRead()
   @Get(':orgId')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -56,6 +61,7 @@ export class OrganizationsController {
     return this.organizations.withConnection(await this.organizations.get(orgId));
   }
 
+  @SessionWrite()
   @Patch(':orgId')
   @Roles(Role.RootAdmin)
   async update(
@@ -66,6 +72,7 @@ export class OrganizationsController {
     return this.organizations.withConnection(await this.organizations.update(user, orgId, dto));
   }
 
+  @SessionWrite()
   @Delete(':orgId')
   @HttpCode(204)
   @Roles(Role.RootAdmin)
@@ -73,6 +80,7 @@ export class OrganizationsController {
     return this.organizations.remove(user, orgId);
   }
 
+  @SessionWrite()
   @Put(':orgId/epic-client')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -84,6 +92,7 @@ export class OrganizationsController {
     return this.organizations.withConnection(await this.organizations.registerEpicClient(user, orgId, dto));
   }
 
+  @SessionRead()
   @Get(':orgId/admins')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -91,6 +100,7 @@ export class OrganizationsController {
     return this.organizations.listAdmins(orgId);
   }
 
+  @SessionWrite()
   @Post(':orgId/admins')
   @Roles(Role.RootAdmin)
   createAdmin(
@@ -101,6 +111,7 @@ export class OrganizationsController {
     return this.organizations.createOrgAdmin(user, orgId, dto);
   }
 
+  @SessionRead()
   @Get(':orgId/audit-events')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()

@@ -117,4 +117,23 @@ describe('API keys in Chromium', () => {
     expect(await accepted(key)).toBe(false);
     await screenshot(page, '16-api-key-revoked');
   });
+
+  it('3. the registration page copies the FHIR base URL and the curl example, and links to the keys page', async () => {
+    await page.goto(`${base}/admin/epic/registration?org=${orgId}`);
+    const baseUrl = (await page.locator('#gateway-base-url').textContent()) ?? '';
+    expect(baseUrl).toMatch(/^https?:\/\/[^/]+\/gateway\/lakeside-clinic\/fhir$/);
+    await page.getByRole('button', { name: 'Copy the gateway base URL' }).click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(baseUrl);
+
+    await page.getByRole('button', { name: 'Copy the gateway curl example' }).click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(
+      `curl -H "Authorization: Bearer $EPIC_CONNECT_KEY" -H "Accept: application/fhir+json" "${baseUrl}/Patient?name=smith"`,
+    );
+
+    await Promise.all([page.waitForNavigation(), page.locator('#api-keys-link').click()]);
+    expect(new URL(page.url()).pathname).toBe(`/admin/organizations/${orgId}/api-keys`);
+    expect(await page.locator('#gateway-base-url').textContent()).toBe(baseUrl);
+    await page.getByRole('button', { name: 'Copy the gateway base URL' }).click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(baseUrl);
+  });
 });

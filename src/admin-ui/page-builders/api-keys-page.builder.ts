@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { validate } from 'class-validator';
 import { Request } from 'express';
 
 import { ApiKeysService } from 'src/api-keys/api-keys.service';
 import type { CreatedApiKey } from 'src/api-keys/api-keys.types';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { DomainError, FieldErrors } from 'src/common/errors/domain-error';
 import { fieldErrorsOf } from 'src/common/errors/field-errors';
 import { addFlash, saveSession } from 'src/common/flash';
@@ -20,6 +21,7 @@ import {
   revokedFlash,
   submittedApiKeyForm,
 } from '../view-models/api-keys-page';
+import { gatewayBaseUrl } from '../view-models/gateway';
 import type { Viewer } from '../view-models/page';
 import { firstMessages, formErrors } from '../view-models/registration-page';
 
@@ -42,6 +44,7 @@ export class ApiKeysPageBuilder {
     private readonly organizations: OrganizationsService,
     private readonly keys: ApiKeysService,
     private readonly layout: AdminLayout,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   page(req: Request, viewer: Viewer, orgId: string): Promise<ApiKeysPageView> {
@@ -96,9 +99,9 @@ export class ApiKeysPageBuilder {
   ): Promise<ApiKeysPageView> {
     const org = await this.organizations.get(orgId); // first: an unknown organization is a 404
     const keys = await this.keys.list(orgId);
-    // The gateway's base URL joins the page once the gateway is in place (gatewayBaseUrl).
+    const gatewayBase = gatewayBaseUrl(this.config.publicBaseUrl, org.slug);
     return this.layout.decorate(req, {
-      ...apiKeysPage(org, keys, { ...options, now: new Date(), gatewayBaseUrl: null }),
+      ...apiKeysPage(org, keys, { ...options, now: new Date(), gatewayBaseUrl: gatewayBase }),
       ...viewer,
     });
   }

@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { AuditService } from 'src/audit/audit.service';
 import { NotificationsService } from 'src/connection-health/notifications.service';
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
+import { GatewayTrafficService } from 'src/gateway/traffic/gateway-traffic.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { ConsoleQueryDto } from '../dto/console-query.dto';
@@ -18,6 +19,7 @@ export class OrganizationPagesBuilder {
     private readonly audit: AuditService,
     private readonly states: ConnectionsReadModel,
     private readonly notifications: NotificationsService,
+    private readonly traffic: GatewayTrafficService,
   ) {}
 
   async console(viewer: Viewer, query: ConsoleQueryDto): Promise<ConsolePage> {
@@ -35,12 +37,18 @@ export class OrganizationPagesBuilder {
     options: { connected: boolean },
   ): Promise<OrganizationPage> {
     const org = await this.organizations.get(orgId);
-    const [admins, events, snapshot, notifications] = await Promise.all([
+    const [admins, events, snapshot, notifications, traffic, access] = await Promise.all([
       this.organizations.listAdmins(orgId),
       this.audit.list({ organizationId: orgId, limit: 20 }),
       this.states.snapshot(orgId),
       this.notifications.list(viewer.user, { organizationId: orgId, limit: 5 }),
+      this.traffic.lastDay(orgId),
+      this.traffic.page(orgId, { limit: 20 }),
     ]);
-    return organizationPage(viewer, { org, admins, events, snapshot, notifications }, options);
+    return organizationPage(
+      viewer,
+      { org, admins, events, snapshot, notifications, traffic, access: access.records },
+      options,
+    );
   }
 }

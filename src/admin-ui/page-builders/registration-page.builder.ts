@@ -1,8 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { validate } from 'class-validator';
 import { Request } from 'express';
 
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
+import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { DomainError, FieldErrors } from 'src/common/errors/domain-error';
 import { fieldErrorsOf } from 'src/common/errors/field-errors';
 import { addFlash, saveSession } from 'src/common/flash';
@@ -43,6 +44,7 @@ export class RegistrationPageBuilder {
     private readonly lifecycle: ConnectionLifecycleService,
     private readonly clientKeys: ClientKeysService,
     private readonly layout: AdminLayout,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   page(
@@ -102,7 +104,7 @@ export class RegistrationPageBuilder {
       production: this.clientKeys.jwksUrl('production'),
     };
     return this.layout.decorate(req, {
-      ...registrationPage(org, info, { ...options, jwksUrls }),
+      ...registrationPage(org, info, { ...options, jwksUrls, publicBaseUrl: this.config.publicBaseUrl }),
       ...viewer,
     });
   }

@@ -61,7 +61,7 @@ describe('API keys page', () => {
     expect(apiKeyRow(view({ state: 'expired' })).badge).toMatchObject({ label: 'Expired', cssClass: 'warn' });
   });
 
-  it('counts active keys, offers tomorrow as the earliest expiry and leaves the gateway out until it exists', () => {
+  it('counts active keys, offers tomorrow as the earliest expiry and leaves the gateway out when not given', () => {
     const sut = apiKeysPage(org, [view(), view({ keyId: 'zzzzzzzzzzzz', state: 'revoked' })], { now });
     expect(sut).toMatchObject({
       title: 'API keys',

@@ -84,8 +84,8 @@ export interface ApiKeysPage {
   minExpiry: string;
   created: CreatedKeyPanel | null;
   /**
-   * Where clients send their requests with a key (the FHIR gateway's base URL). Null until the
-   * gateway is in place; the page then says only how to send the key.
+   * Where clients send their requests with a key (the FHIR gateway's base URL, gateway.ts). Null when
+   * not given; the page then says only how to send the key.
    */
   gateway: { baseUrl: string } | null;
 }

@@ -5,7 +5,15 @@ import { EPIC_LABEL } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
 import type { UserView } from 'src/users/user.view';
 
-import { adminCreatedPage, organizationPage, serverSource } from './organization-page';
+import { hourlyTraffic } from 'src/gateway/traffic/hourly-traffic';
+
+import {
+  accessRows,
+  adminCreatedPage,
+  organizationPage,
+  serverSource,
+  trafficChart,
+} from './organization-page';
 
 const org = {
   id: 'o1',
@@ -54,6 +62,8 @@ const facts = (s: ConnectionSnapshot | null) => ({
   events: [],
   snapshot: s,
   notifications: [],
+  traffic: [],
+  access: [],
 });
 
 describe('organization page', () => {
@@ -140,5 +150,100 @@ describe('organization page', () => {
       created,
       temporaryPassword: 'pw',
     });
+  });
+});
+
+describe('gateway traffic chart', () => {
+  const now = new Date('2026-12-07T10:42:00Z');
+  const hours = hourlyTraffic(
+    [
+      { hour: new Date('2026-12-07T10:00:00Z'), requests: 10, errors: 4 },
+      { hour: new Date('2026-12-07T09:00:00Z'), requests: 5, errors: 0 },
+    ],
+    now,
+  );
+
+  it('draws one bar per hour, scaled to the busiest, errors inside the requests', () => {
+    const chart = trafficChart(hours);
+    expect(chart).toMatchObject({
+      width: 720,
+      plotHeight: 120,
+      height: 140,
+      totalRequests: 15,
+      totalErrors: 4,
+    });
+    expect(chart.bars).toHaveLength(24);
+    const [busiest, half, empty] = [chart.bars[23], chart.bars[22], chart.bars[0]];
+    expect(busiest).toMatchObject({ requestsHeight: 120, requestsY: 0, errorsHeight: 48, errorsY: 72 });
+    expect(half).toMatchObject({ requestsHeight: 60, requestsY: 60, errorsHeight: 0, errorsY: 120 });
+    expect(empty).toMatchObject({ requestsHeight: 0, requestsY: 120 });
+    expect(busiest.label).toBe('2026-12-07 10:00 UTC: 10 requests, 4 errors');
+    expect(chart.bars[0].x).toBe(1);
+    expect(chart.bars[1].x).toBe(31);
+    expect(busiest.width).toBe(28);
+    expect(busiest.x + busiest.width).toBeLessThanOrEqual(720);
+    expect(chart.scaleLabel).toBe('10 requests an hour');
+    expect([chart.fromLabel, chart.toLabel]).toEqual(['11:00 UTC', '10:00 UTC']);
+    expect(chart.summary).toBe('Gateway traffic over the last 24 hours: 15 requests, 4 errors.');
+  });
+
+  it('keeps a flat, valid chart without traffic (no division by zero)', () => {
+    const chart = trafficChart(hourlyTraffic([], now));
+    expect(chart.bars.every((b) => b.requestsHeight === 0 && b.requestsY === 120)).toBe(true);
+    expect(chart.scaleLabel).toBe('1 request an hour');
+    expect(chart.summary).toBe('Gateway traffic over the last 24 hours: 0 requests, 0 errors.');
+  });
+
+  it('lists access records with words for what is missing, and no more than they hold', () => {
+    const rows = accessRows([
+      {
+        id: '2',
+        apiKeyId: 'abc123',
+        userId: null,
+        method: 'GET',
+        resourceType: 'Patient',
+        status: 200,
+        durationMs: 12,
+        bytesSent: 20_480,
+        at: '2026-12-07T10:41:00.000Z',
+      },
+      {
+        id: '1',
+        apiKeyId: 'abc123',
+        userId: 'u-1',
+        method: 'POST',
+        resourceType: null,
+        status: 403,
+        durationMs: 3,
+        bytesSent: 250,
+        at: '2026-12-07T10:40:00.000Z',
+      },
+    ]);
+    expect(rows).toEqual([
+      {
+        at: '2026-12-07 10:41 UTC',
+        atIso: '2026-12-07T10:41:00.000Z',
+        apiKeyId: 'abc123',
+        userId: '—',
+        method: 'GET',
+        resourceType: 'Patient',
+        status: 200,
+        statusClass: 'ok',
+        duration: '12 ms',
+        bytes: '20 KiB',
+      },
+      {
+        at: '2026-12-07 10:40 UTC',
+        atIso: '2026-12-07T10:40:00.000Z',
+        apiKeyId: 'abc123',
+        userId: 'u-1',
+        method: 'POST',
+        resourceType: '—',
+        status: 403,
+        statusClass: 'error',
+        duration: '3 ms',
+        bytes: '250 B',
+      },
+    ]);
   });
 });

@@ -1,6 +1,7 @@
 import type { AuditEventView } from 'src/audit/audit.service';
 import type { NotificationView } from 'src/connection-health/notifications.service';
 import type { ConnectionSnapshot } from 'src/connections/connections.read-model';
+import type { GatewayAccessView, TrafficHour } from 'src/gateway/traffic/gateway-traffic.types';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 import { ServerLabel, serverLabel } from 'src/organizations/organization.types';
 import { Role } from 'src/users/user.types';
@@ -19,6 +20,58 @@ export interface OrganizationFacts {
   snapshot: ConnectionSnapshot | null;
   /** The latest notifications about this organization the viewer may see. */
   notifications: NotificationView[];
+  /** Gateway requests and errors per hour over the last 24 hours, oldest first. */
+  traffic: TrafficHour[];
+  /** The latest gateway access records (newest first). */
+  access: GatewayAccessView[];
+}
+
+/** One hour of the traffic chart: a bar for the requests, and inside it one for the errors. */
+export interface TrafficBar {
+  x: number;
+  width: number;
+  requestsY: number;
+  requestsHeight: number;
+  errorsY: number;
+  errorsHeight: number;
+  /** The tooltip (an SVG `<title>`): "2026-12-07 10:00 UTC: 7 requests, 2 errors". */
+  label: string;
+}
+
+/**
+ * The gateway traffic chart, drawn on the server as SVG: geometry in attributes, colours from
+ * classes in public/css (the CSP allows no inline style or script).
+ */
+export interface TrafficChart {
+  width: number;
+  height: number;
+  /** The height of the plot (the axis labels sit below it). */
+  plotHeight: number;
+  bars: TrafficBar[];
+  /** The top of the scale, e.g. "12 requests an hour". */
+  scaleLabel: string;
+  /** The first and last hours, under the axis. */
+  fromLabel: string;
+  toLabel: string;
+  totalRequests: number;
+  totalErrors: number;
+  /** A sentence for screen readers and the figure's caption. */
+  summary: string;
+}
+
+/** A row of the gateway access table. */
+export interface AccessRow {
+  at: string;
+  atIso: string;
+  apiKeyId: string;
+  userId: string;
+  method: string;
+  resourceType: string;
+  status: number;
+  /** `ok` (below 400) or `error`: the status cell's class. */
+  statusClass: 'ok' | 'error';
+  duration: string;
+  bytes: string;
 }
 
 /** `GET /admin/organizations/:orgId`: one organization, its connection, users, history. */
@@ -39,6 +92,8 @@ export interface OrganizationPage extends Viewer, OrganizationFacts {
   isRoot: boolean;
   /** After a connection (`?connected=1`), when tokens are stored: "Connected to Epic." */
   flash: string | undefined;
+  trafficChart: TrafficChart;
+  accessRows: AccessRow[];
 }
 
 /** `POST /admin/organizations/:orgId/admins`: the new admin, and a generated password shown once. */
@@ -86,7 +141,64 @@ export function organizationPage(
     lastErrorSince: formatUtc(snapshot?.lastErrorAt ?? null),
     isRoot: viewer.user.role === Role.RootAdmin,
     flash: options.connected && credential ? `Connected to ${server.name}.` : undefined,
+    trafficChart: trafficChart(facts.traffic),
+    accessRows: accessRows(facts.access),
   };
+}
+
+const CHART = { width: 720, plotHeight: 120, axisHeight: 20, gap: 2 };
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+const hourLabel = (hour: Date): string => hour.toISOString().slice(11, 16);
+
+/** The traffic chart's geometry: one bar per hour, scaled to the busiest hour (at least 1). */
+export function trafficChart(hours: TrafficHour[]): TrafficChart {
+  const max = Math.max(1, ...hours.map((h) => h.requests));
+  const slot = hours.length > 0 ? CHART.width / hours.length : CHART.width;
+  const scale = (n: number): number => Math.round((n / max) * CHART.plotHeight * 10) / 10;
+  const bars = hours.map((h, i): TrafficBar => {
+    const requestsHeight = scale(h.requests);
+    const errorsHeight = scale(h.errors);
+    return {
+      x: Math.round((i * slot + CHART.gap / 2) * 10) / 10,
+      width: Math.round((slot - CHART.gap) * 10) / 10,
+      requestsY: Math.round((CHART.plotHeight - requestsHeight) * 10) / 10,
+      requestsHeight,
+      errorsY: Math.round((CHART.plotHeight - errorsHeight) * 10) / 10,
+      errorsHeight,
+      label: `${formatUtc(h.hour)}: ${plural(h.requests, 'request')}, ${plural(h.errors, 'error')}`,
+    };
+  });
+  const totalRequests = hours.reduce((sum, h) => sum + h.requests, 0);
+  const totalErrors = hours.reduce((sum, h) => sum + h.errors, 0);
+  return {
+    width: CHART.width,
+    height: CHART.plotHeight + CHART.axisHeight,
+    plotHeight: CHART.plotHeight,
+    bars,
+    scaleLabel: `${plural(max, 'request')} an hour`,
+    fromLabel: hours[0] ? `${hourLabel(hours[0].hour)} UTC` : '',
+    toLabel: hours.length > 0 ? `${hourLabel(hours[hours.length - 1].hour)} UTC` : '',
+    totalRequests,
+    totalErrors,
+    summary: `Gateway traffic over the last 24 hours: ${plural(totalRequests, 'request')}, ${plural(totalErrors, 'error')}.`,
+  };
+}
+
+/** The access table's rows: no query string, body or resource id is ever recorded, so none shows. */
+export function accessRows(access: GatewayAccessView[]): AccessRow[] {
+  return access.map((a) => ({
+    at: formatUtc(new Date(a.at)),
+    atIso: a.at,
+    apiKeyId: a.apiKeyId,
+    userId: a.userId ?? '—',
+    method: a.method,
+    resourceType: a.resourceType ?? '—',
+    status: a.status,
+    statusClass: a.status >= 400 ? 'error' : 'ok',
+    duration: `${a.durationMs} ms`,
+    bytes: a.bytesSent >= 10_240 ? `${Math.round(a.bytesSent / 1024)} KiB` : `${a.bytesSent} B`,
+  }));
 }
 
 /** The page after creating an org admin (no forms on it, so no CSRF token). */

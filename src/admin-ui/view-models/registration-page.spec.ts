@@ -77,6 +77,18 @@ describe('registrationPage', () => {
     expect(page.title).toBe('Epic registration · General');
   });
 
+  it('shows the organization’s gateway base URL, a curl example with a placeholder key, and the keys page', () => {
+    const gateway = registrationPage(org, info, { publicBaseUrl: 'https://connect.example/' }).gateway;
+    expect(gateway).toEqual({
+      baseUrl: 'https://connect.example/gateway/general/fhir',
+      curlExample:
+        'curl -H "Authorization: Bearer $EPIC_CONNECT_KEY" -H "Accept: application/fhir+json" "https://connect.example/gateway/general/fhir/Patient?name=smith"',
+      apiKeysPage: '/admin/organizations/o1/api-keys',
+    });
+    expect(gateway?.curlExample).not.toContain('ecgk_');
+    expect(registrationPage(org, info).gateway).toBeNull();
+  });
+
   it('lists what to register at Epic, with the scopes of each context', () => {
     const page = registrationPage(org, info);
     expect(page.register.redirectUri).toBe('https://connect.example/fhir/epic-callback');

@@ -15,6 +15,8 @@ import {
   TokenAuthMethod,
 } from 'src/organizations/organization.types';
 
+import { GatewayInfo, gatewayInfo } from './gateway';
+
 /** The registration form's values (never the client secret: it is write-only). */
 export interface RegistrationForm {
   clientId: string;
@@ -79,6 +81,8 @@ export interface RegistrationPage {
     scopes: { context: string; scopes: string }[];
   };
   links: { connect: string; reconnect: string; organization: string };
+  /** The organization's FHIR base URL at the gateway, with a `curl` example and the API keys page. */
+  gateway: GatewayInfo | null;
 }
 
 /** The form's choices, worded for Epic (with Epic's own facts) or for any other SMART server. */
@@ -148,6 +152,8 @@ export function registrationPage(
     errors?: Record<string, string>;
     /** Each environment's JWK Set URL (ClientKeysService.jwksUrl). */
     jwksUrls?: Record<EpicEnvironment, string>;
+    /** The service's PUBLIC_BASE_URL: the page shows the organization's gateway base URL (none: no gateway panel). */
+    publicBaseUrl?: string;
   } = {},
 ): RegistrationPage {
   const form: RegistrationForm = options.submitted ?? {
@@ -231,6 +237,7 @@ export function registrationPage(
       reconnect: `/connect_epic/${org.id}`,
       organization: `/admin/organizations/${org.id}`,
     },
+    gateway: options.publicBaseUrl ? gatewayInfo(options.publicBaseUrl, org) : null,
   };
 }
 

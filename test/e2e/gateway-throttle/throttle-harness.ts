@@ -1,15 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { Global, Module, Type } from '@nestjs/common';
+import { Global, Inject, Module, OnModuleInit, Type } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
 import { DomainError } from 'src/common/errors/domain-error';
-import {
-  GATEWAY_THROTTLE_METRICS,
-  GatewayThrottleMetrics,
-  ThrottleRejection,
-} from 'src/gateway/throttle/gateway-throttle.metrics';
+import { GatewayThrottleMetrics, ThrottleRejection } from 'src/gateway/throttle/gateway-throttle.metrics';
 import { GatewayThrottleService } from 'src/gateway/throttle/gateway-throttle.service';
+import { MetricsService } from 'src/metrics/metrics.service';
 
 /** What the throttle reported to its metrics seam, per organization. */
 export interface RecordedMetrics {
@@ -18,7 +15,11 @@ export interface RecordedMetrics {
   upstream: { organizationId: string; pauseSeconds: number }[];
 }
 
-/** A global module providing GATEWAY_THROTTLE_METRICS that records (one per app). */
+/**
+ * A module that records what the throttle reports to its metrics seam (one per app). The app
+ * provides GATEWAY_THROTTLE_METRICS with its MetricsService (GatewayThrottleModule), so this taps
+ * that service's seam methods: each call is recorded, then counted on /metrics as usual.
+ */
 export function recordingMetrics(): { module: Type; recorded: RecordedMetrics } {
   const recorded: RecordedMetrics = { queued: new Map(), throttled: new Map(), upstream: [] };
   const sink: GatewayThrottleMetrics = {
@@ -32,11 +33,22 @@ export function recordingMetrics(): { module: Type; recorded: RecordedMetrics } 
       recorded.upstream.push({ organizationId, pauseSeconds }),
   };
   @Global()
-  @Module({
-    providers: [{ provide: GATEWAY_THROTTLE_METRICS, useValue: sink }],
-    exports: [GATEWAY_THROTTLE_METRICS],
-  })
-  class RecordingMetricsModule {}
+  @Module({})
+  class RecordingMetricsModule implements OnModuleInit {
+    constructor(@Inject(MetricsService) private readonly metrics: MetricsService) {}
+
+    onModuleInit(): void {
+      const seam: GatewayThrottleMetrics = this.metrics;
+      for (const name of ['queued', 'throttled', 'upstreamThrottled'] as const) {
+        const original = seam[name].bind(seam) as (...args: unknown[]) => void;
+        const tap = sink[name] as (...args: unknown[]) => void;
+        (this.metrics as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+          tap(...args);
+          original(...args);
+        };
+      }
+    }
+  }
   return { module: RecordingMetricsModule, recorded };
 }
 

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { testSecret } from 'test/factories/secrets';
 
 import { playBrowserAtAuthorize } from './authorize-endpoint';
+import { DEFAULT_BULK_SETTINGS, type BulkDataSettings } from './bulk-data';
 import type { FhirResource } from './fhir-data';
 import { buildEhrLaunchUrl, issueLaunch } from './launch';
 import { Router } from './router';
@@ -348,6 +349,21 @@ export class FakeEpic {
     const large = { ...size, produced: 0 };
     this.state.largeSearches.set(type, large);
     return () => large.produced;
+  }
+
+  /**
+   * How Bulk Data answers from now on (bulk-data.ts): the defaults with `settings` over them
+   * (`bulkData()` restores the defaults). Returns how many bytes of generated large files the fake
+   * has produced so far (to compare with what a reader received).
+   */
+  bulkData(settings: Partial<BulkDataSettings> = {}): () => number {
+    this.state.bulk = { ...DEFAULT_BULK_SETTINGS, ...settings };
+    return () => this.state.bulkBytesProduced;
+  }
+
+  /** The ids of the Bulk Data exports still known (neither cancelled nor unknown). */
+  bulkJobs(): string[] {
+    return [...this.state.bulkJobs.keys()];
   }
 
   /** A seeded or added resource, as the FHIR API would return it. */

@@ -1,44 +1,74 @@
+import { BulkData } from './bulk-data';
 import { advertisedEndpoints, capabilityStatement, capabilityStatementXml } from './discovery';
 import { FHIR_JSON, handleFhir, operationOutcome } from './fhir-api';
 import type { Exchange } from './http';
-import type { FakeEpicState } from './state';
+import type { AccessTokenRecord, FakeEpicState } from './state';
 
 /** The FHIR R4 API behind bearer tokens, and its `/metadata`. The interactions live in fhir-api.ts. */
 export class FhirEndpoint {
-  constructor(private readonly state: FakeEpicState) {}
+  private readonly bulk: BulkData;
 
-  /** `{fhirBase}/…`: checks the bearer token, then serves the interaction. */
+  constructor(private readonly state: FakeEpicState) {
+    this.bulk = new BulkData(state);
+  }
+
+  /** `{fhirBase}/…`: checks the bearer token, then serves the interaction (Bulk Data: bulk-data.ts). */
   handle(x: Exchange, body: string): void {
-    const { fhirBase, fhirPath } = this.state.urls;
+    const { fhirPath } = this.state.urls;
+    const record = this.bearer(x);
+    if (!record) return;
+    x.entry.clientId = record.clientId;
+    const segments = x.url.pathname
+      .slice(fhirPath.length + 1)
+      .split('/')
+      .filter(Boolean);
+    if (BulkData.handles(segments)) return this.bulk.handle(x, segments, record);
+    this.serve(x, body, segments, record);
+  }
+
+  /** `{origin}${BULK_FILES_PATH}/…`: Bulk Data files outside the FHIR base (`files: 'elsewhere'`). */
+  bulkFile(x: Exchange): void {
+    const token = /^Bearer\s+(\S+)$/i.exec(x.req.headers.authorization ?? '')?.[1];
+    const record = token === undefined ? undefined : this.state.accessTokens.get(token);
+    const valid = record && !this.state.accessTokenProblem(record) ? record : undefined;
+    if (valid) x.entry.clientId = valid.clientId;
+    this.bulk.externalFile(x, valid);
+  }
+
+  /** The access token of the request, or undefined after answering 401 (RFC 6750 §3.1). */
+  private bearer(x: Exchange): AccessTokenRecord | undefined {
+    const { fhirBase } = this.state.urls;
     const header = x.req.headers.authorization ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     const realm = `realm="${fhirBase}"`;
     if (!match) {
       // RFC 6750 §3.1: no credentials, so no error code in the challenge.
       x.entry.rejection = 'no bearer token';
-      return x.json(
+      x.json(
         401,
         operationOutcome('login', 'Authentication required'),
         { 'WWW-Authenticate': `Bearer ${realm}` },
         FHIR_JSON,
       );
+      return undefined;
     }
     const record = this.state.accessTokens.get(match[1]);
     const problem = record ? this.state.accessTokenProblem(record) : 'The access token is unknown';
     if (!record || problem) {
       x.entry.rejection = problem;
-      return x.json(
+      x.json(
         401,
         operationOutcome('login', problem ?? 'invalid token'),
         { 'WWW-Authenticate': `Bearer ${realm}, error="invalid_token", error_description="${problem}"` },
         FHIR_JSON,
       );
+      return undefined;
     }
-    x.entry.clientId = record.clientId;
-    const segments = x.url.pathname
-      .slice(fhirPath.length + 1)
-      .split('/')
-      .filter(Boolean);
+    return record;
+  }
+
+  private serve(x: Exchange, body: string, segments: string[], record: AccessTokenRecord): void {
+    const { fhirBase } = this.state.urls;
     const escape = this.state.options.jsonSlashEscaping;
     handleFhir({
       method: x.req.method ?? 'GET',

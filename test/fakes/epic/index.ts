@@ -6,5 +6,6 @@ export {
   type ClientKey,
   type JwksHost,
 } from './client-keys';
+export { BULK_FILES_PATH, NDJSON, type BulkDataSettings } from './bulk-data';
 export { SEED, type FhirResource } from './fhir-data';
 export type * from './types';

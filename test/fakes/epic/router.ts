@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 import { AuthorizeEndpoint } from './authorize-endpoint';
+import { BULK_FILES_PATH } from './bulk-data';
 import { advertisedEndpoints, openidConfiguration, smartConfiguration } from './discovery';
 import { FhirEndpoint } from './fhir-endpoint';
 import { Exchange, isForm, NO_STORE, parseParams, readBody } from './http';
@@ -75,6 +76,7 @@ export class Router {
     if (path === jwksPath) return { endpoint: 'jwks' };
     if (path === fhirPath || path.startsWith(`${fhirPath}/`)) return { endpoint: 'fhir' };
     if (path === EHR_LAUNCH_PATH && options.ehrLaunchEndpoint) return { endpoint: 'ehr-launch' };
+    if (path.startsWith(`${BULK_FILES_PATH}/`)) return { endpoint: 'bulk-files' };
     if (options.endpointsByClientId && path.startsWith(CLIENT_ENDPOINTS_PATH)) {
       const match = /^([^/]+)\/(authorize|authorize\/decision|token)$/.exec(
         path.slice(CLIENT_ENDPOINTS_PATH.length),
@@ -195,6 +197,8 @@ export class Router {
         return this.fhir.handle(x, body);
       case 'ehr-launch':
         return ehrLaunchEndpoint(this.state, x);
+      case 'bulk-files':
+        return this.fhir.bulkFile(x);
       case 'other':
         return x.text(404, 'Not Found', 'text/plain');
     }

@@ -1,3 +1,4 @@
+import { DEFAULT_BULK_SETTINGS, type BulkDataSettings, type BulkJob } from './bulk-data';
 import { ClientAuthenticator } from './client-auth';
 import type { LargeSearch } from './fhir-api';
 import { FhirStore } from './fhir-store';
@@ -136,6 +137,10 @@ export class FakeEpicState {
   readonly searches = new Map<string, { type: string; params: URLSearchParams }>();
   /** Resource types whose searches answer a generated Bundle (`serveLargeSearch`). */
   readonly largeSearches = new Map<string, LargeSearch>();
+  /** Bulk Data: how it answers (`bulkData`), the jobs by id, bytes of generated large files. */
+  bulk: BulkDataSettings = { ...DEFAULT_BULK_SETTINGS };
+  readonly bulkJobs = new Map<string, BulkJob>();
+  bulkBytesProduced = 0;
   readonly auth: ClientAuthenticator;
   clockOffsetMs = 0;
   /** The user who logs in; `undefined`: the per-audience default. */

@@ -11,6 +11,7 @@ export type FakeEpicEndpoint =
   | 'jwks'
   | 'fhir'
   | 'ehr-launch'
+  | 'bulk-files'
   | 'other';
 
 export type FakeEpicAudience = 'patient' | 'provider' | 'backend';
