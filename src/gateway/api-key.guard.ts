@@ -20,6 +20,14 @@ export type GatewayRequest = Request & { gatewayCaller?: GatewayCaller };
 const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
+ * How long an instance remembers which organization a slug names: one lookup less per request.
+ * A renamed or deleted organization is seen within this time (its requests then find no
+ * connection, or the key's organization no longer matches: 503 or 403).
+ */
+const SLUG_CACHE_MS = 5_000;
+const SLUG_CACHE_SIZE = 10_000;
+
+/**
  * The gateway's authentication: the API key in `Authorization: Bearer`, verified by ApiKeys (401
  * when missing, malformed, unknown, revoked or expired), counted as used, and valid only for its own
  * organization's URL. A key of another organization and an organization that does not exist get
@@ -27,6 +35,8 @@ const BEARER = /^Bearer +(\S+) *$/i;
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
+  private readonly slugs = new Map<string, { id: string; slug: string; until: number }>();
+
   constructor(
     private readonly apiKeys: ApiKeysService,
     private readonly organizations: OrganizationsService,
@@ -41,7 +51,7 @@ export class ApiKeyGuard implements CanActivate {
     const principal = await this.apiKeys.authenticate(presented);
     this.apiKeys.recordUse(principal);
     const slug = String(req.params.slug);
-    const organization = await this.organizations.findBySlug(slug);
+    const organization = await this.organizationOf(slug);
     if (!organization || organization.id !== principal.organizationId) {
       throw new GatewayError(
         ErrorCode.Forbidden,
@@ -50,5 +60,18 @@ export class ApiKeyGuard implements CanActivate {
     }
     req.gatewayCaller = { principal, organization: { id: organization.id, slug: organization.slug } };
     return true;
+  }
+
+  /** The organization a slug names, remembered for SLUG_CACHE_MS (unknown slugs are not remembered). */
+  private async organizationOf(slug: string): Promise<{ id: string; slug: string } | null> {
+    const now = Date.now();
+    const known = this.slugs.get(slug);
+    if (known && known.until > now) return known;
+    const found = await this.organizations.findBySlug(slug);
+    if (!found) return null;
+    if (this.slugs.size >= SLUG_CACHE_SIZE) this.slugs.delete(this.slugs.keys().next().value!);
+    const entry = { id: found.id, slug: found.slug, until: now + SLUG_CACHE_MS };
+    this.slugs.set(slug, entry);
+    return entry;
   }
 }

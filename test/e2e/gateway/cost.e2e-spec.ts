@@ -66,7 +66,8 @@ describe('FHIR gateway: what a request costs', () => {
       }
     });
     expect(gateway.filter((sql) => sql.includes('user_session'))).toEqual([]);
-    // The organization by slug and the connection's credential (the key is cached): a few per request.
+    // The key and the organization of the slug are remembered: warm requests look up neither.
+    expect(gateway.filter((sql) => /FROM "?organization"?\b/i.test(sql)).length).toBeLessThanOrEqual(1);
     expect(gateway.length / 5).toBeLessThanOrEqual(4);
   });
 
