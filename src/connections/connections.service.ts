@@ -1,7 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, In, QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, In, Repository } from 'typeorm';
+
+import { isForeignKeyViolation } from 'src/database/pg-errors';
 
 import { ConnectionEvent, ConnectionEvents } from './connections.events';
 import {
@@ -266,9 +268,4 @@ export class ConnectionsService {
       if (!isForeignKeyViolation(error)) throw error;
     }
   }
-}
-
-/** PostgreSQL's foreign_key_violation (23503). */
-function isForeignKeyViolation(error: unknown): boolean {
-  return error instanceof QueryFailedError && (error.driverError as { code?: string }).code === '23503';
 }

@@ -29,6 +29,17 @@ class OrgQuery {
   org!: string;
 }
 
+/** What `epic/reauthenticate` renders. */
+interface ReauthenticatePage {
+  title: string;
+  user: AuthUser;
+  csrfToken: string;
+  orgId: string;
+  hasTokens: boolean;
+  backend: boolean;
+  server: { name: string; isEpic: boolean };
+}
+
 /** Browser entry points: the organization connection, its callback, and the EHR and patient launches. */
 @Controller()
 @HtmlRoutes()
@@ -75,7 +86,7 @@ export class EpicAuthorizeController {
     @CurrentUser() user: AuthUser,
     @Param() { orgId }: OrgIdParam,
     @CsrfToken() csrfToken: string,
-  ): Promise<object> {
+  ): Promise<ReauthenticatePage> {
     const { hasTokens, backend, server } = await this.organizationConnection.reauthenticationPage(orgId);
     const title = backend
       ? `Connect to ${server.name} as a backend service`

@@ -341,6 +341,7 @@ export class TokenRefreshService {
         'registration_changed',
         'registration_changed',
         TERMINAL_MESSAGES.registration_changed,
+        client.registration.organizationName,
       );
     }
     if (current.grantType === 'client_credentials') {
@@ -353,6 +354,7 @@ export class TokenRefreshService {
         'no_refresh_token',
         'no_refresh_token',
         TERMINAL_MESSAGES.no_refresh_token,
+        client.registration.organizationName,
       );
     }
     let refreshToken: string;
@@ -375,6 +377,7 @@ export class TokenRefreshService {
         'undecryptable',
         'undecryptable',
         TERMINAL_MESSAGES.undecryptable,
+        client.registration.organizationName,
       );
     }
 
@@ -397,10 +400,17 @@ export class TokenRefreshService {
       }
       // A sibling that does not take the lease (an older release, say) may have rotated the refresh
       // token: terminate() writes with compare-and-set, and uses its tokens if it did.
-      return this.terminate(current, lease, failure.reason, failure.code, failure.message);
+      return this.terminate(
+        current,
+        lease,
+        failure.reason,
+        failure.code,
+        failure.message,
+        client.registration.organizationName,
+      );
     }
 
-    return this.storeRenewed(current, lease, response, reason, now);
+    return this.storeRenewed(current, lease, response, reason, now, client.registration.organizationName);
   }
 
   /**
@@ -432,7 +442,14 @@ export class TokenRefreshService {
       await this.releaseLease(lease);
       return { kind: 'transient', ...failure, cause: error };
     }
-    return this.storeRenewed(current, lease, { ...response, refresh_token: undefined }, reason, now);
+    return this.storeRenewed(
+      current,
+      lease,
+      { ...response, refresh_token: undefined },
+      reason,
+      now,
+      client.registration.organizationName,
+    );
   }
 
   /**
@@ -447,6 +464,7 @@ export class TokenRefreshService {
     response: Record<string, unknown>,
     reason: RefreshReason,
     now: Date,
+    organizationName: string,
   ): Promise<LeasedOutcome> {
     const orgId = current.organizationId;
     let parsed;
@@ -461,7 +479,7 @@ export class TokenRefreshService {
         cause: error,
       };
     }
-    const organization = await this.organizationRef(orgId);
+    const organization = { id: orgId, name: organizationName };
     const updated = await this.inLeaseTransaction(lease, async (manager) => {
       if (!(await this.releaseLease(lease, manager))) {
         this.logger.warn(
@@ -505,9 +523,14 @@ export class TokenRefreshService {
     reason: TerminalReason,
     code: string,
     message: string,
+    /** Known when the caller prepared the organization's client; else read here. */
+    organizationName?: string,
   ): Promise<LeasedOutcome | 'lost'> {
     // Read before the transaction: the embedded database has a single connection.
-    const organization = await this.organizationRef(current.organizationId);
+    const organization =
+      organizationName === undefined
+        ? await this.organizationRef(current.organizationId)
+        : { id: current.organizationId, name: organizationName };
     const outcome = await this.inLeaseTransaction(lease, async (manager) => {
       if (!(await this.releaseLease(lease, manager))) {
         const again = await this.tokens.findById(current.id, manager);

@@ -92,7 +92,8 @@ export function forwardPathSegments(path: string): string[] | null {
   return safe ? segments : null;
 }
 
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+/** A FHIR resource type name (`Patient`): the one pattern for every module that checks one. */
+export const RESOURCE_TYPE_PATTERN = /^[A-Z][A-Za-z]{1,63}$/;
 /** FHIR R4 id: [A-Za-z0-9\-\.]{1,64}. Anything else would change the request path. */
 const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -153,7 +154,7 @@ export class FhirClient {
 }
 
 function checkType(type: string): void {
-  if (!RESOURCE_TYPE.test(type)) {
+  if (!RESOURCE_TYPE_PATTERN.test(type)) {
     throw new FhirClientError(FhirErrorKind.Request, `"${type.slice(0, 80)}" is not a FHIR resource type.`);
   }
 }

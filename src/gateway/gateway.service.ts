@@ -7,7 +7,12 @@ import { Response } from 'express';
 import { ErrorCode } from 'src/common/errors/domain-error';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { CredentialTarget, TokenStoreService } from 'src/connections/token-store.service';
-import { ForwardRequest, ForwardResponse, FhirClientService } from 'src/fhir-client/fhir-client.service';
+import {
+  FhirClientService,
+  ForwardRequest,
+  ForwardResponse,
+  RESOURCE_TYPE_PATTERN,
+} from 'src/fhir-client/fhir-client.service';
 
 import { GatewayCaller, GatewayRequest } from './api-key.guard';
 import { BaseUrlRewriteStream, baseUrlReplacements, rewriteText } from './base-url-rewriter';
@@ -89,6 +94,10 @@ export class GatewayService {
       }
       // Streamed: a large Bundle passes through in pieces, never whole in memory.
       await pipeline(stream, new BaseUrlRewriteStream(replacements), countBytes(seen), res);
+    } catch (error) {
+      // The caller left: its cancelled call (or broken stream) is nobody's error, and not logged.
+      if (abort.signal.aborted) return;
+      throw error;
     } finally {
       release();
     }
@@ -182,16 +191,13 @@ interface AccessSeen {
   streamedBytes: number | null;
 }
 
-/** A resource type as FHIR names them (`Patient`); lower case, `$op`, `_history` are not. */
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{0,63}$/;
-
 /**
  * The resource type of the request (its first path segment), or null at the base, `metadata` and
  * system-level operations. Only the type: the id that may follow names a patient.
  */
 function resourceTypeOf(segments: string[]): string | null {
   const first = segments[0];
-  return first !== undefined && RESOURCE_TYPE.test(first) ? first : null;
+  return first !== undefined && RESOURCE_TYPE_PATTERN.test(first) ? first : null;
 }
 
 /** Counts the bytes of a streamed answer as they pass (for the access record). */

@@ -1,8 +1,9 @@
 import { ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, In, IsNull, QueryFailedError, Repository } from 'typeorm';
+import { DataSource, In, IsNull, Repository } from 'typeorm';
 
+import { isUniqueViolation } from 'src/database/pg-errors';
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { DomainError, ErrorCode, FieldErrors } from 'src/common/errors/domain-error';
 import { validationFailed } from 'src/common/errors/field-errors';
@@ -38,9 +39,6 @@ import { checkClientAuthentication } from './client-authentication';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
 import { serverLabel } from './server-label';
 import { EpicClientChangedEvent, OrganizationEvents } from './organizations.events';
-
-const isUniqueViolation = (e: unknown): boolean =>
-  e instanceof QueryFailedError && (e.driverError as { code?: string }).code === '23505';
 
 /** Organizations, their Epic client registration (secret encrypted, write-only) and their admins. */
 @Injectable()

@@ -18,12 +18,12 @@ import {
 } from 'class-validator';
 
 import { IsSingleLineText } from 'src/common/validation/text-rules';
+// A FHIR resource type name as FHIR spells them (`Patient`, `MedicationRequest`): one pattern everywhere.
+import { RESOURCE_TYPE_PATTERN } from 'src/fhir-client/fhir-client.service';
 
 import { KEY_ID_PATTERN } from '../api-key-format';
 import { API_KEY_ACCESS, type ApiKeyAccess } from '../api-keys.types';
 
-/** A FHIR resource type name as FHIR spells them (`Patient`, `MedicationRequest`). */
-export const RESOURCE_TYPE_PATTERN = /^[A-Z][A-Za-z]{1,63}$/;
 export const MAX_RESOURCE_TYPES = 100;
 
 /**

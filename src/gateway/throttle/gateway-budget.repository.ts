@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource, QueryFailedError } from 'typeorm';
+import { DataSource } from 'typeorm';
 
+import { isForeignKeyViolation } from 'src/database/pg-errors';
 import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
 
 import { LEASE_PERIOD_MS, RESERVE_AHEAD_MS, SLOT_LEASE_TTL_MS, SLOT_TURN_MS } from './throttle-policy';
@@ -48,8 +49,6 @@ interface LeaseRow {
   turn_left_ms: number;
   paused_ms: number;
 }
-
-const FOREIGN_KEY_VIOLATION = '23503';
 
 /**
  * One lease, in one statement on the organization's `gateway_budget` row (the row lock serializes
@@ -231,10 +230,7 @@ export class GatewayBudgetRepository {
     try {
       return await statement;
     } catch (error) {
-      if (
-        error instanceof QueryFailedError &&
-        (error.driverError as { code?: string }).code === FOREIGN_KEY_VIOLATION
-      ) {
+      if (isForeignKeyViolation(error)) {
         throw new DomainError(ErrorCode.NotFound, 'Organization not found', { cause: error });
       }
       throw error;

@@ -1,13 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
+import { isForeignKeyViolation } from 'src/database/pg-errors';
+
 import type { GatewayAccess, TrafficHour } from './gateway-traffic.types';
 
 /** Rows one sweep statement deletes: short statements, no long lock on a large table. */
 export const SWEEP_BATCH = 5_000;
-
-/** PostgreSQL's foreign_key_violation: the organization was deleted while its records waited. */
-const FOREIGN_KEY_VIOLATION = '23503';
 
 interface AccessRow {
   id: string;
@@ -37,14 +36,15 @@ export class GatewayAccessRepository {
       await this.insertRows(records);
       return records.length;
     } catch (error) {
-      if ((error as { code?: string }).code !== FOREIGN_KEY_VIOLATION || records.length === 1) throw error;
+      // An organization deleted while its records waited: write the others one by one.
+      if (!isForeignKeyViolation(error) || records.length === 1) throw error;
       let written = 0;
       for (const record of records) {
         try {
           await this.insertRows([record]);
           written += 1;
         } catch (single) {
-          if ((single as { code?: string }).code !== FOREIGN_KEY_VIOLATION) throw single;
+          if (!isForeignKeyViolation(single)) throw single;
         }
       }
       return written;

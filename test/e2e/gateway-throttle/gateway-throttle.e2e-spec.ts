@@ -75,7 +75,7 @@ describe('gateway throttle across two instances', () => {
     return org.id;
   };
 
-  it('holds each organization to its rate within ±10% and its concurrency limit, with few statements', async () => {
+  it('never lets an organization above its rate (plus the batch bound) or its concurrency limit, with few statements', async () => {
     const fast = await organization(); // the instances' default: 500/s, 40 in flight
     const usual = await organization({ ratePerSecond: 20, concurrency: 10 }); // the shipped defaults
     const narrow = await organization({ ratePerSecond: 1000, concurrency: 6 }); // concurrency binds
@@ -110,7 +110,6 @@ describe('gateway throttle across two instances', () => {
     const usualStarted = startedWithin(usualRun, 5000);
     expect(usualStarted).toBeGreaterThanOrEqual(0.5 * 20 * 5);
     expect(usualStarted).toBeLessThanOrEqual(20 * 5 + overshootBound(20, 2));
-    expect(usualStarted).toBeLessThanOrEqual(1.1 * 20 * 5);
 
     // Concurrency: never more in flight than the limit across both instances, and the limit is used.
     expect(usualRun.maxInFlight).toBeLessThanOrEqual(10);

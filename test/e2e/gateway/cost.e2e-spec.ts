@@ -13,7 +13,7 @@ const MB = 1024 * 1024;
 
 /**
  * What a gateway request costs: no session lookup (AuthModule's middleware skips /gateway/), a few
- * indexed queries, and memory that does not grow with the answer (a 50 MB Bundle streams through).
+ * indexed queries, and memory that does not grow with the answer (a 30 MB Bundle streams through).
  */
 describe('FHIR gateway: what a request costs', () => {
   let t: TestApp;
