@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 
-import { SECRET_FIELDS } from 'src/logging/redact';
+import { isSecretKey } from 'src/logging/redact';
 
 import { AuditEvent, AuditOutcome } from './audit-event.entity';
 
@@ -31,8 +31,6 @@ export interface AuditEventView {
   detail: Record<string, unknown>;
 }
 
-const SECRET_KEYS = new Set(SECRET_FIELDS.map((k) => k.toLowerCase()));
-
 /**
  * Drops secret-named keys at any depth and caps the size, so a detail can never carry a token.
  * Dates, at any depth, become ISO 8601 strings (an invalid one null): walked as objects they would
@@ -45,7 +43,7 @@ export function sanitizeDetail(detail: unknown, depth = 0): unknown {
   if (detail && typeof detail === 'object') {
     return Object.fromEntries(
       Object.entries(detail as Record<string, unknown>)
-        .filter(([key]) => !SECRET_KEYS.has(key.toLowerCase()))
+        .filter(([key]) => !isSecretKey(key))
         .map(([key, value]) => [key, sanitizeDetail(value, depth + 1)]),
     );
   }

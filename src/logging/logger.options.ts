@@ -5,7 +5,7 @@ import { destination, stdSerializers } from 'pino';
 
 import { AppConfig } from 'src/config/app-config';
 
-import { REDACT_PATHS, redactSecretPatterns } from './redact';
+import { redactSecretFields, redactSecretPatterns } from './redact';
 
 /** Request-id header accepted from a trusted proxy, echoed back, and attached to every log line. */
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -14,8 +14,14 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export function loggerParams(config: AppConfig): Params {
   const options = {
     level: config.env.LOG_LEVEL,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    // Paths cover known fields; this catches secrets of a known shape (API keys) anywhere in a line.
+    // Secret-named fields at any depth, in what is logged and in a child logger's bindings. `req`,
+    // `res` and `err` are left to their serializers below, which keep only safe fields (`err`'s
+    // output is walked there). Not pino's `redact` paths: see redactSecretFields.
+    formatters: {
+      log: (object: Record<string, unknown>) => redactSecretFields(object, SERIALIZED),
+      bindings: (bindings: Record<string, unknown>) => redactSecretFields(bindings, SERIALIZED),
+    },
+    // Fields are covered above; this catches secrets of a known shape (API keys) anywhere in a line.
     hooks: { streamWrite: redactSecretPatterns },
     genReqId: (req, res) => {
       const incoming = req.headers[REQUEST_ID_HEADER];
@@ -31,10 +37,11 @@ export function loggerParams(config: AppConfig): Params {
       // Database errors carry the statement and its parameters (hashes, ciphertexts): never log those.
       // An HTTP client's error carries its request (URL with the query string, headers, body: patient
       // data through the FHIR gateway) and response: never log those, at any depth of `cause`.
-      err: (err: Error & { code?: unknown }) => ({
-        ...withoutRequestData(stdSerializers.err(err)),
-        errorCode: err.code,
-      }),
+      err: (err: Error & { code?: unknown }) =>
+        redactSecretFields({
+          ...withoutRequestData(stdSerializers.err(err)),
+          errorCode: err.code,
+        }),
       req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
         id: req.id,
         method: req.method,
@@ -57,6 +64,9 @@ export function loggerParams(config: AppConfig): Params {
       : options,
   };
 }
+
+/** Top-level keys with a serializer of their own (below), which the field redaction leaves to it. */
+const SERIALIZED: ReadonlySet<string> = new Set(['req', 'res', 'err']);
 
 /** Keys of a serialized error that hold a request or its answer (axios, TypeORM). */
 const REQUEST_DATA = ['parameters', 'query', 'driverError', 'config', 'request', 'response'];
