@@ -22,11 +22,23 @@ import { createApiKey, gatewayOrganization } from 'test/e2e/gateway/gateway-harn
 import { printClosing } from './app-log';
 import { cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
 import { count, emptyResult, LoadResult, ms, percentile, runLoad, table } from './load';
+import { GetTarget, LoadWorker, WorkerResult } from './load-worker';
 
 const REQUESTS = 3_000;
 const WARMUP = 300;
+/** Part 1 with one caller and the upstream latency: about 30 s per target instead of 5 min. */
+const SLOW_REQUESTS = 240;
+const SLOW_WARMUP = 30;
 const ROUNDS = 3;
 const CONCURRENCIES = [1, 50];
+/**
+ * The fake's answer time in the judged case: a FHIR server across a network, not on loopback. Drawn
+ * evenly from UPSTREAM_MS ± UPSTREAM_JITTER per request, as real answer times vary: a fixed time keeps
+ * 50 closed-loop callers in lockstep once anything bunches them up, so that they then all reach the
+ * app in the same millisecond, which no network does.
+ */
+const UPSTREAM_MS = Number(process.env.BENCH_UPSTREAM_MS ?? 100);
+const UPSTREAM_JITTER = Number(process.env.BENCH_UPSTREAM_JITTER ?? 0.5);
 const STORM_READS = 1_000;
 const TARGET_ADDED_MS = 1;
 const TARGET_RATIO = 1.15;
@@ -76,7 +88,10 @@ export async function main(): Promise<number> {
     t = await createTestApp({ databaseUrl: db.url, env: APP_ENV });
     const appUrl = await listenOnLoopback(t);
     printEnvironment('FHIR gateway benchmark', db, 10);
-    console.log(`  Fake Epic, the app (listening on ${appUrl}) and the load client share this process.`);
+    console.log(
+      `  Fake Epic and the app (listening on ${appUrl}) share this process's main thread; part 1's load ` +
+        'client runs in a worker thread, the other parts in the main thread.',
+    );
     console.log(
       `  Load average at start: ${loadavg()
         .map((l) => l.toFixed(1))
@@ -110,28 +125,30 @@ export async function main(): Promise<number> {
 
     const token = latestAccessToken(epic);
     const fhirHeaders = { Accept: 'application/fhir+json' };
-    const tasks: Record<string, Get> = {
-      'direct GET to the fake': () =>
-        get(agent, `${epic!.fhirBase}/Patient/${SEED.camila}`, {
-          ...fhirHeaders,
-          Authorization: `Bearer ${token}`,
-        }),
-      'gateway read': () =>
-        get(agent, `${appUrl}${org.base}/Patient/${SEED.camila}`, {
-          ...fhirHeaders,
-          Authorization: `Bearer ${key}`,
-        }),
-      'GET /health/live': () => get(agent, `${appUrl}/health/live`, {}),
-      'bare Node http server': () => get(agent, bareUrl, {}),
+    const targets: Record<string, GetTarget> = {
+      [DIRECT]: {
+        url: `${epic.fhirBase}/Patient/${SEED.camila}`,
+        headers: { ...fhirHeaders, Authorization: `Bearer ${token}` },
+      },
+      [GATEWAY]: {
+        url: `${appUrl}${org.base}/Patient/${SEED.camila}`,
+        headers: { ...fhirHeaders, Authorization: `Bearer ${key}` },
+      },
+      [HEALTH]: { url: `${appUrl}/health/live`, headers: {} },
+      [BARE]: { url: bareUrl, headers: {} },
     };
-    await sameAnswer(tasks['direct GET to the fake'], tasks['gateway read']);
+    const inProcess =
+      (target: GetTarget): Get =>
+      () =>
+        get(agent, target.url, target.headers);
+    await sameAnswer(inProcess(targets[DIRECT]), inProcess(targets[GATEWAY]));
 
-    const results = await overhead(tasks);
-    await statementsPerRequest(tasks['gateway read'], results);
+    const results = await overhead(epic, targets);
+    await statementsPerRequest(inProcess(targets[GATEWAY]), results);
     await steps(
       t,
-      tasks['gateway read'],
-      percentile(results.get(1)!['direct GET to the fake'].latencies, 50),
+      inProcess(targets[GATEWAY]),
+      percentile(results.get('0/1')![DIRECT].latencies, 50),
       org.slug,
     );
 
@@ -183,96 +200,150 @@ function latestAccessToken(epic: FakeEpic): string {
   return body.access_token;
 }
 
-interface Measured extends LoadResult {
-  cpuMicros: number;
+interface Measured extends WorkerResult {
+  /** CPU time of the app's thread (the app and the fake; not the load client), µs. */
+  appCpuMicros: number;
+  /** How busy the app's event loop was (Node's event loop utilization), summed over the rounds. */
+  busy: number;
 }
 
-/** Part 1: each task at each concurrency, in alternating rounds, with this process's CPU time. */
-async function overhead(tasks: Record<string, Get>): Promise<Map<number, Record<string, Measured>>> {
-  const names = Object.keys(tasks);
+const DIRECT = 'direct GET to the fake';
+const GATEWAY = 'gateway read';
+const HEALTH = 'GET /health/live';
+const BARE = 'bare Node http server';
+
+/**
+ * Part 1: each target at each upstream latency and concurrency, in alternating rounds, the load
+ * client in a thread of its own (load-worker.ts). At latency 0 the fake answers at once on loopback
+ * and shares the app's thread: a worst case in which every microsecond of the app's CPU queues the
+ * next request. At UPSTREAM_MS the fake answers after a timer, as a FHIR server across a network
+ * does; that is the case the target is judged in.
+ */
+async function overhead(
+  epic: FakeEpic,
+  targets: Record<string, GetTarget>,
+): Promise<Map<string, Record<string, Measured>>> {
   console.log(
-    `\n1. Per-request cost: ${count(REQUESTS)} requests per client and concurrency after ${WARMUP} warm-up ` +
-      `requests, in ${ROUNDS} alternating rounds (closed loop, keep-alive sockets).\n`,
+    `\n1. Per-request cost: ${count(REQUESTS)} requests per client, latency and concurrency after ${WARMUP} ` +
+      `(${SLOW_REQUESTS} after ${SLOW_WARMUP} for one caller at ${UPSTREAM_MS} ms) ` +
+      `warm-up requests, in ${ROUNDS} alternating rounds (closed loop, keep-alive sockets, the load client ` +
+      `in a worker thread). Upstream latency: the fake answers FHIR requests at once (0) or after ` +
+      `${UPSTREAM_MS} ms ± ${Math.round(UPSTREAM_JITTER * 100)}%, drawn evenly per request ` +
+      `(FakeEpic.answerFhirAfter; BENCH_UPSTREAM_MS and BENCH_UPSTREAM_JITTER to change it).\n`,
   );
-  const all = new Map<number, Record<string, Measured>>();
+  const load = new LoadWorker();
+  const all = new Map<string, Record<string, Measured>>();
   const rows: string[][] = [];
   const verdicts: string[] = [];
-  for (const concurrency of CONCURRENCIES) {
-    for (const name of names) await runLoad(tasks[name], WARMUP, concurrency);
-    const results = Object.fromEntries(names.map((n) => [n, { ...emptyResult(), cpuMicros: 0 }])) as Record<
-      string,
-      Measured
-    >;
-    for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? names : [...names].reverse();
-      for (const name of order) {
-        const cpu = process.cpuUsage();
-        await runLoad(tasks[name], REQUESTS / ROUNDS, concurrency, results[name]);
-        const used = process.cpuUsage(cpu);
-        results[name].cpuMicros += used.user + used.system;
+  try {
+    for (const latency of [0, UPSTREAM_MS]) {
+      epic.answerFhirAfter(
+        latency === 0 ? 0 : { min: latency * (1 - UPSTREAM_JITTER), max: latency * (1 + UPSTREAM_JITTER) },
+      );
+      const names = latency === 0 ? [DIRECT, GATEWAY, HEALTH, BARE] : [DIRECT, GATEWAY];
+      for (const concurrency of CONCURRENCIES) {
+        // One caller against a server that takes 100 ms makes 10 reads a second: fewer of them.
+        const slow = latency > 0 && concurrency === 1;
+        const [requests, warmup] = slow ? [SLOW_REQUESTS, SLOW_WARMUP] : [REQUESTS, WARMUP];
+        for (const name of names) await load.run(targets[name], warmup, concurrency);
+        const results = Object.fromEntries(
+          names.map((n) => [n, { ...emptyResult(), clientCpuMicros: 0, appCpuMicros: 0, busy: 0 }]),
+        ) as Record<string, Measured>;
+        for (let round = 0; round < ROUNDS; round++) {
+          const order = round % 2 === 0 ? names : [...names].reverse();
+          for (const name of order) {
+            const cpu = process.threadCpuUsage();
+            const loop = performance.eventLoopUtilization();
+            await load.run(targets[name], requests / ROUNDS, concurrency, results[name]);
+            const used = process.threadCpuUsage(cpu);
+            results[name].appCpuMicros += used.user + used.system;
+            results[name].busy += performance.eventLoopUtilization(loop).utilization / ROUNDS;
+          }
+        }
+        all.set(`${latency}/${concurrency}`, results);
+        const p50 = (name: string): number => percentile(results[name].latencies, 50);
+        const base: Record<string, string | undefined> = {
+          [GATEWAY]: DIRECT,
+          [HEALTH]: BARE,
+          [DIRECT]: BARE,
+        };
+        for (const name of names) {
+          const r = results[name];
+          const against = base[name] && names.includes(base[name]) ? p50(base[name]) : NaN;
+          rows.push([
+            String(latency),
+            String(concurrency),
+            name,
+            ms(p50(name)),
+            ms(percentile(r.latencies, 95)),
+            count((r.latencies.length / r.wallMs) * 1000),
+            count(r.errors),
+            perRequest(r.appCpuMicros, r),
+            `${Math.round(r.busy * 100)}%`,
+            perRequest(r.clientCpuMicros, r),
+            name === GATEWAY ? `+${ms(p50(GATEWAY) - p50(DIRECT))}` : '',
+            Number.isFinite(against) ? `${(p50(name) / against).toFixed(2)}×` : '',
+          ]);
+          for (const [message, n] of r.failures) {
+            verdicts.push(`(!) ${name} at latency ${latency}, concurrency ${concurrency}: ${n} × ${message}`);
+          }
+        }
+        const added = p50(GATEWAY) - p50(DIRECT);
+        const ratio = p50(GATEWAY) / p50(DIRECT);
+        const judged = latency === UPSTREAM_MS && concurrency === 50;
+        verdicts.push(
+          `latency ${latency} ms, concurrency ${concurrency}: added p50 ${ms(added)} ms ` +
+            `${added <= TARGET_ADDED_MS ? '✓' : '✗'} (≤ ${TARGET_ADDED_MS} ms), p50 ratio ${ratio.toFixed(2)}× ` +
+            `${ratio <= TARGET_RATIO ? '✓' : '✗'} (≤ ${TARGET_RATIO}×)` +
+            (judged ? '  ← the target' : '  (for information)'),
+        );
+        if (latency === 0) {
+          verdicts.push(
+            `latency 0 ms, concurrency ${concurrency}: /health/live p50 ${ms(p50(HEALTH))} ms = ` +
+              `${(p50(HEALTH) / p50(BARE)).toFixed(2)}× the bare Node server`,
+          );
+        }
       }
     }
-    all.set(concurrency, results);
-    const direct = percentile(results['direct GET to the fake'].latencies, 50);
-    const health = percentile(results['GET /health/live'].latencies, 50);
-    const nodeBare = percentile(results['bare Node http server'].latencies, 50);
-    for (const name of names) {
-      const r = results[name];
-      const p50 = percentile(r.latencies, 50);
-      const gateway = name === 'gateway read';
-      const vsBase =
-        name === 'gateway read'
-          ? direct
-          : name === 'GET /health/live'
-            ? nodeBare
-            : name === 'direct GET to the fake'
-              ? nodeBare
-              : NaN;
-      rows.push([
-        String(concurrency),
-        name,
-        ms(p50),
-        ms(percentile(r.latencies, 95)),
-        count((r.latencies.length / r.wallMs) * 1000),
-        count(r.errors),
-        (r.cpuMicros / 1000 / Math.max(1, r.latencies.length)).toFixed(3),
-        gateway ? `+${ms(p50 - direct)}` : '',
-        Number.isFinite(vsBase) ? `${(p50 / vsBase).toFixed(2)}×` : '',
-      ]);
-      for (const [message, n] of r.failures) {
-        verdicts.push(`(!) ${name} at ${concurrency}: ${n} × ${message}`);
-      }
-    }
-    const gw = percentile(results['gateway read'].latencies, 50);
-    const added = gw - direct;
-    const ratio = gw / direct;
-    verdicts.push(
-      `concurrency ${concurrency}: added p50 ${ms(added)} ms ${added <= TARGET_ADDED_MS ? '✓' : '✗'} (≤ ${TARGET_ADDED_MS} ms), ` +
-        `p50 ratio ${ratio.toFixed(2)}× ${ratio <= TARGET_RATIO ? '✓' : '✗'} (≤ ${TARGET_RATIO}×)` +
-        (concurrency === 50 ? '  ← the target' : '  (for information)'),
-    );
-    verdicts.push(
-      `concurrency ${concurrency}: /health/live p50 ${ms(health)} ms = ${(health / nodeBare).toFixed(2)}× the bare Node ` +
-        `server; gateway p50 over /health/live: ${(gw / health).toFixed(2)}×`,
-    );
+  } finally {
+    epic.answerFhirAfter(0);
+    await load.close();
   }
   console.log(
     table(
-      ['conc.', 'client', 'p50 ms', 'p95 ms', 'req/s', 'errors', 'CPU ms/req', 'added p50', 'p50 ratio'],
+      [
+        'latency ms',
+        'conc.',
+        'client',
+        'p50 ms',
+        'p95 ms',
+        'req/s',
+        'errors',
+        'app CPU ms/req',
+        'app busy',
+        'client CPU ms/req',
+        'added p50',
+        'p50 ratio',
+      ],
       rows,
     ),
   );
   console.log(
     '\n  p50 ratio: the gateway over the direct GET; the direct GET and /health/live over the bare Node server.' +
-      "\n  CPU ms/req: this process's CPU time (client, app and fake together) per request; the gateway's minus" +
-      "\n  the direct GET's is the gateway's own CPU per request.\n",
+      "\n  app CPU ms/req: the CPU time of the app's thread per request (the app and the fake; the gateway's" +
+      "\n  minus the direct GET's is the gateway's own); app busy: how much of the time the app's event loop" +
+      "\n  was running code (Node's event loop utilization); client CPU: the load thread's.\n",
   );
   for (const line of verdicts) console.log(`  ${line}`);
   return all;
 }
 
+function perRequest(micros: number, result: LoadResult): string {
+  return (micros / 1000 / Math.max(1, result.latencies.length + result.errors)).toFixed(3);
+}
+
 /** SQL statements the app sends per gateway read (pg Client.prototype.query, counted). */
-async function statementsPerRequest(gateway: Get, all: Map<number, Record<string, Measured>>): Promise<void> {
+async function statementsPerRequest(gateway: Get, all: Map<string, Record<string, Measured>>): Promise<void> {
   const seen = new Map<string, number>();
   const prototype = Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
   const original = prototype.query;
@@ -295,13 +366,16 @@ async function statementsPerRequest(gateway: Get, all: Map<number, Record<string
   for (const [sql, c] of [...seen].sort((a, b) => b[1] - a[1]).slice(0, 6)) {
     console.log(`    ${(c / n).toFixed(3)} × ${sql}`);
   }
-  for (const [concurrency, results] of all) {
+  for (const [key, results] of all) {
+    const [latency, concurrency] = key.split('/');
     const cpu = (name: string): number =>
-      results[name].cpuMicros / 1000 / Math.max(1, results[name].latencies.length);
+      results[name].appCpuMicros / 1000 / Math.max(1, results[name].latencies.length);
     console.log(
-      `  concurrency ${concurrency}: the gateway's own CPU ≈ ${(cpu('gateway read') - cpu('direct GET to the fake')).toFixed(3)} ms/read ` +
-        `(gateway read minus direct GET); /health/live costs ${(cpu('GET /health/live') - cpu('bare Node http server')).toFixed(3)} ms ` +
-        'more than the bare Node server',
+      `  latency ${latency} ms, concurrency ${concurrency}: the gateway's own CPU ≈ ` +
+        `${(cpu(GATEWAY) - cpu(DIRECT)).toFixed(3)} ms/read (gateway read minus direct GET, app thread)` +
+        (results[HEALTH]
+          ? `; /health/live costs ${(cpu(HEALTH) - cpu(BARE)).toFixed(3)} ms more than the bare Node server`
+          : ''),
     );
   }
 }

@@ -16,10 +16,20 @@ export const TABLE_OWNERS = {
   'client-keys': ['client_signing_key'],
   'epic-auth': ['pending_authorization'],
   connections: ['epic_credential', 'organization_connection'],
-  'connection-health': ['notification', 'notification_read', 'notification_outbox', 'scheduled_run'],
+  'connection-health': [
+    'notification',
+    'notification_read',
+    'notification_outbox',
+    'notification_recipient',
+    'scheduled_run',
+    'user_connection_notice',
+  ],
+  // src/mail: who wants which email (preferences) and the unsubscribe links already used.
+  mail: ['mail_preference', 'mail_unsubscribe'],
   'api-keys': ['api_key'],
-  // src/gateway/throttle: the FHIR gateway's per-organization throttle; src/gateway/traffic: its access records.
-  gateway: ['gateway_budget', 'gateway_limits', 'gateway_access'],
+  // src/gateway/throttle: the FHIR gateway's per-organization throttle; src/gateway/traffic: its access
+  // records; gateway_bulk_job: which API key started which Bulk Data export.
+  gateway: ['gateway_budget', 'gateway_limits', 'gateway_access', 'gateway_bulk_job'],
 };
 
 /** TypeORM's bookkeeping: nobody's (src/database and the CLI only), so the rule ignores them. */

@@ -19,6 +19,11 @@ import { MoveConnectionStateToConnections1764080000000 } from './1764080000000-M
 import { CreateApiKeys1764090000000 } from './1764090000000-CreateApiKeys';
 import { CreateGatewayThrottle1764100000000 } from './1764100000000-CreateGatewayThrottle';
 import { CreateGatewayAccess1764110000000 } from './1764110000000-CreateGatewayAccess';
+import { CreateGatewayBulkJob1764120000000 } from './1764120000000-CreateGatewayBulkJob';
+import { CreateMailNotifications1764130000000 } from './1764130000000-CreateMailNotifications';
+import { AddOwnConnectionNotices1764140000000 } from './1764140000000-AddOwnConnectionNotices';
+import { AddUserCredentialEndIndexes1764150000000 } from './1764150000000-AddUserCredentialEndIndexes';
+import { AddContactEmailConfirmation1764160000000 } from './1764160000000-AddContactEmailConfirmation';
 
 /** Every migration, oldest first. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const MIGRATIONS = [
@@ -43,4 +48,9 @@ export const MIGRATIONS = [
   CreateApiKeys1764090000000,
   CreateGatewayThrottle1764100000000,
   CreateGatewayAccess1764110000000,
+  CreateGatewayBulkJob1764120000000,
+  CreateMailNotifications1764130000000,
+  AddOwnConnectionNotices1764140000000,
+  AddUserCredentialEndIndexes1764150000000,
+  AddContactEmailConfirmation1764160000000,
 ];

@@ -1,5 +1,5 @@
-import { Body, Controller, Get, Param, Post, Query, Render, Res, UseInterceptors } from '@nestjs/common';
-import { Response } from 'express';
+import { Body, Controller, Get, Param, Post, Query, Render, Req, Res, UseInterceptors } from '@nestjs/common';
+import { Request, Response } from 'express';
 
 import { CsrfToken, CurrentUser, HtmlRoutes, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
 import {
@@ -16,6 +16,7 @@ import { AdminPageInterceptor } from './admin-page.interceptor';
 import { ConsoleQueryDto } from './dto/console-query.dto';
 import { OrganizationPagesBuilder } from './page-builders/organization-pages.builder';
 import { ConsolePage } from './view-models/console-page';
+import { PostedGatewayLimitsForm } from './view-models/gateway-limits';
 import { AdminCreatedPage, adminCreatedPage, OrganizationPage } from './view-models/organization-page';
 
 /** The admin consoles (server-rendered). */
@@ -72,6 +73,26 @@ export class AdminUiController {
     @Body() dto: CreateOrgAdminDto,
   ): Promise<AdminCreatedPage> {
     return adminCreatedPage(user, orgId, await this.organizations.createOrgAdmin(user, orgId, dto));
+  }
+
+  /**
+   * Sets or clears the organization's gateway limits override (root admins; org admins see the
+   * limits read-only): back to the page with the limits now in force (303), or 400 with the
+   * form's messages.
+   */
+  @Post('organizations/:orgId/gateway-limits')
+  @Roles(Role.RootAdmin)
+  async setGatewayLimits(
+    @Req() req: Request,
+    @CurrentUser() user: AuthUser,
+    @CsrfToken() csrfToken: string,
+    @Param() { orgId }: OrgIdParam,
+    @Body() body: PostedGatewayLimitsForm,
+    @Res() res: Response,
+  ): Promise<void> {
+    const outcome = await this.pages.setGatewayLimits(req, { user, csrfToken }, orgId, body);
+    if (outcome.status === 303) res.redirect(303, `/admin/organizations/${orgId}#gateway-limits`);
+    else res.status(outcome.status).render('admin/organization', outcome.page);
   }
 
   @Post('organizations/:orgId/rename')

@@ -6,6 +6,7 @@ import { ConnectionsModule } from 'src/connections/connections.module';
 import { ConnectionHealthModule } from 'src/connection-health/connection-health.module';
 import { EpicAuthModule } from 'src/epic-auth/epic-auth.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
+import { GatewayThrottleModule } from 'src/gateway/throttle/gateway-throttle.module';
 import { GatewayTrafficModule } from 'src/gateway/traffic/gateway-traffic.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
@@ -35,6 +36,9 @@ import { RegistrationOrgRedirectMiddleware } from './registration-org.middleware
     ClientKeysModule,
     ApiKeysModule,
     GatewayTrafficModule,
+    // The organization page's gateway limits (GatewayThrottleService: the same instance as the
+    // gateway's, so an override applies at once on this instance).
+    GatewayThrottleModule,
   ],
   controllers: [
     AdminUiController,

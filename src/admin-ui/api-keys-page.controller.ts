@@ -12,7 +12,7 @@ import { PostedApiKeyForm } from './view-models/api-keys-page';
 
 /**
  * An organization's API keys for the FHIR gateway: the list, the create form (the new key is shown
- * once, on the answer to the form) and Revoke. Its org admins and root admins.
+ * once, on the answer to the form), each active key's Edit form and Revoke. Its org admins and root admins.
  * @see src/api-keys/README.md
  */
 @Controller('admin/organizations/:orgId/api-keys')
@@ -45,6 +45,21 @@ export class ApiKeysPageController {
   ): Promise<void> {
     const { status, page } = await this.pages.create(req, { user, csrfToken }, orgId, body);
     res.status(status).render('admin/api-keys', page);
+  }
+
+  /** Changes an active key: back to the list with what changed (303), or 400 with the form's messages. */
+  @Post(':keyId/edit')
+  async edit(
+    @Req() req: Request,
+    @CurrentUser() user: AuthUser,
+    @CsrfToken() csrfToken: string,
+    @Param() { orgId, keyId }: ApiKeyParams,
+    @Body() body: PostedApiKeyForm,
+    @Res() res: Response,
+  ): Promise<void> {
+    const outcome = await this.pages.edit(req, { user, csrfToken }, orgId, keyId, body);
+    if (outcome.status === 303) res.redirect(303, `/admin/organizations/${orgId}/api-keys`);
+    else res.status(outcome.status).render('admin/api-keys', outcome.page);
   }
 
   @Post(':keyId/revoke')

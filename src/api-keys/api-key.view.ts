@@ -2,7 +2,7 @@ import { keyPrefix } from './api-key-format';
 import type { ApiKeyPrincipal, ApiKeyState, ApiKeyView } from './api-keys.types';
 import type { ApiKey } from './entities/api-key.entity';
 
-/** Revoked wins over expired: a revoked key never works again, an expired one can be given a new date. */
+/** Revoked wins over expired. Both have ended: neither works again, nor can be changed. */
 export function apiKeyState(key: Pick<ApiKey, 'revokedAt' | 'expiresAt'>, now: Date): ApiKeyState {
   if (key.revokedAt) return 'revoked';
   if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return 'expired';

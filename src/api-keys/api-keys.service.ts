@@ -1,14 +1,17 @@
 import { Injectable } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
 
 import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
+import { DbLockService } from 'src/database/db-lock.service';
+import { OrganizationDeletedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { generateApiKey } from './api-key-format';
 import { ApiKeyVerifier } from './api-key-verifier';
-import { auditDetail, toApiKeyView } from './api-key.view';
+import { apiKeyState, auditDetail, toApiKeyView } from './api-key.view';
 import {
   ApiKeyAuditAction,
   type ApiKeyAccess,
@@ -32,7 +35,20 @@ const isKeyIdClash = (e: unknown): boolean =>
   (e.driverError as { code?: string; constraint?: string }).code === '23505' &&
   (e.driverError as { constraint?: string }).constraint === 'uq_api_key_key_id';
 
+/**
+ * The advisory lock creates of one organization's keys take turns under. Revoking needs no lock: it
+ * only lowers the count, so a create that counted before it is at worst one too strict.
+ */
+const capLockKey = (orgId: string): string => `api-key-cap:${orgId}`;
+
 const notFound = (): DomainError => new DomainError(ErrorCode.NotFound, 'API key not found');
+
+/** 409 for a change to a key that has ended: revoked, or expired (which is as final). */
+const ended = (state: 'revoked' | 'expired'): DomainError =>
+  new DomainError(
+    ErrorCode.Conflict,
+    `This API key is ${state} and cannot be changed. Create a new key instead.`,
+  );
 
 /**
  * API keys: one organization's service credentials for the FHIR gateway. Org admins and root
@@ -48,6 +64,7 @@ export class ApiKeysService {
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
     private readonly verifier: ApiKeyVerifier,
+    private readonly locks: DbLockService,
   ) {}
 
   /**
@@ -55,9 +72,13 @@ export class ApiKeysService {
    * UNAUTHENTICATED with one message for every refusal (malformed, unknown, wrong secret, revoked,
    * expired). The secret is compared in constant time; a verified key is reused from memory for at
    * most API_KEY_CACHE_SECONDS, so a revocation is honoured on every instance within that time.
+   * With `clientIp` (the caller's address, `req.ip`), a client that presented API_KEY_FAILURE_LIMIT
+   * guessed keys (malformed, unknown, wrong secret; not the right secret of a revoked or expired key)
+   * within API_KEY_FAILURE_WINDOW_SECONDS gets 429 RATE_LIMITED (Retry-After) for any key not held in
+   * memory, until the window ends: counted in memory, per instance.
    */
-  authenticate(presented: string): Promise<ApiKeyPrincipal> {
-    return this.verifier.authenticate(presented);
+  authenticate(presented: string, clientIp?: string): Promise<ApiKeyPrincipal> {
+    return this.verifier.authenticate(presented, clientIp);
   }
 
   /** Records that the key served a request: `last_used_at`, at most once a minute per key and instance; never throws. */
@@ -87,7 +108,9 @@ export class ApiKeysService {
 
   /**
    * Creates a key and returns it with the whole key string (`secret`), which exists only in this
-   * answer: the database keeps its SHA-256. Audited as `api-key.created`.
+   * answer: the database keeps its SHA-256. Audited as `api-key.created`. The cap of
+   * MAX_UNREVOKED_KEYS is exact: creates for one organization take turns (a transaction-scoped
+   * advisory lock per organization, on every instance), so two racing creates cannot both pass it.
    */
   async create(actor: AuditActor, orgId: string, dto: CreateApiKeyDto): Promise<CreatedApiKey> {
     const org = await this.organizations.get(orgId);
@@ -95,7 +118,7 @@ export class ApiKeysService {
     for (let attempt = 1; ; attempt++) {
       const generated = generateApiKey();
       try {
-        const key = await this.dataSource.transaction(async (manager) => {
+        const key = await this.locks.withLock(capLockKey(orgId), async (manager) => {
           const unrevoked = await manager.countBy(ApiKey, { organizationId: orgId, revokedAt: IsNull() });
           if (unrevoked >= MAX_UNREVOKED_KEYS) {
             throw new DomainError(
@@ -131,7 +154,9 @@ export class ApiKeysService {
 
   /**
    * Changes what a key may do, its name or its expiry (absent fields are kept; `null` clears
-   * `resourceTypes` to all and `expiresAt` to never). A revoked key cannot be changed (409).
+   * `resourceTypes` to all and `expiresAt` to never). A revoked or expired key has ended and cannot be
+   * changed (409 CONFLICT): in particular an expired key cannot be given a new expiry, so a leaked
+   * old key never comes back.
    * Audited as `api-key.updated` with the fields that changed; takes effect here at once and on
    * other instances within API_KEY_CACHE_SECONDS.
    */
@@ -140,12 +165,8 @@ export class ApiKeysService {
     try {
       return await this.dataSource.transaction(async (manager) => {
         const key = await this.lockedKey(manager, orgId, keyId);
-        if (key.revokedAt) {
-          throw new DomainError(
-            ErrorCode.Conflict,
-            'This API key is revoked and cannot be changed. Create a new key instead.',
-          );
-        }
+        const state = apiKeyState(key, new Date());
+        if (state !== 'active') throw ended(state);
         const changed = applyChanges(key, dto);
         if (changed.length > 0) {
           await manager.save(key);
@@ -177,6 +198,16 @@ export class ApiKeysService {
     } finally {
       this.verifier.forget(keyId);
     }
+  }
+
+  /**
+   * An organization deleted on this instance: its keys went with it (ON DELETE CASCADE), and this
+   * instance forgets them at once. Other instances hear nothing and refuse them within
+   * API_KEY_CACHE_SECONDS, as they do a revocation made elsewhere.
+   */
+  @OnEvent(OrganizationEvents.Deleted)
+  onOrganizationDeleted(event: OrganizationDeletedEvent): void {
+    this.verifier.forgetOrganization(event.organizationId);
   }
 
   /** The organization's key, locked for this transaction; 404 when there is none (or it is another organization's). */

@@ -21,7 +21,10 @@ export interface ApiKeyPrincipal {
   userConnections: boolean;
 }
 
-/** `active` keys authenticate; `expired` ones passed their `expiresAt`; `revoked` ones never will again. */
+/**
+ * `active` keys authenticate; `expired` ones passed their `expiresAt` and `revoked` ones were revoked:
+ * both have ended, never work again and cannot be changed.
+ */
 export const API_KEY_STATES = ['active', 'expired', 'revoked'] as const;
 export type ApiKeyState = (typeof API_KEY_STATES)[number];
 

@@ -36,6 +36,23 @@ describe('VerifiedKeyCache', () => {
     expect(sut.get('a', 1001)).toBeUndefined();
   });
 
+  it("forgets every key of one organization at once, and only that organization's", () => {
+    const sut = new VerifiedKeyCache(5000);
+    const other = (keyId: string): VerifiedKey => ({
+      ...key(keyId),
+      principal: { ...key(keyId).principal, organizationId: '00000000-0000-0000-0000-000000000002' },
+    });
+    sut.set('a', key('a'), 1000);
+    sut.set('b', other('b'), 1000);
+    sut.set('c', key('c'), 1000);
+    expect(sut.deleteOrganization('00000000-0000-0000-0000-000000000001')).toBe(2);
+    expect(sut.get('a', 1001)).toBeUndefined();
+    expect(sut.get('c', 1001)).toBeUndefined();
+    expect(sut.get('b', 1001)?.principal.keyId).toBe('b');
+    expect(sut.deleteOrganization('00000000-0000-0000-0000-000000000003')).toBe(0);
+    expect(sut.size).toBe(1);
+  });
+
   it('drops the oldest read beyond its size', () => {
     const sut = new VerifiedKeyCache(5000, 2);
     sut.set('a', key('a'), 1);

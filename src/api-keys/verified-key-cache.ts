@@ -7,13 +7,19 @@ export interface VerifiedKey {
   secretHash: string;
   /** Epoch ms when the key expires (null: never), checked on every use. */
   expiresAt: number | null;
+  /**
+   * The key was revoked when its row was read. Kept so that its authentic holder (a worker not yet
+   * given the new key) is refused without a database read per request, and without counting
+   * against its address: a refusal of the right secret is not guessing.
+   */
+  revoked?: boolean;
 }
 
 /**
  * Keys read from the database, kept in this instance's memory for at most `ttlMs` after the read.
  * That bound is what makes a revocation on another instance take effect within seconds: a stale
- * entry is never served, and only keys that existed and were active are kept (a miss is never
- * remembered). `maxEntries` bounds the memory; the oldest read goes first.
+ * entry is never served, and only keys that exist are kept (a miss is never remembered; a revoked
+ * key is kept marked `revoked`, so its holder is refused without a read). `maxEntries` bounds the memory; the oldest read goes first.
  */
 export class VerifiedKeyCache {
   private readonly entries = new Map<string, { key: VerifiedKey; until: number }>();
@@ -47,6 +53,18 @@ export class VerifiedKeyCache {
   /** Forgets a key at once (it was revoked or changed on this instance). */
   delete(keyId: string): void {
     this.entries.delete(keyId);
+  }
+
+  /** Forgets every key of an organization at once (it was deleted on this instance); returns how many. */
+  deleteOrganization(organizationId: string): number {
+    let dropped = 0;
+    for (const [keyId, entry] of this.entries) {
+      if (entry.key.principal.organizationId === organizationId) {
+        this.entries.delete(keyId);
+        dropped += 1;
+      }
+    }
+    return dropped;
   }
 
   get size(): number {

@@ -1,6 +1,6 @@
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { QueryLimit } from 'src/openapi/openapi.decorators';
 
 export class AuditQuery {
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(200) limit?: number;
+  @QueryLimit(200, 50, 'At most this many, newest first')
+  limit?: number;
 }

@@ -20,13 +20,16 @@ import {
   CurrentUser,
   HtmlRoutes,
   Public,
+  Roles,
 } from 'src/common/decorators/auth.decorators';
 import { addFlash, saveSession } from 'src/common/flash';
 import { safeReturnPath } from 'src/common/errors';
+import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { AuthService } from './auth.service';
 import { ChangePasswordDto } from './dto/change-password.dto';
+import { UpdateMailPreferencesDto } from './dto/update-mail-preferences.dto';
 import { LocalLoginGuard } from './local-login.guard';
 import { LoginPageFilter } from './login-page.filter';
 
@@ -71,8 +74,30 @@ export class AuthController {
 
   @Get('account')
   @Render('auth/account')
-  account(@CurrentUser() user: AuthUser, @CsrfToken() csrfToken: string): object {
-    return { title: 'Your account', user, csrfToken };
+  async account(
+    @CurrentUser() user: AuthUser,
+    @CsrfToken() csrfToken: string,
+    @Query('saved') saved?: string,
+  ): Promise<object> {
+    return {
+      title: 'Your account',
+      user,
+      csrfToken,
+      email: await this.auth.mailSettings(user),
+      saved: saved === '1',
+    };
+  }
+
+  /** The admin's email choices (CSRF-checked like every form; admins only: others get no such email). */
+  @Post('account/notifications')
+  @Roles(Role.RootAdmin, Role.OrgAdmin)
+  async updateNotifications(
+    @CurrentUser() user: AuthUser,
+    @Body() dto: UpdateMailPreferencesDto,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.auth.updateMailSettings(user, dto);
+    res.redirect(303, '/account?saved=1');
   }
 
   @AllowPasswordChangePending()

@@ -3,6 +3,7 @@ import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { MailModule } from 'src/mail/mail.module';
 import { RootAdminBootstrap } from 'src/users/root-admin.bootstrap';
 import { ThrottleCounterService } from 'src/users/throttle-counter.service';
 import { UsersModule } from 'src/users/users.module';
@@ -18,6 +19,7 @@ import { SessionSerializer } from './session.serializer';
 @Module({
   imports: [
     UsersModule,
+    MailModule,
     PassportModule.register({ session: true }),
     ThrottlerModule.forRootAsync({
       imports: [UsersModule],

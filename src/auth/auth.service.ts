@@ -4,13 +4,36 @@ import { Request, Response } from 'express';
 
 import { AuditService } from 'src/audit/audit.service';
 import { FlashMessage } from 'src/common/flash';
+import { MailPreferencesService } from 'src/mail/mail-preferences.service';
+import { MailService } from 'src/mail/mail.service';
+import type { MailMode } from 'src/mail/mail.types';
 import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 import { AuthUser } from 'src/users/user.view';
 
 import { AuthEvents, SignedInEvent } from './auth.events';
 import { ChangePasswordDto } from './dto/change-password.dto';
+import { UpdateMailPreferencesDto } from './dto/update-mail-preferences.dto';
 import { SESSION_COOKIE } from './http-session.middleware';
+
+/** The account page's email section. */
+export interface MailSettingsView {
+  /** Whether this server sends email at all (SMTP configured). */
+  configured: boolean;
+  root: boolean;
+  channels: {
+    name: string;
+    label: string;
+    options: { value: MailMode; label: string; selected: boolean }[];
+  }[];
+}
+
+const MODE_LABELS: Record<MailMode, (root: boolean) => string> = {
+  immediate: (root) =>
+    root ? 'Email me as it happens (changes close together come as one message)' : 'Email me as it happens',
+  digest: () => 'Once a day, in a digest',
+  off: () => 'No email',
+};
 
 @Injectable()
 export class AuthService {
@@ -20,6 +43,8 @@ export class AuthService {
     private readonly users: UsersService,
     private readonly audit: AuditService,
     private readonly events: EventEmitter2,
+    private readonly mail: MailService,
+    private readonly mailPreferences: MailPreferencesService,
   ) {}
 
   /** Where a user lands after signing in. */
@@ -33,6 +58,43 @@ export class AuthService {
       case Role.Patient:
         return '/account';
     }
+  }
+
+  /**
+   * The email choices the account page shows: admins only (they are the ones emailed about
+   * connections); null for other roles.
+   */
+  async mailSettings(user: AuthUser): Promise<MailSettingsView | null> {
+    if (user.role !== Role.RootAdmin && user.role !== Role.OrgAdmin) return null;
+    const mode = await this.mailPreferences.modeOf(user.id, 'admin-connections');
+    return {
+      configured: this.mail.configured,
+      root: user.role === Role.RootAdmin,
+      channels: [
+        {
+          name: 'admin-connections',
+          label:
+            user.role === Role.RootAdmin
+              ? 'Connection changes of every organization'
+              : 'Connection changes of your organization',
+          options: (['immediate', 'digest', 'off'] as const).map((value) => ({
+            value,
+            label: MODE_LABELS[value](user.role === Role.RootAdmin),
+            selected: value === mode,
+          })),
+        },
+      ],
+    };
+  }
+
+  async updateMailSettings(user: AuthUser, dto: UpdateMailPreferencesDto): Promise<void> {
+    const mode = dto['admin-connections'];
+    await this.mailPreferences.set(user.id, 'admin-connections', mode);
+    await this.audit.record({
+      actor: user,
+      action: 'auth.mail-preferences-changed',
+      detail: { channel: 'admin-connections', mode },
+    });
   }
 
   async recordLogin(user: AuthUser, ip: string | undefined): Promise<void> {

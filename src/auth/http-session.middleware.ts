@@ -21,8 +21,14 @@ export const SESSION_COOKIE = 'ec.sid';
  * Paths whose POSTs come from other sites by design, exempt from the Origin check and the CSRF
  * token: the EHR launch, which an EHR may POST (its own checks apply: the iss allow-list, then
  * state and PKCE at the callback). Epic's OAuth callback is a GET, which neither check concerns.
+ * And the one-click unsubscribe (RFC 8058 §3.1): a mailbox provider POSTs it from its own servers,
+ * with no session and no CSRF token; the signed token in the URL is its authority (§4), it names
+ * the one user and channel it affects, and all it can do is turn that email off
+ * (src/mail/unsubscribe.controller.ts). The same for the link that confirms an entered contact
+ * address (src/connection-health/contact-confirmation.controller.ts): opened from an email, maybe in
+ * a browser without a session; its sealed token names the one user and address it can confirm.
  */
-const CROSS_SITE_PATHS: string[] = ['/fhir/epic-launch'];
+const CROSS_SITE_PATHS: string[] = ['/fhir/epic-launch', '/mail/unsubscribe', '/mail/confirm'];
 
 /**
  * Server-side sessions in PostgreSQL (sharing TypeORM's pool, so the embedded database works too),

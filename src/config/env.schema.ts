@@ -15,6 +15,7 @@ import {
   MinLength,
   Validate,
   ValidateIf,
+  ValidationArguments,
   ValidatorConstraint,
   ValidatorConstraintInterface,
 } from 'class-validator';
@@ -25,6 +26,13 @@ import { parseNetworks } from 'src/outbound/outbound-guard';
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export type NodeEnv = (typeof NODE_ENVS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * The ranges of the gateway's per-organization limits: the defaults here and a root admin's
+ * override (src/gateway/throttle) alike, so the two cannot disagree.
+ */
+export const GATEWAY_RATE_RANGE = { min: 1, max: 10_000 } as const;
+export const GATEWAY_CONCURRENCY_RANGE = { min: 1, max: 1_000 } as const;
 
 // Reads the raw value: implicit conversion would already have made Boolean('false') === true.
 const toBoolean = ({ obj, key }: { obj: Record<string, unknown>; key: string }): unknown => {
@@ -71,6 +79,30 @@ class IsCronExpression implements ValidatorConstraintInterface {
 
   defaultMessage(): string {
     return 'must be a cron expression, e.g. */15 * * * *';
+  }
+}
+
+@ValidatorConstraint({ name: 'notBesideSmtpUrl' })
+class NotBesideSmtpUrl implements ValidatorConstraintInterface {
+  validate(_value: unknown, args: ValidationArguments): boolean {
+    return (args.object as EnvSchema).SMTP_URL === undefined;
+  }
+
+  defaultMessage(): string {
+    return 'set SMTP_URL or SMTP_HOST, not both';
+  }
+}
+
+@ValidatorConstraint({ name: 'smtpSecureFitsUrl' })
+class SmtpSecureFitsUrl implements ValidatorConstraintInterface {
+  validate(value: unknown, args: ValidationArguments): boolean {
+    const url = (args.object as EnvSchema).SMTP_URL;
+    if (url === undefined || value === undefined) return true;
+    return /^smtps:/i.test(url) ? value === 'tls' : value !== 'tls';
+  }
+
+  defaultMessage(): string {
+    return 'does not fit SMTP_URL: smtps:// is tls; smtp:// is starttls (the default) or none';
   }
 }
 
@@ -239,6 +271,25 @@ export class EnvSchema {
   @Max(100 * 1024 * 1024)
   GATEWAY_MAX_REQUEST_BYTES: number = 10 * 1024 * 1024;
 
+  /**
+   * FHIR gateway: the longest the FHIR server's answer body may stay silent (no byte) while the
+   * gateway waits for it; then the call to the server is aborted and the caller's answer ended
+   * (504 before any byte, else cut off). Not counted while the caller is the one not reading.
+   */
+  @IsInt()
+  @Min(100, { message: 'must be at least 100 ms' })
+  @Max(600_000, { message: 'must be at most 600000 ms (10 minutes)' })
+  GATEWAY_UPSTREAM_IDLE_MS: number = 30_000;
+
+  /**
+   * FHIR gateway: write a log line for every request, as for other routes. Off by default: each
+   * request is kept as an access record and in the metrics already, and the line (with its request
+   * logger) costs the gateway a tenth of its CPU per request. Errors are logged either way.
+   */
+  @Transform(toBoolean)
+  @IsBoolean()
+  GATEWAY_REQUEST_LOG: boolean = false;
+
   /** When the connection expiry check runs (cron syntax, UTC). */
   @IsString()
   @Validate(IsCronExpression)
@@ -266,6 +317,76 @@ export class EnvSchema {
   @Min(1)
   @Max(100)
   NOTIFY_WEBHOOK_MAX_ATTEMPTS: number = 24;
+
+  /**
+   * Email (src/mail/README.md): an SMTP URL, `smtp://user:password@host:587` (STARTTLS required,
+   * unless SMTP_SECURE=none) or `smtps://…:465` (TLS). Or SMTP_HOST and its companions. Unset: no email at all.
+   * Never logged (it carries the password).
+   */
+  @IsOptional()
+  @Matches(/^smtps?:\/\/[^\s]+$/, { message: 'must be an smtp:// or smtps:// URL' })
+  SMTP_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  @Validate(NotBesideSmtpUrl)
+  SMTP_HOST?: string;
+
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  SMTP_PORT?: number;
+
+  @IsOptional()
+  @IsString()
+  SMTP_USER?: string;
+
+  @IsOptional()
+  @IsString()
+  SMTP_PASSWORD?: string;
+
+  /**
+   * `tls` (implicit TLS, port 465), `starttls` (plain connection upgraded, required; port 587) or
+   * `none` (no TLS: a relay on the same host only). Default: `tls` on port 465 or with `smtps://`,
+   * else `starttls`. With SMTP_URL: `smtp://` is `starttls` unless `none`; `smtps://` is `tls`.
+   */
+  @IsOptional()
+  @IsIn(['tls', 'starttls', 'none'], { message: 'must be tls, starttls or none' })
+  @Validate(SmtpSecureFitsUrl)
+  SMTP_SECURE?: 'tls' | 'starttls' | 'none';
+
+  /** The sender of every email, `epic-connect <alerts@example.org>`; required when SMTP is configured. */
+  @ValidateIf((env: EnvSchema) => env.SMTP_URL !== undefined || env.SMTP_HOST !== undefined)
+  @IsString({ message: 'is required when SMTP_URL or SMTP_HOST is set' })
+  @Matches(/^(?:[^<>\r\n]*<)?[^\s@<>]+@[^\s@<>]+>?$/, {
+    message: 'must be an address, or a name and an <address> (required when SMTP_URL or SMTP_HOST is set)',
+  })
+  MAIL_FROM?: string;
+
+  /** Delivery attempts per email before it is parked as failed (same backoff as the webhook). */
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  MAIL_MAX_ATTEMPTS: number = 12;
+
+  /** Emails one recipient gets per hour at most; the rest are folded into their next daily digest. */
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  MAIL_HOURLY_CAP: number = 10;
+
+  /** The hour (UTC, 0–23) the daily digest is sent to those who chose it, and takes what the cap held back. */
+  @IsInt()
+  @Min(0)
+  @Max(23)
+  DIGEST_HOUR_UTC: number = 7;
+
+  /** Root admins: the changes of this many seconds are folded into one message (500 organizations at once → one email). */
+  @IsInt()
+  @Min(0)
+  @Max(3600)
+  MAIL_BURST_WINDOW_SECONDS: number = 120;
 
   /** How often pending webhook deliveries are looked for. */
   @IsInt()
@@ -323,6 +444,22 @@ export class EnvSchema {
   @Max(60)
   API_KEY_CACHE_SECONDS: number = 5;
 
+  /**
+   * Refused API keys one client (IP address; an IPv6 /64) may present on one instance within
+   * API_KEY_FAILURE_WINDOW_SECONDS before the gateway turns it away (429) until the window ends,
+   * whatever key it sends. Counted in memory per instance (no database write); 0: no limit.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(100_000)
+  API_KEY_FAILURE_LIMIT: number = 20;
+
+  /** The window of API_KEY_FAILURE_LIMIT, from a client's first refused key in it. */
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  API_KEY_FAILURE_WINDOW_SECONDS: number = 60;
+
   /** How long a transient error must last before admins are notified (a blip that recovers is not news). */
   @IsInt()
   @Min(0)
@@ -355,14 +492,18 @@ export class EnvSchema {
    * per second, across all instances. A root admin may override it per organization.
    */
   @IsInt()
-  @Min(1, { message: 'must be at least 1 request per second' })
-  @Max(10_000, { message: 'must be at most 10000 requests per second' })
+  @Min(GATEWAY_RATE_RANGE.min, { message: `must be at least ${GATEWAY_RATE_RANGE.min} request per second` })
+  @Max(GATEWAY_RATE_RANGE.max, { message: `must be at most ${GATEWAY_RATE_RANGE.max} requests per second` })
   GATEWAY_RATE_PER_SECOND: number = 20;
 
   /** Gateway requests each organization may have in flight at once, across all instances (overridable). */
   @IsInt()
-  @Min(1, { message: 'must be at least 1 request in flight' })
-  @Max(1_000, { message: 'must be at most 1000 requests in flight' })
+  @Min(GATEWAY_CONCURRENCY_RANGE.min, {
+    message: `must be at least ${GATEWAY_CONCURRENCY_RANGE.min} request in flight`,
+  })
+  @Max(GATEWAY_CONCURRENCY_RANGE.max, {
+    message: `must be at most ${GATEWAY_CONCURRENCY_RANGE.max} requests in flight`,
+  })
   GATEWAY_CONCURRENCY: number = 10;
 
   /** Gateway requests of one organization that may wait on one instance; one more gets 429 at once. */

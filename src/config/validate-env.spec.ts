@@ -160,6 +160,37 @@ describe('validateEnv', () => {
     }
   });
 
+  it('counts 20 refused API keys per client in a 60-second window by default, 0 (no limit) to 100,000', () => {
+    const defaults = validateEnv({});
+    expect(defaults.API_KEY_FAILURE_LIMIT).toBe(20);
+    expect(defaults.API_KEY_FAILURE_WINDOW_SECONDS).toBe(60);
+    expect(validateEnv({ API_KEY_FAILURE_LIMIT: '0' }).API_KEY_FAILURE_LIMIT).toBe(0);
+    expect(validateEnv({ API_KEY_FAILURE_LIMIT: '100000' }).API_KEY_FAILURE_LIMIT).toBe(100_000);
+    expect(validateEnv({ API_KEY_FAILURE_WINDOW_SECONDS: '1' }).API_KEY_FAILURE_WINDOW_SECONDS).toBe(1);
+    expect(validateEnv({ API_KEY_FAILURE_WINDOW_SECONDS: '3600' }).API_KEY_FAILURE_WINDOW_SECONDS).toBe(3600);
+    for (const bad of ['100001', '-1', '2.5', 'many']) {
+      expect(() => validateEnv({ API_KEY_FAILURE_LIMIT: bad })).toThrow(/API_KEY_FAILURE_LIMIT/);
+    }
+    for (const bad of ['0', '3601', '1.5', 'a minute']) {
+      expect(() => validateEnv({ API_KEY_FAILURE_WINDOW_SECONDS: bad })).toThrow(
+        /API_KEY_FAILURE_WINDOW_SECONDS/,
+      );
+    }
+  });
+
+  it('names the bad API key failure settings but never their values', () => {
+    let message = '';
+    try {
+      validateEnv({ API_KEY_FAILURE_LIMIT: 'lots-of-failures', API_KEY_FAILURE_WINDOW_SECONDS: '99999' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('API_KEY_FAILURE_LIMIT');
+    expect(message).toContain('API_KEY_FAILURE_WINDOW_SECONDS');
+    expect(message).not.toContain('lots-of-failures');
+    expect(message).not.toContain('99999');
+  });
+
   it('rejects a bad rotation cron and a negative interval', () => {
     let message = '';
     try {

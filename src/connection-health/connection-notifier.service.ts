@@ -12,6 +12,7 @@ import {
   ConnectionState,
   ConnectionsReadModel,
 } from 'src/connections/connections.read-model';
+import { EmailOutboxService } from './email-outbox.service';
 import { describeTransition } from './notification-messages';
 import { NotificationsService } from './notifications.service';
 import { WebhookOutboxService } from './webhook-outbox.service';
@@ -32,6 +33,7 @@ export class ConnectionNotifier {
     private readonly connections: ConnectionsService,
     private readonly notifications: NotificationsService,
     private readonly outbox: WebhookOutboxService,
+    private readonly email: EmailOutboxService,
     private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -70,7 +72,11 @@ export class ConnectionNotifier {
         );
       }
     }
-    if (written > 0) void this.outbox.deliverDue();
+    if (written > 0) {
+      // Detached, after the commit: delivery never runs inside a request or the check's transaction.
+      void this.outbox.deliverDue();
+      void this.email.deliverDue();
+    }
     return written;
   }
 

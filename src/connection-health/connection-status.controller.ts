@@ -8,7 +8,7 @@ import { AuthUser } from 'src/users/user.view';
 
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
 import { connectionStatusView, ConnectionStatusView } from './connection-status';
-import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
+import { JsonResponse, ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
 
 export type { ConnectionStatusView } from './connection-status';
 
@@ -26,6 +26,7 @@ export class ConnectionStatusController {
   ) {}
 
   @SessionRead()
+  @JsonResponse('ConnectionStatus', "The organization's connection")
   @Get('epic-status')
   @OrgScope({ query: 'org' })
   status(@Query() { org }: OrgRefDto): Promise<ConnectionStatusView> {
@@ -34,6 +35,7 @@ export class ConnectionStatusController {
 
   /** CSRF-protected like every session POST (`x-csrf-token` or `_csrf`). */
   @SessionWrite()
+  @JsonResponse('ConnectionStatus', 'Disconnected: the connection as it is now')
   @Post('epic-disconnect')
   @HttpCode(200)
   @OrgScope({ body: 'org' })

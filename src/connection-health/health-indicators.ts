@@ -4,6 +4,7 @@ import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus'
 import { ClientKeysService } from 'src/client-keys/client-keys.service';
 import { KEY_ENVIRONMENTS, SIGNING_ALGS, type ClientKeyView } from 'src/client-keys/client-keys.types';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { MailService } from 'src/mail/mail.service';
 
 import { ScheduledCheckService } from './scheduled-check.service';
 import { ConnectionsReadModel } from 'src/connections/connections.read-model';
@@ -23,6 +24,7 @@ export class ConnectionHealthIndicators {
     private readonly states: ConnectionsReadModel,
     private readonly outbox: WebhookOutboxService,
     private readonly clientKeys: ClientKeysService,
+    private readonly mailer: MailService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -48,12 +50,28 @@ export class ConnectionHealthIndicators {
     return indicator.up({ ...details, overdue: false });
   }
 
-  /** Webhook deliveries waiting or parked: degraded when some failed or wait longer than an hour. */
+  /**
+   * Outbox deliveries (webhook and email) waiting or parked, in total and per channel: degraded when
+   * some failed (dead letters, for root admins to look at) or one waits longer than an hour.
+   */
   async outboxBacklog(now = new Date()): Promise<HealthIndicatorResult<'notificationOutbox'>> {
     const indicator = this.indicators.check('notificationOutbox');
     const backlog = await this.outbox.backlog(now);
     const stale = (backlog.oldestPendingSeconds ?? 0) > OUTBOX_STALE_SECONDS;
     return backlog.failed > 0 || stale ? indicator.degraded({ ...backlog }) : indicator.up({ ...backlog });
+  }
+
+  /**
+   * The SMTP server (only when email is configured): nodemailer's `verify()` (connect, TLS, login),
+   * with a 5-second timeout, cached for a minute. Degraded, not down, when it fails: emails wait in
+   * the outbox and are retried, and the instance serves everything else.
+   */
+  async mail(): Promise<HealthIndicatorResult<'mail'>> {
+    const indicator = this.indicators.check('mail');
+    const check = await this.mailer.check();
+    return check.ok
+      ? indicator.up({ checkedAt: check.checkedAt })
+      : indicator.degraded({ checkedAt: check.checkedAt, problem: check.problem });
   }
 
   /**

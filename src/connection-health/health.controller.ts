@@ -3,6 +3,7 @@ import { HealthCheck, HealthCheckResult, HealthCheckService, TypeOrmHealthIndica
 
 import { Public } from 'src/common/decorators/auth.decorators';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { MailService } from 'src/mail/mail.service';
 
 import { ConnectionHealthIndicators } from './health-indicators';
 import { operationalEndpointServed, RequiresOperationalToken } from './operational-token.guard';
@@ -20,6 +21,7 @@ export class HealthController implements OnModuleInit {
     private readonly health: HealthCheckService,
     private readonly db: TypeOrmHealthIndicator,
     private readonly indicators: ConnectionHealthIndicators,
+    private readonly mail: MailService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -33,8 +35,9 @@ export class HealthController implements OnModuleInit {
 
   /**
    * Detail for dashboards: the database, the scheduled check (overdue after two missed
-   * intervals: 503), the webhook outbox (degraded: still 200), Epic connections by state
-   * (informational, never down) and the signing keys (degraded when a rotation step is late).
+   * intervals: 503), the outbox (degraded: still 200), Epic connections by state
+   * (informational, never down), the signing keys (degraded when a rotation step is late) and,
+   * when email is configured, the SMTP server (degraded when it does not answer or refuses the login).
    */
   @Get()
   @RequiresOperationalToken('HEALTH_TOKEN')
@@ -46,6 +49,8 @@ export class HealthController implements OnModuleInit {
       () => this.indicators.outboxBacklog(),
       () => this.indicators.epicConnections(),
       () => this.indicators.signingKeys(),
+      // Only when email is configured: an unconfigured feature is not a dependency.
+      ...(this.mail.configured ? [() => this.indicators.mail()] : []),
     ]);
   }
 

@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { MailService } from 'src/mail/mail.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
@@ -49,10 +50,14 @@ export class NotificationsService {
   constructor(
     @InjectRepository(Notification) private readonly notifications: Repository<Notification>,
     private readonly organizations: OrganizationsService,
+    private readonly mail: MailService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** Inside the caller's transaction: the notification, and its webhook delivery when configured. */
+  /**
+   * Inside the caller's transaction: the notification, its webhook delivery when configured, and
+   * (when email is configured) the mark that has EmailOutboxService work out its email recipients.
+   */
   async create(
     manager: EntityManager,
     organization: { id: string; name: string },
@@ -69,6 +74,8 @@ export class NotificationsService {
       title: content.title,
       message: content.message,
       link: content.link,
+      // Emailed when email is configured: planned and sent from the outbox, never in this transaction.
+      mailPending: this.mail.configured,
       createdAt: now,
     });
     await manager.insert(Notification, notification);

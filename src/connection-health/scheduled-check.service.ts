@@ -4,18 +4,29 @@ import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionCandidate, ConnectionsReadModel } from 'src/connections/connections.read-model';
+import { ConnectionsService } from 'src/connections/connections.service';
+import { TokenStoreService } from 'src/connections/token-store.service';
 import { DbLockService } from 'src/database/db-lock.service';
 import { FhirErrorKind } from 'src/fhir-client/fhir-client.errors';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { MetricsService } from 'src/metrics/metrics.service';
 
 import { ConnectionNotifier } from './connection-notifier.service';
+import { OwnConnectionNoticesService } from './own-connection-notices.service';
+import { RAN_OUT_REASON, SESSION_FINISHED_REASON } from './user-connection-endings';
 
 export const CONNECTION_CHECK_JOB = 'connection-check';
-/** How long history is kept: run records and delivered webhooks, and notifications (with their reads). */
-export const RETENTION = { runsDays: 30, deliveredDays: 30, notificationsDays: 180 };
+/**
+ * How long history is kept: run records, delivered and failed (parked) outbox entries, and
+ * notifications (with their reads) and users' ended-connection notices.
+ */
+export const RETENTION = { runsDays: 30, deliveredDays: 30, failedDays: 30, notificationsDays: 180 };
 /** Credentials examined per query: memory stays flat however many organizations there are. */
 const PAGE_SIZE = 500;
+/** Users' ran-out credentials ended per tick at most (pages of PAGE_SIZE); the rest wait for the next tick. */
+const RUN_OUT_PAGES = 10;
+/** How far back a tick makes sure every ended user credential has its notice (a crash may have lost one). */
+const NOTICE_LOOKBACK_MS = 86_400_000;
 
 export interface CheckCounts {
   /** Connections whose token or refresh token ends before the next tick plus the margin. */
@@ -26,7 +37,11 @@ export interface CheckCounts {
   /** Refreshes that failed transiently (tokens kept). */
   refreshFailed: number;
   notified: number;
-  /** Old run records, delivered webhook entries and notifications removed. */
+  /** Users' credentials that ran out (no refresh refused) and were marked ended. */
+  userConnectionsEnded: number;
+  /** Users' ended credentials whose notice was missing (lost in a crash, or just ended) and was recorded. */
+  userNoticesRecorded: number;
+  /** Old run records, delivered and failed outbox entries and notifications removed. */
   swept: number;
 }
 
@@ -59,6 +74,9 @@ export class ScheduledCheckService implements OnApplicationBootstrap, OnApplicat
     private readonly locks: DbLockService,
     private readonly fhir: FhirClientService,
     private readonly notifier: ConnectionNotifier,
+    private readonly connectionsService: ConnectionsService,
+    private readonly tokens: TokenStoreService,
+    private readonly ownNotices: OwnConnectionNoticesService,
     private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -180,6 +198,8 @@ export class ScheduledCheckService implements OnApplicationBootstrap, OnApplicat
       reauthenticationRequired: 0,
       refreshFailed: 0,
       notified: 0,
+      userConnectionsEnded: 0,
+      userNoticesRecorded: 0,
     };
 
     // Keyset pages over the two indexed ends: the access token's (expires_at) and, where known,
@@ -212,8 +232,56 @@ export class ScheduledCheckService implements OnApplicationBootstrap, OnApplicat
       afterId = flagged[flagged.length - 1];
       if (flagged.length < PAGE_SIZE) break;
     }
+    counts.userConnectionsEnded = await this.endRanOutUserConnections(now);
+    counts.userNoticesRecorded = await this.recordMissingUserNotices(now);
     counts.swept = await this.sweep(now);
     return counts;
+  }
+
+  /**
+   * Users' credentials that simply ran out are marked ended through Connections, which announces
+   * `connection.lost`. A renewable one whose refresh token's announced end passed is a lost
+   * connection: the user's notice and email follow. One that could never be renewed (no refresh
+   * token, its access token expired) is a finished session: ended with SESSION_FINISHED_REASON and
+   * announced with code `session_finished`, no notice, no email. Keyset pages over a partial index,
+   * at most RUN_OUT_PAGES per tick.
+   */
+  private async endRanOutUserConnections(now: Date): Promise<number> {
+    let ended = 0;
+    let after: { endsAt: Date; id: string } | null = null;
+    for (let page = 0; page < RUN_OUT_PAGES; page += 1) {
+      const rows = await this.tokens.ranOutUserCredentials(now, after, PAGE_SIZE);
+      if (rows.length === 0) break;
+      ended += await this.connectionsService.endRanOutUserConnections(
+        rows.map((r) => r.id),
+        now,
+        { ranOut: RAN_OUT_REASON, finished: SESSION_FINISHED_REASON },
+      );
+      const last = rows[rows.length - 1];
+      after = { endsAt: last.endsAt, id: last.id };
+      if (rows.length < PAGE_SIZE) break;
+    }
+    return ended;
+  }
+
+  /**
+   * Notices are recorded by listeners after the ending commits; a crash in between would lose one.
+   * Every tick records the notice of any user credential that ended in the last day and has none
+   * (idempotent: unique on the credential and its end), so a lost one comes at the next tick.
+   */
+  private async recordMissingUserNotices(now: Date): Promise<number> {
+    const since = new Date(now.getTime() - NOTICE_LOOKBACK_MS);
+    let recorded = 0;
+    let after: { endedAt: Date; id: string } | null = null;
+    for (;;) {
+      const rows = await this.tokens.userCredentialsEndedSince(since, after, PAGE_SIZE);
+      if (rows.length === 0) break;
+      recorded += await this.ownNotices.record(rows);
+      const last = rows[rows.length - 1];
+      after = { endedAt: last.endedAt!, id: last.id };
+      if (rows.length < PAGE_SIZE) break;
+    }
+    return recorded;
   }
 
   /** Deletes history past its retention (RETENTION), so tables and unread counts stay small. */
@@ -229,7 +297,14 @@ export class ScheduledCheckService implements OnApplicationBootstrap, OnApplicat
         `DELETE FROM notification_outbox WHERE status = 'delivered' AND delivered_at < $1`,
         before(RETENTION.deliveredDays),
       ],
+      // Parked deliveries too: an email's payload holds its recipient's address and unsubscribe link.
+      // `next_attempt_at` of a parked entry is its last attempt plus the backoff.
+      [
+        `DELETE FROM notification_outbox WHERE status = 'failed' AND next_attempt_at < $1`,
+        before(RETENTION.failedDays),
+      ],
       [`DELETE FROM notification WHERE created_at < $1`, before(RETENTION.notificationsDays)],
+      [`DELETE FROM user_connection_notice WHERE created_at < $1`, before(RETENTION.notificationsDays)],
     ] as const) {
       const [, count] = await this.dataSource.query<[unknown[], number]>(sql, [date]);
       removed += count;

@@ -19,6 +19,8 @@ export interface OutboxBacklog {
   failed: number;
   /** Age of the oldest pending delivery, in seconds (null when none is pending). */
   oldestPendingSeconds: number | null;
+  /** The same counts per channel (`webhook`, `email`), for channels with something pending or parked. */
+  byChannel: Record<string, { pending: number; failed: number }>;
 }
 
 /**
@@ -60,19 +62,29 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
     return this.running;
   }
 
+  /** Pending and parked deliveries of every channel (webhook and email), with a count per channel. */
   async backlog(now = new Date()): Promise<OutboxBacklog> {
-    const [row] = await this.dataSource.query<{ pending: number; failed: number; oldest: Date | null }[]>(
-      `SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
+    const rows = await this.dataSource.query<
+      { channel: string; pending: number; failed: number; oldest: Date | null }[]
+    >(
+      `SELECT channel,
+              count(*) FILTER (WHERE status = 'pending')::int AS pending,
               count(*) FILTER (WHERE status = 'failed')::int AS failed,
               min(created_at) FILTER (WHERE status = 'pending') AS oldest
-         FROM notification_outbox`,
+         FROM notification_outbox
+        WHERE status <> 'delivered'
+        GROUP BY channel`,
     );
+    const oldest = rows
+      .map((r) => (r.oldest ? new Date(r.oldest).getTime() : Infinity))
+      .reduce((a, b) => Math.min(a, b), Infinity);
     return {
-      pending: row?.pending ?? 0,
-      failed: row?.failed ?? 0,
-      oldestPendingSeconds: row?.oldest
-        ? Math.max(0, Math.round((now.getTime() - new Date(row.oldest).getTime()) / 1000))
+      pending: rows.reduce((sum, r) => sum + r.pending, 0),
+      failed: rows.reduce((sum, r) => sum + r.failed, 0),
+      oldestPendingSeconds: Number.isFinite(oldest)
+        ? Math.max(0, Math.round((now.getTime() - oldest) / 1000))
         : null,
+      byChannel: Object.fromEntries(rows.map((r) => [r.channel, { pending: r.pending, failed: r.failed }])),
     };
   }
 
@@ -91,7 +103,7 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
             SET next_attempt_at = GREATEST($1::timestamptz, clock_timestamp()) + make_interval(secs => $2),
                 attempts = attempts + 1
           WHERE id IN (SELECT id FROM notification_outbox
-                        WHERE status = 'pending' AND next_attempt_at <= $1
+                        WHERE channel = 'webhook' AND status = 'pending' AND next_attempt_at <= $1
                         ORDER BY next_attempt_at, id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
           RETURNING id, payload, attempts`,
         [now, CLAIM_LEASE_MS / 1000],

@@ -24,6 +24,13 @@ export enum ConnectionEvents {
 export const OnAnyConnectionEvent = (): MethodDecorator =>
   applyDecorators(...Object.values(ConnectionEvents).map((event) => OnEvent(event)));
 
+/**
+ * The `code` of a `connection.lost` about a user's credential that could never be renewed (no
+ * refresh token) and reached its natural end: a finished session (a provider's EHR launch, a
+ * patient without offline access), not a lost connection. Listeners record it, nobody is told.
+ */
+export const SESSION_FINISHED_CODE = 'session_finished';
+
 export interface ConnectionEvent {
   organizationId: string;
   /** Empty when the event concerns no single credential (a disconnect). */

@@ -5,7 +5,7 @@ import { EntityManager, In, Repository } from 'typeorm';
 
 import { isForeignKeyViolation } from 'src/database/pg-errors';
 
-import { ConnectionEvent, ConnectionEvents } from './connections.events';
+import { ConnectionEvent, ConnectionEvents, SESSION_FINISHED_CODE } from './connections.events';
 import {
   ConnectionRef,
   ConnectionState,
@@ -113,6 +113,34 @@ export class ConnectionsService {
     if (!(await this.tokens.deleteCredential(manager, current))) return false;
     await this.writeOrganization(current.organizationId, { isConnected: false, lastError: reason }, manager);
     return true;
+  }
+
+  /**
+   * Ends users' credentials that ran out without a refresh being refused (no refresh token and the
+   * access token expired, or the refresh token's announced end passed): each is kept, ended, as
+   * `ended` does, if it is still live and still ran out at `now` (a refresh or a reconnect
+   * meanwhile wins). One transaction; `connection.lost` is announced for each after it commits:
+   * with code `expired` and `reasons.ranOut` for a renewable one (a lost connection), with code
+   * `session_finished` (SESSION_FINISHED_CODE) and `reasons.finished` for one that could never be
+   * renewed (a finished session, which nobody is told about). Returns how many ended.
+   */
+  async endRanOutUserConnections(
+    ids: string[],
+    now: Date,
+    reasons: { ranOut: string; finished: string },
+  ): Promise<number> {
+    if (ids.length === 0) return 0;
+    const ended = await this.states.manager.transaction((manager) =>
+      this.tokens.endRanOutUserCredentials(manager, ids, now, reasons),
+    );
+    for (const credential of ended) {
+      if (credential.finished) {
+        this.announce(ConnectionEvents.Lost, credential, SESSION_FINISHED_CODE, reasons.finished);
+      } else {
+        this.announce(ConnectionEvents.Lost, credential, 'expired', reasons.ranOut);
+      }
+    }
+    return ended.length;
   }
 
   /** A call or refresh failed transiently: the tokens are kept, the failure recorded. */

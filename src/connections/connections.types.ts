@@ -53,12 +53,22 @@ export interface ConnectionRef {
 }
 
 /**
- * Whether a credential issued for `issuedFor` may be used with `fhirBaseUrl`: the same FHIR base,
- * compared as launches compare `iss` (no trailing slash, case-insensitive). Tokens go to no other server.
+ * A FHIR base URL as servers are compared everywhere (launch `iss`, a credential's server, an
+ * organization's registered base): trailing slashes dropped, lower-cased (scheme and host are
+ * case-insensitive, and Epic's paths are compared so too). For comparing only: URLs sent to a
+ * server keep their case. `organization.fhir_base_url` is compared in SQL as
+ * `lower(rtrim(fhir_base_url, '/'))`, the same rule.
+ */
+export function fhirBaseKey(url: string): string {
+  return url.replace(/\/+$/, '').toLowerCase();
+}
+
+/**
+ * Whether a credential issued for `issuedFor` may be used with `fhirBaseUrl`: the same FHIR base
+ * (fhirBaseKey). Tokens go to no other server.
  */
 export function sameFhirBase(issuedFor: string | null, fhirBaseUrl: string): boolean {
-  const normal = (url: string) => url.replace(/\/+$/, '').toLowerCase();
-  return issuedFor !== null && normal(issuedFor) === normal(fhirBaseUrl);
+  return issuedFor !== null && fhirBaseKey(issuedFor) === fhirBaseKey(fhirBaseUrl);
 }
 
 /** Whose credential a FHIR call uses: an organization's own, or one credential (a user's) by id. */

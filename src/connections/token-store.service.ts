@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, IsNull, Repository } from 'typeorm';
+import { EntityManager, In, IsNull, Repository } from 'typeorm';
 
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 
@@ -72,6 +72,22 @@ function toStored(row: EpicCredential): StoredCredential {
     version: row.version,
     createdAt: row.createdAt,
   };
+}
+
+/**
+ * When a user's credential stops working without a sign-in (connection-state.ts `connectionEnd`):
+ * the refresh token's announced end if renewable, else the access token's. Written exactly as the
+ * partial index of migration 1764150000000, so PostgreSQL uses it.
+ */
+const RUN_OUT_END = `(CASE WHEN renewable THEN refresh_expires_at ELSE expires_at END)`;
+
+/** A user's live credential that ran out (TokenStoreService.ranOutUserCredentials). */
+export interface RanOutCredential {
+  id: string;
+  organizationId: string;
+  userId: string;
+  version: number;
+  endsAt: Date;
 }
 
 /**
@@ -204,6 +220,99 @@ export class TokenStoreService {
     return (result.affected ?? 0) > 0;
   }
 
+  /**
+   * A page of users' live credentials that ran out at `now`: not renewable and the access token
+   * expired, or renewable and the refresh token's announced end passed (`connectionEnd`). Ordered
+   * by (end, id) for keyset paging; a partial expression index (migration 1764150000000) keeps it
+   * cheap whatever the number of ended or healthy credentials.
+   */
+  async ranOutUserCredentials(
+    now: Date,
+    after: { endsAt: Date; id: string } | null,
+    limit: number,
+  ): Promise<RanOutCredential[]> {
+    const rows = await this.credentials.manager.query<
+      { id: string; organization_id: string; user_id: string; version: number; ends_at: Date }[]
+    >(
+      `SELECT id, organization_id, user_id, version, ${RUN_OUT_END} AS ends_at
+         FROM epic_credential
+        WHERE user_id IS NOT NULL AND ended_at IS NULL
+          AND ${RUN_OUT_END} <= $1
+          AND ($2::timestamptz IS NULL OR (${RUN_OUT_END}, id) > ($2::timestamptz, $3::uuid))
+        ORDER BY ${RUN_OUT_END}, id
+        LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [now, after?.endsAt ?? null, after?.id ?? null],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      organizationId: r.organization_id,
+      userId: r.user_id,
+      version: r.version,
+      endsAt: new Date(r.ends_at),
+    }));
+  }
+
+  /**
+   * Ends those of `ids` that are still live user credentials ran out at `now` (the condition is
+   * checked again in the UPDATE, so a refresh or a reconnect meanwhile wins): tokens cleared,
+   * `endedAt` and a reason recorded, as endUserCredential. The reason tells the two endings apart:
+   * `reasons.ranOut` for a renewable credential whose refresh token's announced end passed (a lost
+   * connection), `reasons.finished` for one that could never be renewed and reached its natural end
+   * (a finished session). Returns the ones ended, each with `finished`.
+   */
+  async endRanOutUserCredentials(
+    manager: EntityManager,
+    ids: string[],
+    now: Date,
+    reasons: { ranOut: string; finished: string },
+  ): Promise<{ id: string; organizationId: string; userId: string; finished: boolean }[]> {
+    if (ids.length === 0) return [];
+    const [rows] = await manager.query<
+      [{ id: string; organization_id: string; user_id: string; finished: boolean }[], number]
+    >(
+      // SET reads the row as it was: `renewable` before the refresh token is cleared.
+      `UPDATE epic_credential
+          SET access_token_enc = NULL, refresh_token_enc = NULL, ended_at = now(),
+              last_error = CASE WHEN renewable THEN $3 ELSE $4 END,
+              last_error_at = COALESCE(last_error_at, now()), version = version + 1
+        WHERE id = ANY($1::uuid[]) AND user_id IS NOT NULL AND ended_at IS NULL
+          AND ${RUN_OUT_END} <= $2
+        RETURNING id, organization_id, user_id, last_error = $4 AS finished`,
+      [ids, now, reasons.ranOut, reasons.finished],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      organizationId: r.organization_id,
+      userId: r.user_id,
+      finished: r.finished,
+    }));
+  }
+
+  /**
+   * A page of users' credentials that ended at or after `since`, ordered by (ended_at, id) (a
+   * partial index): the scheduled check makes sure each ending has its notice.
+   */
+  async userCredentialsEndedSince(
+    since: Date,
+    after: { endedAt: Date; id: string } | null,
+    limit: number,
+  ): Promise<StoredCredential[]> {
+    const ids = await this.credentials.manager.query<{ id: string }[]>(
+      `SELECT id FROM epic_credential
+        WHERE user_id IS NOT NULL AND ended_at IS NOT NULL AND ended_at >= $1
+          AND ($2::timestamptz IS NULL OR (ended_at, id) > ($2::timestamptz, $3::uuid))
+        ORDER BY ended_at, id
+        LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [since, after?.endedAt ?? null, after?.id ?? null],
+    );
+    if (ids.length === 0) return [];
+    const rows = await this.credentials.find({
+      where: { id: In(ids.map((r) => r.id)) },
+      order: { endedAt: 'ASC', id: 'ASC' },
+    });
+    return rows.map(toStored);
+  }
+
   /** Ends every live user credential of the organization (see endUserCredential); how many ended. */
   async endUserCredentialsOf(
     manager: EntityManager,
@@ -312,6 +421,26 @@ export class TokenStoreService {
   async listUserCredentials(userId: string): Promise<StoredCredential[]> {
     const rows = await this.credentials.find({ where: { userId }, order: { createdAt: 'DESC' } });
     return rows.map(toStored);
+  }
+
+  /**
+   * Which of a user's credentials in one organization a call may use: the newest live one's id, and
+   * whether they have any there (ended ones included). Two columns of an indexed read, no tokens:
+   * the FHIR gateway asks on every request that names a user.
+   */
+  async userConnectionIn(
+    userId: string,
+    organizationId: string,
+  ): Promise<{ liveCredentialId: string | null; any: boolean }> {
+    const rows = await this.credentials.find({
+      select: { id: true, endedAt: true },
+      where: { userId, organizationId },
+      order: { createdAt: 'DESC' },
+    });
+    return {
+      liveCredentialId: rows.find((row) => row.endedAt === null)?.id ?? null,
+      any: rows.length > 0,
+    };
   }
 
   /** Deletes a user's own credential; false when it is not theirs or already gone. */

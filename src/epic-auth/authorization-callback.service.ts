@@ -126,10 +126,7 @@ export class AuthorizationCallbackService {
 
     let server: SmartConfiguration;
     try {
-      server = await this.discovery.discover(registration.fhirBaseUrl, {
-        clientId: registration.clientId,
-        authMethod: registration.tokenAuthMethod,
-      });
+      server = await this.discovery.discoverFor(registration);
     } catch (error) {
       throw await fail(EpicAuthErrorCode.DiscoveryFailed, (error as Error).message, error);
     }

@@ -18,6 +18,17 @@ export interface ExchangedCode {
   tokens: ParsedTokenResponse;
   /** The verified id_token's `fhirUser`; null without an id_token or that claim. */
   fhirUser: string | null;
+  /**
+   * The verified id_token's `email` claim (OpenID Connect Core §5.1), unless `email_verified` is
+   * false; null without one. Stored as a launch user's contact address (UsersService checks it).
+   */
+  email: string | null;
+}
+
+/** The id_token's `email` claim when it is a string not marked unverified. */
+export function emailClaim(claims: Record<string, unknown>): string | null {
+  if (claims.email_verified === false || typeof claims.email !== 'string') return null;
+  return claims.email.trim() || null;
 }
 
 const ID_TOKEN_INVALID = 'The identity token from Epic failed verification; the connection was not saved.';
@@ -66,6 +77,7 @@ export class CodeExchangeService {
     }
 
     let fhirUser: string | null = null;
+    let email: string | null = null;
     const idToken = response.id_token;
     if (idToken) {
       try {
@@ -82,11 +94,12 @@ export class CodeExchangeService {
         );
         if (payload.nonce !== callback.nonce) throw new Error('nonce mismatch');
         fhirUser = typeof payload.fhirUser === 'string' ? payload.fhirUser : null;
+        email = emailClaim(payload);
       } catch (error) {
         throw await fail(EpicAuthErrorCode.IdTokenInvalid, ID_TOKEN_INVALID, error);
       }
     }
 
-    return { response, tokens: parseTokenResponse(response, now), fhirUser };
+    return { response, tokens: parseTokenResponse(response, now), fhirUser, email };
   }
 }

@@ -9,7 +9,7 @@ import { ConnectionEvents } from 'src/connections/connections.events';
 import { ConnectionsService, StoredCredential } from 'src/connections/connections.service';
 import { sameFhirBase } from 'src/connections/connections.types';
 import { CredentialChangedError, TokenStoreService } from 'src/connections/token-store.service';
-import { ConnectionMode } from 'src/organizations/organization.types';
+import { ConnectionMode, EpicRegistration } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { redirectUriFor, RegistrationInfo } from './authorization.types';
@@ -84,16 +84,22 @@ export class ConnectionLifecycleService {
   /**
    * Forgets the organization's connection: revokes the tokens where the server advertises a
    * revocation endpoint (RFC 7009; Epic advertises none: docs/epic-and-smart.md §6), then deletes
-   * them. A failed revocation is logged, not fatal: the tokens are deleted either way.
+   * them. A failed revocation is logged, not fatal: the tokens are deleted either way. A caller that
+   * has just read the organization's registration passes it (`loaded`), so it is not read again.
    */
   async disconnect(
     actor: AuditActor,
     organizationId: string,
     reason: 'disconnect' | 'reauthenticate',
+    loaded?: { registration: EpicRegistration | null },
   ): Promise<void> {
-    const org = await this.organizations.get(organizationId);
+    const registration = loaded
+      ? loaded.registration
+      : await this.organizations.getEpicRegistration(organizationId); // 404 for an unknown organization
+    const org = registration
+      ? { id: registration.organizationId, name: registration.organizationName }
+      : await this.organizations.get(organizationId);
     const credential = await this.tokens.findOrganizationCredential(organizationId);
-    const registration = await this.organizations.getEpicRegistration(organizationId);
     // Revocation goes only to the server that issued the tokens.
     const issuerRegistered =
       credential !== null &&
@@ -103,10 +109,7 @@ export class ConnectionLifecycleService {
       credential && registration && !issuerRegistered ? 'issuer-not-registered' : 'not-offered';
     if (credential && registration && issuerRegistered) {
       try {
-        const server = await this.discovery.discover(registration.fhirBaseUrl, {
-          clientId: registration.clientId,
-          authMethod: registration.tokenAuthMethod,
-        });
+        const server = await this.discovery.discoverFor(registration);
         const config = await this.oauthClient.configuration(server, registration);
         // Offered, and on the token endpoint's origin (oauth-client.service.ts): RFC 7009.
         if (config.serverMetadata().revocation_endpoint) {

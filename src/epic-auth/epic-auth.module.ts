@@ -15,6 +15,7 @@ import { ConnectionInvalidationListener } from './connection-invalidation.listen
 import { PendingAuthorization } from './entities/pending-authorization.entity';
 import { EpicAuthorizeController } from './epic-authorize.controller';
 import { EpicConnectionController } from './epic-connection.controller';
+import { LaunchSteps } from './launch-steps';
 import { OAuthClientService } from './oauth-client.service';
 import { OrganizationConnectionService } from './organization-connection.service';
 import { PatientLaunchService } from './patient-launch.service';
@@ -45,6 +46,7 @@ import { TokenRefreshService } from './token-refresh.service';
     CodeExchangeService,
     ConnectionLifecycleService,
     OrganizationConnectionService,
+    LaunchSteps,
     ProviderLaunchService,
     PatientLaunchService,
     AuthorizationCallbackService,

@@ -1,3 +1,5 @@
+import { fhirBaseKey } from 'src/connections/connections.types';
+
 /**
  * The `iss` of an EHR launch, normalized to compare with registered FHIR base URLs: scheme and host
  * lower-cased, default port and trailing slashes dropped, path compared case-insensitively (Epic's
@@ -15,6 +17,5 @@ export function normalizeIss(value: unknown): string | null {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
   if (url.username || url.password || url.search || url.hash) return null;
-  const path = url.pathname.replace(/\/+$/, '').toLowerCase();
-  return `${url.protocol}//${url.host.toLowerCase()}${path}`;
+  return fhirBaseKey(`${url.protocol}//${url.host}${url.pathname}`);
 }

@@ -56,10 +56,7 @@ export class OAuthClientService {
         organizationId,
       });
     }
-    const server = await this.discovery.discover(registration.fhirBaseUrl, {
-      clientId: registration.clientId,
-      authMethod: registration.tokenAuthMethod,
-    });
+    const server = await this.discovery.discoverFor(registration);
     return this.prepare(server, registration);
   }
 
@@ -199,11 +196,15 @@ export class OAuthClientService {
     }
   }
 
-  /** The secret for this server's token endpoint; another origin than it is bound to gets none. */
+  /**
+   * The secret for this server's token endpoint; another origin than it is bound to gets none. The
+   * registration already says whether a secret is saved: without one, nothing more is read.
+   */
   private async secretFor(
     registration: EpicRegistration,
     server: SmartConfiguration,
   ): Promise<string | null> {
+    if (!registration.hasClientSecret) return null;
     try {
       return await this.organizations.getClientSecretFor(registration.organizationId, server.tokenEndpoint);
     } catch (error) {

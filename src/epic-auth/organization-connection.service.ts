@@ -5,7 +5,12 @@ import { AuditActor, AuditService } from 'src/audit/audit.service';
 import { ConnectionEvents } from 'src/connections/connections.events';
 import { ConnectionsService } from 'src/connections/connections.service';
 import { CredentialGrantType } from 'src/connections/connections.types';
-import { ConnectionMode, ServerLabel, serverLabel } from 'src/organizations/organization.types';
+import {
+  ConnectionMode,
+  EpicRegistration,
+  ServerLabel,
+  serverLabel,
+} from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { AuthorizationCompletion, CompletionContext } from './authorization-completion';
@@ -50,25 +55,27 @@ export class OrganizationConnectionService implements AuthorizationCompletion {
     organizationId: string,
     bind: BindBrowser,
   ): Promise<string> {
-    if (await this.isBackend(organizationId)) return `/connect_epic/${organizationId}`;
-    return (await this.start(actor, sessionId, organizationId, bind())).toString();
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    if (isBackend(registration)) return `/connect_epic/${organizationId}`;
+    return (await this.start(actor, sessionId, organizationId, registration, bind())).toString();
   }
 
   /** What the re-authenticate page says: whether tokens are held (they are cleared), and how it connects. */
   async reauthenticationPage(
     organizationId: string,
   ): Promise<{ hasTokens: boolean; backend: boolean; server: ServerLabel }> {
-    const [{ hasTokens }, backend, org] = await Promise.all([
+    const [{ hasTokens }, registration, org] = await Promise.all([
       this.lifecycle.status(organizationId),
-      this.isBackend(organizationId),
+      this.organizations.getEpicRegistration(organizationId),
       this.organizations.get(organizationId),
     ]);
-    return { hasTokens, backend, server: serverLabel(org) };
+    return { hasTokens, backend: isBackend(registration), server: serverLabel(org) };
   }
 
   /**
    * Re-authenticate (the manual retry): clears the tokens (audited), then starts the authorization
-   * from scratch. Null for a backend service, which connects with its own grant instead.
+   * from scratch. Null for a backend service, which connects with its own grant instead. The
+   * registration is read once, and the disconnect and the start both use it.
    */
   async reauthenticate(
     actor: AuditActor,
@@ -76,24 +83,26 @@ export class OrganizationConnectionService implements AuthorizationCompletion {
     organizationId: string,
     bind: BindBrowser,
   ): Promise<{ authorizeUrl: URL; server: ServerLabel } | null> {
-    if (await this.isBackend(organizationId)) return null;
-    await this.lifecycle.disconnect(actor, organizationId, 'reauthenticate');
-    const url = await this.start(actor, sessionId, organizationId, bind());
+    const registration = await this.organizations.getEpicRegistration(organizationId);
+    if (isBackend(registration)) return null;
+    await this.lifecycle.disconnect(actor, organizationId, 'reauthenticate', { registration });
+    const url = await this.start(actor, sessionId, organizationId, registration, bind());
     return { authorizeUrl: url, server: serverLabel(await this.organizations.get(organizationId)) };
   }
 
   /**
    * Starts an admin's authorization of the organization's connection: the organization scopes,
-   * the pending authorization bound to the admin's session and browser.
+   * the pending authorization bound to the admin's session and browser. `registration` is the
+   * organization's, as the caller read it (null: none is registered).
    */
-  async start(
+  private async start(
     actor: AuditActor,
     sessionId: string,
     organizationId: string,
+    registration: EpicRegistration | null,
     bindingHash: string,
     now = new Date(),
   ): Promise<URL> {
-    const registration = await this.organizations.getEpicRegistration(organizationId);
     if (!registration) {
       await this.audit.record({
         actor,
@@ -117,10 +126,7 @@ export class OrganizationConnectionService implements AuthorizationCompletion {
     const organization = { id: registration.organizationId, name: registration.organizationName };
     let server;
     try {
-      server = await this.discovery.discover(registration.fhirBaseUrl, {
-        clientId: registration.clientId,
-        authMethod: registration.tokenAuthMethod,
-      });
+      server = await this.discovery.discoverFor(registration);
     } catch (error) {
       await this.audit.record({
         actor,
@@ -214,10 +220,9 @@ export class OrganizationConnectionService implements AuthorizationCompletion {
       `Connected organization ${organization.id} to Epic (${grantType})`,
     );
   }
+}
 
-  /** Whether the organization connects as a backend service (BackendConnectionService's grant connects it). */
-  private async isBackend(organizationId: string): Promise<boolean> {
-    const registration = await this.organizations.getEpicRegistration(organizationId);
-    return registration?.connectionMode === ConnectionMode.Backend;
-  }
+/** Whether the organization connects as a backend service (BackendConnectionService's grant connects it). */
+function isBackend(registration: EpicRegistration | null): boolean {
+  return registration?.connectionMode === ConnectionMode.Backend;
 }

@@ -1,9 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 
-import { AuditService } from 'src/audit/audit.service';
-import { ConnectionsService } from 'src/connections/connections.service';
-import { ConnectionMode } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
@@ -11,13 +7,9 @@ import { UsersService } from 'src/users/users.service';
 
 import { AuthorizationCompletion, CompletionContext } from './authorization-completion';
 import { CompletedAuthorization } from './authorization.types';
-import { authorizeUrl } from './authorize-url';
 import { EpicAuthErrorCode } from './epic-auth.errors';
-import { BACKEND_NO_LAUNCH, launchRefused } from './launch-refusal';
-import { scopesFor } from './launch-scopes';
-import { PendingAuthorizationStore } from './pending-authorization.store';
-import { SmartDiscoveryService } from './smart-discovery.service';
-import { ParsedTokenResponse } from './token-response';
+import { launchRefused } from './launch-refusal';
+import { fhirUserId, LaunchSteps } from './launch-steps';
 
 /**
  * "Connect my Epic account" (standalone patient launch, docs/epic-and-smart.md §8): starts it for an
@@ -30,12 +22,8 @@ export class PatientLaunchService implements AuthorizationCompletion {
 
   constructor(
     private readonly organizations: OrganizationsService,
-    private readonly discovery: SmartDiscoveryService,
-    private readonly pending: PendingAuthorizationStore,
     private readonly users: UsersService,
-    private readonly connections: ConnectionsService,
-    private readonly audit: AuditService,
-    private readonly dataSource: DataSource,
+    private readonly steps: LaunchSteps,
   ) {}
 
   /**
@@ -61,29 +49,16 @@ export class PatientLaunchService implements AuthorizationCompletion {
         'This organization is unknown or not connected to Epic: check the link you followed.',
       );
     }
-    if (registration.connectionMode === ConnectionMode.Backend) throw launchRefused(BACKEND_NO_LAUNCH);
+    // A signed-in patient of this organization links the account: bound to their session.
     const linking = user?.role === Role.Patient && user.organizationId === org.id;
-    const server = await this.discovery.discover(registration.fhirBaseUrl, {
-      clientId: registration.clientId,
-      authMethod: registration.tokenAuthMethod,
-    });
-    const scope = scopesFor('patient', registration.scopes, registration.scopeSyntax).join(' ');
-    const started = await this.pending.create({
-      purpose: 'patient',
-      organizationId: registration.organizationId,
-      userId: linking ? user.id : null,
-      sessionId: linking ? sessionId : '',
+    return this.steps.redirect({
+      role: 'patient',
+      registration,
+      boundTo: linking ? { user, sessionId } : null,
       bindingHash,
+      auditDetail: { linking },
       now,
     });
-    const url = await authorizeUrl(server, registration, started, { scope });
-    await this.audit.record({
-      actor: linking ? user : null,
-      organization: { id: org.id, name: org.name },
-      action: 'epic.launch',
-      detail: { stage: 'redirected', context: 'patient', linking, scope },
-    });
-    return url;
   }
 
   /**
@@ -92,44 +67,29 @@ export class PatientLaunchService implements AuthorizationCompletion {
    * transaction.
    */
   async complete(context: CompletionContext): Promise<CompletedAuthorization> {
-    const { pending, registration, organization, tokens, fhirUser, fail } = context;
+    const { pending, tokens, fhirUser, fail } = context;
     const orgId = pending.organizationId;
-    if (!fhirUser || !/(^|\/)Patient\/[^/]+$/.test(fhirUser)) {
+    const patientId = fhirUser ? fhirUserId(fhirUser, 'Patient') : null;
+    if (!fhirUser || !patientId) {
       throw await fail(
         EpicAuthErrorCode.IdTokenInvalid,
         'Epic did not identify a patient (the id_token has no Patient fhirUser); the account was not connected.',
       );
     }
-    // Epic sends `patient` to patient-facing apps; a SMART server sends it only for `launch/patient`.
-    // Either way the verified fhirUser names the patient who signed in.
-    const patientTokens: ParsedTokenResponse = {
-      ...tokens,
-      patientId: tokens.patientId ?? /(?:^|\/)Patient\/([^/]+)$/.exec(fhirUser)![1],
-    };
-    const linked = await this.dataSource.transaction(async (manager) => {
-      const user = pending.userId
-        ? await this.users.linkLaunchUser(manager, pending.userId, orgId, fhirUser)
-        : await this.users.findOrCreateLaunchUser(manager, orgId, Role.Patient, fhirUser);
-      const stored = await this.connections.connectUser(manager, {
-        organizationId: orgId,
-        userId: user.id,
-        purpose: 'patient',
-        fhirBaseUrl: registration.fhirBaseUrl,
-        tokens: patientTokens,
-        fhirUser,
-        needPatientBanner: null,
-        smartStyleUrl: null,
-      });
-      await this.audit.record(
-        {
-          actor: user,
-          organization,
-          action: 'epic.launch',
-          detail: { stage: 'completed', context: 'patient', refreshable: tokens.refreshToken !== null },
-        },
-        manager,
-      );
-      return { user, credentialId: stored.id };
+    const linked = await this.steps.store(context, {
+      role: 'patient',
+      fhirUser,
+      user: (manager) =>
+        pending.userId
+          ? this.users.linkLaunchUser(manager, pending.userId, orgId, fhirUser)
+          : this.users.findOrCreateLaunchUser(manager, orgId, Role.Patient, fhirUser),
+      // Epic sends `patient` to patient-facing apps; a SMART server sends it only for `launch/patient`.
+      // Either way the verified fhirUser names the patient who signed in.
+      tokens: { ...tokens, patientId: tokens.patientId ?? patientId },
+      // A standalone launch has no EHR launch context.
+      needPatientBanner: null,
+      smartStyleUrl: null,
+      auditDetail: { refreshable: tokens.refreshToken !== null },
     });
     this.logger.log(
       { orgId, userId: linked.user.id },

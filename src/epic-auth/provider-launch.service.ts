@@ -1,22 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 
-import { AuditService } from 'src/audit/audit.service';
-import { ConnectionsService } from 'src/connections/connections.service';
-import { ConnectionMode } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 
 import { AuthorizationCompletion, CompletionContext } from './authorization-completion';
 import { CompletedAuthorization } from './authorization.types';
-import { authorizeUrl } from './authorize-url';
 import { EpicAuthErrorCode } from './epic-auth.errors';
-import { BACKEND_NO_LAUNCH, launchRefused } from './launch-refusal';
 import { normalizeIss } from './launch-iss';
-import { scopesFor } from './launch-scopes';
-import { PendingAuthorizationStore } from './pending-authorization.store';
-import { SmartDiscoveryService } from './smart-discovery.service';
+import { launchRefused } from './launch-refusal';
+import { fhirUserId, LaunchSteps } from './launch-steps';
 
 /**
  * The provider EHR launch (docs/epic-and-smart.md §7): starts it from the EHR's `iss` and `launch`,
@@ -29,12 +22,8 @@ export class ProviderLaunchService implements AuthorizationCompletion {
 
   constructor(
     private readonly organizations: OrganizationsService,
-    private readonly discovery: SmartDiscoveryService,
-    private readonly pending: PendingAuthorizationStore,
     private readonly users: UsersService,
-    private readonly connections: ConnectionsService,
-    private readonly audit: AuditService,
-    private readonly dataSource: DataSource,
+    private readonly steps: LaunchSteps,
   ) {}
 
   /**
@@ -73,26 +62,14 @@ export class ProviderLaunchService implements AuthorizationCompletion {
       );
     }
     const registration = (await this.organizations.getEpicRegistration(matches[0].id))!;
-    if (registration.connectionMode === ConnectionMode.Backend) throw launchRefused(BACKEND_NO_LAUNCH);
-    const server = await this.discovery.discover(registration.fhirBaseUrl, {
-      clientId: registration.clientId,
-      authMethod: registration.tokenAuthMethod,
-    });
-    const scope = scopesFor('provider', registration.scopes, registration.scopeSyntax).join(' ');
-    const started = await this.pending.create({
-      purpose: 'provider',
-      organizationId: registration.organizationId,
-      userId: null,
-      sessionId: '',
+    // Signs a clinician in: bound to no session, and the EHR's launch goes to the authorize endpoint.
+    const url = await this.steps.redirect({
+      role: 'provider',
+      registration,
+      boundTo: null,
       bindingHash,
+      launch,
       now,
-    });
-    const url = await authorizeUrl(server, registration, started, { scope, launch });
-    await this.audit.record({
-      actor: null,
-      organization: { id: registration.organizationId, name: registration.organizationName },
-      action: 'epic.launch',
-      detail: { stage: 'redirected', context: 'provider', scope },
     });
     this.logger.log({ orgId: registration.organizationId }, 'EHR launch: redirecting the provider to Epic');
     return url;
@@ -104,42 +81,24 @@ export class ProviderLaunchService implements AuthorizationCompletion {
    * transaction.
    */
   async complete(context: CompletionContext): Promise<CompletedAuthorization> {
-    const { registration, organization, tokens, fhirUser, response, fail } = context;
+    const { tokens, fhirUser, response, fail } = context;
     const orgId = context.pending.organizationId;
-    if (!fhirUser || !/(^|\/)Practitioner\/[^/]+$/.test(fhirUser)) {
+    if (!fhirUser || !fhirUserId(fhirUser, 'Practitioner')) {
       throw await fail(
         EpicAuthErrorCode.IdTokenInvalid,
         'Epic did not identify a clinician (the id_token has no Practitioner fhirUser); the launch cannot continue.',
       );
     }
-    const launched = await this.dataSource.transaction(async (manager) => {
-      const user = await this.users.findOrCreateLaunchUser(manager, orgId, Role.Provider, fhirUser);
-      const stored = await this.connections.connectUser(manager, {
-        organizationId: orgId,
-        userId: user.id,
-        purpose: 'provider',
-        fhirBaseUrl: registration.fhirBaseUrl,
-        tokens,
-        fhirUser,
-        needPatientBanner: readBoolean(response.need_patient_banner),
-        smartStyleUrl:
-          typeof response.smart_style_url === 'string' ? response.smart_style_url.slice(0, 2048) : null,
-      });
-      await this.audit.record(
-        {
-          actor: user,
-          organization,
-          action: 'epic.launch',
-          detail: {
-            stage: 'completed',
-            context: 'provider',
-            patient: tokens.patientId,
-            encounter: tokens.encounterId,
-          },
-        },
-        manager,
-      );
-      return { user, credentialId: stored.id };
+    const launched = await this.steps.store(context, {
+      role: 'provider',
+      fhirUser,
+      user: (manager) => this.users.findOrCreateLaunchUser(manager, orgId, Role.Provider, fhirUser),
+      tokens,
+      // The EHR's launch context: whether to show a patient banner, and its style.
+      needPatientBanner: readBoolean(response.need_patient_banner),
+      smartStyleUrl:
+        typeof response.smart_style_url === 'string' ? response.smart_style_url.slice(0, 2048) : null,
+      auditDetail: { patient: tokens.patientId, encounter: tokens.encounterId },
     });
     this.logger.log({ orgId, userId: launched.user.id }, `EHR launch completed for organization ${orgId}`);
     return { kind: 'provider', organizationId: orgId, ...launched };

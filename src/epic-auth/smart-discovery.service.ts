@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import { EpicRegistration } from 'src/organizations/organization.types';
 import { blockedAddressError } from 'src/outbound/outbound-guard';
 import { OutboundHttp } from 'src/outbound/outbound-http.service';
 
@@ -52,8 +53,21 @@ export class SmartDiscoveryService {
     private readonly outbound: OutboundHttp,
   ) {}
 
+  /**
+   * The SMART endpoints of an organization's registered server, as its client sees them: its FHIR
+   * base, with its client ID (`Epic-Client-ID`) and client authentication method.
+   */
+  discoverFor(
+    registration: Pick<EpicRegistration, 'fhirBaseUrl' | 'clientId' | 'tokenAuthMethod'>,
+  ): Promise<SmartConfiguration> {
+    return this.discover(registration.fhirBaseUrl, {
+      clientId: registration.clientId,
+      authMethod: registration.tokenAuthMethod,
+    });
+  }
+
   async discover(fhirBaseUrl: string, options: DiscoverOptions = {}): Promise<SmartConfiguration> {
-    const base = fhirBaseUrl.replace(/\/+$/, '');
+    const base = withoutTrailingSlashes(fhirBaseUrl);
     const authMethod = options.authMethod ?? 'client_secret_basic';
     const key = `${base}\n${options.clientId ?? ''}\n${authMethod}`;
     const now = (options.now ?? new Date()).getTime();
@@ -80,7 +94,7 @@ export class SmartDiscoveryService {
 
   /** Forgets what was discovered for a base URL (after its registration changes). */
   forget(fhirBaseUrl: string): void {
-    const base = fhirBaseUrl.replace(/\/+$/, '');
+    const base = withoutTrailingSlashes(fhirBaseUrl);
     for (const key of this.cache.keys()) if (key.startsWith(`${base}\n`)) this.cache.delete(key);
   }
 
@@ -199,4 +213,12 @@ export class SmartDiscoveryService {
       };
     }
   }
+}
+
+/**
+ * The base that URLs are built on and results cached under (`discover` and `forget` must agree).
+ * Case is kept: a server's paths may be case-sensitive.
+ */
+function withoutTrailingSlashes(fhirBaseUrl: string): string {
+  return fhirBaseUrl.replace(/\/+$/, '');
 }

@@ -161,10 +161,7 @@ export class ConnectionTestService {
       const base = registration!.fhirBaseUrl;
       this.discovery.forget(base); // a test must reach the server, not the cache
       try {
-        const server = await this.discovery.discover(base, {
-          clientId: registration!.clientId,
-          authMethod: registration!.tokenAuthMethod,
-        });
+        const server = await this.discovery.discoverFor(registration!);
         authorizationEndpoint = server.authorizationEndpoint;
         return `Found the SMART configuration: authorize at ${server.authorizationEndpoint}, tokens at ${server.tokenEndpoint}.`;
       } catch (error) {

@@ -45,6 +45,17 @@ describe('retry policy', () => {
     expect(isRetryableForward('PUT', 'Patient/1', '', { 'if-match': ' ' })).toBe(false);
   });
 
+  it('never retries a Bulk Data kick-off: each one the server receives starts a job', () => {
+    const none = {};
+    expect(isRetryableForward('GET', 'Patient/$export', '_type=Patient', none)).toBe(false);
+    expect(isRetryableForward('GET', 'Group/g1/$export', '', none)).toBe(false);
+    expect(isRetryableForward('GET', '$export', '', none)).toBe(false);
+    expect(isRetryableForward('POST', 'Patient/$export', '', { 'if-none-exist': 'x' })).toBe(false);
+    // The job's own URLs are reads like any other.
+    expect(isRetryableForward('GET', 'BulkRequest/job-1', '', none)).toBe(true);
+    expect(isRetryableForward('GET', '$export-poll-status', '_jobId=1', none)).toBe(true);
+  });
+
   it('treats network errors, timeouts, 429 and 5xx as transient, other failures not', () => {
     const transient = (status?: number, code?: string) => isTransientFailure(status, code);
     expect([429, 500, 502, 503, 504].every((s) => transient(s))).toBe(true);

@@ -25,6 +25,11 @@ export const isIdempotent = (method: string | undefined): boolean =>
  * - a conditional update or delete (`PUT [type]?search`, `DELETE [type]?search`) acts on whatever
  *   matches, once or twice alike (FHIR R4 §3.1.0.4.3, §3.1.0.7.1).
  * Every other write is sent once: a timeout does not say whether the server applied it.
+ *
+ * A Bulk Data kick-off (`$export`, by GET or POST) is never sent twice either, though a GET: each
+ * kick-off the server receives starts a job (https://hl7.org/fhir/uv/bulkdata/export.html,
+ * "Bulk Data Kick-off Request"), so a retry after a timeout or a 5xx may start a second export of the
+ * same data. The caller sees the failure and decides.
  */
 export function isRetryableForward(
   method: string,
@@ -33,6 +38,7 @@ export function isRetryableForward(
   headers: Readonly<Record<string, string>>,
 ): boolean {
   const verb = method.toUpperCase();
+  if (path.split('/').at(-1) === '$export') return false;
   if (verb === 'GET' || verb === 'HEAD') return true;
   const has = (name: string) => (headers[name] ?? '').trim() !== '';
   switch (verb) {

@@ -1,9 +1,11 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
 import { Request } from 'express';
 
 import { ApiKeysService } from 'src/api-keys/api-keys.service';
 import { ApiKeyPrincipal } from 'src/api-keys/api-keys.types';
 import { ErrorCode } from 'src/common/errors/domain-error';
+import { OrganizationDeletedEvent, OrganizationEvents } from 'src/organizations/organizations.events';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 
 import { GatewayError } from './gateway.errors';
@@ -21,49 +23,22 @@ const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
  * How long an instance remembers which organization a slug names: one lookup less per request.
- * A renamed or deleted organization is seen within this time (its requests then find no
- * connection, or the key's organization no longer matches: 503 or 403).
+ * A renamed organization, or one deleted on another instance, is seen within this time (its
+ * requests then find no connection, or the key's organization no longer matches: 503 or 403); one
+ * deleted on this instance is forgotten at once (`organizations.deleted`), so its slug, taken by
+ * another organization, names that one at once.
  */
 const SLUG_CACHE_MS = 5_000;
 const SLUG_CACHE_SIZE = 10_000;
 
-/**
- * The gateway's authentication: the API key in `Authorization: Bearer`, verified by ApiKeys (401
- * when missing, malformed, unknown, revoked or expired), counted as used, and valid only for its own
- * organization's URL. A key of another organization and an organization that does not exist get
- * the same 403, so a key cannot probe which organizations exist.
- */
+/** Which organization a slug names, remembered for SLUG_CACHE_MS (unknown slugs are not remembered). */
 @Injectable()
-export class ApiKeyGuard implements CanActivate {
+export class OrganizationSlugCache {
   private readonly slugs = new Map<string, { id: string; slug: string; until: number }>();
 
-  constructor(
-    private readonly apiKeys: ApiKeysService,
-    private readonly organizations: OrganizationsService,
-  ) {}
+  constructor(private readonly organizations: OrganizationsService) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<GatewayRequest>();
-    const presented = BEARER.exec(req.headers.authorization ?? '')?.[1];
-    if (!presented) {
-      throw new GatewayError(ErrorCode.Unauthenticated, 'Send an API key: Authorization: Bearer <key>.');
-    }
-    const principal = await this.apiKeys.authenticate(presented);
-    this.apiKeys.recordUse(principal);
-    const slug = String(req.params.slug);
-    const organization = await this.organizationOf(slug);
-    if (!organization || organization.id !== principal.organizationId) {
-      throw new GatewayError(
-        ErrorCode.Forbidden,
-        `This API key gives no access to the organization "${slug.slice(0, 100)}".`,
-      );
-    }
-    req.gatewayCaller = { principal, organization: { id: organization.id, slug: organization.slug } };
-    return true;
-  }
-
-  /** The organization a slug names, remembered for SLUG_CACHE_MS (unknown slugs are not remembered). */
-  private async organizationOf(slug: string): Promise<{ id: string; slug: string } | null> {
+  async organizationOf(slug: string): Promise<{ id: string; slug: string } | null> {
     const now = Date.now();
     const known = this.slugs.get(slug);
     if (known && known.until > now) return known;
@@ -73,5 +48,48 @@ export class ApiKeyGuard implements CanActivate {
     const entry = { id: found.id, slug: found.slug, until: now + SLUG_CACHE_MS };
     this.slugs.set(slug, entry);
     return entry;
+  }
+
+  /** An organization deleted on this instance: its slug is looked up afresh at once. */
+  @OnEvent(OrganizationEvents.Deleted)
+  onOrganizationDeleted(event: OrganizationDeletedEvent): void {
+    for (const [slug, entry] of this.slugs) if (entry.id === event.organizationId) this.slugs.delete(slug);
+  }
+}
+
+/**
+ * The gateway's authentication: the API key in `Authorization: Bearer`, verified by ApiKeys (401
+ * when missing, malformed, unknown, revoked or expired; 429 for a client that sent too many guessed
+ * keys, API_KEY_FAILURE_LIMIT), counted as used, and valid only for its own
+ * organization's URL. A key of another organization and an organization that does not exist get
+ * the same 403, so a key cannot probe which organizations exist.
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  constructor(
+    private readonly apiKeys: ApiKeysService,
+    private readonly slugs: OrganizationSlugCache,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<GatewayRequest>();
+    const presented = BEARER.exec(req.headers.authorization ?? '')?.[1];
+    if (!presented) {
+      throw new GatewayError(ErrorCode.Unauthenticated, 'Send an API key: Authorization: Bearer <key>.');
+    }
+    // req.ip: the client's address (behind a proxy, with TRUST_PROXY). Guessed keys are counted per
+    // client; past API_KEY_FAILURE_LIMIT it gets 429 with Retry-After for any key not held in memory.
+    const principal = await this.apiKeys.authenticate(presented, req.ip);
+    this.apiKeys.recordUse(principal);
+    const slug = String(req.params.slug);
+    const organization = await this.slugs.organizationOf(slug);
+    if (!organization || organization.id !== principal.organizationId) {
+      throw new GatewayError(
+        ErrorCode.Forbidden,
+        `This API key gives no access to the organization "${slug.slice(0, 100)}".`,
+      );
+    }
+    req.gatewayCaller = { principal, organization: { id: organization.id, slug: organization.slug } };
+    return true;
   }
 }

@@ -29,15 +29,17 @@ function feed(input: Buffer, cuts: number[], using: Replacement[] = replacements
 /** The expected result, computed independently: a global regex over the whole text. */
 function expected(text: string): string {
   const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  // UPSTREAM's scheme and host are already in lower case: two spellings, each plain and escaped.
+  // UPSTREAM's scheme and host are already in lower case: two spellings, each plain and escaped
+  // (`\/`, `\u002F`, `\u002f`).
   const spellings = [UPSTREAM, UPSTREAM.toLowerCase()];
   let out = text;
   for (const spelling of new Set(spellings)) {
-    const escaped = spelling.replace(/\//g, '\\/');
-    out = out.replace(
-      new RegExp(`${escape(escaped)}(?![A-Za-z0-9\\-._~%:@+])`, 'g'),
-      GATEWAY.replace(/\//g, '\\/'),
-    );
+    for (const slash of ['\\/', '\\u002F', '\\u002f']) {
+      out = out.replace(
+        new RegExp(`${escape(spelling.split('/').join(slash))}(?![A-Za-z0-9\\-._~%:@+])`, 'g'),
+        GATEWAY.split('/').join(slash),
+      );
+    }
     out = out.replace(new RegExp(`${escape(spelling)}(?![A-Za-z0-9\\-._~%:@+])`, 'g'), GATEWAY);
   }
   return out;
@@ -103,6 +105,19 @@ describe('BaseUrlReplacer', () => {
     expect(JSON.parse(out)).toEqual({ url: `${GATEWAY}/Patient/1` });
   });
 
+  it('replaces a base written with \\u002F-escaped slashes, keeping that style, at every cut', () => {
+    for (const slash of ['\\u002F', '\\u002f']) {
+      const escaped = `{"url":"${UPSTREAM.split('/').join(slash)}${slash}Patient${slash}1"}`;
+      const want = `{"url":"${GATEWAY.split('/').join(slash)}${slash}Patient${slash}1"}`;
+      const input = Buffer.from(escaped);
+      for (let cut = 0; cut <= input.length; cut++) expect(feed(input, [cut])).toBe(want);
+      expect(JSON.parse(want)).toEqual({ url: `${GATEWAY}/Patient/1` });
+    }
+    // A longer URL that only begins like the base, so escaped, is left alone.
+    const other = `"${UPSTREAM.split('/').join('\\u002F')}B\\u002FPatient"`;
+    expect(feed(Buffer.from(other), [])).toBe(other);
+  });
+
   it('leaves a URL that only begins like the base (R4B, another port, a longer host)', () => {
     for (const other of [`${UPSTREAM}B/Patient/1`, `${UPSTREAM}.old`, `${UPSTREAM}-2/x`]) {
       const text = `{"url":"${other}"}`;
@@ -143,6 +158,8 @@ describe('BaseUrlReplacer', () => {
     const parts = [
       UPSTREAM,
       UPSTREAM.replace(/\//g, '\\/'),
+      UPSTREAM.split('/').join('\\u002F'),
+      UPSTREAM.toLowerCase().split('/').join('\\u002f'),
       UPSTREAM.toLowerCase(),
       UPSTREAM.slice(0, 20),
       `${UPSTREAM}B`,
@@ -150,6 +167,7 @@ describe('BaseUrlReplacer', () => {
       '"',
       'x',
       '\\/',
+      '\\u002F',
       ' ',
     ];
     for (let round = 0; round < 200; round++) {

@@ -13,14 +13,19 @@ export interface Replacement {
  */
 const CONTINUES_URL = /[A-Za-z0-9\-._~%:@+]/;
 
-/** JSON may escape `/` as `\/` (RFC 8259 §7); the escaped form is replaced by the escaped gateway base. */
-const jsonEscaped = (url: string): string => url.replace(/\//g, '\\/');
+/**
+ * The ways JSON may write `/` (RFC 8259 §7): as is, `\/`, or `\u002F` (hex digits in either case,
+ * as some encoders write every slash). A base written one way is replaced by the gateway base
+ * written the same way, so the answer keeps its encoder's style.
+ */
+const SLASH_ESCAPES = ['\\/', '\\u002F', '\\u002f'];
 
 /**
  * Every spelling of the upstream FHIR base to replace with the gateway base: as the connection
  * stored it, with its scheme and host in lower case (URLs compare them without case, RFC 3986
  * §6.2.2.1), and wholly in lower case (a server that matched the stored base case-insensitively); each
- * plain and JSON-escaped. Both bases come without a trailing slash.
+ * plain and with its slashes JSON-escaped (`\/`, `\u002F`, `\u002f`). Both bases come without a
+ * trailing slash.
  */
 export function baseUrlReplacements(upstreamBase: string, gatewayBase: string): Replacement[] {
   const origin = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(upstreamBase)?.[0] ?? '';
@@ -32,9 +37,12 @@ export function baseUrlReplacements(upstreamBase: string, gatewayBase: string): 
   const replacements: Replacement[] = [];
   for (const from of spellings) {
     replacements.push({ from: Buffer.from(from), to: Buffer.from(gatewayBase) });
-    const escaped = jsonEscaped(from);
-    if (escaped !== from) {
-      replacements.push({ from: Buffer.from(escaped), to: Buffer.from(jsonEscaped(gatewayBase)) });
+    if (!from.includes('/')) continue;
+    for (const slash of SLASH_ESCAPES) {
+      replacements.push({
+        from: Buffer.from(from.replaceAll('/', slash)),
+        to: Buffer.from(gatewayBase.replaceAll('/', slash)),
+      });
     }
   }
   return replacements;

@@ -1,4 +1,11 @@
-import { isBulkJobPath, isExportKickOff, isRead, refuseAccess, resourceTypesOf } from './gateway-access';
+import {
+  bulkJobOf,
+  isBulkJobPath,
+  isExportKickOff,
+  isRead,
+  refuseAccess,
+  resourceTypesOf,
+} from './gateway-access';
 
 const request = (method: string, path: string, query = '') => ({
   method,
@@ -87,6 +94,25 @@ describe('gateway access rules', () => {
       }
     });
 
+    it('follows a paging link at the base only when the gateway gave it to this key', () => {
+      const link = request('GET', '', '_getpages=abc&_getpagesoffset=10&_count=10');
+      expect(refuseAccess(limited, link)).toMatchObject({
+        kind: 'forbidden',
+        message: expect.stringContaining('Repeat the search') as string,
+      });
+      expect(refuseAccess(limited, { ...link, knownPagingLink: true })).toBeNull();
+      // Anything more than paging parameters is a request at the base like any other.
+      const more = request('GET', '', '_getpages=abc&_type=Encounter');
+      expect(refuseAccess(limited, { ...more, knownPagingLink: true })).toMatchObject({
+        kind: 'forbidden',
+        message: expect.stringContaining('may touch any type') as string,
+      });
+      const posted = request('POST', '', '_getpages=abc');
+      expect(refuseAccess(limited, { ...posted, knownPagingLink: true })).toMatchObject({
+        kind: 'forbidden',
+      });
+    });
+
     it('checks the type a compartment search returns', () => {
       expect(refuseAccess(limited, request('GET', 'Patient/1/Observation'))).toBeNull();
       expect(refuseAccess(limited, request('GET', 'Patient/1/Encounter'))).toMatchObject({
@@ -139,6 +165,20 @@ describe('gateway access rules: Bulk Data (src/gateway/README.md, "Bulk Data")',
     expect(isBulkJobPath(['BulkRequest', 'job', 'file.ndjson'])).toBe(true);
     expect(isBulkJobPath(['$export-poll-status'])).toBe(true);
     expect(isBulkJobPath(['BulkRequest'])).toBe(false);
+  });
+
+  it('names the job of a status URL or file: the status path the gateway recorded at the kick-off', () => {
+    const none = new URLSearchParams();
+    expect(bulkJobOf(['BulkRequest', 'job-1'], none)).toBe('BulkRequest/job-1');
+    expect(bulkJobOf(['BulkRequest', 'job-1', 'Patient-1.ndjson'], none)).toBe('BulkRequest/job-1');
+    expect(bulkJobOf(['$export-poll-status'], new URLSearchParams('_jobId=abc'))).toBe(
+      '$export-poll-status?_jobId=abc',
+    );
+    // No job, or an ambiguous one: nothing the gateway could have recorded.
+    expect(bulkJobOf(['$export-poll-status'], none)).toBeNull();
+    expect(bulkJobOf(['$export-poll-status'], new URLSearchParams('_jobId=a&_jobId=b'))).toBeNull();
+    expect(bulkJobOf(['Patient', '1'], none)).toBeNull();
+    expect(bulkJobOf(['BulkRequest'], none)).toBeNull();
   });
 
   it('lets a read key kick off, poll, download and cancel; other writes on job URLs need read_write', () => {

@@ -1,5 +1,7 @@
 import type { ApiKeyPrincipal } from 'src/api-keys/api-keys.types';
 
+import { basePagingId } from './paging-links';
+
 /** A gateway request, as the permission rules see it. */
 export interface GatewayRequestShape {
   /** Upper case. */
@@ -8,6 +10,11 @@ export interface GatewayRequestShape {
   segments: string[];
   /** The search parameters: the query, plus a form-encoded `_search` body. */
   params: URLSearchParams;
+  /**
+   * For a paging link at the base (`[base]?_getpages=<id>`): whether the gateway passed that id on
+   * to this key in the answer to one of its own searches (PagingMemory, paging-links.ts).
+   */
+  knownPagingLink?: boolean;
 }
 
 /** Why a request is refused: a method the gateway does not serve, or one the key may not use. */
@@ -49,6 +56,18 @@ export function isBulkJobPath(segments: string[]): boolean {
   const [first] = segments;
   if (first === 'BulkRequest') return segments.length === 2 || segments.length === 3;
   return segments.length === 1 && first === '$export-poll-status';
+}
+
+/**
+ * The job a Bulk Data job URL belongs to, as the gateway records it at the kick-off: its status
+ * path, `BulkRequest/[job]` for the status URL and files of Epic's layout, `$export-poll-status?_jobId=[job]`
+ * for HAPI FHIR's. Null for anything else (and for a HAPI status URL without one `_jobId`).
+ */
+export function bulkJobOf(segments: string[], params: URLSearchParams): string | null {
+  if (!isBulkJobPath(segments)) return null;
+  if (segments[0] === 'BulkRequest') return `BulkRequest/${segments[1]}`;
+  const ids = params.getAll('_jobId');
+  return ids.length === 1 && ids[0] !== '' ? `$export-poll-status?_jobId=${ids[0]}` : null;
 }
 
 /** Cancelling a Bulk Data job (`DELETE` on its status URL): part of reading, it changes no data. */
@@ -127,6 +146,18 @@ export function refuseAccess(
   }
   const allowed = principal.resourceTypes;
   if (allowed === null) return null;
+  if ((method === 'GET' || method === 'HEAD') && basePagingId(segments, params) !== null) {
+    // Its types are those of the search it pages, which this key made (and was checked for).
+    if (request.knownPagingLink) return null;
+    return {
+      kind: 'forbidden',
+      message:
+        'This API key is limited to some resource types, and may follow a paging link at the ' +
+        "server's base ([base]?_getpages=…) only when the gateway gave it that link in the answer to " +
+        "one of the key's own searches, on the same gateway instance, within the last 30 minutes. " +
+        'Repeat the search to page it again.',
+    };
+  }
   // A kick-off by POST carries its _type in a Parameters body, which is not read here: any type.
   const postedExport = isExportKickOff(segments) && method !== 'GET' && method !== 'HEAD';
   const touched = postedExport ? 'all' : resourceTypesOf(segments, params);

@@ -1,45 +1,40 @@
-import { Body, Controller, Get, Param, Put } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Get, Param, Put } from '@nestjs/common';
+import { ApiOkResponse, ApiProperty } from '@nestjs/swagger';
 import { IsInt, IsOptional, Max, Min, ValidateIf } from 'class-validator';
 
 import { CurrentUser, OrgScope, Roles } from 'src/common/decorators/auth.decorators';
+import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
 import { OrgIdParam } from 'src/organizations/dto/organization.dto';
 import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { GatewayThrottleService } from './throttle/gateway-throttle.service';
-import { ApiOkResponse, ApiProperty } from '@nestjs/swagger';
-import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
+import { CONCURRENCY_RANGE, RATE_RANGE } from './throttle/throttle-policy';
+
+/** An optional whole number within `range` (the config's, env.schema.ts), or null for the default. */
+const LimitOverride = (range: { min: number; max: number }, description: string): PropertyDecorator =>
+  applyDecorators(
+    ApiProperty({
+      type: 'integer',
+      minimum: range.min,
+      maximum: range.max,
+      nullable: true,
+      required: false,
+      description: `${description}; null restores the default`,
+    }),
+    IsOptional(),
+    ValidateIf((_o, value) => value !== null),
+    IsInt(),
+    Min(range.min),
+    Max(range.max),
+  );
 
 /** A root admin's override of an organization's gateway limits: a number sets it, null restores the default. */
 class GatewayLimitsDto {
-  @ApiProperty({
-    type: 'integer',
-    minimum: 1,
-    maximum: 10_000,
-    nullable: true,
-    required: false,
-    description: 'null: the default',
-  })
-  @IsOptional()
-  @ValidateIf((_o, value) => value !== null)
-  @IsInt()
-  @Min(1)
-  @Max(10_000)
+  @LimitOverride(RATE_RANGE, 'Requests the organization may start per second, all instances together')
   ratePerSecond?: number | null;
 
-  @ApiProperty({
-    type: 'integer',
-    minimum: 1,
-    maximum: 1_000,
-    nullable: true,
-    required: false,
-    description: 'null: the default',
-  })
-  @IsOptional()
-  @ValidateIf((_o, value) => value !== null)
-  @IsInt()
-  @Min(1)
-  @Max(1_000)
+  @LimitOverride(CONCURRENCY_RANGE, 'Requests the organization may have in flight at once')
   concurrency?: number | null;
 }
 

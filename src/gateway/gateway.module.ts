@@ -5,7 +5,9 @@ import { ConnectionsModule } from 'src/connections/connections.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
-import { ApiKeyGuard } from './api-key.guard';
+import { ApiKeyGuard, OrganizationSlugCache } from './api-key.guard';
+import { BulkJobsRepository } from './bulk-jobs.repository';
+import { PagingMemory } from './paging-links';
 import { GatewayController } from './gateway.controller';
 import { GatewayLimitsController } from './gateway-limits.controller';
 import { GatewayService } from './gateway.service';
@@ -34,7 +36,13 @@ import { GatewayTrafficModule } from './traffic/gateway-traffic.module';
   // Per-organization concurrency and rate limits shared by all instances (throttle/README.md).
   providers: [
     GatewayService,
+    // Which API key started which Bulk Data job (gateway_bulk_job).
+    BulkJobsRepository,
+    // The paging links at the base each allow-listed key was given (per instance, in memory).
+    { provide: PagingMemory, useFactory: () => new PagingMemory() },
     ApiKeyGuard,
+    // Which organization a slug names (5 s per instance; forgotten when one is deleted here).
+    OrganizationSlugCache,
     { provide: GATEWAY_THROTTLE, useExisting: GatewayThrottleService },
   ],
 })

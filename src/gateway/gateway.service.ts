@@ -1,7 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Response } from 'express';
 
 import { ErrorCode } from 'src/common/errors/domain-error';
@@ -9,6 +9,7 @@ import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { CredentialTarget, TokenStoreService } from 'src/connections/token-store.service';
 import {
   FhirClientService,
+  forwardPathSegments,
   ForwardRequest,
   ForwardResponse,
   RESOURCE_TYPE_PATTERN,
@@ -16,12 +17,15 @@ import {
 
 import { GatewayCaller, GatewayRequest } from './api-key.guard';
 import { BaseUrlRewriteStream, baseUrlReplacements, rewriteText } from './base-url-rewriter';
-import { gatewayCapabilityStatement } from './capability-statement';
-import { AccessRefusal, refuseAccess } from './gateway-access';
+import { gatewayCapabilityStatement, gatewayCapabilityStatementXml } from './capability-statement';
+import { BulkJobsRepository } from './bulk-jobs.repository';
+import { AccessRefusal, bulkJobOf, isBulkJobPath, isExportKickOff, refuseAccess } from './gateway-access';
 import { gatewayTarget, isForm, readRequestBody, searchParams } from './gateway-request';
+import { basePagingId, PagingIdScanner, PagingMemory } from './paging-links';
 import { GatewayError } from './gateway.errors';
 import { GATEWAY_THROTTLE, GatewayThrottle } from './throttle-seam';
 import { GatewayTrafficService } from './traffic/gateway-traffic.service';
+import { afterFirstPiece, idleLimited } from './upstream-body';
 
 /** Selects one of the organization's users' own connections instead of the organization's. */
 export const USER_HEADER = 'x-epic-connect-user';
@@ -38,11 +42,15 @@ const MAX_CAPABILITY_STATEMENT_BYTES = 16 * 1024 * 1024;
  */
 @Injectable()
 export class GatewayService {
+  private readonly logger = new Logger(GatewayService.name);
+
   constructor(
     private readonly fhir: FhirClientService,
     private readonly tokens: TokenStoreService,
     @Inject(GATEWAY_THROTTLE) private readonly throttle: GatewayThrottle,
     private readonly traffic: GatewayTrafficService,
+    private readonly bulkJobs: BulkJobsRepository,
+    private readonly pagingLinks: PagingMemory,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -52,7 +60,12 @@ export class GatewayService {
     const seen = this.recordWhenEnded(caller, method, res);
     const { path, segments, query } = gatewayTarget(req.originalUrl);
     seen.resourceType = resourceTypeOf(segments);
-    check(refuseAccess(caller.principal, { method, segments, params: new URLSearchParams(query) }));
+    const params = new URLSearchParams(query);
+    const { keyId, resourceTypes } = caller.principal;
+    // Paging links at the base are followed by an allow-listed key only if it was given them.
+    const pagingId = resourceTypes === null ? null : basePagingId(segments, params);
+    const knownPagingLink = pagingId !== null && this.pagingLinks.knows(keyId, pagingId);
+    check(refuseAccess(caller.principal, { method, segments, params, knownPagingLink }));
     const body = await readRequestBody(req, env.GATEWAY_MAX_REQUEST_BYTES);
     if (body && isForm(req.headers['content-type'])) {
       // A search sent as a form carries its parameters (_include…) in the body: check them too.
@@ -64,6 +77,8 @@ export class GatewayService {
         }),
       );
     }
+    // A Bulk Data job's URLs serve only the key that started it (only these paths read the table).
+    if (isBulkJobPath(segments)) await this.checkJobStarter(caller, segments, params);
     const target = await this.targetOf(caller, req.headers[USER_HEADER]);
     if ('credentialId' in target) seen.userId = String(req.headers[USER_HEADER]).trim();
     const organizationId = caller.organization.id;
@@ -73,9 +88,10 @@ export class GatewayService {
       if (!res.writableFinished) abort.abort();
     });
     const release = await this.throttle.acquire(organizationId);
+    let answer: ForwardResponse | undefined;
     try {
       if (abort.signal.aborted) return; // left while queued: nothing is sent
-      const answer = await this.send(organizationId, target, {
+      answer = await this.send(organizationId, target, {
         method,
         path,
         query,
@@ -87,18 +103,48 @@ export class GatewayService {
       const gatewayBase = `${this.config.publicBaseUrl}/gateway/${encodeURIComponent(caller.organization.slug)}/fhir`;
       const replacements = baseUrlReplacements(answer.fhirBaseUrl, gatewayBase);
       const metadata = method === 'GET' && path === 'metadata' && answer.status === 200;
-      const stream = metadata ? await capabilityStatement(answer) : answer.stream;
+      // A server that stops sending midway is cut off after GATEWAY_UPSTREAM_IDLE_MS of silence.
+      const idleMs = env.GATEWAY_UPSTREAM_IDLE_MS;
+      let answerBody: AsyncIterable<Buffer> = idleLimited(
+        answer.stream,
+        idleMs,
+        () => {
+          seen.stalled = true;
+          return new GatewayError(
+            ErrorCode.EpicUnavailable,
+            `The FHIR server stopped sending its answer (nothing for ${idleMs} ms).`,
+            { status: 504, issue: 'timeout' },
+          );
+        },
+        upstreamBroke,
+      );
+      if (metadata) answerBody = await capabilityStatement(answer.headers['content-type'], answerBody);
+      if (resourceTypes !== null && answer.status === 200) {
+        // An allow-listed key's answer: the paging links at the base it holds are this key's to follow.
+        answerBody = withPagingIds(answerBody, answer.fhirBaseUrl, (id) =>
+          this.pagingLinks.remember(keyId, id),
+        );
+      }
+      // Nothing is sent before the server's first piece: silent from the start is a whole 504.
+      answerBody = await afterFirstPiece(answerBody);
+      const statusUrl = answer.headers['content-location'];
+      if (isExportKickOff(segments) && answer.status === 202 && statusUrl !== undefined) {
+        // Recorded before the caller learns the status URL, so its first poll finds the job.
+        await this.bindJob(caller, rewriteText(statusUrl, replacements), gatewayBase);
+      }
       res.status(answer.status);
       for (const [name, value] of Object.entries(answer.headers)) {
         res.setHeader(name, rewriteText(value, replacements));
       }
       // Streamed: a large Bundle passes through in pieces, never whole in memory.
-      await pipeline(stream, new BaseUrlRewriteStream(replacements), countBytes(seen), res);
+      await pipeline(answerBody, new BaseUrlRewriteStream(replacements), countBytes(seen), res);
     } catch (error) {
       // The caller left: its cancelled call (or broken stream) is nobody's error, and not logged.
       if (abort.signal.aborted) return;
       throw error;
     } finally {
+      // Whatever stopped the answer early, the call to the server stops too.
+      if (answer && !answer.stream.readableEnded) answer.stream.destroy();
       release();
     }
   }
@@ -111,7 +157,7 @@ export class GatewayService {
   private recordWhenEnded(caller: GatewayCaller, method: string, res: Response): AccessSeen {
     const started = performance.now();
     const at = new Date();
-    const seen: AccessSeen = { resourceType: null, userId: null, streamedBytes: null };
+    const seen: AccessSeen = { resourceType: null, userId: null, streamedBytes: null, stalled: false };
     res.once('close', () => {
       // Answers the gateway wrote itself (errors) carry their Content-Length; streamed ones are counted.
       const length = Number(res.getHeader('content-length') ?? 0);
@@ -121,14 +167,74 @@ export class GatewayService {
         userId: seen.userId,
         method,
         resourceType: seen.resourceType,
-        // 499: the caller left before any answer (nginx's convention).
-        status: res.headersSent ? res.statusCode : 499,
+        // 504: the server stalled midway, the answer was cut off; 499: the caller left before any
+        // answer (nginx's convention).
+        status: seen.stalled ? 504 : res.headersSent ? res.statusCode : 499,
         durationMs: performance.now() - started,
         bytesSent: seen.streamedBytes ?? (Number.isFinite(length) ? length : 0),
         at,
       });
     });
     return seen;
+  }
+
+  /**
+   * Refuses a Bulk Data job URL unless the caller's key started that job through the gateway: 404
+   * alike for a job unknown here and another key's (a status URL says nothing of whose it is).
+   */
+  private async checkJobStarter(
+    caller: GatewayCaller,
+    segments: string[],
+    params: URLSearchParams,
+  ): Promise<void> {
+    const job = bulkJobOf(segments, params);
+    const started =
+      job !== null && (await this.bulkJobs.startedBy(caller.organization.id, job, caller.principal.keyId));
+    if (!started) {
+      throw new GatewayError(
+        ErrorCode.NotFound,
+        'No Bulk Data export of this API key at this URL: the job is unknown, expired, or was ' +
+          'started with another API key (only the keys that kicked it off may poll, download or cancel it).',
+      );
+    }
+  }
+
+  /**
+   * Records which key started the job a kick-off's 202 names (its status URL, rewritten to the
+   * gateway). A status URL the gateway does not recognise as a job's is not recorded: the caller
+   * gets it as the server sent it, and its job URLs are then refused as unknown (404).
+   */
+  private async bindJob(caller: GatewayCaller, statusUrl: string, gatewayBase: string): Promise<void> {
+    const rest = statusUrl.startsWith(`${gatewayBase}/`) ? statusUrl.slice(gatewayBase.length + 1) : null;
+    const q = rest?.indexOf('?') ?? -1;
+    // A trailing `/` is trimmed, as gatewayTarget() trims it from the caller's polls.
+    const path = rest === null ? null : (q === -1 ? rest : rest.slice(0, q)).replace(/\/$/, '');
+    const segments = path === null ? null : forwardPathSegments(path);
+    const job = segments
+      ? bulkJobOf(segments, new URLSearchParams(q === -1 ? '' : rest!.slice(q + 1)))
+      : null;
+    if (job === null) {
+      this.logger.warn(
+        { organizationId: caller.organization.id },
+        'Bulk Data kick-off answered with a status URL of an unknown layout: the job is not bound to its key',
+      );
+      return;
+    }
+    try {
+      await this.bulkJobs.record(caller.organization.id, job, caller.principal.keyId);
+    } catch (error) {
+      // The server runs the export anyway: say so, rather than a 500 that reads as "nothing happened".
+      this.logger.error(
+        { organizationId: caller.organization.id, keyId: caller.principal.keyId, job, err: error },
+        'Bulk Data export started on the FHIR server, but its job could not be bound to the API key',
+      );
+      throw new GatewayError(
+        ErrorCode.EpicUnavailable,
+        'The FHIR server started the Bulk Data export, but the gateway could not record it for this API ' +
+          'key, so its status URL would not be served: kick it off again later.',
+        { status: 502, issue: 'exception' },
+      );
+    }
   }
 
   /**
@@ -168,12 +274,9 @@ export class GatewayService {
     if (!userId || !UUID.test(userId)) {
       throw new GatewayError(ErrorCode.BadRequest, 'X-Epic-Connect-User must be one user id (a UUID).');
     }
-    const theirs = (await this.tokens.listUserCredentials(userId)).filter(
-      (credential) => credential.organizationId === caller.organization.id,
-    );
-    const live = theirs.find((credential) => credential.endedAt === null);
-    if (live) return { credentialId: live.id };
-    if (theirs.length > 0) {
+    const theirs = await this.tokens.userConnectionIn(userId, caller.organization.id);
+    if (theirs.liveCredentialId !== null) return { credentialId: theirs.liveCredentialId };
+    if (theirs.any) {
       throw new GatewayError(
         ErrorCode.ReauthenticationRequired,
         `The connection of user ${userId} ended: they must launch the app or connect their Epic account again.`,
@@ -189,6 +292,8 @@ interface AccessSeen {
   resourceType: string | null;
   userId: string | null;
   streamedBytes: number | null;
+  /** The server's answer stalled (GATEWAY_UPSTREAM_IDLE_MS): recorded as 504 though headers went out. */
+  stalled: boolean;
 }
 
 /**
@@ -219,15 +324,21 @@ function check(refusal: AccessRefusal | null): void {
   if (refusal) throw new GatewayError(ErrorCode.Forbidden, refusal.message);
 }
 
-/** A JSON CapabilityStatement with the gateway's security (gatewayCapabilityStatement); XML as it came. */
-async function capabilityStatement(answer: ForwardResponse): Promise<Readable> {
-  if (!/json/i.test(answer.headers['content-type'] ?? '')) return answer.stream;
+/**
+ * A 200 answer to `metadata`, read whole (bounded) to replace the server's security with the
+ * gateway's: JSON or FHIR XML, by its content type, or by its first character when the server named
+ * none. It fails closed: a statement that cannot be read is refused (502), never passed on as the
+ * server wrote it, since it would name the server's OAuth endpoints.
+ */
+async function capabilityStatement(
+  contentType: string | undefined,
+  body: AsyncIterable<Buffer>,
+): Promise<AsyncIterable<Buffer>> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of answer.stream as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     size += chunk.length;
     if (size > MAX_CAPABILITY_STATEMENT_BYTES) {
-      answer.stream.destroy();
       throw new GatewayError(
         ErrorCode.EpicUnavailable,
         'The FHIR server sent an oversized CapabilityStatement.',
@@ -239,11 +350,66 @@ async function capabilityStatement(answer: ForwardResponse): Promise<Readable> {
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');
+  const xml =
+    /xml/i.test(contentType ?? '') || (!/json/i.test(contentType ?? '') && text.trimStart().startsWith('<'));
+  if (xml) {
+    const rewritten = gatewayCapabilityStatementXml(text);
+    if (rewritten === null) {
+      throw new GatewayError(
+        ErrorCode.EpicUnavailable,
+        "The FHIR server's XML CapabilityStatement could not be read to replace its security section; " +
+          'ask for JSON (Accept: application/fhir+json).',
+        { status: 502 },
+      );
+    }
+    return toPieces(rewritten);
+  }
   let statement: unknown;
   try {
     statement = JSON.parse(text);
   } catch {
-    return Readable.from([text]);
+    throw new GatewayError(
+      ErrorCode.EpicUnavailable,
+      "The FHIR server's CapabilityStatement is not valid JSON or FHIR XML; the gateway does not pass it on.",
+      { status: 502 },
+    );
   }
-  return Readable.from([JSON.stringify(gatewayCapabilityStatement(statement))]);
+  return toPieces(JSON.stringify(gatewayCapabilityStatement(statement)));
+}
+
+/**
+ * The pieces of `source` as they are, telling `found` each paging id in them before they go on: scanned
+ * before the base is rewritten, so a link is matched at the server's own base.
+ */
+async function* withPagingIds(
+  source: AsyncIterable<Buffer>,
+  upstreamBase: string,
+  found: (id: string) => void,
+): AsyncGenerator<Buffer> {
+  const scanner = new PagingIdScanner(upstreamBase);
+  for await (const piece of source) {
+    scanner.push(piece).forEach(found);
+    yield piece;
+  }
+  // Before the answer ends: the caller cannot follow a link it has not wholly received.
+  scanner.end().forEach(found);
+}
+
+/**
+ * A read of the server's answer body that failed (its connection reset after the headers): the
+ * server's failure, 502, not ours. Before the first piece the caller gets a whole OperationOutcome;
+ * midway its answer is cut, as the server's was.
+ */
+function upstreamBroke(error: unknown): Error {
+  if (error instanceof GatewayError) return error;
+  return new GatewayError(
+    ErrorCode.EpicUnavailable,
+    'The connection to the FHIR server broke while it was sending its answer. Try again.',
+    { status: 502, issue: 'transient', cause: error },
+  );
+}
+
+/** A text as one piece. */
+function toPieces(text: string): AsyncIterable<Buffer> {
+  return Readable.from([Buffer.from(text)]);
 }

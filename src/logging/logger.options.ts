@@ -1,5 +1,6 @@
 import { IncomingMessage } from 'node:http';
 
+import { RequestMethod } from '@nestjs/common';
 import { Params } from 'nestjs-pino';
 import { destination, stdSerializers } from 'pino';
 
@@ -56,6 +57,11 @@ export function loggerParams(config: AppConfig): Params {
         : undefined,
   } satisfies Params['pinoHttp'];
   return {
+    // The FHIR gateway's requests are access records and metrics (src/gateway/README.md), not log
+    // lines, unless GATEWAY_REQUEST_LOG: no request logger, no line, no request id on that route.
+    ...(config.env.GATEWAY_REQUEST_LOG
+      ? {}
+      : { exclude: [{ path: 'gateway/*path', method: RequestMethod.ALL }] }),
     pinoHttp: config.env.LOG_FILE
       ? [
           { ...options, transport: undefined },

@@ -10,6 +10,9 @@ import {
 } from '@nestjs/swagger';
 
 import { ErrorCode } from 'src/common/errors/domain-error';
+import { GATEWAY_CONCURRENCY_RANGE, GATEWAY_RATE_RANGE } from 'src/config/env.schema';
+
+import { MANAGEMENT_SCHEMAS } from './management-schemas';
 
 /** Where the app serves its OpenAPI document (JSON only: Swagger UI's page carries inline styles, which the CSP forbids). */
 export const OPENAPI_PATH = '/api/openapi.json';
@@ -108,9 +111,24 @@ const createdApiKeySchema: SchemaObject = {
   },
 };
 
+/** The gateway limits in force for an organization (its override, else the configured default). */
 const gatewayLimitsSchema: SchemaObject = {
   type: 'object',
-  properties: { ratePerSecond: { type: 'integer' }, concurrency: { type: 'integer' } },
+  required: ['ratePerSecond', 'concurrency'],
+  properties: {
+    ratePerSecond: {
+      type: 'integer',
+      minimum: GATEWAY_RATE_RANGE.min,
+      maximum: GATEWAY_RATE_RANGE.max,
+      description: 'Requests the organization may start per second, all instances together.',
+    },
+    concurrency: {
+      type: 'integer',
+      minimum: GATEWAY_CONCURRENCY_RANGE.min,
+      maximum: GATEWAY_CONCURRENCY_RANGE.max,
+      description: 'Requests the organization may have in flight at once, all instances together.',
+    },
+  },
 };
 
 const outcome = (description: string, headers: ResponseObject['headers'] = {}): ResponseObject => ({
@@ -174,13 +192,26 @@ function gatewayPathItem(withPath: boolean): PathItemObject {
       '403': outcome(
         'The key may not do this (access, resource types, another organization, a user connection).',
       ),
-      '429': outcome("Over the organization's rate or concurrency limit.", retryAfter),
-      '502': outcome('The FHIR server answered with something unusable.'),
+      '404': outcome(
+        'Not served by the gateway: `.well-known/*` (it is no SMART server), or a Bulk Data job URL this ' +
+          'key did not start through the gateway.',
+      ),
+      '429': outcome(
+        "Over the organization's rate or concurrency limit, or this client sent too many refused API keys.",
+        retryAfter,
+      ),
+      '502': outcome(
+        'The FHIR server could not be reached, or answered with something unusable (a CapabilityStatement ' +
+          'the gateway cannot read to replace its security).',
+      ),
       '503': outcome(
         'The organization is not connected, or its connection needs re-authentication.',
         retryAfter,
       ),
-      '504': outcome('The FHIR server did not answer in time.'),
+      '504': outcome(
+        'The FHIR server did not answer in time, or went silent before its answer began ' +
+          '(`GATEWAY_UPSTREAM_IDLE_MS`); one that goes silent midway is cut off (the connection is closed).',
+      ),
     },
   });
   const methods = ['get', 'head', 'post', 'put', 'patch', 'delete'] as const;
@@ -262,6 +293,7 @@ export function buildOpenApiDocument(app: INestApplication, publicBaseUrl: strin
       ApiKeyView: apiKeyViewSchema,
       CreatedApiKey: createdApiKeySchema,
       GatewayLimits: gatewayLimitsSchema,
+      ...MANAGEMENT_SCHEMAS,
     },
   };
   return document;

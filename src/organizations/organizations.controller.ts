@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Put, Query } from '@nestjs/common';
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 
@@ -17,13 +18,42 @@ import {
 } from './dto/organization.dto';
 import { OrganizationJson } from './dto/organization.view';
 import { OrganizationsService } from './organizations.service';
-import { ManagementApi, SessionRead, SessionWrite } from 'src/openapi/openapi.decorators';
+import {
+  JsonResponse,
+  ManagementApi,
+  NoContentResponse,
+  QueryLimit,
+  SessionRead,
+  SessionWrite,
+} from 'src/openapi/openapi.decorators';
 
 class ListQuery {
-  @IsOptional() @IsString() @MaxLength(200) search?: string;
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(500) limit?: number;
+  @ApiPropertyOptional({
+    maxLength: 200,
+    description: 'Root admins: only names containing this (case-insensitive)',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  search?: string;
+
+  @QueryLimit(500, 100, 'Root admins: page size, by name')
+  limit?: number;
+
   // Bounded: 1e20 is an integer to JavaScript but past what PostgreSQL's OFFSET takes.
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(1_000_000_000) offset?: number;
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: 1_000_000_000,
+    default: 0,
+    description: 'Root admins: skip this many',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000_000)
+  offset?: number;
 }
 
 /** JSON API for organizations. Root admins manage all; org admins see and configure their own. */
@@ -36,6 +66,7 @@ export class OrganizationsController {
   ) {}
 
   @SessionRead()
+  @JsonResponse(['Organization'], 'Root admins: every organization (paged); org admins: their own')
   @Get()
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   async list(@CurrentUser() user: AuthUser, @Query() query: ListQuery): Promise<OrganizationJson[]> {
@@ -47,6 +78,7 @@ export class OrganizationsController {
   }
 
   @SessionWrite()
+  @JsonResponse('Organization', 'Created', 201)
   @Post()
   @Roles(Role.RootAdmin)
   async create(@CurrentUser() user: AuthUser, @Body() dto: CreateOrganizationDto): Promise<OrganizationJson> {
@@ -54,6 +86,7 @@ export class OrganizationsController {
   }
 
   @SessionRead()
+  @JsonResponse('Organization', 'The organization')
   @Get(':orgId')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -62,6 +95,7 @@ export class OrganizationsController {
   }
 
   @SessionWrite()
+  @JsonResponse('Organization', 'Updated')
   @Patch(':orgId')
   @Roles(Role.RootAdmin)
   async update(
@@ -73,6 +107,7 @@ export class OrganizationsController {
   }
 
   @SessionWrite()
+  @NoContentResponse('Deleted (audited)')
   @Delete(':orgId')
   @HttpCode(204)
   @Roles(Role.RootAdmin)
@@ -81,6 +116,7 @@ export class OrganizationsController {
   }
 
   @SessionWrite()
+  @JsonResponse('RegisteredEpicClient', 'Registered')
   @Put(':orgId/epic-client')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -93,6 +129,7 @@ export class OrganizationsController {
   }
 
   @SessionRead()
+  @JsonResponse(['User'], "The organization's admins")
   @Get(':orgId/admins')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()
@@ -101,6 +138,7 @@ export class OrganizationsController {
   }
 
   @SessionWrite()
+  @JsonResponse('CreatedOrgAdmin', 'Created', 201)
   @Post(':orgId/admins')
   @Roles(Role.RootAdmin)
   createAdmin(
@@ -112,6 +150,7 @@ export class OrganizationsController {
   }
 
   @SessionRead()
+  @JsonResponse(['AuditEvent'], "The organization's audit events, newest first")
   @Get(':orgId/audit-events')
   @Roles(Role.RootAdmin, Role.OrgAdmin)
   @OrgScope()

@@ -9,6 +9,7 @@ import { DomainError, ErrorCode, FieldErrors } from 'src/common/errors/domain-er
 import { validationFailed } from 'src/common/errors/field-errors';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { ConnectionsService } from 'src/connections/connections.service';
+import { fhirBaseKey } from 'src/connections/connections.types';
 import { SecretCipherService } from 'src/crypto/secret-cipher.service';
 import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
@@ -38,7 +39,7 @@ import {
 import { checkClientAuthentication } from './client-authentication';
 import { checkFhirBaseUrl, slugify } from './fhir-base-url';
 import { serverLabel } from './server-label';
-import { EpicClientChangedEvent, OrganizationEvents } from './organizations.events';
+import { EpicClientChangedEvent, OrganizationDeletedEvent, OrganizationEvents } from './organizations.events';
 
 /** Organizations, their Epic client registration (secret encrypted, write-only) and their admins. */
 @Injectable()
@@ -95,7 +96,7 @@ export class OrganizationsService {
     fhirBaseUrl: string,
     exceptId: string,
   ): Promise<{ id: string; name: string; slug: string }[]> {
-    const others = await this.findByFhirBase(fhirBaseUrl.replace(/\/+$/, '').toLowerCase());
+    const others = await this.findByFhirBase(fhirBaseKey(fhirBaseUrl));
     return others.filter((o) => o.id !== exceptId);
   }
 
@@ -151,17 +152,27 @@ export class OrganizationsService {
     return toOrganizationView(org);
   }
 
-  /** Deletes the organization; its users and credentials go with it (ON DELETE CASCADE). */
+  /**
+   * Deletes the organization; its users, credentials and API keys go with it (ON DELETE CASCADE).
+   * After the commit, emits `organizations.deleted` so this instance's caches forget it at once.
+   */
   async remove(actor: AuditActor | null, id: string): Promise<void> {
-    await this.dataSource.transaction(async (manager) => {
-      const org = await manager.findOneBy(Organization, { id });
-      if (!org) throw new NotFoundException('Organization not found');
+    const org = await this.dataSource.transaction(async (manager) => {
+      const found = await manager.findOneBy(Organization, { id });
+      if (!found) throw new NotFoundException('Organization not found');
       await this.audit.record(
-        { actor, organization: org, action: 'organization.deleted', detail: { slug: org.slug } },
+        { actor, organization: found, action: 'organization.deleted', detail: { slug: found.slug } },
         manager,
       );
       await manager.delete(Organization, { id });
+      return found;
     });
+    const event: OrganizationDeletedEvent = {
+      organizationId: org.id,
+      organizationName: org.name,
+      actor: actor ? { id: actor.id, email: actor.email } : null,
+    };
+    await this.events.emitAsync(OrganizationEvents.Deleted, event);
   }
 
   /**

@@ -1,10 +1,19 @@
-import { ConflictException, Injectable, Logger, NotFoundException, OnModuleInit } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Injectable,
+  Logger,
+  NotFoundException,
+  OnModuleInit,
+} from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, IsNull, QueryFailedError, Repository } from 'typeorm';
+import { EntityManager, In, IsNull, Not, QueryFailedError, Repository } from 'typeorm';
 
+import { checkContactEmail, PLACEHOLDER_EMAIL } from './contact-email';
 import { LoginLockout } from './login-lockout';
 import { dummyHash, generatePassword, hashPassword, verifyPassword } from './password-hasher';
 import { Role, User } from './user.entity';
+import { ContactEmail } from './user.types';
 import { AuthUser, toAuthUser, toUserView, UserView } from './user.view';
 
 export interface CreateUserInput {
@@ -140,6 +149,21 @@ export class UsersService implements OnModuleInit {
     return users.map(toUserView);
   }
 
+  /** The providers and patients of an organization (its launches' users), enabled or not. */
+  async listLaunchUsers(organizationId: string): Promise<UserView[]> {
+    const users = await this.users.find({
+      where: { organizationId, role: In([Role.Provider, Role.Patient]) },
+      order: { createdAt: 'ASC' },
+    });
+    return users.map(toUserView);
+  }
+
+  /** These users (unknown ids are left out): e.g. the recipients of queued emails. */
+  async findViews(ids: string[]): Promise<UserView[]> {
+    if (ids.length === 0) return [];
+    return (await this.users.findBy({ id: In(ids) })).map(toUserView);
+  }
+
   async listRootAdmins(): Promise<UserView[]> {
     const users = await this.users.find({ where: { organizationId: IsNull() }, order: { email: 'ASC' } });
     return users.map(toUserView);
@@ -209,6 +233,114 @@ export class UsersService implements OnModuleInit {
   async setDisabled(userId: string, disabled: boolean): Promise<void> {
     const result = await this.users.update(userId, { disabled });
     if (!result.affected) throw new NotFoundException('User not found');
+  }
+
+  /**
+   * Providers' and patients' contact addresses for email about their own connections (users
+   * without one, or unknown, are left out). Never the `…@launch.invalid` placeholder.
+   */
+  async contactEmails(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    // Only confirmed addresses (double opt-in): an entered one waits for its link to be opened.
+    const rows = await this.users.find({
+      select: { id: true, contactEmail: true },
+      where: { id: In(ids), contactEmailConfirmedAt: Not(IsNull()) },
+    });
+    return new Map(
+      rows.flatMap((u) =>
+        u.contactEmail && !PLACEHOLDER_EMAIL.test(u.contactEmail) ? [[u.id, u.contactEmail] as const] : [],
+      ),
+    );
+  }
+
+  /** A user's contact address and where it came from. */
+  async contactEmailOf(id: string): Promise<ContactEmail> {
+    const user = await this.users.findOne({
+      select: { id: true, contactEmail: true, contactEmailSource: true, contactEmailConfirmedAt: true },
+      where: { id },
+    });
+    return {
+      address: user?.contactEmail ?? null,
+      source: user?.contactEmailSource ?? null,
+      confirmed: !!user?.contactEmail && !!user.contactEmailConfirmedAt,
+    };
+  }
+
+  /**
+   * The user entered (or cleared, with null) their contact address on their page: it is kept over
+   * any later launch's claim. Checked with `checkContactEmail` first (the caller shows the error).
+   * A new address is unconfirmed (not emailed) until `confirmContactEmail`; the same address again
+   * keeps its confirmation. Returns the address stored and whether it needs confirming. With
+   * `manager`, inside the caller's transaction.
+   */
+  async setContactEmail(
+    id: string,
+    address: string | null,
+    manager?: EntityManager,
+  ): Promise<{ address: string | null; needsConfirmation: boolean }> {
+    const checked = checkContactEmail(address);
+    if (!checked.ok) throw new BadRequestException(checked.error);
+    const m = manager ?? this.users.manager;
+    const current = await m.findOne(User, {
+      select: { id: true, contactEmail: true, contactEmailConfirmedAt: true },
+      where: { id },
+    });
+    const same =
+      checked.address !== null &&
+      current?.contactEmail?.toLowerCase() === checked.address.toLowerCase() &&
+      current.contactEmailConfirmedAt !== null;
+    await m.update(
+      User,
+      { id },
+      {
+        contactEmail: checked.address,
+        contactEmailSource: 'entered',
+        contactEmailConfirmedAt: same ? current.contactEmailConfirmedAt : null,
+      },
+    );
+    return { address: checked.address, needsConfirmation: checked.address !== null && !same };
+  }
+
+  /**
+   * The link emailed to an entered address was opened: confirms it if it is still the user's address
+   * (compared by `matches`, e.g. a hash the link carries). `confirmed`, `already` (confirmed before)
+   * or `stale` (the address changed, or the user is gone).
+   */
+  async confirmContactEmail(
+    id: string,
+    matches: (address: string) => boolean,
+  ): Promise<'confirmed' | 'already' | 'stale'> {
+    return this.users.manager.transaction(async (m) => {
+      const user = await m.findOne(User, {
+        select: { id: true, contactEmail: true, contactEmailConfirmedAt: true },
+        where: { id },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!user?.contactEmail || !matches(user.contactEmail)) return 'stale';
+      if (user.contactEmailConfirmedAt) return 'already';
+      await m.update(User, { id }, { contactEmailConfirmedAt: new Date() });
+      return 'confirmed';
+    });
+  }
+
+  /**
+   * At a launch, inside its transaction: the verified id_token's `email` claim becomes the user's
+   * contact address, unless they entered (or cleared) one themselves.
+   */
+  async recordClaimedEmail(manager: EntityManager, id: string, address: string): Promise<void> {
+    const checked = checkContactEmail(address);
+    if (!checked.ok || !checked.address) return;
+    await manager
+      .createQueryBuilder()
+      .update(User)
+      // A verified id_token's address needs no confirmation.
+      .set({
+        contactEmail: checked.address,
+        contactEmailSource: 'id_token',
+        contactEmailConfirmedAt: () => 'now()',
+      })
+      .where(`id = :id AND (contact_email_source IS NULL OR contact_email_source = 'id_token')`, { id })
+      .execute();
   }
 
   async count(): Promise<number> {

@@ -11,7 +11,7 @@ import { screenshot, startBrowserHarness } from './harness';
 
 /**
  * An org admin's API keys page in Chromium: create a key, copy it from the one page that shows
- * it, and revoke it (after confirming). One browser, one app.
+ * it, change it with its Edit form, and revoke it (after confirming). One browser, one app.
  */
 jest.setTimeout(120_000);
 
@@ -91,9 +91,69 @@ describe('API keys in Chromium', () => {
     expect(await page.locator(`tr[data-key-id="${keyId}"] code`).textContent()).toBe(`ecgk_${keyId}_…`);
   });
 
-  it('2. asks before revoking, then revokes: the key is refused at once', async () => {
+  it('2. edits the key: a wrong value comes back with its message, then the change is saved', async () => {
     const keyId = key.slice(5, 17);
-    const revoke = page.getByRole('button', { name: `Revoke Lab interface (ecgk_${keyId})` });
+    const form = page.locator(`#edit-${keyId}`);
+    expect(await form.getAttribute('open')).toBeNull();
+    await form.locator('summary').click();
+    const name = page.locator(`#edit-${keyId}-name`);
+    expect(await name.isVisible()).toBe(true);
+    expect(await name.inputValue()).toBe('Lab interface');
+    expect(await page.locator(`#edit-${keyId}-resourceTypes`).inputValue()).toBe('Patient, Observation');
+
+    await name.fill('');
+    await page.locator(`#edit-${keyId}-resourceTypes`).fill('Patient Encounter');
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: `Save changes to Lab interface (ecgk_${keyId})` }).click(),
+    ]);
+    // Comes back open, with the message beside the name and what was typed.
+    expect(await page.locator(`#edit-${keyId}`).getAttribute('open')).toBe('');
+    expect(await page.locator(`#edit-${keyId}-name-error`).textContent()).toBe(
+      'name must be 1 to 100 characters',
+    );
+    expect(await page.locator(`#edit-${keyId}-name`).getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator(`#edit-${keyId}-resourceTypes`).inputValue()).toBe('Patient Encounter');
+    expect(await keys().authenticate(key)).toMatchObject({ name: 'Lab interface' });
+    // The open form drops down below its row: the row keeps about its closed height, and the fields
+    // get their room (not a stack squeezed into the narrow actions column).
+    const rowBox = await page.locator(`tr[data-key-id="${keyId}"]`).boundingBox();
+    const formBox = await page.locator(`#edit-${keyId} form`).boundingBox();
+    expect(rowBox!.height).toBeLessThan(120);
+    expect(formBox!.width).toBeGreaterThanOrEqual(300);
+    expect(formBox!.y).toBeGreaterThanOrEqual(rowBox!.y + rowBox!.height - 1);
+    expect(await page.locator(`#edit-${keyId}-name`).isVisible()).toBe(true);
+    await screenshot(page, '15a-api-key-edit-refused');
+
+    await page.locator(`#edit-${keyId}-name`).fill('Lab feed');
+    await page.locator(`#edit-${keyId}-access`).selectOption('read');
+    await page.locator(`#edit-${keyId}-userConnections`).uncheck();
+    await page.locator(`#edit-${keyId}-expiresAt`).fill('2099-12-31');
+    await Promise.all([
+      page.waitForNavigation(),
+      page.getByRole('button', { name: `Save changes to Lab interface (ecgk_${keyId})` }).click(),
+    ]);
+    expect(new URL(page.url()).pathname).toBe(`/admin/organizations/${orgId}/api-keys`);
+    expect(await page.locator('.flashes .alert.success').textContent()).toContain(
+      `Saved ecgk_${keyId}… (Lab feed): changed name, access, resource types, users' connections, expiry.`,
+    );
+    const row = page.locator(`tr[data-key-id="${keyId}"]`);
+    expect(await row.locator('.name').textContent()).toBe('Lab feed');
+    expect(await row.textContent()).toContain('Patient, Encounter');
+    expect(await row.textContent()).toContain('2099-12-31 00:00 UTC');
+    expect(await page.content()).not.toContain(key.slice(18)); // the secret is never shown again
+    expect(await keys().authenticate(key)).toMatchObject({
+      name: 'Lab feed',
+      access: 'read',
+      resourceTypes: ['Patient', 'Encounter'],
+      userConnections: false,
+    });
+    await screenshot(page, '15b-api-key-edited');
+  });
+
+  it('3. asks before revoking, then revokes: the key is refused at once', async () => {
+    const keyId = key.slice(5, 17);
+    const revoke = page.getByRole('button', { name: `Revoke Lab feed (ecgk_${keyId})` });
 
     page.once('dialog', (dialog) => void dialog.dismiss());
     await revoke.click();
@@ -106,19 +166,20 @@ describe('API keys in Chromium', () => {
       void dialog.accept();
     });
     await Promise.all([page.waitForNavigation(), revoke.click()]);
-    expect(question).toContain(`Revoke the key ecgk_${keyId}… (Lab interface)?`);
+    expect(question).toContain(`Revoke the key ecgk_${keyId}… (Lab feed)?`);
     expect(await page.locator('.flashes .alert.success').textContent()).toMatch(
-      /^Revoked ecgk_[a-z0-9]{12}… \(Lab interface\)/,
+      /^Revoked ecgk_[a-z0-9]{12}… \(Lab feed\)/,
     );
     const row = page.locator(`tr[data-key-id="${keyId}"]`);
     expect(await row.getAttribute('data-state')).toBe('revoked');
     expect(await row.locator('.badge').textContent()).toBe('Revoked');
     expect(await row.getByRole('button', { name: /Revoke/ }).count()).toBe(0);
+    expect(await page.locator(`#edit-${keyId}`).count()).toBe(0); // a revoked key is not editable
     expect(await accepted(key)).toBe(false);
     await screenshot(page, '16-api-key-revoked');
   });
 
-  it('3. the registration page copies the FHIR base URL and the curl example, and links to the keys page', async () => {
+  it('4. the registration page copies the FHIR base URL and the curl example, and links to the keys page', async () => {
     await page.goto(`${base}/admin/epic/registration?org=${orgId}`);
     const baseUrl = (await page.locator('#gateway-base-url').textContent()) ?? '';
     expect(baseUrl).toMatch(/^https?:\/\/[^/]+\/gateway\/lakeside-clinic\/fhir$/);

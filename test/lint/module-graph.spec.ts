@@ -19,6 +19,7 @@ const FEATURE = new Set([
   'EpicAuth',
   'FhirClient',
   'Gateway',
+  'Mail',
   'Organizations',
   'Users',
 ]);

@@ -3,18 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Test } from '@nestjs/testing';
-import { NestExpressApplication } from '@nestjs/platform-express';
-import { Logger } from 'nestjs-pino';
-import request from 'supertest';
-import { DataSource } from 'typeorm';
+import type { Type } from '@nestjs/common';
 
-import { AppModule } from 'src/app.module';
-import { configureApp } from 'src/configure-app';
 import { DatabaseEndpoint } from 'src/database/database-endpoint';
 import { EmbeddedPostgres } from 'src/database/embedded-postgres';
 
-import { TestApp } from './test-app';
+import { bootTestApp, TestApp } from './test-app';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -60,13 +54,17 @@ async function startEmbeddedPostgres(dataDir: string): Promise<{ url: string; st
  * Boots the real AppModule on the embedded database, as `npm start` without DATABASE_URL does:
  * `DatabaseEndpoint` in `embedded` mode with EmbeddedPostgres's single connection, migrations run
  * at boot, a fresh DATA_DIR. The one difference is where PGlite runs (a child process, see above);
- * the app talks to it over the same wire protocol either way.
+ * the app talks to it over the same wire protocol either way. `modules` as in createTestApp.
  */
 export async function createEmbeddedTestApp(
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; modules?: Type[] } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ec-embedded-app-'));
   const database = await startEmbeddedPostgres(dataDir);
+  const cleanUp = async () => {
+    await database.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   // The constructor is private to DatabaseEndpoint.open(), which would start PGlite in this VM.
   const Endpoint = DatabaseEndpoint as unknown as new (
     mode: 'embedded',
@@ -74,37 +72,15 @@ export async function createEmbeddedTestApp(
     poolSize: number,
   ) => DatabaseEndpoint;
   const endpoint = new Endpoint('embedded', database.url, EmbeddedPostgres.MAX_CONNECTIONS);
-  const saved = { ...process.env };
-  Object.assign(process.env, { DATABASE_URL: '', DATA_DIR: dataDir, MIGRATIONS_RUN: 'true', ...options.env });
   try {
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot()] })
-      .overrideProvider(DatabaseEndpoint)
-      .useValue(endpoint)
-      .compile();
-    const app = moduleRef.createNestApplication<NestExpressApplication>({ bufferLogs: true });
-    app.useLogger(app.get(Logger));
-    await configureApp(app);
-    await app.init();
-    const server = app.getHttpServer();
-    return {
-      app,
-      dataSource: app.get(DataSource),
-      agent: () => request.agent(server),
-      http: () => request(server),
-      close: async () => {
-        try {
-          await app.close();
-        } finally {
-          await database.stop();
-          rmSync(dataDir, { recursive: true, force: true });
-        }
-      },
-    };
+    return await bootTestApp({
+      env: { DATABASE_URL: '', DATA_DIR: dataDir, MIGRATIONS_RUN: 'true', ...options.env },
+      modules: options.modules,
+      override: (builder) => builder.overrideProvider(DatabaseEndpoint).useValue(endpoint),
+      onClose: cleanUp,
+    });
   } catch (error) {
-    await database.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await cleanUp();
     throw error;
-  } finally {
-    process.env = saved;
   }
 }

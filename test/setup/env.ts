@@ -16,6 +16,8 @@ process.env.ROOT_ADMIN_EMAIL = 'root@localhost';
 process.env.ROOT_ADMIN_PASSWORD = `root-tEsTsEcReT-${randomBytes(6).toString('hex')}`;
 // Test files sign in many times from one address; the throttling test sets its own limit.
 process.env.LOGIN_THROTTLE_LIMIT = '10000';
+// Test files present many refused API keys from one address; bad-keys.e2e-spec.ts sets its own limit.
+process.env.API_KEY_FAILURE_LIMIT = '100000';
 // Tests change stored credentials directly (as time passing would) and read at once; the cache's
 // own test turns it on.
 process.env.CREDENTIAL_CACHE_MS = '0';

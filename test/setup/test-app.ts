@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 
 import type { Type } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
+import { Test, TestingModuleBuilder } from '@nestjs/testing';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
 import request from 'supertest';
@@ -33,12 +33,31 @@ export async function createTestApp(
   options: { env?: Record<string, string>; databaseUrl?: string; modules?: Type[] } = {},
 ): Promise<TestApp> {
   const databaseUrl = options.databaseUrl ?? (await freshDatabaseUrl());
+  return bootTestApp({
+    env: { DATABASE_URL: databaseUrl, MIGRATIONS_RUN: 'false', ...options.env },
+    modules: options.modules,
+  });
+}
+
+/**
+ * The one way a test boots the app (createTestApp, createEmbeddedTestApp): AppModule.forRoot()
+ * validated under `env` (set for the boot only), `modules` beside it, `override` applied to the
+ * testing module (a provider a test must replace), then configureApp() and init() as main.ts does.
+ * `onClose` runs after the app has closed (what the caller started for it).
+ */
+export async function bootTestApp(options: {
+  env: Record<string, string>;
+  modules?: Type[];
+  override?: (builder: TestingModuleBuilder) => TestingModuleBuilder;
+  onClose?: () => Promise<void>;
+}): Promise<TestApp> {
   const saved = { ...process.env };
-  Object.assign(process.env, { DATABASE_URL: databaseUrl, MIGRATIONS_RUN: 'false', ...options.env });
+  Object.assign(process.env, options.env);
   try {
-    const moduleRef = await Test.createTestingModule({
+    const builder = Test.createTestingModule({
       imports: [AppModule.forRoot(), ...(options.modules ?? [])],
-    }).compile();
+    });
+    const moduleRef = await (options.override ? options.override(builder) : builder).compile();
     const app = moduleRef.createNestApplication<NestExpressApplication>({ bufferLogs: true });
     app.useLogger(app.get(Logger));
     await configureApp(app);
@@ -49,7 +68,13 @@ export async function createTestApp(
       dataSource: app.get(DataSource),
       agent: () => request.agent(server),
       http: () => request(server),
-      close: () => app.close(),
+      close: async () => {
+        try {
+          await app.close();
+        } finally {
+          await options.onClose?.();
+        }
+      },
     };
   } finally {
     process.env = saved;

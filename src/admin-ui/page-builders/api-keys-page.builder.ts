@@ -17,9 +17,11 @@ import {
   ApiKeysPage,
   apiKeysPage,
   createApiKeyDto,
+  editedFlash,
   PostedApiKeyForm,
   revokedFlash,
   submittedApiKeyForm,
+  updateApiKeyDto,
 } from '../view-models/api-keys-page';
 import { gatewayBaseUrl } from '../view-models/gateway';
 import type { Viewer } from '../view-models/page';
@@ -34,8 +36,11 @@ export interface ApiKeyCreateOutcome {
   page: ApiKeysPageView;
 }
 
+/** What an Edit leads to: back to the list with a message (303), or the page with the form's messages (400). */
+export type ApiKeyEditOutcome = { status: 303 } | { status: 400; page: ApiKeysPageView };
+
 /**
- * An organization's API keys page, its create form and its revoke buttons. The organization is
+ * An organization's API keys page, its create form, its Edit forms and its revoke buttons. The organization is
  * one the viewer may act on (@OrgScope checked it); an unknown one is a 404.
  */
 @Injectable()
@@ -82,6 +87,40 @@ export class ApiKeysPageBuilder {
     return { status: 400, page };
   }
 
+  /**
+   * Changes an active key through ApiKeysService.update (the JSON API's PATCH: same validation,
+   * same audit event `api-key.updated`) and tells the next page what changed. Field errors, the
+   * form's or the service's, come back beside the key's fields with what was typed and nothing
+   * changed. A revoked or expired key is refused by the service (409, its message on the error page):
+   * the page offers no Edit for it.
+   */
+  async edit(
+    req: Request,
+    viewer: Viewer,
+    orgId: string,
+    keyId: string,
+    body: PostedApiKeyForm,
+  ): Promise<ApiKeyEditOutcome> {
+    const before = await this.keys.get(orgId, keyId); // another organization's key is a 404
+    const dto = updateApiKeyDto(body, before);
+    const fields: FieldErrors = firstMessages(fieldErrorsOf(await validate(dto, { whitelist: true })));
+    if (Object.keys(fields).length === 0) {
+      try {
+        const after = await this.keys.update(viewer.user, orgId, keyId, dto);
+        addFlash(req.session, editedFlash(before, after));
+        await saveSession(req.session); // before the redirect, which the browser follows at once
+        return { status: 303 };
+      } catch (error) {
+        if (!(error instanceof DomainError && error.fields)) throw error;
+        Object.assign(fields, error.fields);
+      }
+    }
+    const page = await this.render(req, viewer, orgId, {
+      edit: { keyId, form: submittedApiKeyForm(body), errors: formErrors(firstMessages(fields)) },
+    });
+    return { status: 400, page };
+  }
+
   /** Revokes the key and tells the next page so. */
   async revoke(req: Request, user: AuthUser, orgId: string, keyId: string): Promise<void> {
     const startedAt = Date.now();
@@ -95,7 +134,12 @@ export class ApiKeysPageBuilder {
     req: Request,
     viewer: Viewer,
     orgId: string,
-    options: { form?: ApiKeyForm; errors?: Record<string, string>; created?: CreatedApiKey },
+    options: {
+      form?: ApiKeyForm;
+      errors?: Record<string, string>;
+      created?: CreatedApiKey;
+      edit?: { keyId: string; form: ApiKeyForm; errors: Record<string, string> };
+    },
   ): Promise<ApiKeysPageView> {
     const org = await this.organizations.get(orgId); // first: an unknown organization is a 404
     const keys = await this.keys.list(orgId);

@@ -3,11 +3,17 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from 'src/audit/audit.service';
 import { ErrorCode } from 'src/common/errors/domain-error';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
+import {
+  ContactSaveOutcome,
+  OwnConnectionContactInput,
+  OwnConnectionNoticesService,
+} from 'src/connection-health/own-connection-notices.service';
 import type { StoredCredential } from 'src/connections/connections.types';
 import { TokenStoreService } from 'src/connections/token-store.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { serverLabel } from 'src/organizations/organization.types';
+import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { ProviderLaunchPage, providerLaunchPage } from '../view-models/launch-page';
@@ -16,6 +22,9 @@ import {
   endedAccount,
   isEnded,
   liveAccount,
+  OwnConnectionForm,
+  OwnConnectionSection,
+  ownConnectionSection,
   PatientAccount,
   PatientContext,
   patientContext,
@@ -37,22 +46,28 @@ export class LaunchPagesBuilder {
     private readonly tokens: TokenStoreService,
     private readonly organizations: OrganizationsService,
     private readonly audit: AuditService,
+    private readonly ownConnections: OwnConnectionNoticesService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** A provider's launch: `launch` is their own credential (@OwnCredential checked it). */
-  async providerPage(viewer: Viewer, launch: StoredCredential): Promise<ProviderLaunchPage> {
+  async providerPage(
+    viewer: Viewer,
+    launch: StoredCredential,
+    form?: OwnConnectionForm,
+  ): Promise<ProviderLaunchPage> {
     const client = this.fhir.forCredential(launch.id);
     // The server that launched the app: "Epic", the name its administrator gave it, or "the EHR".
     const server = serverLabel(await this.organizations.get(launch.organizationId));
     const { patientId, encounterId } = launch;
     const patient = patientId ? await readOutcome(() => client.read('Patient', patientId)) : null;
     const encounter = encounterId ? await readOutcome(() => client.read('Encounter', encounterId)) : null;
-    return providerLaunchPage(viewer, { server, launch, patient, encounter });
+    const own = await this.ownSection(viewer.user, `/launch/provider/${launch.id}/notifications`, form);
+    return providerLaunchPage(viewer, { server, launch, patient, encounter, own });
   }
 
   /** "My connected accounts": each of the patient's connections with its state and their summary. */
-  async patientPage(viewer: Viewer): Promise<PatientPage> {
+  async patientPage(viewer: Viewer, form?: OwnConnectionForm): Promise<PatientPage> {
     const { user } = viewer;
     // The patient's organization: its server's name ("Epic", the administrator's name, "the EHR").
     const org = user.organizationId ? await this.organizations.get(user.organizationId) : null;
@@ -61,7 +76,26 @@ export class LaunchPagesBuilder {
     for (const credential of await this.tokens.listUserCredentials(user.id)) {
       accounts.push(await this.patientAccount(user, credential, context));
     }
-    return patientPage(viewer, context.server, accounts);
+    const own = await this.ownSection(user, '/launch/patient/notifications', form);
+    return patientPage(viewer, context.server, accounts, own);
+  }
+
+  /** Saves the email form of a provider's or patient's page (bad input: nothing changes, the error says why). */
+  saveOwnContact(user: AuthUser, input: OwnConnectionContactInput): Promise<ContactSaveOutcome> {
+    return this.ownConnections.saveContact(user, input);
+  }
+
+  /** Their ended connections (until they connect again) and the email form. */
+  private async ownSection(
+    user: AuthUser,
+    action: string,
+    form?: OwnConnectionForm,
+  ): Promise<OwnConnectionSection> {
+    const [notices, contact] = await Promise.all([
+      this.ownConnections.openNotices(user),
+      this.ownConnections.contact(user),
+    ]);
+    return ownConnectionSection({ notices, contact, action, patient: user.role === Role.Patient }, form);
   }
 
   /** Deletes one of the patient's own connections (@OwnCredential checked it is theirs). */

@@ -2,7 +2,16 @@ import { validateSync } from 'class-validator';
 
 import type { ApiKeyView } from 'src/api-keys/api-keys.types';
 
-import { apiKeyRow, apiKeysPage, createApiKeyDto, revokedFlash, submittedApiKeyForm } from './api-keys-page';
+import {
+  apiKeyRow,
+  apiKeysPage,
+  createApiKeyDto,
+  editedFlash,
+  editFormOf,
+  revokedFlash,
+  submittedApiKeyForm,
+  updateApiKeyDto,
+} from './api-keys-page';
 
 const org = { id: '22222222-2222-2222-2222-222222222222', name: 'Mercy' };
 const now = new Date('2030-06-01T12:00:00Z');
@@ -140,5 +149,127 @@ describe('API keys page', () => {
       text: expect.stringMatching(/^Revoked ecgk_abc123def456… \(Lab interface\)\./),
     });
     expect(revokedFlash(view(), true).level).toBe('info');
+  });
+
+  it('offers an Edit form for active keys only, filled with the key’s settings', () => {
+    const key = view({
+      access: 'read_write',
+      resourceTypes: ['Patient', 'Observation'],
+      userConnections: true,
+      expiresAt: '2031-01-31T00:00:00.000Z',
+    });
+    expect(apiKeyRow(key).edit).toEqual({
+      action: `/admin/organizations/${org.id}/api-keys/abc123def456/edit`,
+      idPrefix: 'edit-abc123def456',
+      form: {
+        name: 'Lab interface',
+        access: 'read_write',
+        resourceTypes: 'Patient, Observation',
+        userConnections: true,
+        expiresAt: '2031-01-31',
+      },
+      errors: {},
+      hasErrors: false,
+      open: false,
+      accessOptions: [
+        { value: 'read', label: 'Read', selected: false },
+        { value: 'read_write', label: 'Read and write', selected: true },
+      ],
+      expiryTime: null,
+    });
+    expect(apiKeyRow(view({ state: 'revoked', revokedAt: '2030-05-03T00:00:00.000Z' })).edit).toBeNull();
+    expect(apiKeyRow(view({ state: 'expired', expiresAt: '2030-05-03T00:00:00.000Z' })).edit).toBeNull();
+    // A time set through the JSON API is told, since the date field shows the day only.
+    expect(apiKeyRow(view({ expiresAt: '2031-01-31T12:30:00.000Z' })).edit).toMatchObject({
+      form: { expiresAt: '2031-01-31' },
+      expiryTime: '2031-01-31 12:30 UTC',
+    });
+  });
+
+  it('opens the Edit form sent back with its messages and what was typed, on that key only', () => {
+    const other = view({ keyId: 'zzzzzzzzzzzz', prefix: 'ecgk_zzzzzzzzzzzz' });
+    const typed = { ...editFormOf(view()), name: '' };
+    const sut = apiKeysPage(org, [view(), other], {
+      now,
+      edit: { keyId: 'abc123def456', form: typed, errors: { name: 'name must be 1 to 100 characters' } },
+    });
+    expect(sut.rows[0].edit).toMatchObject({ open: true, hasErrors: true, form: { name: '' } });
+    expect(sut.rows[1].edit).toMatchObject({
+      open: false,
+      hasErrors: false,
+      form: { name: 'Lab interface' },
+    });
+    expect(sut.hasErrors).toBe(false); // the create form has none
+  });
+
+  it('turns the Edit form into the update DTO: every field set, blanks are all types and never', () => {
+    const current = view({ expiresAt: '2031-01-31T12:30:00.000Z', resourceTypes: ['Observation'] });
+    const dto = updateApiKeyDto(
+      {
+        name: ' Renamed ',
+        access: 'read_write',
+        resourceTypes: 'Patient Encounter',
+        expiresAt: '2032-02-02',
+      },
+      current,
+    );
+    expect({ ...dto }).toEqual({
+      name: 'Renamed',
+      access: 'read_write',
+      resourceTypes: ['Patient', 'Encounter'],
+      userConnections: false,
+      expiresAt: '2032-02-02',
+    });
+    expect(validateSync(dto, { whitelist: true })).toEqual([]);
+    expect({
+      ...updateApiKeyDto({ name: 'x', access: 'read', resourceTypes: '', expiresAt: '' }, current),
+    }).toEqual({
+      name: 'x',
+      access: 'read',
+      resourceTypes: null,
+      userConnections: false,
+      expiresAt: null,
+    });
+    // The key's own day, unchanged, keeps its time.
+    expect(
+      updateApiKeyDto({ name: 'x', access: 'read', expiresAt: '2031-01-31' }, current).expiresAt,
+    ).toBeUndefined();
+    const refused = updateApiKeyDto(
+      { name: '', access: 'write', resourceTypes: 'patient', expiresAt: '2000-01-01' },
+      current,
+    );
+    expect(
+      validateSync(refused, { whitelist: true })
+        .map((e) => e.property)
+        .sort(),
+    ).toEqual(['access', 'expiresAt', 'name', 'resourceTypes']);
+  });
+
+  it('leaves the resource types out of the update when they are unchanged (in any order), as the expiry', () => {
+    const legacy = view({ resourceTypes: ['Patient', 'NotAnR4Type'] });
+    const dto = updateApiKeyDto(
+      { name: 'Renamed', access: 'read', resourceTypes: 'NotAnR4Type, Patient', expiresAt: '' },
+      legacy,
+    );
+    expect(dto.resourceTypes).toBeUndefined();
+    expect(validateSync(dto, { whitelist: true })).toEqual([]);
+    expect(
+      updateApiKeyDto({ name: 'x', access: 'read', resourceTypes: '' }, view()).resourceTypes,
+    ).toBeUndefined();
+    expect(
+      updateApiKeyDto({ name: 'x', access: 'read', resourceTypes: 'Patient' }, legacy).resourceTypes,
+    ).toEqual(['Patient']);
+  });
+
+  it('says what an Edit changed, or that nothing did', () => {
+    const before = view();
+    expect(editedFlash(before, view({ name: 'Renamed', resourceTypes: ['Patient'] }))).toEqual({
+      level: 'success',
+      text: expect.stringMatching(/^Saved ecgk_abc123def456… \(Renamed\): changed name, resource types\./),
+    });
+    expect(editedFlash(before, view())).toEqual({
+      level: 'info',
+      text: 'Nothing changed on ecgk_abc123def456… (Lab interface).',
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { plainToInstance } from 'class-transformer';
 
-import { CreateApiKeyDto } from 'src/api-keys/dto/api-key.dto';
+import { CreateApiKeyDto, UpdateApiKeyDto } from 'src/api-keys/dto/api-key.dto';
 import type { ApiKeyState, ApiKeyView, CreatedApiKey } from 'src/api-keys/api-keys.types';
 import type { FlashMessage } from 'src/common/flash';
 
@@ -54,6 +54,27 @@ export interface ApiKeyRow {
   lastUsed: When;
   revoked: When;
   canRevoke: boolean;
+  /** The Edit form: active keys only (a revoked or expired key is not changed on this page). */
+  edit: EditKeyForm | null;
+}
+
+/** One active key's Edit form (inside a `<details>`, opened when it comes back with messages). */
+export interface EditKeyForm {
+  /** `POST …/api-keys/:keyId/edit`. */
+  action: string;
+  /** What the fields' ids start with, unique on the page: `edit-<keyId>`. */
+  idPrefix: string;
+  form: ApiKeyForm;
+  errors: Record<string, string>;
+  hasErrors: boolean;
+  /** Open when it shows messages. */
+  open: boolean;
+  accessOptions: Option[];
+  /**
+   * When the key now stops, if not at 00:00 UTC (set through the JSON API): the date field shows
+   * the day only, and leaving that day as it is keeps the time.
+   */
+  expiryTime: string | null;
 }
 
 interface Option {
@@ -100,13 +121,58 @@ const EMPTY_FORM: ApiKeyForm = {
   expiresAt: '',
 };
 
+const accessOptions = (access: string): Option[] =>
+  Object.entries(ACCESS_LABELS).map(([value, label]) => ({ value, label, selected: value === access }));
+
+/** `YYYY-MM-DD` (UTC) of an ISO date, as the date field shows it; blank for none. */
+const dayOf = (iso: string | null): string => (iso ? new Date(iso).toISOString().slice(0, 10) : '');
+
+/** The Edit form as it first shows: the key's current settings. */
+export function editFormOf(key: ApiKeyView): ApiKeyForm {
+  return {
+    name: key.name,
+    access: key.access,
+    resourceTypes: key.resourceTypes ? key.resourceTypes.join(', ') : '',
+    userConnections: key.userConnections,
+    expiresAt: dayOf(key.expiresAt),
+  };
+}
+
+function editKeyForm(
+  key: ApiKeyView,
+  links: { keys: string },
+  posted?: { form: ApiKeyForm; errors: Record<string, string> },
+): EditKeyForm {
+  const form = posted?.form ?? editFormOf(key);
+  const errors = posted?.errors ?? {};
+  const hasErrors = Object.keys(errors).length > 0;
+  const midnight = key.expiresAt === null || new Date(key.expiresAt).toISOString().endsWith('T00:00:00.000Z');
+  return {
+    action: `${links.keys}/${key.keyId}/edit`,
+    idPrefix: `edit-${key.keyId}`,
+    form,
+    errors,
+    hasErrors,
+    open: hasErrors,
+    accessOptions: accessOptions(form.access),
+    expiryTime: midnight ? null : formatUtc(new Date(key.expiresAt!)),
+  };
+}
+
 const when = (iso: string | null, fallback = '—'): When => ({
   text: iso ? formatUtc(new Date(iso)) : fallback,
   iso,
 });
 
-/** One key as a table row (from its view: never a secret or hash). */
-export function apiKeyRow(key: ApiKeyView): ApiKeyRow {
+/**
+ * One key as a table row (from its view: never a secret or hash), with its Edit form when it is
+ * active (`posted`: the form as sent, with its messages).
+ */
+export function apiKeyRow(
+  key: ApiKeyView,
+  links: { keys: string } = { keys: `/admin/organizations/${key.organizationId}/api-keys` },
+  posted?: { form: ApiKeyForm; errors: Record<string, string> },
+): ApiKeyRow {
   return {
     keyId: key.keyId,
     prefix: key.prefix,
@@ -121,6 +187,7 @@ export function apiKeyRow(key: ApiKeyView): ApiKeyRow {
     lastUsed: when(key.lastUsedAt, 'Never'),
     revoked: when(key.revokedAt),
     canRevoke: key.state !== 'revoked',
+    edit: key.state === 'active' ? editKeyForm(key, links, posted) : null,
   };
 }
 
@@ -137,27 +204,27 @@ export function apiKeysPage(
     errors?: Record<string, string>;
     created?: CreatedApiKey;
     gatewayBaseUrl?: string | null;
+    /** An Edit form sent back with messages: the key, what was typed, the messages. */
+    edit?: { keyId: string; form: ApiKeyForm; errors: Record<string, string> };
   },
 ): ApiKeysPage {
   const form = options.form ?? EMPTY_FORM;
   const errors = options.errors ?? {};
+  const links = {
+    organization: `/admin/organizations/${org.id}`,
+    keys: `/admin/organizations/${org.id}/api-keys`,
+  };
+  const edit = options.edit;
   return {
     title: 'API keys',
     org: { id: org.id, name: org.name },
-    links: {
-      organization: `/admin/organizations/${org.id}`,
-      keys: `/admin/organizations/${org.id}/api-keys`,
-    },
-    rows: keys.map(apiKeyRow),
+    links,
+    rows: keys.map((key) => apiKeyRow(key, links, key.keyId === edit?.keyId ? edit : undefined)),
     activeCount: keys.filter((k) => k.state === 'active').length,
     form,
     errors,
     hasErrors: Object.keys(errors).length > 0,
-    accessOptions: Object.entries(ACCESS_LABELS).map(([value, label]) => ({
-      value,
-      label,
-      selected: value === form.access,
-    })),
+    accessOptions: accessOptions(form.access),
     minExpiry: tomorrow(options.now),
     created: options.created
       ? { name: options.created.key.name, prefix: options.created.key.prefix, secret: options.created.secret }
@@ -205,5 +272,56 @@ export function revokedFlash(key: ApiKeyView, alreadyRevoked: boolean): FlashMes
     : {
         level: 'success',
         text: `Revoked ${key.prefix}… (${key.name}). The gateway refuses it from now on (every instance within seconds).`,
+      };
+}
+
+/**
+ * What the Edit form asks ApiKeysService.update for. The form sends every field, so each is set:
+ * blank resource types allow all (null) and a blank expiry is never (null). The date field shows
+ * the day only, so the key's own day, unchanged, is left out: its time (set through the JSON API)
+ * is kept rather than moved to 00:00 UTC.
+ */
+export function updateApiKeyDto(body: PostedApiKeyForm, current: ApiKeyView): UpdateApiKeyDto {
+  const form = submittedApiKeyForm(body);
+  const types = form.resourceTypes.split(/[\s,]+/).filter(Boolean);
+  const sameDay = current.expiresAt !== null && form.expiresAt === dayOf(current.expiresAt);
+  const resourceTypes = types.length > 0 ? types : null;
+  // Left out when unchanged, as the expiry is: a key made before the R4 check with a type R4 does
+  // not define can still be renamed.
+  const sameTypes = sameSet(resourceTypes, current.resourceTypes);
+  return plainToInstance(UpdateApiKeyDto, {
+    name: form.name,
+    access: form.access,
+    resourceTypes: sameTypes ? undefined : resourceTypes,
+    userConnections: form.userConnections,
+    expiresAt: sameDay ? undefined : form.expiresAt || null,
+  });
+}
+
+/** Both null, or the same names in any order. */
+function sameSet(a: string[] | null, b: string[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  const names = new Set(b);
+  return a.length === b.length && new Set(a).size === names.size && a.every((name) => names.has(name));
+}
+
+const SETTINGS: [keyof ApiKeyView, string][] = [
+  ['name', 'name'],
+  ['access', 'access'],
+  ['resourceTypes', 'resource types'],
+  ['userConnections', "users' connections"],
+  ['expiresAt', 'expiry'],
+];
+
+/** The message after an Edit: what changed, in words (the audit trail has the values). */
+export function editedFlash(before: ApiKeyView, after: ApiKeyView): FlashMessage {
+  const changed = SETTINGS.filter(
+    ([field]) => JSON.stringify(before[field]) !== JSON.stringify(after[field]),
+  ).map(([, label]) => label);
+  return changed.length === 0
+    ? { level: 'info', text: `Nothing changed on ${after.prefix}… (${after.name}).` }
+    : {
+        level: 'success',
+        text: `Saved ${after.prefix}… (${after.name}): changed ${changed.join(', ')}. The gateway applies it at once here, and on every instance within seconds.`,
       };
 }

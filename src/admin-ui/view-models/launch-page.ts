@@ -5,6 +5,7 @@ import type { StoredCredential } from 'src/connections/connections.types';
 import { ServerLabel, speakOfServer } from 'src/organizations/organization.types';
 
 import type { Viewer } from './page';
+import type { OwnConnectionSection } from './patient-page';
 import type { ReadOutcome } from './read-outcome';
 
 /** `GET /launch/provider/:credentialId`: the context of a provider's EHR launch. */
@@ -20,6 +21,8 @@ export interface ProviderLaunchPage extends Viewer {
   /** What could not be read, one sentence each (the rest of the page still shows). */
   errors: string[];
   noPatientContext: boolean;
+  /** Their connections that ended (until they launch again) and the email form. */
+  own: OwnConnectionSection | null;
 }
 
 /** The launch context a provider's credential holds. */
@@ -54,6 +57,7 @@ export function providerLaunchPage(
     launch: ProviderLaunch;
     patient: ReadOutcome<Patient> | null;
     encounter: ReadOutcome<Encounter> | null;
+    own?: OwnConnectionSection | null;
   },
 ): ProviderLaunchPage {
   const { server, launch } = input;
@@ -87,5 +91,6 @@ export function providerLaunchPage(
       : null,
     errors,
     noPatientContext: launch.patientId === null,
+    own: input.own ?? null,
   };
 }

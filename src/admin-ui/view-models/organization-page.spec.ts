@@ -64,6 +64,10 @@ const facts = (s: ConnectionSnapshot | null) => ({
   notifications: [],
   traffic: [],
   access: [],
+  limits: {
+    override: { ratePerSecond: null, concurrency: null },
+    defaults: { ratePerSecond: 20, concurrency: 10 },
+  },
 });
 
 describe('organization page', () => {
@@ -129,6 +133,27 @@ describe('organization page', () => {
     );
     expect(page.flash).toBe('Connected to Cerner.');
     expect(page.serverSource).toBe('as named by an administrator');
+  });
+
+  it('shows the gateway limits to everyone, and a limits form sent back with its messages', () => {
+    const page = organizationPage({ user: orgAdmin, csrfToken: 'csrf' }, facts(snapshot()), {
+      connected: false,
+    });
+    expect(page.isRoot).toBe(false);
+    expect(page.gatewayLimits).toMatchObject({
+      rate: { value: 20, source: 'default' },
+      concurrency: { value: 10, source: 'default' },
+      hasErrors: false,
+    });
+    const sent = organizationPage({ user: root, csrfToken: 'csrf' }, facts(snapshot()), {
+      connected: false,
+      limitsForm: { form: { ratePerSecond: '0', concurrency: '' }, errors: { ratePerSecond: 'too low' } },
+    });
+    expect(sent.gatewayLimits).toMatchObject({
+      form: { ratePerSecond: '0', concurrency: '' },
+      errors: { ratePerSecond: 'too low' },
+      hasErrors: true,
+    });
   });
 
   it('says why the server is called what it is called', () => {

@@ -8,6 +8,12 @@ import { Role } from 'src/users/user.types';
 import type { AuthUser, UserView } from 'src/users/user.view';
 
 import { formatUtc, StateBadge, stateBadge } from './connection-row';
+import {
+  GatewayLimitsFacts,
+  GatewayLimitsForm,
+  GatewayLimitsPanel,
+  gatewayLimitsPanel,
+} from './gateway-limits';
 import type { Viewer } from './page';
 
 /** What the organization page shows, as its services return it. */
@@ -24,6 +30,8 @@ export interface OrganizationFacts {
   traffic: TrafficHour[];
   /** The latest gateway access records (newest first). */
   access: GatewayAccessView[];
+  /** The gateway's limits in force for it, and the defaults from config. */
+  limits: GatewayLimitsFacts;
 }
 
 /** One hour of the traffic chart: a bar for the requests, and inside it one for the errors. */
@@ -94,6 +102,8 @@ export interface OrganizationPage extends Viewer, OrganizationFacts {
   flash: string | undefined;
   trafficChart: TrafficChart;
   accessRows: AccessRow[];
+  /** The FHIR gateway limits: everyone sees them; root admins also get the form. */
+  gatewayLimits: GatewayLimitsPanel;
 }
 
 /** `POST /admin/organizations/:orgId/admins`: the new admin, and a generated password shown once. */
@@ -118,7 +128,11 @@ export function serverSource(org: Pick<OrganizationView, 'fhirBaseUrl'>, server:
 export function organizationPage(
   viewer: Viewer,
   facts: OrganizationFacts,
-  options: { connected: boolean },
+  options: {
+    connected: boolean;
+    /** The limits form sent back with messages. */
+    limitsForm?: { form: GatewayLimitsForm; errors: Record<string, string> };
+  },
 ): OrganizationPage {
   const { org, snapshot } = facts;
   const server = serverLabel(org);
@@ -143,6 +157,7 @@ export function organizationPage(
     flash: options.connected && credential ? `Connected to ${server.name}.` : undefined,
     trafficChart: trafficChart(facts.traffic),
     accessRows: accessRows(facts.access),
+    gatewayLimits: gatewayLimitsPanel(facts.limits, options.limitsForm),
   };
 }
 

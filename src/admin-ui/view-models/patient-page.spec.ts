@@ -2,6 +2,7 @@ import type { Bundle, Observation, Patient } from 'fhir/r4';
 
 import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
 import { ConnectionState } from 'src/connections/connections.read-model';
+import type { OwnConnectionContact } from 'src/connection-health/own-connection-notices.service';
 import type { StoredCredential } from 'src/connections/connections.types';
 import type { OrganizationView } from 'src/organizations/dto/organization.view';
 import { Role } from 'src/users/user.types';
@@ -12,6 +13,7 @@ import {
   isEnded,
   liveAccount,
   observationLine,
+  ownConnectionSection,
   patientContext,
   patientPage,
   patientSummary,
@@ -178,12 +180,91 @@ describe('patient page', () => {
       organizationId: 'o1',
       mustChangePassword: false,
     };
-    expect(patientPage({ user, csrfToken: 'csrf' }, epic.server, [])).toEqual({
+    const own = ownConnectionSection({
+      notices: [],
+      contact: { address: null, source: null, confirmed: false, mode: 'immediate', mailConfigured: false },
+      action: '/launch/patient/notifications',
+      patient: true,
+    });
+    expect(patientPage({ user, csrfToken: 'csrf' }, epic.server, [], own)).toEqual({
       title: 'My connected accounts',
       user,
       csrfToken: 'csrf',
       accounts: [],
       server: epic.server,
+      own,
     });
+  });
+});
+const contact = (over: Partial<OwnConnectionContact> = {}): OwnConnectionContact => ({
+  address: 'pat@example.org',
+  source: 'entered',
+  confirmed: true,
+  mode: 'immediate',
+  mailConfigured: true,
+  ...over,
+});
+const notice = {
+  id: 'n1',
+  organizationId: 'o1',
+  organizationName: "St Mary's",
+  endedAt: '2026-12-01T00:00:00.000Z',
+  serverName: 'Epic',
+  reconnectUrl: '/fhir/epic-connect?org=st-marys',
+};
+
+describe('ownConnectionSection', () => {
+  it('shows the stored address and choice, and the notices', () => {
+    const section = ownConnectionSection({
+      notices: [notice],
+      contact: contact({ source: 'id_token' }),
+      action: '/launch/patient/notifications',
+      patient: true,
+    });
+    expect(section).toMatchObject({
+      contactEmail: 'pat@example.org',
+      fromClaim: true,
+      emailOn: true,
+      error: null,
+      saved: false,
+      notices: [{ organizationName: "St Mary's", patient: true, reconnectUrl: notice.reconnectUrl }],
+    });
+  });
+
+  it('says an entered address waits for its confirmation (only when email is sent at all)', () => {
+    const section = (over: Partial<OwnConnectionContact>) =>
+      ownConnectionSection({ notices: [], contact: contact(over), action: '/x', patient: true });
+    expect(section({ confirmed: false }).awaitingConfirmation).toBe(true);
+    expect(section({ confirmed: true }).awaitingConfirmation).toBe(false);
+    expect(section({ confirmed: false, mailConfigured: false }).awaitingConfirmation).toBe(false);
+    expect(section({ confirmed: false, address: null }).awaitingConfirmation).toBe(false);
+  });
+
+  it('keeps what was entered after an error, and says so', () => {
+    const section = ownConnectionSection(
+      { notices: [], contact: contact(), action: '/x', patient: false },
+      { contactEmail: 'not an address', ownConnection: 'off', error: 'That is not…', field: 'contactEmail' },
+    );
+    expect(section).toMatchObject({
+      contactEmail: 'not an address',
+      emailOn: false,
+      fromClaim: false,
+      error: 'That is not…',
+      errorField: 'contactEmail',
+      saved: false,
+    });
+  });
+
+  it('an empty address and email off', () => {
+    const section = ownConnectionSection(
+      {
+        notices: [],
+        contact: contact({ address: null, source: null, mode: 'off' }),
+        action: '/x',
+        patient: true,
+      },
+      { saved: true },
+    );
+    expect(section).toMatchObject({ contactEmail: '', fromClaim: false, emailOn: false, saved: true });
   });
 });

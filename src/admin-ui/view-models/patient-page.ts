@@ -1,6 +1,10 @@
 import type { Bundle, Observation, Patient } from 'fhir/r4';
 
 import type { DomainError } from 'src/common/errors/domain-error';
+import type {
+  OwnConnectionContact,
+  OwnConnectionNotice,
+} from 'src/connection-health/own-connection-notices.service';
 import { deriveConnectionState } from 'src/connections/connections.read-model';
 import type { ConnectionState } from 'src/connections/connections.read-model';
 import type { StoredCredential } from 'src/connections/connections.types';
@@ -43,6 +47,8 @@ export interface PatientPage extends Viewer {
   accounts: PatientAccount[];
   /** The patient's organization's server ("Epic", the administrator's name, "the EHR"). */
   server: ServerLabel;
+  /** Connections that ended (until they connect again) and the email form. */
+  own: OwnConnectionSection;
 }
 
 /** What a patient's page needs to know about where their connections lead. */
@@ -178,6 +184,66 @@ export function liveAccount(
   };
 }
 
-export function patientPage(viewer: Viewer, server: ServerLabel, accounts: PatientAccount[]): PatientPage {
-  return { title: 'My connected accounts', ...viewer, accounts, server };
+export function patientPage(
+  viewer: Viewer,
+  server: ServerLabel,
+  accounts: PatientAccount[],
+  own: OwnConnectionSection,
+): PatientPage {
+  return { title: 'My connected accounts', ...viewer, accounts, server, own };
+}
+
+/** The form's state after a post: what was entered (kept on an error), the error, or saved. */
+export interface OwnConnectionForm {
+  contactEmail?: string;
+  ownConnection?: string;
+  error?: string;
+  field?: 'contactEmail' | 'ownConnection';
+  saved?: boolean;
+}
+
+/**
+ * The part of a provider's or patient's page about their own connections: the ones that ended
+ * (until they connect again) and the email form (address and whether to be emailed).
+ */
+export interface OwnConnectionSection {
+  notices: (OwnConnectionNotice & { patient: boolean })[];
+  /** Where the form posts. */
+  action: string;
+  /** The address shown in the field: what they entered (after an error), else the stored one. */
+  contactEmail: string;
+  /** The stored address came from Epic's identity token (not typed by them). */
+  fromClaim: boolean;
+  /** An entered address not confirmed yet (double opt-in): nothing is sent to it until its link is opened. */
+  awaitingConfirmation: boolean;
+  emailOn: boolean;
+  mailConfigured: boolean;
+  error: string | null;
+  errorField: string | null;
+  saved: boolean;
+}
+
+export function ownConnectionSection(
+  input: {
+    notices: OwnConnectionNotice[];
+    contact: OwnConnectionContact;
+    action: string;
+    patient: boolean;
+  },
+  form: OwnConnectionForm = {},
+): OwnConnectionSection {
+  const { contact } = input;
+  return {
+    notices: input.notices.map((n) => ({ ...n, patient: input.patient })),
+    action: input.action,
+    contactEmail: form.error ? (form.contactEmail ?? '') : (contact.address ?? ''),
+    fromClaim: !form.error && contact.source === 'id_token' && contact.address !== null,
+    awaitingConfirmation:
+      !form.error && contact.mailConfigured && contact.address !== null && !contact.confirmed,
+    emailOn: form.error ? form.ownConnection !== 'off' : contact.mode !== 'off',
+    mailConfigured: contact.mailConfigured,
+    error: form.error ?? null,
+    errorField: form.field ?? null,
+    saved: form.saved === true && !form.error,
+  };
 }

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, PartialType } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -22,6 +22,7 @@ import { IsSingleLineText } from 'src/common/validation/text-rules';
 import { RESOURCE_TYPE_PATTERN } from 'src/fhir-client/fhir-client.service';
 
 import { KEY_ID_PATTERN } from '../api-key-format';
+import { isFhirR4ResourceType } from '../fhir-r4-resource-types';
 import { API_KEY_ACCESS, type ApiKeyAccess } from '../api-keys.types';
 
 export const MAX_RESOURCE_TYPES = 100;
@@ -79,7 +80,39 @@ function ResourceTypes(): PropertyDecorator {
       each: true,
       message: 'each of resourceTypes must be a FHIR resource type name such as Patient or Observation',
     })(target, key);
+    AreFhirR4ResourceTypes()(target, key);
   };
+}
+
+/** The well-formed names in `value` that are no FHIR R4 resource type (malformed ones are Matches' to report). */
+function unknownResourceTypes(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  const names = value.filter(
+    (v): v is string => typeof v === 'string' && RESOURCE_TYPE_PATTERN.test(v) && !isFhirR4ResourceType(v),
+  );
+  return [...new Set(names)];
+}
+
+/**
+ * Every well-formed name is a resource type of FHIR R4 (FHIR_R4_RESOURCE_TYPES, the version Epic
+ * serves); the message names the unknown ones, so a typo is found at once.
+ */
+function AreFhirR4ResourceTypes(): PropertyDecorator {
+  return (target: object, propertyName: string | symbol) =>
+    registerDecorator({
+      name: 'areFhirR4ResourceTypes',
+      target: target.constructor,
+      propertyName: String(propertyName),
+      options: {
+        message: ({ value }) => {
+          const unknown = unknownResourceTypes(value);
+          const shown =
+            unknown.slice(0, 5).join(', ') + (unknown.length > 5 ? ` and ${unknown.length - 5} more` : '');
+          return `resourceTypes names ${unknown.length === 1 ? 'a type' : 'types'} that FHIR R4 does not define: ${shown}. Use resource type names as FHIR R4 spells them, such as Patient or Observation (http://hl7.org/fhir/R4/resourcelist.html)`;
+        },
+      },
+      validator: { validate: (value: unknown) => unknownResourceTypes(value).length === 0 },
+    });
 }
 
 /** When the key stops working (`null`, let through by IsOptional: never). */
@@ -109,7 +142,8 @@ export class CreateApiKeyDto {
     type: [String],
     nullable: true,
     required: false,
-    description: 'FHIR resource types the key may touch; null: all',
+    description:
+      'FHIR R4 resource types the key may touch (http://hl7.org/fhir/R4/resourcelist.html; an unknown one is refused); null: all',
   })
   @IsOptional()
   @ResourceTypes()
@@ -137,54 +171,27 @@ export class CreateApiKeyDto {
   expiresAt?: string | null;
 }
 
-/** `PATCH …/api-keys/:keyId`: an absent field keeps its value; `null` clears `resourceTypes` (all) and `expiresAt` (never). */
-export class UpdateApiKeyDto {
-  @ApiProperty({ type: 'string', minLength: 1, maxLength: 100, required: false })
-  @Given()
-  @Name()
-  name?: string;
-
-  @ApiProperty({ enum: ['read', 'read_write'], required: false, description: 'Default `read`' })
-  @Given()
-  @Access()
-  access?: ApiKeyAccess;
-
-  @ApiProperty({
-    type: [String],
-    nullable: true,
-    required: false,
-    description: 'FHIR resource types the key may touch; null: all',
-  })
-  @IsOptional()
-  @ResourceTypes()
-  resourceTypes?: string[] | null;
-
-  @ApiProperty({
-    type: 'boolean',
-    required: false,
-    description: "May act with the organization's users' own connections (`X-Epic-Connect-User`)",
-  })
-  @Given()
-  @IsBoolean({ message: 'userConnections must be true or false' })
-  userConnections?: boolean;
-
-  @ApiProperty({
-    type: 'string',
-    format: 'date-time',
-    nullable: true,
-    required: false,
-    description: 'ISO 8601, in the future; null: never',
-  })
-  @IsOptional()
-  @ExpiresAt()
-  expiresAt?: string | null;
-}
+/**
+ * `PATCH …/api-keys/:keyId`: the fields of CreateApiKeyDto, each optional; an absent field keeps its
+ * value, `null` clears `resourceTypes` (all) and `expiresAt` (never). Derived with the Swagger
+ * mapped type so the rules and the OpenAPI schema cannot drift apart. `skipNullProperties: false`
+ * validates a present `null` (ValidateIf defined, not IsOptional): `name`, `access` and
+ * `userConnections` refuse it as before, while `resourceTypes` and `expiresAt` keep their own
+ * IsOptional, which lets `null` through.
+ */
+export class UpdateApiKeyDto extends PartialType(CreateApiKeyDto, { skipNullProperties: false }) {}
 
 /** `/api/organizations/:orgId/api-keys/:keyId`. */
 export class ApiKeyParams {
+  @ApiProperty({ format: 'uuid', description: 'The organization' })
   @IsUUID('all', { message: 'orgId must be a UUID' })
   orgId!: string;
 
+  @ApiProperty({
+    pattern: KEY_ID_PATTERN.source,
+    example: 'k3y1d0000000',
+    description: 'The key id: the part after `ecgk_` in the key’s prefix (`ecgk_<keyId>`)',
+  })
   @Matches(KEY_ID_PATTERN, { message: 'keyId must be 12 lowercase letters or digits' })
   keyId!: string;
 }

@@ -32,6 +32,10 @@ export class Notification {
   @Column({ type: 'varchar', length: 500, nullable: true })
   link!: string | null;
 
+  /** Email recipients still to be worked out (EmailOutboxService plans them, outside this transaction). */
+  @Column({ name: 'mail_pending', type: 'boolean', default: false })
+  mailPending!: boolean;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }

@@ -17,6 +17,9 @@ import { GATEWAY_THROTTLE_METRICS, GatewayThrottleMetrics } from './gateway-thro
 import { GateLimits, GateSettings, OrganizationGate, Release } from './organization-gate';
 import { CONCURRENCY_RANGE, LIMITS_CACHE_MS, RATE_RANGE, upstreamPauseSeconds } from './throttle-policy';
 
+/** A root admin's override as stored (null: that limit is the default), for the consoles. */
+export type { LimitsOverride } from './gateway-limits.repository';
+
 /** Who changes the limits: a signed-in user (AuthUser fits), audited by id and email. */
 export type LimitsActor = AuditActor & { role: Role };
 
@@ -130,6 +133,15 @@ export class GatewayThrottleService implements OnModuleDestroy {
     const cached = this.limitsCache.get(organizationId);
     if (cached && now - cached.at < LIMITS_CACHE_MS) return cached.limits;
     return this.remember(organizationId, this.inForce(await this.overrides.find(organizationId)));
+  }
+
+  /**
+   * The root admin's override of an organization's limits as stored, read now (nulls: the
+   * defaults apply). Unlike `limits`, it tells an override equal to a default from no override.
+   */
+  async override(organizationId: string): Promise<LimitsOverride> {
+    if (!isUUID(organizationId)) throw new DomainError(ErrorCode.NotFound, NOT_FOUND);
+    return this.overrides.find(organizationId);
   }
 
   /**

@@ -5,6 +5,8 @@
  * test/e2e/gateway-throttle checks that both agree.
  */
 
+import { GATEWAY_CONCURRENCY_RANGE, GATEWAY_RATE_RANGE } from 'src/config/env.schema';
+
 /** A batch is what the rate grants in this long: 10% of a second. */
 export const LEASE_PERIOD_MS = 100;
 /** A lease may reserve tokens the bucket will refill within this long (a debt of one second). */
@@ -31,9 +33,9 @@ export const MAX_UPSTREAM_PAUSE_SECONDS = 900;
 /** The longest Retry-After a queue estimate gives. */
 const MAX_RETRY_AFTER_SECONDS = 60;
 
-/** Ranges of the limits (config and root admin overrides alike). */
-export const RATE_RANGE = { min: 1, max: 10_000 } as const;
-export const CONCURRENCY_RANGE = { min: 1, max: 1_000 } as const;
+/** Ranges of the limits (config and root admin overrides alike): defined once, with the config. */
+export const RATE_RANGE = GATEWAY_RATE_RANGE;
+export const CONCURRENCY_RANGE = GATEWAY_CONCURRENCY_RANGE;
 
 /**
  * The most tokens one lease takes (B): the rate's worth of one lease period, at least 1. With N

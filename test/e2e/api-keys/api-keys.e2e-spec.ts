@@ -186,11 +186,24 @@ describe('API keys: JSON API and authentication', () => {
     const shown = await adminA.agent.get(path(orgA, key.keyId)).expect(200);
     expect(shown.body).toMatchObject({ state: 'expired' });
 
-    // An expired key can be given a new date.
+    // An expired key has ended like a revoked one: no new date (a leaked old key must not come back),
+    // no other change, nothing audited, and it stays refused.
     const later = new Date(Date.now() + 3_600_000).toISOString();
-    const renewed = await patch(adminA, orgA, key.keyId, { expiresAt: later }).expect(200);
-    expect(renewed.body).toMatchObject({ state: 'active', expiresAt: later });
-    expect(await sut.authenticate(secret)).toMatchObject({ keyId: key.keyId });
+    for (const change of [{ expiresAt: later }, { expiresAt: null }, { name: 'Renamed' }, {}]) {
+      const refused = await patch(adminA, orgA, key.keyId, change).expect(409);
+      expect(refused.body).toMatchObject({
+        code: 'CONFLICT',
+        message: 'This API key is expired and cannot be changed. Create a new key instead.',
+      });
+    }
+    const after = await adminA.agent.get(path(orgA, key.keyId)).expect(200);
+    expect(after.body).toMatchObject({ state: 'expired', expiresAt: key.expiresAt, name: key.name });
+    const updates = await t.dataSource.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM audit_event WHERE action = 'api-key.updated' AND detail->>'keyId' = $1`,
+      [key.keyId],
+    );
+    expect(updates[0].n).toBe(0);
+    await refusal(secret);
   });
 
   it('revokes at once on this instance, idempotently, and a revoked key cannot be changed', async () => {
@@ -296,6 +309,45 @@ describe('API keys: JSON API and authentication', () => {
     expect(names).not.toContain('No token');
   });
 
+  it('accepts only FHIR R4 resource types, naming the unknown ones, on create and on change', async () => {
+    const unknown = await post(adminA, orgA, {
+      name: 'Typo',
+      resourceTypes: ['Patient', 'Foo', 'Observaton', 'Foo'],
+    }).expect(400);
+    expect(unknown.body).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      fields: {
+        resourceTypes: [
+          'resourceTypes names types that FHIR R4 does not define: Foo, Observaton. Use resource type names as FHIR R4 spells them, such as Patient or Observation (http://hl7.org/fhir/R4/resourcelist.html)',
+        ],
+      },
+    });
+    // One unknown type: named alone. A type of a later FHIR version (R5's
+    // SubscriptionTopic) is not R4's either.
+    const one = await post(adminA, orgA, { name: 'R5', resourceTypes: ['SubscriptionTopic'] }).expect(400);
+    expect((one.body as { fields: Record<string, string[]> }).fields.resourceTypes).toEqual([
+      expect.stringMatching(/^resourceTypes names a type that FHIR R4 does not define: SubscriptionTopic\./),
+    ]);
+    const names = ((await adminA.agent.get(path(orgA)).expect(200)).body as ApiKeyView[]).map((k) => k.name);
+    expect(names).not.toContain('Typo');
+
+    // Every R4 type, the rare ones included, is accepted; a change is checked the same way.
+    const { key } = await createKey({
+      resourceTypes: ['Patient', 'MedicinalProductUndesirableEffect', 'VisionPrescription', 'Binary'],
+    });
+    const changed = await patch(adminA, orgA, key.keyId, { resourceTypes: ['Patient', 'Foo'] }).expect(400);
+    expect((changed.body as { fields: Record<string, string[]> }).fields.resourceTypes).toEqual([
+      expect.stringMatching(/does not define: Foo\./),
+    ]);
+    const kept = await adminA.agent.get(path(orgA, key.keyId)).expect(200);
+    expect((kept.body as ApiKeyView).resourceTypes).toEqual([
+      'Patient',
+      'MedicinalProductUndesirableEffect',
+      'VisionPrescription',
+      'Binary',
+    ]);
+  });
+
   it('answers invalid input in the one field-error shape', async () => {
     const res = await post(adminA, orgA, {
       name: '',
@@ -362,6 +414,46 @@ describe('API keys: JSON API and authentication', () => {
     expect(list.map((k) => k.name)).not.toContain('x');
   });
 
+  it('validates a change with the rules of a create, every field optional, null cleared only where it means something', async () => {
+    const { key } = await createKey({ name: 'Before', resourceTypes: ['Patient'], expiresAt: '2099-01-01' });
+    const fieldsOf = async (body: object): Promise<Record<string, string[]>> =>
+      ((await patch(adminA, orgA, key.keyId, body).expect(400)).body as { fields: Record<string, string[]> })
+        .fields;
+
+    // The create's rules and messages, field by field.
+    expect(await fieldsOf({ name: '' })).toEqual({ name: ['name must be 1 to 100 characters'] });
+    expect(await fieldsOf({ access: 'write' })).toEqual({ access: ['access must be read or read_write'] });
+    expect(await fieldsOf({ resourceTypes: [] })).toEqual({
+      resourceTypes: ['resourceTypes must name at least one resource type, or be null for all'],
+    });
+    expect(await fieldsOf({ expiresAt: '2020-01-01' })).toEqual({
+      expiresAt: ['expiresAt must be in the future'],
+    });
+    expect(await fieldsOf({ extra: 1 })).toEqual({ extra: ['property extra should not exist'] });
+    // null is a value to refuse where it means nothing (it would not be "keep").
+    expect(Object.keys(await fieldsOf({ name: null, access: null, userConnections: null })).sort()).toEqual([
+      'access',
+      'name',
+      'userConnections',
+    ]);
+
+    // An empty change changes nothing; absent fields are kept, the name trimmed like on create.
+    const same = await patch(adminA, orgA, key.keyId, {}).expect(200);
+    expect(same.body).toMatchObject({ name: 'Before', resourceTypes: ['Patient'], access: 'read' });
+    const renamed = await patch(adminA, orgA, key.keyId, { name: '  After  ' }).expect(200);
+    expect(renamed.body).toMatchObject({
+      name: 'After',
+      access: 'read',
+      resourceTypes: ['Patient'],
+      expiresAt: '2099-01-01T00:00:00.000Z',
+    });
+    // null clears resourceTypes (all) and expiresAt (never).
+    const cleared = await patch(adminA, orgA, key.keyId, { resourceTypes: null, expiresAt: null }).expect(
+      200,
+    );
+    expect(cleared.body).toMatchObject({ name: 'After', resourceTypes: null, expiresAt: null });
+  });
+
   it('audits creating, changing and revoking with what the key may do, never the secret or its hash', async () => {
     const { key } = await createKey({
       name: 'Audited',
@@ -396,6 +488,53 @@ describe('API keys: JSON API and authentication', () => {
       expect(trail).not.toContain(sha256(secretPart(key)));
     }
     expect(trail).toContain(key.keyId);
+  });
+
+  it('holds the cap of 100 keys that are not revoked exactly, even for creates that race', async () => {
+    const org = (await new TestFactory(t).organization()).id;
+    // 95 keys already (written directly: the cap counts rows, however they came), 2 of them revoked.
+    await t.dataSource.query(
+      `INSERT INTO api_key (organization_id, key_id, secret_hash, name, access, revoked_at)
+       SELECT $1, substr(md5(random()::text || g), 1, 12), md5(random()::text) || md5(random()::text),
+              'Filler ' || g, 'read', CASE WHEN g <= 2 THEN now() END
+         FROM generate_series(1, 95) g`,
+      [org],
+    );
+    const unrevoked = async (): Promise<number> =>
+      Number(
+        (
+          await t.dataSource.query<{ n: string }[]>(
+            'SELECT count(*) AS n FROM api_key WHERE organization_id = $1 AND revoked_at IS NULL',
+            [org],
+          )
+        )[0].n,
+      );
+    expect(await unrevoked()).toBe(93);
+
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => post(rootAdmin, org, { name: `Racing ${i}` })),
+    );
+    const statuses = answers.map((res) => res.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(7);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(13);
+    for (const res of answers) {
+      if (res.status === 201) created.push((res.body as CreatedApiKey).secret);
+      else {
+        expect(res.body).toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/at most 100/) });
+      }
+    }
+    expect(await unrevoked()).toBe(100);
+
+    // Revoking one makes room for exactly one.
+    const [{ key_id: filler }] = await t.dataSource.query<{ key_id: string }[]>(
+      `SELECT key_id FROM api_key WHERE organization_id = $1 AND revoked_at IS NULL AND name LIKE 'Filler %' LIMIT 1`,
+      [org],
+    );
+    await revoke(rootAdmin, org, filler).expect(200);
+    const again = await Promise.all([1, 2, 3].map((i) => post(rootAdmin, org, { name: `Again ${i}` })));
+    expect(again.map((res) => res.status).sort()).toEqual([201, 409, 409]);
+    for (const res of again) if (res.status === 201) created.push((res.body as CreatedApiKey).secret);
+    expect(await unrevoked()).toBe(100);
   });
 
   it('deletes an organization’s keys with the organization', async () => {

@@ -1,12 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { DataSource } from 'typeorm';
-
-import { AuditService } from 'src/audit/audit.service';
-import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { DatabaseEndpoint } from 'src/database/database-endpoint';
-import { GatewayBudgetRepository } from 'src/gateway/throttle/gateway-budget.repository';
-import { GatewayLimitsRepository } from 'src/gateway/throttle/gateway-limits.repository';
 import { GatewayThrottleService } from 'src/gateway/throttle/gateway-throttle.service';
 import { overshootBound } from 'src/gateway/throttle/throttle-policy';
 import { OrganizationsService } from 'src/organizations/organizations.service';
@@ -22,7 +16,7 @@ import { burst, startedWithin } from './throttle-harness';
  * The embedded database (PGlite) takes one connection. The throttle holds no transaction while a
  * request waits, so waiting requests, leases, an override (a transaction) and the app's own
  * queries all get through. The app boots as `npm start` without DATABASE_URL does (migrations
- * included); the service is built from that app's own providers, as GatewayThrottleModule would.
+ * included); the throttle is that app's own GatewayThrottleService.
  */
 describe('gateway throttle on the embedded database (one connection)', () => {
   let t: TestApp;
@@ -34,20 +28,9 @@ describe('gateway throttle on the embedded database (one connection)', () => {
     });
     const endpoint = t.app.get(DatabaseEndpoint);
     if (endpoint.mode !== 'embedded' || endpoint.poolSize !== 1) throw new Error('not the embedded database');
-    const ds = t.app.get(DataSource);
-    throttle = new GatewayThrottleService(
-      ds,
-      new GatewayBudgetRepository(ds),
-      new GatewayLimitsRepository(ds),
-      t.app.get(OrganizationsService),
-      t.app.get(AuditService),
-      t.app.get<AppConfig>(APP_CONFIG),
-    );
+    throttle = t.app.get(GatewayThrottleService);
   }, 60_000);
-  afterAll(async () => {
-    await throttle?.onModuleDestroy();
-    await t?.close();
-  });
+  afterAll(() => t?.close());
 
   it('throttles a burst while overrides, pauses and other queries share the one connection', async () => {
     const factory = new TestFactory(t);

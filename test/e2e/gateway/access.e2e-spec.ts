@@ -1,14 +1,8 @@
+import { createApiKey, revokeApiKey } from 'test/factories/api-keys';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
-import {
-  createApiKey,
-  gatewayOrganization,
-  GatewayOrganization,
-  issueOf,
-  providerLaunch,
-  revokeApiKey,
-} from './gateway-harness';
+import { gatewayOrganization, GatewayOrganization, issueOf, providerLaunch } from './gateway-harness';
 
 /**
  * Who may do what through the gateway: the API key authenticates (401 otherwise, with a Bearer

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -176,6 +177,124 @@ describe('FHIR gateway: Bulk Data ($export)', () => {
     const manifest = (await call('get', status, limited).expect(200)).body as Manifest;
     await call('get', gatewayPath(manifest.output[0].url), limited).expect(200);
     await call('delete', status, limited).expect(202);
+  });
+
+  it('binds a job to the key that kicked it off: another key of the organization gets 404 for its URLs', async () => {
+    epic.bulkData({ pollsBeforeDone: 0 });
+    const other = (await createApiKey(org)).secret; // a read key of the same organization
+    const start = await kickOff('Patient/$export?_type=Patient').expect(202);
+    const status = gatewayPath(start.headers['content-location']);
+    const jobId = status.split('/').at(-1)!;
+    const manifest = (await call('get', status).expect(200)).body as Manifest;
+    const file = gatewayPath(manifest.output[0].url);
+
+    const before = epic.calls('fhir');
+    for (const [method, path] of [
+      ['get', status],
+      ['get', file],
+      ['delete', status],
+    ] as const) {
+      const refused = await call(method, path, other).expect(404);
+      expect(issueOf(refused.body)).toMatchObject({
+        code: 'not-found',
+        diagnostics: expect.stringContaining('another API key'),
+      });
+    }
+    expect(epic.calls('fhir')).toBe(before); // refused without asking the server
+    expect(epic.bulkJobs()).toContain(jobId); // the other key could not cancel it
+
+    // The key that started it still may.
+    await call('get', file).expect(200);
+    await call('delete', status).expect(202);
+  });
+
+  it('lets each key that kicked off a job the server reused use it (HAPI FHIR hands out an identical export again)', async () => {
+    epic.bulkData({ pollsBeforeDone: 0 });
+    const second = (await createApiKey(org)).secret;
+    const start = await kickOff('Patient/$export?_type=Patient').expect(202);
+    const status = gatewayPath(start.headers['content-location']);
+    const upstream = `${epic.fhirBase}${status.slice(org.base.length)}`;
+    // The server answers the second key's identical kick-off with the job under way.
+    epic.failNext('fhir', { status: 202, body: '', headers: { 'Content-Location': upstream } });
+    const again = await kickOff('Patient/$export?_type=Patient', second).expect(202);
+    expect(gatewayPath(again.headers['content-location'])).toBe(status);
+    await call('get', status, second).expect(200);
+    await call('get', status).expect(200); // the first key keeps its job
+  });
+
+  it("binds a job whose status URL ends in '/'", async () => {
+    epic.bulkData({ pollsBeforeDone: 0 });
+    const other = (await createApiKey(org)).secret;
+    const start = await kickOff('Patient/$export?_type=Patient', other).expect(202);
+    const upstream = `${epic.fhirBase}${gatewayPath(start.headers['content-location']).slice(org.base.length)}/`;
+    epic.failNext('fhir', { status: 202, body: '', headers: { 'Content-Location': upstream } });
+    const slashed = await kickOff('Patient/$export?_type=Patient').expect(202);
+    const status = gatewayPath(slashed.headers['content-location']);
+    expect(status).toMatch(/\/$/);
+    await call('get', status).expect(200);
+  });
+
+  it('answers 502 saying the export started when the job cannot be recorded', async () => {
+    epic.bulkData({ pollsBeforeDone: 0 });
+    const jobs = epic.bulkJobs().length;
+    // A real database failure on the insert (no mock): a trigger that refuses it.
+    await t.dataSource.query(`
+      CREATE FUNCTION refuse_bulk_job() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+      CREATE TRIGGER refuse_bulk_job BEFORE INSERT ON gateway_bulk_job
+        FOR EACH ROW EXECUTE FUNCTION refuse_bulk_job();`);
+    try {
+      const res = await kickOff('Patient/$export?_type=Patient').expect(502);
+      expect(issueOf(res.body)).toMatchObject({
+        code: 'exception',
+        diagnostics: expect.stringContaining(
+          'started the Bulk Data export, but the gateway could not record it',
+        ),
+      });
+      expect(res.headers['content-location']).toBeUndefined();
+      expect(epic.bulkJobs().length).toBe(jobs + 1); // the export runs on at the server
+    } finally {
+      await t.dataSource.query(
+        'DROP TRIGGER refuse_bulk_job ON gateway_bulk_job; DROP FUNCTION refuse_bulk_job();',
+      );
+    }
+  });
+
+  it('answers a job URL the gateway never handed out with 404, without asking the server', async () => {
+    const before = epic.calls('fhir');
+    for (const path of [
+      `BulkRequest/${randomUUID()}`,
+      `BulkRequest/${randomUUID()}/Patient-1.ndjson`,
+      '$export-poll-status?_jobId=123',
+      '$export-poll-status',
+    ]) {
+      const res = await call('get', `${org.base}/${path}`).expect(404);
+      expect(issueOf(res.body).code).toBe('not-found');
+    }
+    expect(epic.calls('fhir')).toBe(before);
+  });
+
+  it('sends a kick-off once: after a 5xx or a network failure, no retry (it could start a second job)', async () => {
+    const jobs = epic.bulkJobs().length;
+    let before = epic.calls('fhir');
+    epic.failNext('fhir', { status: 503, retryAfter: null });
+    await kickOff('Patient/$export?_type=Patient').expect(503); // the server's own answer
+    expect(epic.calls('fhir') - before).toBe(1);
+
+    before = epic.calls('fhir');
+    epic.failNext('fhir', { drop: true });
+    const dropped = await kickOff('Patient/$export?_type=Patient').expect(502);
+    expect(issueOf(dropped.body).code).toBe('transient');
+    expect(epic.calls('fhir') - before).toBe(1);
+    expect(epic.bulkJobs().length).toBe(jobs);
+
+    // Polls are reads, retried as any read.
+    epic.bulkData({ pollsBeforeDone: 0 });
+    const start = await kickOff('Patient/$export?_type=Patient').expect(202);
+    before = epic.calls('fhir');
+    epic.failNext('fhir', { status: 503, retryAfter: null });
+    await call('get', gatewayPath(start.headers['content-location'])).expect(200);
+    expect(epic.calls('fhir') - before).toBe(2);
   });
 
   it("leaves file URLs outside the server's FHIR base as they are: the gateway never fetches them", async () => {

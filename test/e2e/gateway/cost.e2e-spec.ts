@@ -1,15 +1,13 @@
-import { request as httpRequest } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { readFileSync } from 'node:fs';
 
 import { Client } from 'pg';
 
+import { createApiKey } from 'test/factories/api-keys';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
+import { MB, occurrences, streamAndMeasure } from 'test/setup/stream-measure';
 import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
-import { createApiKey, gatewayOrganization, GatewayOrganization } from './gateway-harness';
-
-const MB = 1024 * 1024;
+import { gatewayOrganization, GatewayOrganization } from './gateway-harness';
 
 /**
  * What a gateway request costs: no session lookup (AuthModule's middleware skips /gateway/), a few
@@ -71,6 +69,31 @@ describe('FHIR gateway: what a request costs', () => {
     expect(gateway.length / 5).toBeLessThanOrEqual(4);
   });
 
+  /** The request log's lines (pino-http's, with `req`) for paths under `prefix`. */
+  function requestLogLines(prefix: string): { req: { url: string }; res: { statusCode: number } }[] {
+    return readFileSync(process.env.LOG_FILE!, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(prefix))
+      .map((line) => JSON.parse(line) as { req?: { url: string }; res: { statusCode: number } })
+      .filter((entry): entry is { req: { url: string }; res: { statusCode: number } } =>
+        Boolean(entry.req?.url.startsWith(prefix)),
+      );
+  }
+
+  it('writes no log line per request by default (access records and metrics keep them)', async () => {
+    await t
+      .http()
+      .get(`${org.base}/Patient/${SEED.camila}`)
+      .set('Authorization', `Bearer ${key}`)
+      .expect(200);
+    await org.admin.agent.get(`/api/organizations/${org.orgId}`).expect(200);
+    expect(requestLogLines(org.base)).toEqual([]);
+    // Other routes keep theirs.
+    expect(requestLogLines(`/api/organizations/${org.orgId}`).length).toBeGreaterThan(0);
+
+    // With GATEWAY_REQUEST_LOG the route is not excluded: src/logging/logger.options.spec.ts.
+  });
+
   it('needs no CSRF token or same-origin request for a write', async () => {
     const writer = (await createApiKey(org, { access: 'read_write' })).secret;
     await t
@@ -90,66 +113,29 @@ describe('FHIR gateway: what a request costs', () => {
     const entries = 30_000;
     const produced = epic.serveLargeSearch('Observation', { entries, bytesPerEntry: 1000 });
     const appUrl = await listenOnLoopback(t);
-    const fullUrl = Buffer.from(`"fullUrl":"http://localhost:3000${org.base}/Observation/large-`);
-    const upstream = Buffer.from(new URL(epic.fhirBase).host);
-    // Memory that is garbage is not memory held: collect it while sampling, so that what grows is
-    // what the pipeline keeps (node's --expose-gc, set for this process).
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    gc();
-    const baseline = process.memoryUsage().rss;
-    let peakRss = baseline;
-    let received = 0;
-    let peakInFlight = 0;
-    // A full collection every 50 ms: often enough to see what is held, not so often that a busy
-    // machine spends the test collecting.
-    const sampler = setInterval(() => {
-      gc();
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    }, 50);
+    const fullUrl = occurrences(
+      Buffer.from(`"fullUrl":"http://localhost:3000${org.base}/Observation/large-`),
+    );
+    const leaks = occurrences(Buffer.from(new URL(epic.fhirBase).host));
     try {
-      const result = await new Promise<{ status: number; rewritten: number; leaks: number }>(
-        (resolve, reject) => {
-          const req = httpRequest(
-            `${appUrl}${org.base}/Observation`,
-            { headers: { Authorization: `Bearer ${key}`, Accept: 'application/fhir+json' } },
-            (res) => {
-              let rewritten = 0;
-              let leaks = 0;
-              let tail = Buffer.alloc(0);
-              const count = (haystack: Buffer, needle: Buffer) => {
-                let n = 0;
-                for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + 1)) n++;
-                return n;
-              };
-              res.on('data', (chunk: Buffer) => {
-                received += chunk.length;
-                // Bytes the fake produced that this reader has not got: what the pipeline holds.
-                peakInFlight = Math.max(peakInFlight, produced() - received);
-                // Matches inside the piece, and across the cut from the piece before.
-                const seam = Buffer.concat([tail, chunk.subarray(0, fullUrl.length - 1)]);
-                rewritten += count(chunk, fullUrl) + count(seam, fullUrl);
-                leaks += count(chunk, upstream) + count(seam, upstream);
-                tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - (fullUrl.length - 1))));
-              });
-              res.on('end', () => resolve({ status: res.statusCode ?? 0, rewritten, leaks }));
-              res.on('error', reject);
-            },
-          );
-          req.on('error', reject);
-          req.end();
+      const run = await streamAndMeasure({
+        url: `${appUrl}${org.base}/Observation`,
+        headers: { Authorization: `Bearer ${key}`, Accept: 'application/fhir+json' },
+        produced,
+        onChunk: (chunk) => {
+          fullUrl.feed(chunk);
+          leaks.feed(chunk);
         },
-      );
-      expect(result.status).toBe(200);
-      expect(received).toBeGreaterThan(30_000_000);
-      expect(result.rewritten).toBe(entries);
-      expect(result.leaks).toBe(0);
+      });
+      expect(run.status).toBe(200);
+      expect(run.received).toBeGreaterThan(30_000_000);
+      expect(fullUrl.count).toBe(entries);
+      expect(leaks.count).toBe(0);
       // Socket buffers on both hops and a few pieces in the pipeline; a buffered Bundle would be 30 MB.
-      expect(peakInFlight / MB).toBeLessThan(16);
+      expect(run.peakInFlight / MB).toBeLessThan(16);
       // Generous: the fake, the app and this reader share the process.
-      expect((peakRss - baseline) / MB).toBeLessThan(30);
+      expect(run.rssGrowth / MB).toBeLessThan(30);
     } finally {
-      clearInterval(sampler);
       epic.serveLargeSearch('Observation', undefined);
     }
   }, 120_000);

@@ -1,3 +1,5 @@
+import { GatewayTrafficService } from 'src/gateway/traffic/gateway-traffic.service';
+
 import { connectionRow, setStoredExpiry } from 'test/factories/epic-connection';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { createTestApp, TestApp } from 'test/setup/test-app';
@@ -24,6 +26,7 @@ describe('FHIR gateway: errors, retries and the connection', () => {
           EPIC_HTTP_TIMEOUT_MS: '1000',
           GATEWAY_RETRY_AFTER_CAP_SECONDS: '2',
           GATEWAY_MAX_REQUEST_BYTES: '4096',
+          GATEWAY_UPSTREAM_IDLE_MS: '400',
         },
       }),
       startFakeEpic(),
@@ -113,6 +116,69 @@ describe('FHIR gateway: errors, retries and the connection', () => {
       expect((await connectionRow(t, org.orgId)).lastError).toContain('could not be reached');
       await get(org, key, `/Patient/${SEED.camila}`).expect(200);
       expect((await connectionRow(t, org.orgId)).lastError).toBeNull();
+    });
+
+    it('stalled midway (headers, half the body, then silence): cut off after GATEWAY_UPSTREAM_IDLE_MS, recorded as 504', async () => {
+      const { org, key } = await connected();
+      epic.failNext('fhir', { stallBody: true });
+      const started = Date.now();
+      // Without the idle limit the caller would wait for its own timeout (here 8 s).
+      const outcome = await get(org, key, `/Observation?patient=${SEED.camila}`)
+        .timeout(8000)
+        .then(
+          () => 'complete',
+          (error: Error & { timeout?: number }) => (error.timeout ? 'caller timed out' : 'cut off'),
+        );
+      expect(outcome).toBe('cut off');
+      expect(Date.now() - started).toBeLessThan(3000);
+      // Recorded when the gateway's side of the connection has closed, which the caller may see first.
+      const traffic = t.app.get(GatewayTrafficService);
+      let rows: { status: number }[] = [];
+      for (let tries = 0; rows.length === 0 && tries < 20; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await traffic.flush();
+        rows = await t.dataSource.query<{ status: number }[]>(
+          'SELECT status FROM gateway_access WHERE organization_id = $1',
+          [org.orgId],
+        );
+      }
+      expect(rows).toEqual([{ status: 504 }]);
+      // The next call works: nothing of the stalled one is left behind.
+      await get(org, key, `/Patient/${SEED.camila}`).expect(200);
+    });
+
+    it('stalled before the first byte of the body: a whole 504 OperationOutcome', async () => {
+      const { org, key } = await connected();
+      epic.failNext('fhir', { stallBody: true, afterBytes: 0 });
+      const res = await get(org, key, `/Patient/${SEED.camila}`).timeout(8000).expect(504);
+      expect(issueOf(res.body)).toMatchObject({
+        code: 'timeout',
+        diagnostics: expect.stringContaining('stopped sending'),
+      });
+    });
+
+    it("reset before the first byte of the body: a whole 502 OperationOutcome, the server's failure", async () => {
+      const { org, key } = await connected();
+      epic.failNext('fhir', { stallBody: true, afterBytes: 0, thenReset: true });
+      const res = await get(org, key, `/Patient/${SEED.camila}`).timeout(8000).expect(502);
+      expect(issueOf(res.body)).toMatchObject({
+        code: 'transient',
+        details: { coding: [{ code: 'EPIC_UNAVAILABLE' }] },
+        diagnostics: expect.stringContaining('connection to the FHIR server broke'),
+      });
+      await get(org, key, `/Patient/${SEED.camila}`).expect(200);
+    });
+
+    it('reset midway through the body: the answer is cut', async () => {
+      const { org, key } = await connected();
+      epic.failNext('fhir', { stallBody: true, thenReset: true });
+      const outcome = await get(org, key, `/Observation?patient=${SEED.camila}`)
+        .timeout(8000)
+        .then(
+          () => 'complete',
+          () => 'cut off',
+        );
+      expect(outcome).toBe('cut off');
     });
 
     it('too slow: 504', async () => {

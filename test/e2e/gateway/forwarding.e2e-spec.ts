@@ -41,6 +41,7 @@ describe('FHIR gateway forwarding', () => {
       'a server that escapes slashes in JSON, sends relative Locations and pages at the base',
       { jsonSlashEscaping: true, locationHeader: 'relative', pagingLinks: 'getpages' },
     ],
+    ['a server that escapes slashes in JSON as \\u002F', { jsonSlashEscaping: 'unicode' }],
   ])('against %s', (_name, options) => {
     let epic: FakeEpic;
     let org: GatewayOrganization;
@@ -86,6 +87,38 @@ describe('FHIR gateway forwarding', () => {
       expectNoUpstream(res);
     });
 
+    it("answers metadata in XML when XML is asked, with the gateway's security, not the server's", async () => {
+      for (const [header, value] of [
+        ['Accept', 'application/fhir+xml'],
+        ['Accept', 'application/xml'],
+      ]) {
+        const res = await gw().get('/metadata').buffer(true).set(header, value).expect(200);
+        expect(res.headers['content-type']).toMatch(/^application\/fhir\+xml/);
+        const xml = Buffer.isBuffer(res.body) ? res.body.toString('utf8') : res.text;
+        expect(xml).toContain('<CapabilityStatement xmlns="http://hl7.org/fhir">');
+        expect(xml).toContain(`<url value="${gatewayBase()}"/>`);
+        // The server's OAuth endpoints (SMART oauth-uris) are gone; the gateway's API key is said.
+        expect(xml).not.toContain('oauth-uris');
+        expect(xml).toMatch(/<security><cors value="false"\/><description value="An API key/);
+        expect(xml).toContain('<resource><type value="Patient"/>');
+        expect(xml).not.toContain(new URL(epic.fhirBase).host);
+      }
+    });
+
+    it('refuses a CapabilityStatement it cannot read (502), never passing on the server security', async () => {
+      const serverSecurity = `{"resourceType":"CapabilityStatement","rest":[{"security":{"description":"${epic.tokenUrl}"}`;
+      for (const [body, contentType] of [
+        [serverSecurity, 'application/fhir+json'], // cut off: not JSON
+        [serverSecurity, 'text/plain'], // no FHIR type
+        [`<CapabilityStatement><rest><security>${epic.tokenUrl}`, 'text/plain'], // XML, unbalanced
+      ]) {
+        epic.failNext('metadata', { status: 200, body, contentType });
+        const res = await gw().get('/metadata').set('Accept', 'application/fhir+json').expect(502);
+        expect(json(res)).toMatchObject({ resourceType: 'OperationOutcome' });
+        expectNoUpstream(res);
+      }
+    });
+
     it('is no SMART server: .well-known is 404 and never forwarded', async () => {
       const before = epic.requests().length;
       const res = await gw().get('/.well-known/smart-configuration').expect(404);
@@ -126,6 +159,10 @@ describe('FHIR gateway forwarding', () => {
       let pages = 0;
       for (;;) {
         expectNoUpstream(res);
+        if (options.jsonSlashEscaping === 'unicode') {
+          // The answer keeps its encoder's style: the gateway base is written with \u002F too.
+          expect(res.text).toContain(gatewayBase().split('/').join('\\u002F'));
+        }
         const bundle = json(res);
         pages += 1;
         for (const entry of bundle.entry) {

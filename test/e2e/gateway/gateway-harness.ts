@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 
-import type { CreatedApiKey } from 'src/api-keys/api-keys.types';
-
 import { authorizeAtFake, CALLBACK, registeredOrganization, SignedIn } from 'test/factories/epic-connection';
 import { FakeEpic, SEED } from 'test/fakes/epic';
 import { TestApp } from 'test/setup/test-app';
+
+// The key helpers live with the other factories; the gateway's tests have always imported them here.
+export { createApiKey, revokeApiKey } from 'test/factories/api-keys';
 
 /** Read and write scopes on the fake's seeded types (SMART v1), for a connection that may write. */
 export const WRITE_SCOPES = ['Patient', 'Observation', 'Encounter', 'Practitioner'].flatMap((type) => [
@@ -62,35 +63,6 @@ export async function gatewayOrganization(
     [registered.orgId],
   );
   return { ...registered, slug, base: `/gateway/${slug}/fhir` };
-}
-
-/** Creates an API key through the JSON API as the organization's admin: `{ key, secret }`. */
-export async function createApiKey(
-  org: Pick<GatewayOrganization, 'orgId' | 'admin'>,
-  body: {
-    access?: 'read' | 'read_write';
-    resourceTypes?: string[];
-    userConnections?: boolean;
-    expiresAt?: string;
-  } = {},
-): Promise<CreatedApiKey> {
-  const res = await org.admin.agent
-    .post(`/api/organizations/${org.orgId}/api-keys`)
-    .set('x-csrf-token', org.admin.csrf)
-    .send({ name: `Gateway test ${randomUUID().slice(0, 8)}`, access: 'read', ...body })
-    .expect(201);
-  return res.body as CreatedApiKey;
-}
-
-/** Revokes a key through the JSON API. */
-export async function revokeApiKey(
-  org: Pick<GatewayOrganization, 'orgId' | 'admin'>,
-  keyId: string,
-): Promise<void> {
-  await org.admin.agent
-    .delete(`/api/organizations/${org.orgId}/api-keys/${keyId}`)
-    .set('x-csrf-token', org.admin.csrf)
-    .expect(200);
 }
 
 /**

@@ -1,3 +1,5 @@
+import { validateEnv } from 'src/config/validate-env';
+import { GATEWAY_CONCURRENCY_RANGE, GATEWAY_RATE_RANGE } from 'src/config/env.schema';
 import { Role } from 'src/users/user.types';
 
 import { signIn, TestFactory } from 'test/factories';
@@ -43,5 +45,33 @@ describe('gateway limits per organization', () => {
       [org.id],
     );
     expect(events.map((e) => e.detail.after.ratePerSecond)).toEqual([50, null]);
+  });
+
+  it('takes an override exactly where the configuration takes the default: the same ranges', async () => {
+    const factory = new TestFactory(t);
+    const org = await factory.organization();
+    const root = await signIn(t, await factory.user(Role.RootAdmin, null));
+    const path = `/api/organizations/${org.id}/gateway-limits`;
+    const configTakes = (key: string, value: number): boolean => {
+      try {
+        validateEnv({ ...process.env, [key]: String(value) });
+        return true;
+      } catch (error) {
+        if (!String(error).includes(key)) throw error;
+        return false;
+      }
+    };
+    for (const [field, key, range] of [
+      ['ratePerSecond', 'GATEWAY_RATE_PER_SECOND', GATEWAY_RATE_RANGE],
+      ['concurrency', 'GATEWAY_CONCURRENCY', GATEWAY_CONCURRENCY_RANGE],
+    ] as const) {
+      for (const value of [range.min - 1, range.min, range.max, range.max + 1]) {
+        const res = await root.agent
+          .put(path)
+          .set('x-csrf-token', root.csrf)
+          .send({ [field]: value });
+        expect([field, value, res.status]).toEqual([field, value, configTakes(key, value) ? 200 : 400]);
+      }
+    }
   });
 });

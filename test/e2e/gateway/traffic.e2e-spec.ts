@@ -1,26 +1,11 @@
 import { GatewayTrafficService } from 'src/gateway/traffic/gateway-traffic.service';
 
+import { createApiKey } from 'test/factories/api-keys';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
+import { sampleValue as sample, scrapeMetrics } from 'test/setup/prometheus';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
-import { createApiKey, gatewayOrganization, GatewayOrganization, providerLaunch } from './gateway-harness';
-
-/** Prometheus text: `name{label="value",…} number` lines (comments skipped). */
-function parsePrometheus(text: string): { name: string; labels: Record<string, string>; value: number }[] {
-  return text
-    .split('\n')
-    .filter((line) => line && !line.startsWith('#'))
-    .map((line) => {
-      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-      if (!match) throw new Error(`not Prometheus text: ${line}`);
-      const labels: Record<string, string> = {};
-      for (const pair of (match[3] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
-        const eq = pair.indexOf('=');
-        labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
-      }
-      return { name: match[1], labels, value: Number(match[4]) };
-    });
-}
+import { gatewayOrganization, GatewayOrganization, providerLaunch } from './gateway-harness';
 
 /**
  * The gateway's health and visibility: Prometheus metrics per organization, an access record per
@@ -70,13 +55,7 @@ describe('FHIR gateway: traffic metrics and access records', () => {
     await t.close();
   });
 
-  const metrics = async () => parsePrometheus((await t.http().get('/metrics').expect(200)).text);
-  const sample = (
-    all: ReturnType<typeof parsePrometheus>,
-    name: string,
-    labels: Record<string, string>,
-  ): number | undefined =>
-    all.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+  const metrics = async () => (await scrapeMetrics(t)).samples;
 
   describe('metrics', () => {
     it('counts requests per organization id, method and status class, with their latency', async () => {

@@ -1,5 +1,16 @@
-import { ErrorCode } from 'src/common/errors/domain-error';
+import { RequestMethod, Type } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+import { RouteParamtypes } from '@nestjs/common/enums/route-paramtypes.enum';
+import { ModulesContainer } from '@nestjs/core';
+import { getMetadataStorage } from 'class-validator';
 
+import { ErrorCode } from 'src/common/errors/domain-error';
+import { NotificationsService } from 'src/connection-health/notifications.service';
+import { ConnectionState } from 'src/connections/connections.types';
+import { GatewayTrafficService } from 'src/gateway/traffic/gateway-traffic.service';
+import { Role } from 'src/users/user.types';
+
+import { signIn, TestFactory } from 'test/factories';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 interface Operation {
@@ -23,6 +34,133 @@ interface Document {
 }
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+interface Schema {
+  $ref?: string;
+  type?: 'array' | 'object' | 'integer' | 'number' | 'boolean' | 'string';
+  format?: string;
+  nullable?: boolean;
+  enum?: unknown[];
+  items?: Schema;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  additionalProperties?: unknown;
+}
+
+/** A route the app serves, from Nest's own metadata, with the DTO classes its `@Query()` binds whole. */
+interface Route {
+  method: string;
+  /** In OpenAPI's form: `/api/organizations/{orgId}`. */
+  path: string;
+  handler: string;
+  queryDtos: Type[];
+}
+
+const isDto = (type: unknown): type is Type =>
+  typeof type === 'function' && ![Object, String, Number, Boolean, Array].includes(type as never);
+
+const openApiPath = (...parts: string[]): string =>
+  `/${parts.filter(Boolean).join('/')}`
+    .replace(/\/+/g, '/')
+    .replace(/(.)\/$/, '$1')
+    .replace(/:(\w+)/g, '{$1}');
+
+/** Every controller route of the app (each module's controllers, as the router registers them). */
+function appRoutes(t: TestApp): Route[] {
+  const routes = new Map<string, Route>();
+  for (const module of t.app.get(ModulesContainer).values()) {
+    for (const { metatype } of module.controllers.values()) {
+      if (!isDto(metatype)) continue;
+      const prototype = metatype.prototype as Record<string, unknown>;
+      const bases = [Reflect.getMetadata(PATH_METADATA, metatype) as string | string[] | undefined].flat();
+      for (const handler of Object.getOwnPropertyNames(prototype)) {
+        const fn = prototype[handler];
+        if (handler === 'constructor' || typeof fn !== 'function') continue;
+        const subs = Reflect.getMetadata(PATH_METADATA, fn) as string | string[] | undefined;
+        if (subs === undefined) continue; // not a route handler
+        const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, fn) as RequestMethod].toLowerCase();
+        const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, handler) ?? {}) as Record<
+          string,
+          { index: number; data?: unknown }
+        >;
+        const types = (Reflect.getMetadata('design:paramtypes', prototype, handler) ?? []) as unknown[];
+        const queryDtos = Object.entries(args)
+          .filter(([key, arg]) => Number(key.split(':')[0]) === Number(RouteParamtypes.QUERY) && !arg.data)
+          .map(([, arg]) => types[arg.index])
+          .filter(isDto);
+        for (const base of bases) {
+          for (const sub of [subs].flat()) {
+            const path = openApiPath(base ?? '', sub);
+            routes.set(`${method} ${path}`, {
+              method,
+              path,
+              handler: `${metatype.name}.${handler}`,
+              queryDtos,
+            });
+          }
+        }
+      }
+    }
+  }
+  return [...routes.values()];
+}
+
+/** The properties class-validator checks on a DTO: what the ValidationPipe lets through. */
+const validatedProperties = (dto: Type): string[] => [
+  ...new Set(
+    getMetadataStorage()
+      .getTargetValidationMetadatas(dto, '', false, false)
+      .map((m) => m.propertyName),
+  ),
+];
+
+/** Where `value` departs from `schema` (resolving references in `doc`): none when it conforms. */
+function departures(doc: Document, value: unknown, schema: Schema, at = '$'): string[] {
+  if (schema.$ref) {
+    const target = (doc.components.schemas as Record<string, Schema>)[schema.$ref.split('/').pop()!];
+    return target ? departures(doc, value, target, at) : [`${at}: ${schema.$ref} does not resolve`];
+  }
+  if (value === null) return schema.nullable ? [] : [`${at}: null, not nullable`];
+  if (schema.enum && !schema.enum.includes(value)) return [`${at}: ${JSON.stringify(value)} not in enum`];
+  const wrong = (what: string) => [`${at}: ${JSON.stringify(value)} is not ${what}`];
+  switch (schema.type) {
+    case 'array':
+      if (!Array.isArray(value)) return wrong('an array');
+      return value.flatMap((item, i) => departures(doc, item, schema.items ?? {}, `${at}[${i}]`));
+    case 'object': {
+      if (typeof value !== 'object' || Array.isArray(value)) return wrong('an object');
+      const record = value as Record<string, unknown>;
+      const properties = schema.properties ?? {};
+      return [
+        ...Object.keys(record)
+          .filter((key) => !(key in properties) && !schema.additionalProperties)
+          .map((key) => `${at}.${key}: answered, not in the schema`),
+        ...(schema.required ?? []).filter((key) => !(key in record)).map((key) => `${at}.${key}: missing`),
+        ...Object.entries(properties)
+          .filter(([key]) => key in record)
+          .flatMap(([key, sub]) => departures(doc, record[key], sub, `${at}.${key}`)),
+      ];
+    }
+    case 'integer':
+      return Number.isInteger(value) ? [] : wrong('an integer');
+    case 'number':
+      return typeof value === 'number' ? [] : wrong('a number');
+    case 'boolean':
+      return typeof value === 'boolean' ? [] : wrong('a boolean');
+    case 'string':
+      if (typeof value !== 'string') return wrong('a string');
+      return schema.format === 'date-time' && Number.isNaN(Date.parse(value)) ? wrong('a date-time') : [];
+    case undefined: // any value (oneOf and the like are not used in the answers)
+      return [];
+  }
+}
+
+/**
+ * Management routes whose JSON answer has no schema yet, in modules this document's owners do not
+ * edit (EpicAuth, FhirClient): their controllers need a `JsonResponse`. The test fails once one is
+ * described, so the entry is removed with the gap.
+ */
+const ANSWERS_NOT_YET_DESCRIBED = ['get /fhir/epic-registration 200', 'post /fhir/test-epic-connection 200'];
 
 /**
  * The OpenAPI document the app serves at /api/openapi.json: valid OpenAPI 3 (every $ref resolves,
@@ -120,6 +258,142 @@ describe('OpenAPI document', () => {
       expect(op.responses['429'].headers).toHaveProperty(['Retry-After']);
     }
     expect(doc.components.schemas.OperationOutcome.required).toEqual(['resourceType', 'issue']);
+  });
+
+  it('documents every /api route, with each query parameter its DTO validates', () => {
+    const routes = appRoutes(t);
+    const missing: string[] = [];
+    let checked = 0;
+    for (const route of routes) {
+      const operation = doc.paths[route.path]?.[route.method];
+      if (!operation) {
+        // Pages, probes and OAuth redirects are left out; a JSON route under /api is not.
+        if (route.path.startsWith('/api/')) missing.push(`${route.method} ${route.path} (${route.handler})`);
+        continue;
+      }
+      for (const dto of route.queryDtos) {
+        for (const name of validatedProperties(dto)) {
+          checked += 1;
+          const declared = operation.parameters?.some((p) => p.name === name && p.in === 'query');
+          if (!declared) missing.push(`${route.method} ${route.path} ?${name} (${dto.name})`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+    // The walk found the routes and their DTOs (not an empty pass): organizations, audit, access…
+    expect(routes.length).toBeGreaterThan(40);
+    expect(checked).toBeGreaterThanOrEqual(9);
+    expect(doc.paths['/api/organizations/{orgId}/gateway/access'].get.parameters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'limit', in: 'query', required: false }),
+        expect.objectContaining({ name: 'before', in: 'query', required: false }),
+      ]),
+    );
+  });
+
+  it('gives every 2xx JSON answer of a management route a schema, and a 204 no body', () => {
+    const undescribed: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (op.tags?.includes('FHIR gateway')) continue; // FHIR: whatever the server answers
+        for (const [status, response] of Object.entries(op.responses)) {
+          if (!status.startsWith('2')) continue;
+          if (status === '204') {
+            expect(response.content).toBeUndefined();
+          } else if (!response.content?.['application/json']?.schema) {
+            undescribed.push(`${method} ${path} ${status}`);
+          }
+        }
+      }
+    }
+    expect(undescribed.sort()).toEqual([...ANSWERS_NOT_YET_DESCRIBED].sort());
+  });
+
+  it('describes what the management routes really answer, field by field', async () => {
+    const factory = new TestFactory(t);
+    const org = await factory.organization();
+    const rootUser = await factory.user(Role.RootAdmin, null);
+    const root = await signIn(t, rootUser);
+    const admin = await signIn(t, await factory.user(Role.OrgAdmin, org.id));
+    // Something in every list: a notification, an access record, audit events (the creations).
+    await t.app
+      .get(NotificationsService)
+      .create(
+        t.dataSource.manager,
+        org,
+        ConnectionState.Expired,
+        ConnectionState.Connected,
+        { kind: 'attention', title: 'Expired', message: 'Reconnect', link: '/admin', text: 'Expired' },
+        new Date(),
+      );
+    const traffic = t.app.get(GatewayTrafficService);
+    traffic.requestEnded({
+      organizationId: org.id,
+      apiKeyId: 'a1b2c3d4e5f6',
+      userId: null,
+      method: 'GET',
+      resourceType: 'Patient',
+      status: 200,
+      durationMs: 12,
+      bytesSent: 345,
+      at: new Date(),
+    });
+    await traffic.flush();
+    // Dead letters for root's outbox list: an email about the notification and a webhook delivery.
+    await t.dataSource.query(
+      `INSERT INTO notification_outbox
+              (id, notification_id, recipient_user_id, channel, payload, status, attempts, last_error,
+               next_attempt_at, created_at)
+       SELECT gen_random_uuid(), n.id, v.recipient, v.channel, v.payload::jsonb, 'failed', 3, v.error, now(), now()
+         FROM notification n,
+              (VALUES ($2::uuid, 'email', '{"to":"root-openapi@example.org"}',
+                       'the SMTP server answered 451 to RCPT'),
+                      (NULL::uuid, 'webhook', '{}', 'the receiver answered 503')) AS v(recipient, channel, payload, error)
+        WHERE n.organization_id = $1`,
+      [org.id, rootUser.id],
+    );
+
+    const calls: [method: 'get' | 'post', url: string, actor: typeof root, body?: object][] = [
+      ['get', '/api/organizations', root],
+      ['post', '/api/organizations', root, { name: `OpenAPI ${org.id.slice(0, 8)}` }],
+      ['get', `/api/organizations/${org.id}`, admin],
+      [
+        'post',
+        `/api/organizations/${org.id}/admins`,
+        root,
+        { email: `oa-${org.id.slice(0, 8)}@example.org` },
+      ],
+      ['get', `/api/organizations/${org.id}/admins`, admin],
+      ['get', `/api/organizations/${org.id}/audit-events`, admin],
+      ['get', '/api/audit-events?limit=5', root],
+      ['get', '/api/notifications?unread=true', admin],
+      ['get', '/api/notifications/unread-count', admin],
+      ['get', '/api/notifications/outbox?status=failed', root],
+      ['post', '/api/notifications/read-all', admin],
+      ['get', `/api/organizations/${org.id}/gateway/access?limit=10`, admin],
+      ['get', `/api/organizations/${org.id}/gateway-limits`, admin],
+      ['get', `/fhir/epic-status?org=${org.id}`, admin],
+    ];
+    const templates = Object.keys(doc.paths).map((path) => ({
+      path,
+      pattern: new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`),
+    }));
+    for (const [method, url, actor, body] of calls) {
+      const res = await actor.agent[method](url).set('x-csrf-token', actor.csrf).send(body);
+      expect([url, res.status]).toEqual([url, expect.any(Number)]);
+      expect(res.status).toBeGreaterThanOrEqual(200);
+      expect(res.status).toBeLessThan(300);
+      const template = templates.find((p) => p.pattern.test(url.split('?')[0]))?.path;
+      const schema = doc.paths[template!]?.[method]?.responses[String(res.status)]?.content?.[
+        'application/json'
+      ]?.schema as Schema | undefined;
+      expect([url, schema]).toEqual([url, expect.any(Object)]);
+      expect([url, departures(doc, res.body, schema!)]).toEqual([url, []]);
+      const items = Array.isArray(res.body)
+        ? res.body
+        : ((res.body as { records?: unknown[] }).records ?? [0]);
+      expect([url, items.length > 0]).toEqual([url, true]); // a list with nothing in it checks nothing
+    }
   });
 
   it('gives the one error body with every error code', () => {

@@ -37,6 +37,7 @@ interface Ctx {
   t: TestApp;
   root: { agent: TestAgent; csrf: string };
   anon: { agent: TestAgent; csrf: string };
+  patient: { agent: TestAgent; csrf: string };
   orgId: string;
 }
 
@@ -49,7 +50,7 @@ interface Target {
 }
 
 const form =
-  (path: (c: Ctx) => string, base: Record<string, string>, who: 'root' | 'anon' = 'root') =>
+  (path: (c: Ctx) => string, base: Record<string, string>, who: 'root' | 'anon' | 'patient' = 'root') =>
   (c: Ctx, field: string, value: string) => {
     const actor = c[who];
     return actor.agent
@@ -127,7 +128,32 @@ const TARGETS: Target[] = [
         .type('form')
         .send({ iss: 'https://fhir.example.test/api/FHIR/R4', launch: 'abc', [field]: value }),
   },
+  {
+    route: 'POST /account/notifications',
+    kind: 'form',
+    fields: ['admin-connections'],
+    send: form(() => '/account/notifications', {}),
+  },
+  {
+    route: 'POST /launch/patient/notifications',
+    kind: 'form',
+    fields: ['contactEmail', 'ownConnection'],
+    send: form(() => '/launch/patient/notifications', { contactEmail: 'pat@example.org' }, 'patient'),
+  },
+  {
+    // One-click unsubscribe (RFC 8058): public, without a CSRF token by design.
+    route: 'POST /mail/unsubscribe',
+    kind: 'form',
+    fields: ['t'],
+    send: form(() => '/mail/unsubscribe', {}, 'anon'),
+  },
   // Pages and their query strings.
+  {
+    route: 'GET /mail/unsubscribe',
+    kind: 'page query',
+    fields: ['t'],
+    send: get(() => '/mail/unsubscribe', {}, 'anon'),
+  },
   { route: 'GET /admin (console search)', kind: 'page query', fields: ['q'], send: get(() => '/admin') },
   { route: 'GET /login', kind: 'page query', fields: ['next'], send: get(() => '/login', {}, 'anon') },
   {
@@ -194,6 +220,12 @@ const TARGETS: Target[] = [
   },
   { route: 'GET /fhir/epic-status', kind: 'json', fields: ['org'], send: get(() => '/fhir/epic-status') },
   {
+    route: 'GET /api/notifications/outbox',
+    kind: 'json',
+    fields: ['status'],
+    send: get(() => '/api/notifications/outbox'),
+  },
+  {
     route: 'POST /fhir/epic-disconnect',
     kind: 'json',
     fields: ['org'],
@@ -224,6 +256,12 @@ const NUMBER_TARGETS: Target[] = [
     send: get((c) => `/api/organizations/${c.orgId}/audit-events`),
   },
   { route: 'GET /api/notifications', kind: 'json', fields: ['limit'], send: get(() => '/api/notifications') },
+  {
+    route: 'GET /api/notifications/outbox',
+    kind: 'json',
+    fields: ['limit'],
+    send: get(() => '/api/notifications/outbox'),
+  },
 ];
 
 /** Fields that end up in HTTP headers (the client ID in Basic authentication and assertions). */
@@ -265,6 +303,7 @@ describe('bad input on every form and JSON route: 400 naming the field, never a 
     const factory = new TestFactory(ctx.t);
     ctx.orgId = (await factory.organization()).id;
     ctx.root = await signIn(ctx.t, await factory.user(Role.RootAdmin, null));
+    ctx.patient = await signIn(ctx.t, await factory.user(Role.Patient, ctx.orgId));
     const agent = ctx.t.agent();
     const page = await agent.get('/login').expect(200);
     ctx.anon = { agent, csrf: csrfFrom(page.text) };

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+
+import { MailPreferencesService } from 'src/mail/mail-preferences.service';
 import { Role } from 'src/users/user.types';
 
 import { csrfFrom, signIn, TestFactory } from 'test/factories';
@@ -103,5 +106,63 @@ describe('cross-site requests', () => {
       .set('Sec-Fetch-Site', 'cross-site')
       .expect(303);
     expect(done.headers.location).toMatch(/^\/launch\/provider\/[0-9a-f-]{36}$/);
+  });
+
+  it.each<[string, (c: { orgId: string }) => string, 'form' | 'json', 'root' | 'patient']>([
+    ['POST /account/notifications', () => '/account/notifications', 'form', 'root'],
+    ['POST /launch/patient/notifications', () => '/launch/patient/notifications', 'form', 'patient'],
+    [
+      'POST /admin/notifications/outbox/:id/retry',
+      () => `/admin/notifications/outbox/${randomUUID()}/retry`,
+      'form',
+      'root',
+    ],
+    [
+      'POST /api/notifications/outbox/:id/retry',
+      () => `/api/notifications/outbox/${randomUUID()}/retry`,
+      'json',
+      'root',
+    ],
+  ])('refuses %s from another site even with a valid CSRF token: 403', async (_route, path, kind, who) => {
+    const factory = new TestFactory(t);
+    const orgId = (await factory.organization()).id;
+    const actor = who === 'root' ? root : await signIn(t, await factory.user(Role.Patient, orgId));
+    const req = actor.agent
+      .post(path({ orgId }))
+      .set({ Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site' });
+    const res =
+      kind === 'json'
+        ? await req.set('x-csrf-token', actor.csrf).send({})
+        : await req
+            .type('form')
+            .send({ _csrf: actor.csrf, 'admin-connections': 'off', contactEmail: 'evil@example.org' });
+    expect(res.status).toBe(403);
+    expect(res.text).toContain('Cross-site request refused');
+  });
+
+  it('lets GET and POST /mail/unsubscribe through from another site, by design (RFC 8058 one-click)', async () => {
+    // The one-click POST comes from the mailbox provider's servers (cross-site, no cookie, no CSRF
+    // token); the signed token in the URL is the authority, and all it can do is turn one email off.
+    const factory = new TestFactory(t);
+    const user = await factory.user(Role.OrgAdmin, (await factory.organization()).id);
+    const url = new URL(
+      t.app
+        .get(MailPreferencesService)
+        .unsubscribeUrl({ userId: user.id, channel: 'admin-connections', tokenId: randomUUID() }),
+    );
+    const crossSite = { Origin: 'https://mail.example', 'Sec-Fetch-Site': 'cross-site' };
+    await t
+      .http()
+      .get(url.pathname + url.search)
+      .set(crossSite)
+      .expect(200);
+    const done = await t
+      .http()
+      .post(url.pathname + url.search)
+      .set(crossSite)
+      .type('form')
+      .send('List-Unsubscribe=One-Click')
+      .expect(200);
+    expect(done.text).toContain('You are unsubscribed');
   });
 });

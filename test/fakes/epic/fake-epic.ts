@@ -191,6 +191,15 @@ export class FakeEpic {
     this.state.idTokenTamper = kind;
   }
 
+  /**
+   * Every id_token from now on carries `email` (and `email_verified` when `verified` is given), the
+   * OpenID Connect Core §5.1 standard claims; null (the default: we found no `email` in Epic's
+   * documented id_tokens) sends neither.
+   */
+  setIdTokenEmail(address: string | null, options: { verified?: boolean } = {}): void {
+    this.state.idTokenEmail = address === null ? null : { address, verified: options.verified };
+  }
+
   /** The next `count` refreshes get `invalid_grant` (shorthand for a `failNext` limited to refresh_token). */
   rejectRefresh(count = 1): void {
     this.failNext(
@@ -333,6 +342,16 @@ export class FakeEpic {
   /** Adds (or replaces) a FHIR resource. */
   addResource(resource: FhirResource): void {
     this.state.store.put(resource);
+  }
+
+  /**
+   * Answers every FHIR request (not OAuth, discovery or metadata) `ms` after it arrives, as a server
+   * across a network does: a fixed time, or one drawn evenly from `{ min, max }` per request (a real
+   * server's times vary, which keeps concurrent callers from moving in lockstep). The wait is a
+   * timer, so it costs the process no CPU. 0 (the default) answers at once.
+   */
+  answerFhirAfter(ms: number | { min: number; max: number }): void {
+    this.state.fhirLatencyMs = typeof ms === 'number' ? { min: ms, max: ms } : { ...ms };
   }
 
   /**

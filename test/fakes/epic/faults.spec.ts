@@ -6,6 +6,8 @@ import { SEED } from './fhir-data';
 import { fhirGet, obtainCode, obtainTokens, postToken } from './spec-helpers';
 import type { FakeEpicClient } from './types';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Polls a condition (no fixed sleep): for effects that happen after the client gave up. */
 async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -134,6 +136,33 @@ describe('fake Epic: faults and inspection', () => {
   });
 
   describe('delays and dropped connections', () => {
+    it('answerFhirAfter answers every FHIR request late, and OAuth at once, until it is set back to 0', async () => {
+      const accessToken = String((await obtainTokens(epic, client)).access_token);
+      epic.answerFhirAfter(120);
+      try {
+        let started = Date.now();
+        expect((await fhirGet(epic, `Patient/${SEED.camila}`, accessToken)).status).toBe(200);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(110);
+        started = Date.now();
+        expect((await fetch(epic.smartConfigurationUrl)).status).toBe(200);
+        expect(Date.now() - started).toBeLessThan(110);
+        // A range: each request draws its own time within it.
+        epic.answerFhirAfter({ min: 60, max: 90 });
+        const times: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          started = Date.now();
+          expect((await fhirGet(epic, `Patient/${SEED.camila}`, accessToken)).status).toBe(200);
+          times.push(Date.now() - started);
+        }
+        for (const time of times) expect(time).toBeGreaterThanOrEqual(55);
+      } finally {
+        epic.answerFhirAfter(0);
+      }
+      const started = Date.now();
+      expect((await fhirGet(epic, `Patient/${SEED.camila}`, accessToken)).status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(110);
+    });
+
     it('delayMs answers late, then normally', async () => {
       const token = await freshRefreshToken();
       epic.failNext('token', { delayMs: 150 });
@@ -218,6 +247,49 @@ describe('fake Epic: faults and inspection', () => {
   });
 
   describe('malformed JSON and OAuth errors', () => {
+    it('stallBody sends the headers and part of the body, then nothing until the client gives up', async () => {
+      const access = String((await obtainTokens(epic, client)).access_token);
+      epic.failNext('fhir', { stallBody: true, afterBytes: 10 });
+      const abort = new AbortController();
+      const res = await fetch(`${epic.fhirBase}/Patient/${SEED.camila}`, {
+        headers: { Accept: 'application/fhir+json', Authorization: `Bearer ${access}` },
+        signal: abort.signal,
+      });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      expect(Buffer.from(first.value!).toString()).toBe('{"resource');
+      // Nothing more comes: the next read is still pending after a while.
+      const next = reader.read();
+      const settled = await Promise.race([next.then(() => 'more'), sleep(300).then(() => 'silent')]);
+      expect(settled).toBe('silent');
+      abort.abort();
+      await next.catch(() => undefined);
+      expect((await fhirGet(epic, `Patient/${SEED.camila}`, access)).status).toBe(200);
+    });
+
+    it('stallBody with thenReset sends the headers and part of the body, then resets the connection', async () => {
+      const access = String((await obtainTokens(epic, client)).access_token);
+      epic.failNext('fhir', { stallBody: true, afterBytes: 10, thenReset: true });
+      const res = await fetch(`${epic.fhirBase}/Patient/${SEED.camila}`, {
+        headers: { Accept: 'application/fhir+json', Authorization: `Bearer ${access}` },
+      });
+      expect(res.status).toBe(200);
+      await expect(res.text()).rejects.toThrow(/terminated/);
+      expect((await fhirGet(epic, `Patient/${SEED.camila}`, access)).status).toBe(200);
+    });
+
+    it('a status fault carries the headers it is given', async () => {
+      const access = String((await obtainTokens(epic, client)).access_token);
+      const location = `${epic.fhirBase}/BulkRequest/chosen/`;
+      epic.failNext('fhir', { status: 202, body: '', headers: { 'Content-Location': location } });
+      const res = await fetch(`${epic.fhirBase}/Patient/$export`, {
+        headers: { Authorization: `Bearer ${access}`, Prefer: 'respond-async' },
+      });
+      expect(res.status).toBe(202);
+      expect(res.headers.get('content-location')).toBe(location);
+    });
+
     it('malformedJson answers 200 with truncated JSON and changes nothing', async () => {
       const token = await freshRefreshToken();
       epic.failNext('token', { malformedJson: true });

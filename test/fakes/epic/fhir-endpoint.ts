@@ -90,9 +90,9 @@ export class FhirEndpoint {
         json: (status, answer, headers = {}, contentType) => {
           if (status >= 400) x.entry.rejection = JSON.stringify(answer);
           if (!escape) return x.json(status, answer, headers, contentType);
-          // JSON allows "\/" for "/" (RFC 8259 §7): written so with the jsonSlashEscaping switch.
+          // JSON allows "\/" and "\u002F" for "/" (RFC 8259 §7): written so with the jsonSlashEscaping switch.
           x.entry.responseBody = answer;
-          x.text(status, JSON.stringify(answer).replace(/\//g, '\\/'), contentType ?? FHIR_JSON, headers);
+          x.text(status, escapeSlashes(JSON.stringify(answer), escape), contentType ?? FHIR_JSON, headers);
         },
         empty: (status, headers) => x.empty(status, headers),
         stream: (status, stream, headers = {}, contentType) =>
@@ -111,9 +111,14 @@ export class FhirEndpoint {
       const statement = capabilityStatement(fhirBase, endpoints);
       if (!this.state.options.jsonSlashEscaping) return x.json(200, statement, {}, FHIR_JSON);
       x.entry.responseBody = statement;
-      x.text(200, JSON.stringify(statement).replace(/\//g, '\\/'), FHIR_JSON);
+      x.text(200, escapeSlashes(JSON.stringify(statement), this.state.options.jsonSlashEscaping), FHIR_JSON);
     } else {
       x.text(200, capabilityStatementXml(fhirBase, endpoints), 'application/fhir+xml;charset=utf-8');
     }
   }
+}
+
+/** JSON text with every `/` escaped as the jsonSlashEscaping switch says (`\/`, or `\u002F` for 'unicode'). */
+function escapeSlashes(json: string, mode: true | 'unicode'): string {
+  return json.replace(/\//g, mode === 'unicode' ? '\\u002F' : '\\/');
 }

@@ -257,6 +257,14 @@ describe('fake Epic: FHIR writes, versions and URLs', () => {
     expect(res.body.link[0].url).toContain(epic.fhirBase);
   });
 
+  it("switch jsonSlashEscaping 'unicode' writes every / in JSON as \\u002F", async () => {
+    await start({ jsonSlashEscaping: 'unicode' });
+    const res = await call(epic, token, 'GET', `Observation?patient=${SEED.camila}`);
+    expect(res.text).toContain(epic.fhirBase.replace(/\//g, '\\u002F'));
+    expect(res.text).not.toContain(epic.fhirBase);
+    expect(res.body.link[0].url).toContain(epic.fhirBase);
+  });
+
   it('serveLargeSearch streams a generated Bundle of the size asked', async () => {
     await start();
     epic.serveLargeSearch('Observation', { entries: 1000, bytesPerEntry: 1000 });

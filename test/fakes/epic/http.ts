@@ -55,6 +55,8 @@ export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 /** One request being answered: every response goes through it, so it can be logged or dropped. */
 export class Exchange {
   dropResponse = false;
+  /** A `stallBody` fault: the bytes of the body sent before the answer stalls ('half': half of it). */
+  stallAfterBytes?: number | 'half';
 
   constructor(
     readonly req: IncomingMessage,
@@ -86,6 +88,7 @@ export class Exchange {
     if (this.dropResponse) return this.drop();
     if (this.res.headersSent || this.res.destroyed) return;
     this.res.writeHead(status, headers);
+    if (this.stallAfterBytes !== undefined) return this.stallStream(body);
     pipeline(body, this.res).catch(() => this.res.destroy());
   }
 
@@ -103,6 +106,26 @@ export class Exchange {
     if (this.dropResponse) return this.drop();
     if (this.res.headersSent || this.res.destroyed) return;
     this.res.writeHead(status, { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
+    if (this.stallAfterBytes !== undefined) {
+      const bytes = Buffer.from(body);
+      const sent = this.stallAfterBytes === 'half' ? Math.floor(bytes.length / 2) : this.stallAfterBytes;
+      // Flushes the headers and the first bytes, then nothing: the client waits for the rest.
+      this.res.flushHeaders();
+      if (sent > 0) this.res.write(bytes.subarray(0, Math.min(sent, bytes.length)));
+      return;
+    }
     this.res.end(body);
+  }
+
+  /** A streamed body cut short: its first bytes (`stallAfterBytes`, 64 KiB for 'half'), then nothing. */
+  private stallStream(body: Readable): void {
+    let left = this.stallAfterBytes === 'half' ? 64 * 1024 : (this.stallAfterBytes ?? 0);
+    this.res.flushHeaders();
+    body.on('data', (chunk: Buffer | string) => {
+      const bytes = Buffer.from(chunk);
+      if (left > 0) this.res.write(bytes.subarray(0, left));
+      left -= Math.min(left, bytes.length);
+      if (left === 0) body.destroy();
+    });
   }
 }

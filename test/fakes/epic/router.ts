@@ -112,12 +112,19 @@ export class Router {
     entry.clientId = form?.client_id ?? url.searchParams.get('client_id') ?? undefined;
     const x = new Exchange(req, res, url, entry);
 
+    const latency = this.state.fhirLatencyMs;
+    if (entry.endpoint === 'fhir' && latency.max > 0) {
+      await this.sleep(latency.min + Math.random() * (latency.max - latency.min));
+      if (this.closed) return;
+    }
     const fault = this.takeFault(entry);
     if (fault) {
       entry.fault = fault;
       if (!(await this.applyFault(x, fault))) return;
     }
     await this.dispatch(x, route, body);
+    // `thenReset`: what was sent (headers, first bytes) has left; the connection is then cut.
+    if (fault && 'stallBody' in fault && fault.thenReset) setTimeout(() => x.drop(), 50);
   }
 
   private takeFault(entry: FakeEpicRequest): FakeEpicFault | undefined {
@@ -144,6 +151,10 @@ export class Router {
       x.drop();
       return false;
     }
+    if ('stallBody' in fault) {
+      x.stallAfterBytes = fault.afterBytes ?? 'half';
+      return true;
+    }
     if ('malformedJson' in fault) {
       x.text(200, '{"access_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOi', 'application/json;charset=utf-8');
       return false;
@@ -154,7 +165,7 @@ export class Router {
       x.json(fault.status ?? 400, { error: fault.oauthError, error_description: description }, NO_STORE);
       return false;
     }
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...fault.headers };
     const retryAfter =
       fault.retryAfter === undefined ? ([429, 503].includes(fault.status) ? 1 : null) : fault.retryAfter;
     if (retryAfter !== null) headers['Retry-After'] = String(retryAfter);

@@ -137,6 +137,8 @@ export class FakeEpicState {
   readonly searches = new Map<string, { type: string; params: URLSearchParams }>();
   /** Resource types whose searches answer a generated Bundle (`serveLargeSearch`). */
   readonly largeSearches = new Map<string, LargeSearch>();
+  /** Every FHIR request waits between these many ms before it is answered (FakeEpic.answerFhirAfter). */
+  fhirLatencyMs = { min: 0, max: 0 };
   /** Bulk Data: how it answers (`bulkData`), the jobs by id, bytes of generated large files. */
   bulk: BulkDataSettings = { ...DEFAULT_BULK_SETTINGS };
   readonly bulkJobs = new Map<string, BulkJob>();
@@ -148,6 +150,8 @@ export class FakeEpicState {
   consent: FakeEpicConsent = 'approve';
   /** `tamperNextIdToken`: how the next id_token is wrong. */
   idTokenTamper?: 'signature' | 'audience' | 'nonce';
+  /** `setIdTokenEmail`: the `email` (and `email_verified`) claims of every id_token; null: none (Epic's default). */
+  idTokenEmail: { address: string; verified?: boolean } | null = null;
   advertisedTokenUrl?: string;
   advertisedRevocationUrl?: string;
 

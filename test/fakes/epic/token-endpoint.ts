@@ -274,6 +274,16 @@ export class TokenEndpoint {
         : {}),
       // fhirUser only for apps that request `openid fhirUser` (Epic OAuth 2.0 spec, "OpenID Connect").
       ...(grant.fhirUserClaim ? { fhirUser: `${this.state.urls.fhirBase}/${resourceType}/${id}` } : {}),
+      // OpenID Connect Core §5.1 standard claims, only with the `setIdTokenEmail` switch (we found
+      // no `email` claim in Epic's OAuth 2.0 documentation).
+      ...(this.state.idTokenEmail
+        ? {
+            email: this.state.idTokenEmail.address,
+            ...(this.state.idTokenEmail.verified !== undefined
+              ? { email_verified: this.state.idTokenEmail.verified }
+              : {}),
+          }
+        : {}),
     })
       .setProtectedHeader({ alg: 'RS256', kid: this.state.keys.kid, typ: 'JWT' })
       .setIssuer(this.state.urls.issuer)

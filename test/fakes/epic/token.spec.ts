@@ -103,6 +103,40 @@ describe('fake Epic: token endpoint', () => {
     });
   });
 
+  describe('id_token email claim (setIdTokenEmail)', () => {
+    const claims = (idToken: unknown) =>
+      JSON.parse(Buffer.from(String(idToken).split('.')[1], 'base64url').toString()) as Record<
+        string,
+        unknown
+      >;
+    const idTokenNow = async () => {
+      const { code, verifier, redirectUri } = await obtainCode(epic, client);
+      const res = await exchange({ code, code_verifier: verifier, redirect_uri: redirectUri });
+      expect(res.status).toBe(200);
+      return claims(res.body.id_token);
+    };
+    afterEach(() => epic.setIdTokenEmail(null));
+
+    it('sends no email by default, as Epic documents; the switch adds email and, when given, email_verified', async () => {
+      const none = await idTokenNow();
+      expect(none).not.toHaveProperty('email');
+      expect(none).not.toHaveProperty('email_verified');
+
+      epic.setIdTokenEmail('pat@example.org');
+      const plain = await idTokenNow();
+      expect(plain.email).toBe('pat@example.org');
+      expect(plain).not.toHaveProperty('email_verified');
+
+      epic.setIdTokenEmail('pat@example.org', { verified: false });
+      expect(await idTokenNow()).toMatchObject({ email: 'pat@example.org', email_verified: false });
+      epic.setIdTokenEmail('doc@example.org', { verified: true });
+      expect(await idTokenNow()).toMatchObject({ email: 'doc@example.org', email_verified: true });
+
+      epic.setIdTokenEmail(null);
+      expect(await idTokenNow()).not.toHaveProperty('email');
+    });
+  });
+
   describe('authorization_code', () => {
     it('rejects a missing, unknown, reused or expired code', async () => {
       expectError(await exchange({ redirect_uri: 'x' }), 'invalid_request', /code is missing/);

@@ -111,14 +111,34 @@ export type FakeEpicOAuthError =
  * state (codes, refresh tokens) is unchanged.
  */
 export type FakeEpicFault =
-  /** An HTTP error with an HTML body, like a gateway. 503 and 429 carry `Retry-After` (default 1 s). */
-  | { status: number; retryAfter?: number | string | null; body?: string; contentType?: string }
+  /**
+   * An HTTP error with an HTML body, like a gateway. 503 and 429 carry `Retry-After` (default 1 s).
+   * `headers` are added to the answer (e.g. a 202 with a `Content-Location` of the test's choosing).
+   */
+  | {
+      status: number;
+      retryAfter?: number | string | null;
+      body?: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+    }
   /** Wait, then process and answer normally, even if the client gave up meanwhile. */
   | { delayMs: number }
   /** Close the socket. `after-processing`: process first (a code is spent), then drop the answer. */
   | { drop: true | 'after-processing' }
   /** 200 with a truncated JSON body. */
   | { malformedJson: true }
+  /**
+   * Process and answer normally, but after the headers and the first `afterBytes` bytes of the body
+   * (default: half of it; 0: none) send nothing more, keeping the connection open until the client
+   * or `close()` ends it: a server stalled midway through its answer.
+   */
+  | {
+      stallBody: true;
+      afterBytes?: number;
+      /** Then reset the connection (a moment later) instead of keeping it open: a server cut off midway. */
+      thenReset?: boolean;
+    }
   /** An OAuth error body (400), e.g. `invalid_grant` for a refresh. Token and revoke endpoints only. */
   | { oauthError: FakeEpicOAuthError; description?: string | null; status?: number };
 
@@ -274,10 +294,11 @@ export interface FakeEpicOptions {
   pagingLinks?: 'search-url' | 'getpages';
   /**
    * Write `/` in JSON answers as `\/`, which JSON allows (RFC 8259 §7) and some servers' encoders
-   * emit (PHP's json_encode by default). Default false. A proxy that looks for URLs in the bytes must
-   * find both forms.
+   * emit (PHP's json_encode by default). `unicode`: as `\u002F`, which JSON equally allows and
+   * encoders that escape every non-alphanumeric character write. Default false. A proxy that looks
+   * for URLs in the bytes must find every form.
    */
-  jsonSlashEscaping?: boolean;
+  jsonSlashEscaping?: boolean | 'unicode';
   /**
    * When the token endpoint fetches a `private_key_jwt` client's JWK Set URL: `honour-cache-control`
    * (default) caches it as Epic does (Epic's OAuth 2.0 specification, "Hosting a JWK Set URL": up to 29 hours, less if `Cache-Control` says so);
