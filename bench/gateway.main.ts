@@ -228,7 +228,8 @@ async function overhead(
       `(${SLOW_REQUESTS} after ${SLOW_WARMUP} for one caller at ${UPSTREAM_MS} ms) ` +
       `warm-up requests, in ${ROUNDS} alternating rounds (closed loop, keep-alive sockets, the load client ` +
       `in a worker thread). Upstream latency: the fake answers FHIR requests at once (0) or after ` +
-      `${UPSTREAM_MS} ms ± ${Math.round(UPSTREAM_JITTER * 100)}%, drawn evenly per request ` +
+      `${UPSTREAM_MS} ms ± ${Math.round(UPSTREAM_JITTER * 100)}%, drawn evenly per request, the same ` +
+      `seeded draw for every run ` +
       `(FakeEpic.answerFhirAfter; BENCH_UPSTREAM_MS and BENCH_UPSTREAM_JITTER to change it).\n`,
   );
   const load = new LoadWorker();
@@ -237,21 +238,29 @@ async function overhead(
   const verdicts: string[] = [];
   try {
     for (const latency of [0, UPSTREAM_MS]) {
-      epic.answerFhirAfter(
-        latency === 0 ? 0 : { min: latency * (1 - UPSTREAM_JITTER), max: latency * (1 + UPSTREAM_JITTER) },
-      );
+      // Each run restarts the same seeded draw: every target meets the same answer times.
+      const upstream = (): void =>
+        epic.answerFhirAfter(
+          latency === 0
+            ? 0
+            : { min: latency * (1 - UPSTREAM_JITTER), max: latency * (1 + UPSTREAM_JITTER), seed: 1 },
+        );
       const names = latency === 0 ? [DIRECT, GATEWAY, HEALTH, BARE] : [DIRECT, GATEWAY];
       for (const concurrency of CONCURRENCIES) {
         // One caller against a server that takes 100 ms makes 10 reads a second: fewer of them.
         const slow = latency > 0 && concurrency === 1;
         const [requests, warmup] = slow ? [SLOW_REQUESTS, SLOW_WARMUP] : [REQUESTS, WARMUP];
-        for (const name of names) await load.run(targets[name], warmup, concurrency);
+        for (const name of names) {
+          upstream();
+          await load.run(targets[name], warmup, concurrency);
+        }
         const results = Object.fromEntries(
           names.map((n) => [n, { ...emptyResult(), clientCpuMicros: 0, appCpuMicros: 0, busy: 0 }]),
         ) as Record<string, Measured>;
         for (let round = 0; round < ROUNDS; round++) {
           const order = round % 2 === 0 ? names : [...names].reverse();
           for (const name of order) {
+            upstream();
             const cpu = process.threadCpuUsage();
             const loop = performance.eventLoopUtilization();
             await load.run(targets[name], requests / ROUNDS, concurrency, results[name]);

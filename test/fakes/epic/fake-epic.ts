@@ -347,11 +347,15 @@ export class FakeEpic {
   /**
    * Answers every FHIR request (not OAuth, discovery or metadata) `ms` after it arrives, as a server
    * across a network does: a fixed time, or one drawn evenly from `{ min, max }` per request (a real
-   * server's times vary, which keeps concurrent callers from moving in lockstep). The wait is a
-   * timer, so it costs the process no CPU. 0 (the default) answers at once.
+   * server's times vary, which keeps concurrent callers from moving in lockstep). With `seed`, the
+   * times come from a seeded generator, restarted by each call: two runs that each set the same seed
+   * draw the same times, so their latencies compare without the draw's noise. The wait is a timer,
+   * so it costs the process no CPU. 0 (the default) answers at once.
    */
-  answerFhirAfter(ms: number | { min: number; max: number }): void {
-    this.state.fhirLatencyMs = typeof ms === 'number' ? { min: ms, max: ms } : { ...ms };
+  answerFhirAfter(ms: number | { min: number; max: number; seed?: number }): void {
+    const { min, max } = typeof ms === 'number' ? { min: ms, max: ms } : ms;
+    const seed = typeof ms === 'number' ? undefined : ms.seed;
+    this.state.fhirLatencyMs = { min, max, draw: seed === undefined ? Math.random : seeded(seed) };
   }
 
   /**
@@ -415,4 +419,16 @@ export async function startFakeEpic(options: FakeEpicOptions = {}): Promise<Fake
     });
   });
   return new FakeEpic(server, keys, options);
+}
+
+/** A small seeded generator of numbers in [0, 1) (mulberry32): the same seed, the same sequence. */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -1,7 +1,7 @@
 // Fault injection, clock and inspection switches.
 import * as oidc from 'openid-client';
 
-import { startFakeEpic, type FakeEpic } from './fake-epic';
+import { seeded, startFakeEpic, type FakeEpic } from './fake-epic';
 import { SEED } from './fhir-data';
 import { fhirGet, obtainCode, obtainTokens, postToken } from './spec-helpers';
 import type { FakeEpicClient } from './types';
@@ -161,6 +161,16 @@ describe('fake Epic: faults and inspection', () => {
       const started = Date.now();
       expect((await fhirGet(epic, `Patient/${SEED.camila}`, accessToken)).status).toBe(200);
       expect(Date.now() - started).toBeLessThan(110);
+    });
+
+    it("answerFhirAfter's seeded draw repeats itself: the same seed, the same times, all within [0, 1)", () => {
+      const draws = (seed: number) => Array.from({ length: 50 }, seeded(seed));
+      expect(draws(1)).toEqual(draws(1));
+      expect(draws(1)).not.toEqual(draws(2));
+      for (const value of draws(3)) {
+        expect(value).toBeGreaterThanOrEqual(0);
+        expect(value).toBeLessThan(1);
+      }
     });
 
     it('delayMs answers late, then normally', async () => {

@@ -114,7 +114,7 @@ export class Router {
 
     const latency = this.state.fhirLatencyMs;
     if (entry.endpoint === 'fhir' && latency.max > 0) {
-      await this.sleep(latency.min + Math.random() * (latency.max - latency.min));
+      await this.sleep(latency.min + latency.draw() * (latency.max - latency.min));
       if (this.closed) return;
     }
     const fault = this.takeFault(entry);

@@ -137,8 +137,11 @@ export class FakeEpicState {
   readonly searches = new Map<string, { type: string; params: URLSearchParams }>();
   /** Resource types whose searches answer a generated Bundle (`serveLargeSearch`). */
   readonly largeSearches = new Map<string, LargeSearch>();
-  /** Every FHIR request waits between these many ms before it is answered (FakeEpic.answerFhirAfter). */
-  fhirLatencyMs = { min: 0, max: 0 };
+  /**
+   * Every FHIR request waits between these many ms before it is answered (FakeEpic.answerFhirAfter),
+   * `draw()` (0 to 1) choosing where.
+   */
+  fhirLatencyMs: { min: number; max: number; draw: () => number } = { min: 0, max: 0, draw: Math.random };
   /** Bulk Data: how it answers (`bulkData`), the jobs by id, bytes of generated large files. */
   bulk: BulkDataSettings = { ...DEFAULT_BULK_SETTINGS };
   readonly bulkJobs = new Map<string, BulkJob>();
