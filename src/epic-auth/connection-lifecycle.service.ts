@@ -17,6 +17,9 @@ import { scopesFor } from './launch-scopes';
 import { OAuthClientService } from './oauth-client.service';
 import { SmartDiscoveryService } from './smart-discovery.service';
 
+/** What became of a credential's tokens at its server when it was disconnected (audited as `revoked`). */
+type Revocation = boolean | 'not-offered' | 'issuer-not-registered';
+
 /**
  * An organization's own connection around the authorizations: what to register at Epic, whether
  * tokens are held, and disconnecting (which re-authenticating does first).
@@ -100,34 +103,7 @@ export class ConnectionLifecycleService {
       ? { id: registration.organizationId, name: registration.organizationName }
       : await this.organizations.get(organizationId);
     const credential = await this.tokens.findOrganizationCredential(organizationId);
-    // Revocation goes only to the server that issued the tokens.
-    const issuerRegistered =
-      credential !== null &&
-      registration !== null &&
-      sameFhirBase(credential.fhirBaseUrl, registration.fhirBaseUrl);
-    let revoked: boolean | 'not-offered' | 'issuer-not-registered' =
-      credential && registration && !issuerRegistered ? 'issuer-not-registered' : 'not-offered';
-    if (credential && registration && issuerRegistered) {
-      try {
-        const server = await this.discovery.discoverFor(registration);
-        const config = await this.oauthClient.configuration(server, registration);
-        // Offered, and on the token endpoint's origin (oauth-client.service.ts): RFC 7009.
-        if (config.serverMetadata().revocation_endpoint) {
-          const { accessToken, refreshToken } = await this.revealLatest(credential);
-          if (refreshToken) {
-            await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
-          }
-          await oidc.tokenRevocation(config, accessToken, { token_type_hint: 'access_token' });
-          revoked = true;
-        }
-      } catch (error) {
-        revoked = false;
-        this.logger.warn(
-          { orgId: organizationId, err: error },
-          'Token revocation failed; deleting the tokens anyway',
-        );
-      }
-    }
+    const revoked = await this.revokeAtIssuer(credential, registration);
     const deleted = await this.dataSource.transaction(async (manager) => {
       const id = await this.connections.disconnectOrganization(organizationId, manager);
       await this.audit.record(
@@ -148,7 +124,74 @@ export class ConnectionLifecycleService {
     });
   }
 
-  /** The tokens of the organization's credential as stored now (a refresh may have replaced them since it was read). */
+  /**
+   * A user's Disconnect of one of their own connected accounts (a patient's "My connected
+   * accounts"): revokes its tokens at the server that issued them under the same rules as
+   * `disconnect` (the credential's organization's registration; RFC 7009 where offered; a failure
+   * logged, not fatal), then deletes the credential (only if it is `userId`'s: callers check
+   * ownership first, @OwnCredential) and audits `epic.patient-disconnect` with `revoked`.
+   * `connection.disconnected` is announced for it: listeners drop cached lookups; no one is notified.
+   */
+  async disconnectUserCredential(actor: AuditActor, userId: string, credentialId: string): Promise<void> {
+    const credential = await this.tokens.findUserCredential(userId, credentialId);
+    // An ended connection holds no tokens any more (the server already refused them): nothing to revoke.
+    const live = credential && !credential.endedAt ? credential : null;
+    const registration = credential
+      ? await this.organizations.getEpicRegistration(credential.organizationId)
+      : null;
+    const revoked = await this.revokeAtIssuer(live, registration);
+    const deleted = await this.tokens.deleteUserCredential(userId, credentialId);
+    await this.audit.record({
+      actor,
+      ...(registration
+        ? { organization: { id: registration.organizationId, name: registration.organizationName } }
+        : {}),
+      action: 'epic.patient-disconnect',
+      detail: { credential: credentialId, hadTokens: live !== null, revoked },
+    });
+    if (credential && deleted) {
+      this.connections.announce(ConnectionEvents.Disconnected, {
+        id: credential.id,
+        organizationId: credential.organizationId,
+        userId,
+      });
+    }
+  }
+
+  /**
+   * Revokes a credential's tokens at the server that issued them, where it advertises a revocation
+   * endpoint (RFC 7009), refresh token first, then the access token. Only to the registered server:
+   * a credential from another FHIR base is `issuer-not-registered`. A failure is logged and
+   * returned as `false`, never thrown: the caller deletes the tokens either way.
+   */
+  private async revokeAtIssuer(
+    credential: StoredCredential | null,
+    registration: EpicRegistration | null,
+  ): Promise<Revocation> {
+    if (!credential || !registration) return 'not-offered';
+    // Revocation goes only to the server that issued the tokens.
+    if (!sameFhirBase(credential.fhirBaseUrl, registration.fhirBaseUrl)) return 'issuer-not-registered';
+    try {
+      const server = await this.discovery.discoverFor(registration);
+      const config = await this.oauthClient.configuration(server, registration);
+      // Offered, and on the token endpoint's origin (oauth-client.service.ts): RFC 7009.
+      if (!config.serverMetadata().revocation_endpoint) return 'not-offered';
+      const { accessToken, refreshToken } = await this.revealLatest(credential);
+      if (refreshToken) {
+        await oidc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
+      }
+      await oidc.tokenRevocation(config, accessToken, { token_type_hint: 'access_token' });
+      return true;
+    } catch (error) {
+      this.logger.warn(
+        { orgId: credential.organizationId, credentialId: credential.id, err: error },
+        'Token revocation failed; deleting the tokens anyway',
+      );
+      return false;
+    }
+  }
+
+  /** The tokens of the credential as stored now (a refresh may have replaced them since it was read). */
   private async revealLatest(
     credential: StoredCredential,
   ): Promise<{ accessToken: string; refreshToken: string | null }> {
@@ -157,7 +200,9 @@ export class ConnectionLifecycleService {
     } catch (error) {
       if (!(error instanceof CredentialChangedError)) throw error;
       // The same credential, refreshed meanwhile; a replaced one (a reconnect) is not this server's to revoke.
-      const latest = await this.tokens.findOrganizationCredential(credential.organizationId);
+      const latest = credential.userId
+        ? await this.tokens.findUserCredential(credential.userId, credential.id)
+        : await this.tokens.findOrganizationCredential(credential.organizationId);
       if (latest?.id !== credential.id) throw error;
       return this.tokens.reveal(latest);
     }

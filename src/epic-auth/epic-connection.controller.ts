@@ -6,7 +6,7 @@ import { Role } from 'src/users/user.types';
 
 import { RegistrationInfo } from './authorization.types';
 import { ConnectionLifecycleService } from './connection-lifecycle.service';
-import { ManagementApi, SessionRead } from 'src/openapi/openapi.decorators';
+import { JsonResponse, ManagementApi, SessionRead } from 'src/openapi/openapi.decorators';
 
 /**
  * JSON for the registration page: what to register at Epic. The status and disconnect routes
@@ -19,6 +19,10 @@ export class EpicConnectionController {
   constructor(private readonly lifecycle: ConnectionLifecycleService) {}
 
   @SessionRead()
+  @JsonResponse(
+    'RegistrationInfo',
+    'What to register at Epic: redirect URI, launch URL, JWK Set URL, scopes.',
+  )
   @Get('epic-registration')
   @OrgScope({ query: 'org' })
   registration(@Query() { org }: OrgRefDto): Promise<RegistrationInfo> {

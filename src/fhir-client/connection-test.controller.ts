@@ -6,7 +6,7 @@ import { Role } from 'src/users/user.types';
 import { AuthUser } from 'src/users/user.view';
 
 import { ConnectionTestResult, ConnectionTestService } from './connection-test.service';
-import { ManagementApi, SessionWrite } from 'src/openapi/openapi.decorators';
+import { JsonResponse, ManagementApi, SessionWrite } from 'src/openapi/openapi.decorators';
 
 /** The registration page's Test Connection: CSRF-protected like every session POST. */
 @Controller('fhir')
@@ -16,6 +16,7 @@ export class ConnectionTestController {
   constructor(private readonly connectionTest: ConnectionTestService) {}
 
   @SessionWrite()
+  @JsonResponse('ConnectionTestResult', 'Both layers, step by step; a failed test is still a 200.')
   @Post('test-epic-connection')
   @HttpCode(200)
   @OrgScope({ body: 'org' })

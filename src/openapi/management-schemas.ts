@@ -1,4 +1,4 @@
-import type { SchemaObject } from '@nestjs/swagger';
+import type { ReferenceObject, SchemaObject } from '@nestjs/swagger';
 
 import { ConnectionState } from 'src/connections/connections.types';
 import {
@@ -20,7 +20,10 @@ import { Role } from 'src/users/user.types';
 const uuid: SchemaObject = { type: 'string', format: 'uuid' };
 const dateTime: SchemaObject = { type: 'string', format: 'date-time' };
 const nullable = (schema: SchemaObject): SchemaObject => ({ ...schema, nullable: true });
-const object = (properties: Record<string, SchemaObject>, description?: string): SchemaObject => ({
+const object = (
+  properties: Record<string, SchemaObject | ReferenceObject>,
+  description?: string,
+): SchemaObject => ({
   type: 'object',
   ...(description ? { description } : {}),
   required: Object.keys(properties),
@@ -106,6 +109,71 @@ const connectionStatus = {
   isEpic: { type: 'boolean' },
 } satisfies Record<string, SchemaObject>;
 
+const scopeList = (description: string): SchemaObject => ({
+  type: 'array',
+  items: { type: 'string' },
+  description,
+});
+
+const registrationInfo = {
+  connectionMode: {
+    type: 'string',
+    enum: Object.values(ConnectionMode),
+    description: "How the organization's own connection is made. A backend service uses neither URI.",
+  },
+  redirectUri: { type: 'string', format: 'uri', description: 'The exact redirect URI to register at Epic.' },
+  ehrLaunchUrl: {
+    type: 'string',
+    format: 'uri',
+    description: 'The EHR launch URL, naming the organization.',
+  },
+  environment: {
+    type: 'string',
+    enum: Object.values(EpicEnvironment),
+    description: 'Which of the service’s key sets (and JWK Set URL) the organization uses.',
+  },
+  jwksUrl: {
+    type: 'string',
+    format: 'uri',
+    description: 'The JWK Set URL to register at Epic for private_key_jwt (one per environment).',
+  },
+  tokenAuthMethod: { type: 'string', enum: Object.values(TokenAuthMethod) },
+  scopes: {
+    type: 'object',
+    required: ['organization'],
+    properties: {
+      organization: scopeList("What the organization's own connection requests."),
+      providerEhrLaunch: scopeList('What a provider EHR launch requests; absent for a backend service.'),
+      patientStandalone: scopeList(
+        'What a patient standalone launch requests; absent for a backend service.',
+      ),
+    },
+  },
+} satisfies Record<string, SchemaObject>;
+
+const testStep = {
+  name: {
+    type: 'string',
+    description:
+      'configuration: registration, discovery, credentials, authorize-url (not for a backend service); ' +
+      'live: token, metadata, patient.',
+  },
+  ok: { type: 'boolean' },
+  message: { type: 'string' },
+  durationMs: { type: 'integer' },
+} satisfies Record<string, SchemaObject>;
+
+const testLayer = {
+  ok: { type: 'boolean' },
+  message: { type: 'string', description: "The failing step's message, or what passed." },
+  durationMs: { type: 'integer', description: 'The sum of the steps’.' },
+  steps: {
+    type: 'array',
+    items: ref('ConnectionTestStep'),
+    description: 'In order, up to and including the first that failed (the rest are not run).',
+  },
+} satisfies Record<string, SchemaObject>;
+
 /** The management answers by schema name (the decorators name them: JsonResponse). */
 export const MANAGEMENT_SCHEMAS = {
   Organization: object(organizationJson, "An organization's registration and its own connection's health."),
@@ -181,6 +249,22 @@ export const MANAGEMENT_SCHEMAS = {
     }),
   }),
   ConnectionStatus: object(connectionStatus, 'The connection state and what the registration page shows.'),
+  RegistrationInfo: object(
+    registrationInfo,
+    'What to register at Epic, shown on the registration page to copy.',
+  ),
+  ConnectionTestStep: object(testStep, 'One step of a Test Connection layer.'),
+  ConnectionTestLayer: object(testLayer, 'One layer of a Test Connection: configuration or live.'),
+  ConnectionTestResult: object(
+    {
+      ok: { type: 'boolean', description: 'Both layers passed.' },
+      organizationId: uuid,
+      testedAt: dateTime,
+      configuration: ref('ConnectionTestLayer'),
+      live: ref('ConnectionTestLayer'),
+    },
+    "The registration page's Test Connection: the configuration, then a live call with the stored token.",
+  ),
 } satisfies Record<string, SchemaObject>;
 
 export type ManagementSchema = keyof typeof MANAGEMENT_SCHEMAS;

@@ -1,6 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 
-import { AuditService } from 'src/audit/audit.service';
 import { ErrorCode } from 'src/common/errors/domain-error';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import {
@@ -10,6 +9,7 @@ import {
 } from 'src/connection-health/own-connection-notices.service';
 import type { StoredCredential } from 'src/connections/connections.types';
 import { TokenStoreService } from 'src/connections/token-store.service';
+import { ConnectionLifecycleService } from 'src/epic-auth/connection-lifecycle.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { serverLabel } from 'src/organizations/organization.types';
@@ -45,7 +45,7 @@ export class LaunchPagesBuilder {
     private readonly fhir: FhirClientService,
     private readonly tokens: TokenStoreService,
     private readonly organizations: OrganizationsService,
-    private readonly audit: AuditService,
+    private readonly lifecycle: ConnectionLifecycleService,
     private readonly ownConnections: OwnConnectionNoticesService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -98,14 +98,12 @@ export class LaunchPagesBuilder {
     return ownConnectionSection({ notices, contact, action, patient: user.role === Role.Patient }, form);
   }
 
-  /** Deletes one of the patient's own connections (@OwnCredential checked it is theirs). */
-  async disconnectPatientAccount(user: AuthUser, credentialId: string): Promise<void> {
-    await this.tokens.deleteUserCredential(user.id, credentialId);
-    await this.audit.record({
-      actor: user,
-      action: 'epic.patient-disconnect',
-      detail: { credential: credentialId },
-    });
+  /**
+   * Disconnects one of the patient's own connections (@OwnCredential checked it is theirs): its
+   * tokens are revoked at the server where it offers revocation, then deleted (EpicAuth).
+   */
+  disconnectPatientAccount(user: AuthUser, credentialId: string): Promise<void> {
+    return this.lifecycle.disconnectUserCredential(user, user.id, credentialId);
   }
 
   private async patientAccount(
