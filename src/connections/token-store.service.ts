@@ -443,9 +443,19 @@ export class TokenStoreService {
     };
   }
 
-  /** Deletes a user's own credential; false when it is not theirs or already gone. */
-  async deleteUserCredential(userId: string, credentialId: string): Promise<boolean> {
-    const result = await this.credentials.delete({ id: credentialId, userId });
+  /**
+   * Deletes a user's own credential; false when it is not theirs or already gone. In `manager`'s
+   * transaction when given (a disconnect audits it in the same one).
+   */
+  async deleteUserCredential(
+    userId: string,
+    credentialId: string,
+    manager?: EntityManager,
+  ): Promise<boolean> {
+    const result = await (manager ?? this.credentials.manager).delete(EpicCredential, {
+      id: credentialId,
+      userId,
+    });
     return (result.affected ?? 0) > 0;
   }
 

@@ -140,14 +140,21 @@ export class ConnectionLifecycleService {
       ? await this.organizations.getEpicRegistration(credential.organizationId)
       : null;
     const revoked = await this.revokeAtIssuer(live, registration);
-    const deleted = await this.tokens.deleteUserCredential(userId, credentialId);
-    await this.audit.record({
-      actor,
-      ...(registration
-        ? { organization: { id: registration.organizationId, name: registration.organizationName } }
-        : {}),
-      action: 'epic.patient-disconnect',
-      detail: { credential: credentialId, hadTokens: live !== null, revoked },
+    // The deletion and its audit entry: both or neither.
+    const deleted = await this.dataSource.transaction(async (manager) => {
+      const gone = await this.tokens.deleteUserCredential(userId, credentialId, manager);
+      await this.audit.record(
+        {
+          actor,
+          ...(registration
+            ? { organization: { id: registration.organizationId, name: registration.organizationName } }
+            : {}),
+          action: 'epic.patient-disconnect',
+          detail: { credential: credentialId, hadTokens: live !== null, revoked },
+        },
+        manager,
+      );
+      return gone;
     });
     if (credential && deleted) {
       this.connections.announce(ConnectionEvents.Disconnected, {

@@ -134,4 +134,34 @@ describe("patient's Disconnect", () => {
     expect(n).toBe(0);
     expect((await agent.get('/launch/patient').expect(200)).text).not.toMatch(/ended|was disconnected/i);
   });
+  it('keeps the credential when its audit entry cannot be written: the deletion and the audit are one', async () => {
+    const { agent } = await connect(plain, SEED.desiree);
+    const page = await agent.get('/launch/patient').expect(200);
+    const id = /action="\/launch\/patient\/credentials\/([^"/]+)\/disconnect"/.exec(page.text)![1];
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1];
+    // The audit trail refuses this action (a real database failure, nothing mocked).
+    await t.dataSource.query(`
+      CREATE FUNCTION refuse_disconnect_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.action = 'epic.patient-disconnect' THEN RAISE EXCEPTION 'audit unavailable'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_disconnect_audit BEFORE INSERT ON audit_event
+        FOR EACH ROW EXECUTE FUNCTION refuse_disconnect_audit();`);
+    try {
+      const res = await agent
+        .post(`/launch/patient/credentials/${id}/disconnect`)
+        .type('form')
+        .send({ _csrf: csrf });
+      expect(res.status).toBe(500);
+      expect(await credentialRows(id)).toBe(1);
+    } finally {
+      await t.dataSource.query(
+        'DROP TRIGGER refuse_disconnect_audit ON audit_event; DROP FUNCTION refuse_disconnect_audit();',
+      );
+    }
+    // Once the audit trail works again, the same Disconnect goes through.
+    await disconnect(agent);
+    expect(await credentialRows(id)).toBe(0);
+  });
 });
