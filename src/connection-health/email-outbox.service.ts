@@ -17,18 +17,12 @@ import { UserView } from 'src/users/user.view';
 import { UsersService } from 'src/users/users.service';
 
 import { DeliveryMode, digestSubject, nextDigestAt, planDelivery, STATE_WORDS } from './email-plan';
-import { webhookBackoffMs } from './webhook-outbox.service';
+import { CLAIM_LEASE_MS, ClaimedEntry, OutboxClaims } from './outbox-claims';
 
 /** The channel connection notices to admins go out on (its preference and unsubscribe). */
 const CHANNEL: MailChannel = 'admin-connections';
 /** The channel a provider's or patient's "your connection ended" goes out on. */
 const OWN_CHANNEL: MailChannel = 'own-connection';
-/**
- * How long a claimed email is reserved: a crash mid-send is retried after this (SMTP timeouts are
- * far shorter). Each row's claim is renewed just before it is sent, so a batch's last row is never
- * sent on a lease that lapsed while the others went out.
- */
-const CLAIM_LEASE_MS = 5 * 60_000;
 /** When composing a recipient's message fails (a bug, bad data), their rows are tried again after this. */
 const COMPOSE_RETRY_MS = 5 * 60_000;
 const SEND_BATCH = 20;
@@ -91,8 +85,12 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
   private queuedNow?: Date;
   /** Runs started since boot (plan, compose, send): for tests and logs. */
   runsStarted = 0;
-  /** The claim lease in milliseconds; tests shorten it. */
+  /**
+   * The claim lease in milliseconds; tests shorten it. Each row's claim is renewed just before it
+   * is sent, so a batch's last row is never sent on a lease that lapsed while the others went out.
+   */
   claimLeaseMs = CLAIM_LEASE_MS;
+  private readonly claims: OutboxClaims;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -103,7 +101,9 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
     private readonly organizations: OrganizationsService,
     private readonly locks: DbLockService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.claims = new OutboxClaims(dataSource, 'email');
+  }
 
   /** Whether notices are emailed at all (SMTP configured). */
   get enabled(): boolean {
@@ -574,54 +574,26 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
   private async send(now: Date): Promise<number> {
     let delivered = 0;
     for (;;) {
-      // UPDATE … RETURNING answers [rows, count] through TypeORM's query().
-      const [rows] = await this.dataSource.query<
-        [{ id: string; payload: OutgoingMail; attempts: number }[], number]
-      >(
-        `UPDATE notification_outbox
-            SET next_attempt_at = GREATEST($1::timestamptz, clock_timestamp()) + make_interval(secs => $2),
-                attempts = attempts + 1
-          WHERE id IN (SELECT id FROM notification_outbox
-                        WHERE channel = 'email' AND status = 'pending' AND next_attempt_at <= $1
-                        ORDER BY next_attempt_at, id LIMIT ${SEND_BATCH} FOR UPDATE SKIP LOCKED)
-          RETURNING id, payload, attempts`,
-        [now, this.claimLeaseMs / 1000],
-      );
+      const rows = await this.claims.claimDue<OutgoingMail>(now, SEND_BATCH, this.claimLeaseMs);
       for (const entry of rows) {
         // The batch was claimed at once, but its rows go out one by one: a slow server can let a
         // later row's lease lapse, and another instance claim it (its attempt count moves on).
         // Renew our claim just before sending; if it is no longer ours, leave the row alone.
-        if (!(await this.renewClaim(entry.id, entry.attempts, now))) {
+        if (!(await this.claims.renew(entry, now, this.claimLeaseMs))) {
           this.logger.log({ outboxId: entry.id }, 'Email claimed by another instance meanwhile; skipped');
           continue;
         }
-        if (await this.deliver(entry.id, entry.payload, entry.attempts, now)) delivered += 1;
+        if (await this.deliver(entry, now)) delivered += 1;
       }
       if (rows.length < SEND_BATCH) return delivered;
     }
   }
 
-  /** Extends our lease on one claimed row if the claim is still ours (same attempt count, pending). */
-  private async renewClaim(id: string, attempts: number, now: Date): Promise<boolean> {
-    const [rows] = await this.dataSource.query<[{ id: string }[], number]>(
-      `UPDATE notification_outbox
-          SET next_attempt_at = GREATEST($3::timestamptz, clock_timestamp()) + make_interval(secs => $4)
-        WHERE id = $1 AND attempts = $2 AND status = 'pending' AND channel = 'email'
-        RETURNING id`,
-      [id, attempts, now, this.claimLeaseMs / 1000],
-    );
-    return rows.length === 1;
-  }
-
-  private async deliver(id: string, mail: OutgoingMail, attempts: number, now: Date): Promise<boolean> {
+  private async deliver(entry: ClaimedEntry<OutgoingMail>, now: Date): Promise<boolean> {
+    const { id, attempts } = entry;
     try {
-      await this.mail.send(mail);
-      await this.dataSource.query(
-        // Only our claim (same attempt count, still pending) may settle the entry.
-        `UPDATE notification_outbox SET status = 'delivered', delivered_at = $2, last_error = NULL
-          WHERE id = $1 AND attempts = $3 AND status = 'pending'`,
-        [id, new Date(), attempts],
-      );
+      await this.mail.send(entry.payload);
+      await this.claims.delivered(entry);
       this.logger.log({ outboxId: id, attempts }, 'Sent a notification email');
       return true;
     } catch (error) {
@@ -630,17 +602,7 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
       // A permanent refusal (5xx, e.g. 550 user unknown) will not change on retry: parked at once.
       const permanent = error instanceof MailDeliveryError && error.permanent;
       const parked = permanent || attempts >= this.config.env.MAIL_MAX_ATTEMPTS;
-      await this.dataSource.query(
-        `UPDATE notification_outbox SET status = $2, next_attempt_at = $3, last_error = $4
-          WHERE id = $1 AND attempts = $5 AND status = 'pending'`,
-        [
-          id,
-          parked ? 'failed' : 'pending',
-          new Date(now.getTime() + webhookBackoffMs(attempts)),
-          problem,
-          attempts,
-        ],
-      );
+      await this.claims.failed(entry, now, problem, parked);
       this.logger.warn(
         { outboxId: id, attempts, parked },
         `Email delivery failed (${problem})${

@@ -3,16 +3,10 @@ import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
-/** How long a claimed delivery is reserved: a crash mid-delivery is retried after this. */
-const CLAIM_LEASE_MS = 5 * 60_000;
+import { CLAIM_LEASE_MS, ClaimedEntry, OutboxClaims } from './outbox-claims';
+
 const BATCH = 20;
 const WEBHOOK_TIMEOUT_MS = 10_000;
-
-/** Backoff before attempt n+1 (n ≥ 1): 10 s doubling, at most an hour, with ±20 % jitter. */
-export function webhookBackoffMs(attempts: number, random: () => number = Math.random): number {
-  const base = Math.min(3600_000, 10_000 * 2 ** Math.max(0, attempts - 1));
-  return Math.round(base * (0.8 + 0.4 * random()));
-}
 
 export interface OutboxBacklog {
   pending: number;
@@ -36,10 +30,14 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
   private timer?: NodeJS.Timeout;
   private running?: Promise<number>;
 
+  private readonly claims: OutboxClaims;
+
   constructor(
     private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.claims = new OutboxClaims(dataSource, 'webhook');
+  }
 
   onApplicationBootstrap(): void {
     if (!this.config.env.CRON_ENABLED || !this.config.env.NOTIFY_WEBHOOK_URL) return;
@@ -93,52 +91,28 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
     if (!url) return 0;
     let delivered = 0;
     for (;;) {
-      // UPDATE … RETURNING answers [rows, count] through TypeORM's query().
-      const [rows] = await this.dataSource.query<
-        [{ id: string; payload: unknown; attempts: number }[], number]
-      >(
-        // The lease is taken from the database's clock at each claim (a long run must not hand out
-        // leases that have already run out), and the incremented attempt count marks the claim.
-        `UPDATE notification_outbox
-            SET next_attempt_at = GREATEST($1::timestamptz, clock_timestamp()) + make_interval(secs => $2),
-                attempts = attempts + 1
-          WHERE id IN (SELECT id FROM notification_outbox
-                        WHERE channel = 'webhook' AND status = 'pending' AND next_attempt_at <= $1
-                        ORDER BY next_attempt_at, id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
-          RETURNING id, payload, attempts`,
-        [now, CLAIM_LEASE_MS / 1000],
-      );
+      const rows = await this.claims.claimDue<unknown>(now, BATCH, CLAIM_LEASE_MS);
       for (const entry of rows) {
-        if (await this.post(url, entry.id, entry.payload, entry.attempts, now)) delivered += 1;
+        if (await this.post(url, entry, now)) delivered += 1;
       }
       if (rows.length < BATCH) return delivered;
     }
   }
 
-  private async post(
-    url: string,
-    id: string,
-    payload: unknown,
-    attempts: number,
-    now: Date,
-  ): Promise<boolean> {
+  private async post(url: string, entry: ClaimedEntry<unknown>, now: Date): Promise<boolean> {
+    const { id, attempts } = entry;
     let problem: string;
     try {
       const response = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': id, 'user-agent': 'epic-connect' },
-        body: JSON.stringify(payload),
+        body: JSON.stringify(entry.payload),
         redirect: 'error',
         signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
       });
       await response.arrayBuffer().catch(() => undefined);
       if (response.ok) {
-        await this.dataSource.query(
-          // Only our claim (same attempt count, still pending) may settle the entry.
-          `UPDATE notification_outbox SET status = 'delivered', delivered_at = $2, last_error = NULL
-            WHERE id = $1 AND attempts = $3 AND status = 'pending'`,
-          [id, new Date(), attempts],
-        );
+        await this.claims.delivered(entry);
         this.logger.log({ outboxId: id, attempts }, 'Delivered a notification to the webhook');
         return true;
       }
@@ -149,17 +123,7 @@ export class WebhookOutboxService implements OnApplicationBootstrap, OnApplicati
         name === 'TimeoutError' ? 'the webhook did not answer in time' : 'the webhook could not be reached';
     }
     const parked = attempts >= this.config.env.NOTIFY_WEBHOOK_MAX_ATTEMPTS;
-    await this.dataSource.query(
-      `UPDATE notification_outbox SET status = $2, next_attempt_at = $3, last_error = $4
-        WHERE id = $1 AND attempts = $5 AND status = 'pending'`,
-      [
-        id,
-        parked ? 'failed' : 'pending',
-        new Date(now.getTime() + webhookBackoffMs(attempts)),
-        problem,
-        attempts,
-      ],
-    );
+    await this.claims.failed(entry, now, problem, parked);
     this.logger.warn(
       { outboxId: id, attempts, parked },
       `Webhook delivery failed (${problem})${parked ? '; giving up after the last attempt' : '; will retry'}`,
