@@ -36,3 +36,21 @@ export async function revokeApiKey(owner: KeyOwner, keyId: string): Promise<void
     .set('x-csrf-token', owner.admin.csrf)
     .expect(200);
 }
+
+/** The fields of an API key's view (ApiKeyView), as the JSON API answers and OpenAPI describes them. */
+export const API_KEY_VIEW_FIELDS = [
+  'access',
+  'createdAt',
+  'createdBy',
+  'expiresAt',
+  'keyId',
+  'lastUsedAt',
+  'name',
+  'organizationId',
+  'prefix',
+  'resourceTypes',
+  'revokedAt',
+  'state',
+  'updatedAt',
+  'userConnections',
+];

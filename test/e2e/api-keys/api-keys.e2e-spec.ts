@@ -9,25 +9,10 @@ import { DomainError, ErrorCode } from 'src/common/errors/domain-error';
 
 import { TestFactory } from 'test/factories';
 import { Actor, makeActors } from 'test/factories/actors';
+import { API_KEY_VIEW_FIELDS } from 'test/factories/api-keys';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 const KEY_SHAPE = /^ecgk_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
-const VIEW_FIELDS = [
-  'access',
-  'createdAt',
-  'createdBy',
-  'expiresAt',
-  'keyId',
-  'lastUsedAt',
-  'name',
-  'organizationId',
-  'prefix',
-  'resourceTypes',
-  'revokedAt',
-  'state',
-  'updatedAt',
-  'userConnections',
-];
 
 const secretPart = (key: string): string => KEY_SHAPE.exec(key)![2];
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -106,7 +91,7 @@ describe('API keys: JSON API and authentication', () => {
       lastUsedAt: null,
       createdBy: expect.any(String),
     });
-    expect(Object.keys(key).sort()).toEqual(VIEW_FIELDS);
+    expect(Object.keys(key).sort()).toEqual(API_KEY_VIEW_FIELDS);
 
     const list = await adminA.agent.get(path(orgA)).expect(200);
     const one = await adminA.agent.get(path(orgA, keyId)).expect(200);
@@ -116,7 +101,7 @@ describe('API keys: JSON API and authentication', () => {
       expect(shown).not.toContain(secretValue);
       expect(shown).not.toContain(sha256(secretValue));
     }
-    for (const item of list.body as object[]) expect(Object.keys(item).sort()).toEqual(VIEW_FIELDS);
+    for (const item of list.body as object[]) expect(Object.keys(item).sort()).toEqual(API_KEY_VIEW_FIELDS);
 
     const [row] = await t.dataSource.query<{ secret_hash: string; everything: string }[]>(
       `SELECT secret_hash, to_jsonb(k)::text AS everything FROM api_key k WHERE key_id = $1`,

@@ -1,5 +1,6 @@
 import { KEY_ID_PATTERN } from 'src/api-keys/api-key-format';
 
+import { API_KEY_VIEW_FIELDS } from 'test/factories/api-keys';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 interface Parameter {
@@ -76,24 +77,7 @@ describe('API keys in the OpenAPI document', () => {
       expect(jsonSchema(doc.paths[ONE][method], '200')).toEqual(ref('ApiKeyView'));
     }
     const view = doc.components.schemas.ApiKeyView;
-    expect(Object.keys(view.properties ?? {}).sort()).toEqual(
-      [
-        'access',
-        'createdAt',
-        'createdBy',
-        'expiresAt',
-        'keyId',
-        'lastUsedAt',
-        'name',
-        'organizationId',
-        'prefix',
-        'resourceTypes',
-        'revokedAt',
-        'state',
-        'updatedAt',
-        'userConnections',
-      ].sort(),
-    );
+    expect(Object.keys(view.properties ?? {}).sort()).toEqual([...API_KEY_VIEW_FIELDS].sort());
     expect(Object.keys(doc.components.schemas.CreatedApiKey.properties ?? {}).sort()).toEqual([
       'key',
       'secret',

@@ -5,26 +5,10 @@ import { FhirClientService } from 'src/fhir-client/fhir-client.service';
 import { connectedOrganization, setStoredExpiry } from 'test/factories/epic-connection';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
 import { freshDatabaseUrl } from 'test/setup/database';
+import { parsePrometheus } from 'test/setup/prometheus';
 import { createTestApp, TestApp } from 'test/setup/test-app';
 
 const METRICS_TOKEN = 'metrics-token-tEsTsEcReT-0123456789';
-
-/** Prometheus text format: `name{label="value",…} number` lines, `# HELP`/`# TYPE` comments. */
-function parsePrometheus(text: string): { name: string; labels: Record<string, string>; value: number }[] {
-  return text
-    .split('\n')
-    .filter((line) => line && !line.startsWith('#'))
-    .map((line) => {
-      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
-      if (!match) throw new Error(`not Prometheus text: ${line}`);
-      const labels: Record<string, string> = {};
-      for (const pair of (match[3] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
-        const eq = pair.indexOf('=');
-        labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
-      }
-      return { name: match[1], labels, value: Number(match[4]) };
-    });
-}
 
 describe('health and metrics', () => {
   let t: TestApp;
