@@ -7,7 +7,7 @@ import { Client } from 'pg';
 
 import { ApiKeysService } from 'src/api-keys/api-keys.service';
 import { FhirClientService } from 'src/fhir-client/fhir-client.service';
-import { ApiKeyGuard } from 'src/gateway/api-key.guard';
+import { GatewayAuthenticator } from 'src/gateway/gateway-caller';
 import { GatewayService } from 'src/gateway/gateway.service';
 import { GatewayThrottleService } from 'src/gateway/throttle/gateway-throttle.service';
 import { OrganizationsService } from 'src/organizations/organizations.service';
@@ -391,8 +391,8 @@ async function statementsPerRequest(gateway: Get, all: Map<string, Record<string
 
 /**
  * The gateway's steps at concurrency 1, timed by wrapping each method on its class for the run:
- * their mean per read, and the rest of the client's latency (HTTP parsing, Express and Nest
- * middleware, routing, the request log, the client itself).
+ * their mean per read, and the rest of the client's latency (HTTP parsing, GatewayEntryService's
+ * way in before Express, the client itself).
  */
 async function steps(t: TestApp, gateway: Get, directP50: number, slug: string): Promise<void> {
   const spent = new Map<string, number[]>();
@@ -416,7 +416,7 @@ async function steps(t: TestApp, gateway: Get, directP50: number, slug: string):
       target[method] = original;
     });
   };
-  wrap('ApiKeyGuard.canActivate (all of the guard)', ApiKeyGuard.prototype, 'canActivate');
+  wrap('GatewayAuthenticator.callerOf (the API key)', GatewayAuthenticator.prototype, 'callerOf');
   wrap('  ApiKeysService.authenticate', ApiKeysService.prototype, 'authenticate');
   wrap('  OrganizationsService.findBySlug', OrganizationsService.prototype, 'findBySlug');
   wrap('GatewayService.forward (until the answer is streamed)', GatewayService.prototype, 'forward');
@@ -432,10 +432,10 @@ async function steps(t: TestApp, gateway: Get, directP50: number, slug: string):
     percentile(values, 50).toFixed(3),
   ];
   const rows = [...spent].map(([label, values]) => row(label, values, n));
-  const guard = mean(spent.get('ApiKeyGuard.canActivate (all of the guard)') ?? []);
+  const guard = mean(spent.get('GatewayAuthenticator.callerOf (the API key)') ?? []);
   const forward = mean(spent.get('GatewayService.forward (until the answer is streamed)') ?? []);
   rows.push([
-    'the rest (HTTP, middleware, routing, request log, client)',
+    'the rest (HTTP, the way in, the client)',
     (mean(result.latencies) - guard - forward).toFixed(3),
     '',
   ]);

@@ -41,12 +41,12 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
     if (!req.path.startsWith('/static/')) res.setHeader('Cache-Control', 'no-store');
     next();
   });
-  // Nest's own body parsers, except on the FHIR gateway, which streams each body to the FHIR server
-  // as it came (a form-encoded _search included). Registered here, so Nest adds no others.
-  app.useBodyParser('json', { type: (req) => !isGateway(req) && mediaType(req) === 'application/json' });
+  // Nest's own body parsers, registered here so that Nest adds no others. (The FHIR gateway's
+  // requests never reach Express: src/gateway/gateway-entry.service.ts.)
+  app.useBodyParser('json', { type: (req) => mediaType(req) === 'application/json' });
   app.useBodyParser('urlencoded', {
     extended: true,
-    type: (req) => !isGateway(req) && mediaType(req) === 'application/x-www-form-urlencoded',
+    type: (req) => mediaType(req) === 'application/x-www-form-urlencoded',
   });
   // The OpenAPI document of the gateway and the JSON API, public in every environment (src/openapi).
   serveOpenApi(app, config.publicBaseUrl);
@@ -59,8 +59,6 @@ export async function configureApp(app: NestExpressApplication): Promise<void> {
     hbs.registerPartials(join(PROJECT_ROOT, 'views', 'partials'), () => resolve()),
   );
 }
-
-const isGateway = (req: IncomingMessage): boolean => req.url?.startsWith('/gateway/') ?? false;
 
 const mediaType = (req: IncomingMessage): string =>
   (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();

@@ -1,4 +1,4 @@
-import { MiddlewareConsumer, Module, NestModule, RequestMethod } from '@nestjs/common';
+import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
 import { ThrottlerModule } from '@nestjs/throttler';
 
@@ -47,11 +47,8 @@ import { SessionSerializer } from './session.serializer';
 })
 export class AuthModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    // The FHIR gateway authenticates each request by its API key alone: no session to look up, no
-    // cookie to set, and nothing for CSRF or the Origin check to protect (src/gateway/README.md).
-    consumer
-      .apply(HttpSessionMiddleware)
-      .exclude({ path: 'gateway/{*path}', method: RequestMethod.ALL })
-      .forRoutes('*');
+    // Every route. The FHIR gateway's requests never reach Express (its API key is its only
+    // credential: no session, no cookie, nothing for CSRF to protect; src/gateway/README.md).
+    consumer.apply(HttpSessionMiddleware).forRoutes('*');
   }
 }

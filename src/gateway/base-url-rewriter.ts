@@ -141,8 +141,15 @@ export class BaseUrlRewriteStream extends Transform {
   }
 }
 
+/** A whole body (an answer read to its end) with the upstream base replaced. */
+export function rewriteBytes(bytes: Buffer, replacements: Replacement[]): Buffer {
+  const replacer = new BaseUrlReplacer(replacements);
+  const head = replacer.push(bytes);
+  const rest = replacer.end();
+  return rest.length === 0 ? head : Buffer.concat([head, rest]);
+}
+
 /** A header value (Location, Content-Location) with the upstream base replaced. */
 export function rewriteText(text: string, replacements: Replacement[]): string {
-  const replacer = new BaseUrlReplacer(replacements);
-  return Buffer.concat([replacer.push(Buffer.from(text)), replacer.end()]).toString();
+  return rewriteBytes(Buffer.from(text), replacements).toString();
 }

@@ -1,19 +1,25 @@
 import { Readable } from 'node:stream';
 
-import { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 
-import { gatewayTarget, readRequestBody, searchParams } from './gateway-request';
+import { gatewaySlug, gatewayTarget, isGatewayUrl, readRequestBody, searchParams } from './gateway-request';
 import { GatewayError } from './gateway.errors';
 
 describe('gatewayTarget', () => {
   it('reads the FHIR path and the raw query from the URL as received', () => {
-    expect(gatewayTarget('/gateway/st-marys/fhir/Patient/123?_elements=name&name=a%20b&name=c')).toEqual({
+    const target = gatewayTarget('/gateway/st-marys/fhir/Patient/123?_elements=name&name=a%20b&name=c');
+    expect(target).toMatchObject({
       path: 'Patient/123',
       segments: ['Patient', '123'],
       query: '_elements=name&name=a%20b&name=c',
     });
-    expect(gatewayTarget('/gateway/st-marys/fhir')).toEqual({ path: '', segments: [], query: '' });
-    expect(gatewayTarget('/gateway/st-marys/fhir/?_getpages=x')).toEqual({
+    expect([...target.params]).toEqual([
+      ['_elements', 'name'],
+      ['name', 'a b'],
+      ['name', 'c'],
+    ]);
+    expect(gatewayTarget('/gateway/st-marys/fhir')).toMatchObject({ path: '', segments: [], query: '' });
+    expect(gatewayTarget('/gateway/st-marys/fhir/?_getpages=x')).toMatchObject({
       path: '',
       segments: [],
       query: '_getpages=x',
@@ -35,6 +41,21 @@ describe('gatewayTarget', () => {
     expect(() => gatewayTarget(url)).toThrow(GatewayError);
   });
 
+  it.each([
+    [
+      '/gateway/st-marys/fhir/Patient?name=a%0Ab',
+      'The query parameter "name" must not contain control characters',
+    ],
+    [
+      '/gateway/st-marys/fhir/Patient?na%00me=x',
+      'A query parameter name must not contain control characters',
+    ],
+  ])('refuses %s: a control character in the query (400)', (url, message) => {
+    expect(() => gatewayTarget(url)).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining(message) }) as Error,
+    );
+  });
+
   it('is no SMART server: .well-known is not found', () => {
     expect(() => gatewayTarget('/gateway/x/fhir/.well-known/smart-configuration')).toThrow(
       expect.objectContaining({ code: 'NOT_FOUND' }) as Error,
@@ -42,9 +63,46 @@ describe('gatewayTarget', () => {
   });
 });
 
+describe('gatewaySlug', () => {
+  it('reads the organization of a gateway URL, decoded', () => {
+    expect(gatewaySlug('/gateway/st-marys/fhir/Patient/1')).toBe('st-marys');
+    expect(gatewaySlug('/gateway/st%20marys/fhir?x=1')).toBe('st marys');
+    expect(gatewaySlug('/gateway/st-marys/fhir')).toBe('st-marys');
+  });
+
+  it.each([
+    ['/gateway/st%ZZ/fhir/Patient', 'not validly percent-encoded'],
+    ['/gateway/st%0Amarys/fhir/Patient', 'The organization in the URL must not contain control characters'],
+  ])('refuses %s (400)', (url, message) => {
+    expect(() => gatewaySlug(url)).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining(message) }) as Error,
+    );
+  });
+
+  it('tells gateway URLs from the others', () => {
+    for (const url of [
+      '/gateway/a/fhir',
+      '/gateway/a/fhir/',
+      '/gateway/a/fhir?x',
+      '/gateway/a/fhir/Patient/1',
+    ]) {
+      expect(isGatewayUrl(url)).toBe(true);
+    }
+    for (const url of [
+      '/gateway/a/fhirish',
+      '/gateway/a',
+      '/gateway//fhir',
+      '/Gateway/a/fhir',
+      '/api/gateway/a/fhir',
+    ]) {
+      expect(isGatewayUrl(url)).toBe(false);
+    }
+  });
+});
+
 describe('readRequestBody', () => {
   const request = (body: string, headers: Record<string, string>) =>
-    Object.assign(Readable.from([Buffer.from(body)]), { headers }) as unknown as Request;
+    Object.assign(Readable.from([Buffer.from(body)]), { headers }) as unknown as IncomingMessage;
 
   it('reads a body whole, and none when there is none', async () => {
     expect((await readRequestBody(request('{"a":1}', { 'content-length': '7' }), 100))?.toString()).toBe(

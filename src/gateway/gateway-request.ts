@@ -1,6 +1,7 @@
-import { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 
 import { ErrorCode } from 'src/common/errors/domain-error';
+import { CONTROL_CHARACTERS } from 'src/common/validation/text-rules';
 import { forwardPathSegments } from 'src/fhir-client/fhir-client.service';
 
 import { GatewayError } from './gateway.errors';
@@ -12,22 +13,40 @@ export interface GatewayTarget {
   segments: string[];
   /** The raw query string, without `?`: forwarded byte for byte (order, repeats, encoding). */
   query: string;
+  /** The query, decoded. */
+  params: URLSearchParams;
 }
 
-/** `/gateway/<slug>/fhir`, then the FHIR path. */
-const PREFIX = /^\/gateway\/[^/?#]+\/fhir(?=\/|$)/;
+/** `/gateway/<slug>/fhir`, then the FHIR path (`/…`), the query (`?…`) or nothing. */
+const PREFIX = /^\/gateway\/([^/?#]+)\/fhir(?=[/?]|$)/;
+
+/** A request target the gateway serves (GatewayEntryService takes it before Express). */
+export const isGatewayUrl = (url: string): boolean => PREFIX.test(url);
 
 /**
- * The FHIR path and query of a gateway URL, read from the URL as received (not from the decoded
- * route parameters, so that nothing is re-encoded on the way). One trailing slash is dropped.
+ * The organization slug of a gateway URL, decoded. 400 when it is not validly percent-encoded or
+ * carries a control character (NUL, CR/LF…), as every other route of the app refuses them.
  */
-export function gatewayTarget(originalUrl: string): GatewayTarget {
-  const q = originalUrl.indexOf('?');
-  const pathname = q === -1 ? originalUrl : originalUrl.slice(0, q);
-  const query = q === -1 ? '' : originalUrl.slice(q + 1);
-  const prefix = PREFIX.exec(pathname)?.[0];
+export function gatewaySlug(url: string): string {
+  const encoded = PREFIX.exec(url)?.[1];
+  if (encoded === undefined) throw new GatewayError(ErrorCode.NotFound, 'Not a FHIR gateway URL.');
+  const slug = decoded(encoded);
+  if (CONTROL_CHARACTERS.test(slug)) throw controlCharacters('The organization in the URL');
+  return slug;
+}
+
+/**
+ * The FHIR path and query of a gateway URL, read from the URL as received (the path and query are
+ * forwarded as they came, never re-encoded). One trailing slash is dropped. A query parameter name
+ * or value carrying a control character once decoded is refused (400), as in gatewaySlug().
+ */
+export function gatewayTarget(url: string): GatewayTarget {
+  const q = url.indexOf('?');
+  const pathname = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? '' : url.slice(q + 1);
+  const prefix = PREFIX.exec(pathname);
   const path =
-    prefix === undefined ? null : pathname.slice(prefix.length).replace(/^\//, '').replace(/\/$/, '');
+    prefix === null ? null : pathname.slice(prefix[0].length).replace(/^\//, '').replace(/\/$/, '');
   const segments = path === null ? null : forwardPathSegments(path);
   if (segments?.[0]?.startsWith('.')) {
     // `.well-known/smart-configuration` and the like: the gateway is no SMART authorization server.
@@ -43,7 +62,27 @@ export function gatewayTarget(originalUrl: string): GatewayTarget {
         'only (letters, digits, "-", ".", "_" and "$").',
     );
   }
-  return { path, segments, query };
+  const params = new URLSearchParams(query);
+  for (const [name, value] of params) {
+    if (CONTROL_CHARACTERS.test(name)) throw controlCharacters('A query parameter name');
+    if (CONTROL_CHARACTERS.test(value)) throw controlCharacters(`The query parameter "${name}"`);
+  }
+  return { path, segments, query, params };
+}
+
+const controlCharacters = (what: string): GatewayError =>
+  new GatewayError(
+    ErrorCode.BadRequest,
+    `${what} must not contain control characters (such as NUL or line breaks).`,
+  );
+
+/** A percent-encoded URL segment, decoded; 400 when it is malformed. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new GatewayError(ErrorCode.BadRequest, 'The URL is not validly percent-encoded.');
+  }
 }
 
 /**
@@ -51,7 +90,7 @@ export function gatewayTarget(originalUrl: string): GatewayTarget {
  * 401 can send it again); undefined when there is none. 413 past the limit, before reading when the
  * Content-Length says so.
  */
-export async function readRequestBody(req: Request, limit: number): Promise<Buffer | undefined> {
+export async function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const declared = req.headers['content-length'];
   if (declared === undefined && req.headers['transfer-encoding'] === undefined) return undefined;
   const tooLarge = () =>

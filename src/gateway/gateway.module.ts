@@ -5,10 +5,10 @@ import { ConnectionsModule } from 'src/connections/connections.module';
 import { FhirClientModule } from 'src/fhir-client/fhir-client.module';
 import { OrganizationsModule } from 'src/organizations/organizations.module';
 
-import { ApiKeyGuard, OrganizationSlugCache } from './api-key.guard';
 import { BulkJobsRepository } from './bulk-jobs.repository';
+import { GatewayAuthenticator, OrganizationSlugCache } from './gateway-caller';
+import { GatewayEntryService } from './gateway-entry.service';
 import { PagingMemory } from './paging-links';
-import { GatewayController } from './gateway.controller';
 import { GatewayLimitsController } from './gateway-limits.controller';
 import { GatewayService } from './gateway.service';
 import { GatewayThrottleModule } from './throttle/gateway-throttle.module';
@@ -20,7 +20,9 @@ import { GatewayTrafficModule } from './traffic/gateway-traffic.module';
 /**
  * The FHIR gateway: standard FHIR clients reach an organization's Epic (or other SMART on FHIR
  * server) at `/gateway/<org-slug>/fhir` with an API key, never holding Epic's tokens. Nothing
- * imports it; it exports nothing.
+ * imports it; it exports nothing. The FHIR routes are no controller: GatewayEntryService takes them
+ * from the HTTP server before Express, so only what a gateway request needs runs for it; the
+ * controllers are the JSON routes of its limits and access records.
  */
 @Module({
   imports: [
@@ -32,15 +34,16 @@ import { GatewayTrafficModule } from './traffic/gateway-traffic.module';
     // Metrics and access records of each request, and the admins' JSON route to them.
     GatewayTrafficModule,
   ],
-  controllers: [GatewayController, GatewayLimitsController, GatewayAccessController],
+  controllers: [GatewayLimitsController, GatewayAccessController],
   // Per-organization concurrency and rate limits shared by all instances (throttle/README.md).
   providers: [
+    GatewayEntryService,
     GatewayService,
     // Which API key started which Bulk Data job (gateway_bulk_job).
     BulkJobsRepository,
     // The paging links at the base each allow-listed key was given (per instance, in memory).
     { provide: PagingMemory, useFactory: () => new PagingMemory() },
-    ApiKeyGuard,
+    GatewayAuthenticator,
     // Which organization a slug names (5 s per instance; forgotten when one is deleted here).
     OrganizationSlugCache,
     { provide: GATEWAY_THROTTLE, useExisting: GatewayThrottleService },

@@ -1,8 +1,8 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { Response } from 'express';
 
 import { ErrorCode } from 'src/common/errors/domain-error';
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
@@ -15,8 +15,14 @@ import {
   RESOURCE_TYPE_PATTERN,
 } from 'src/fhir-client/fhir-client.service';
 
-import { GatewayCaller, GatewayRequest } from './api-key.guard';
-import { BaseUrlRewriteStream, baseUrlReplacements, rewriteText } from './base-url-rewriter';
+import { GatewayCaller } from './gateway-caller';
+import {
+  BaseUrlRewriteStream,
+  baseUrlReplacements,
+  Replacement,
+  rewriteBytes,
+  rewriteText,
+} from './base-url-rewriter';
 import { gatewayCapabilityStatement, gatewayCapabilityStatementXml } from './capability-statement';
 import { BulkJobsRepository } from './bulk-jobs.repository';
 import { AccessRefusal, bulkJobOf, isBulkJobPath, isExportKickOff, refuseAccess } from './gateway-access';
@@ -25,12 +31,19 @@ import { basePagingId, PagingIdScanner, PagingMemory } from './paging-links';
 import { GatewayError } from './gateway.errors';
 import { GATEWAY_THROTTLE, GatewayThrottle } from './throttle-seam';
 import { GatewayTrafficService } from './traffic/gateway-traffic.service';
-import { afterFirstPiece, idleLimited } from './upstream-body';
+import { idleLimited, readAhead } from './upstream-body';
 
 /** Selects one of the organization's users' own connections instead of the organization's. */
 export const USER_HEADER = 'x-epic-connect-user';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * An answer up to this size is read whole before it is sent: out with its Content-Length in one
+ * write (most reads and small searches), and a server failing before its end is answered with a
+ * whole OperationOutcome. Longer ones are streamed after their first this-many bytes.
+ */
+const WHOLE_ANSWER_BYTES = 64 * 1024;
 
 /** A CapabilityStatement is read whole to rewrite its security; Epic's are well under this. */
 const MAX_CAPABILITY_STATEMENT_BYTES = 16 * 1024 * 1024;
@@ -43,6 +56,8 @@ const MAX_CAPABILITY_STATEMENT_BYTES = 16 * 1024 * 1024;
 @Injectable()
 export class GatewayService {
   private readonly logger = new Logger(GatewayService.name);
+  /** Per pair of bases (the server's, the gateway's): what to replace in answers. */
+  private readonly replacements = new Map<string, Replacement[]>();
 
   constructor(
     private readonly fhir: FhirClientService,
@@ -54,13 +69,13 @@ export class GatewayService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async forward(caller: GatewayCaller, req: GatewayRequest, res: Response): Promise<void> {
+  /** Answers `req` (to `/gateway/<slug>/fhir…`, its caller authenticated: GatewayEntryService) on `res`. */
+  async forward(caller: GatewayCaller, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { env } = this.config;
-    const method = req.method.toUpperCase();
+    const method = (req.method ?? 'GET').toUpperCase();
     const seen = this.recordWhenEnded(caller, method, res);
-    const { path, segments, query } = gatewayTarget(req.originalUrl);
+    const { path, segments, query, params } = gatewayTarget(req.url ?? '');
     seen.resourceType = resourceTypeOf(segments);
-    const params = new URLSearchParams(query);
     const { keyId, resourceTypes } = caller.principal;
     // Paging links at the base are followed by an allow-listed key only if it was given them.
     const pagingId = resourceTypes === null ? null : basePagingId(segments, params);
@@ -101,7 +116,7 @@ export class GatewayService {
         signal: abort.signal,
       });
       const gatewayBase = `${this.config.publicBaseUrl}/gateway/${encodeURIComponent(caller.organization.slug)}/fhir`;
-      const replacements = baseUrlReplacements(answer.fhirBaseUrl, gatewayBase);
+      const replacements = this.replacementsFor(answer.fhirBaseUrl, gatewayBase);
       const metadata = method === 'GET' && path === 'metadata' && answer.status === 200;
       // A server that stops sending midway is cut off after GATEWAY_UPSTREAM_IDLE_MS of silence.
       const idleMs = env.GATEWAY_UPSTREAM_IDLE_MS;
@@ -125,19 +140,29 @@ export class GatewayService {
           this.pagingLinks.remember(keyId, id),
         );
       }
-      // Nothing is sent before the server's first piece: silent from the start is a whole 504.
-      answerBody = await afterFirstPiece(answerBody);
+      // Nothing is sent before the answer's end or its first WHOLE_ANSWER_BYTES (upstream-body.ts).
+      const ahead = await readAhead(answerBody, WHOLE_ANSWER_BYTES);
       const statusUrl = answer.headers['content-location'];
       if (isExportKickOff(segments) && answer.status === 202 && statusUrl !== undefined) {
         // Recorded before the caller learns the status URL, so its first poll finds the job.
         await this.bindJob(caller, rewriteText(statusUrl, replacements), gatewayBase);
       }
-      res.status(answer.status);
+      res.statusCode = answer.status;
       for (const [name, value] of Object.entries(answer.headers)) {
         res.setHeader(name, rewriteText(value, replacements));
       }
+      if ('whole' in ahead) {
+        const body = rewriteBytes(ahead.whole, replacements);
+        seen.streamedBytes = body.length;
+        // RFC 9110 §8.6: none on a 204 or 304, nor on a HEAD (its length would be the GET's).
+        if (method !== 'HEAD' && answer.status !== 204 && answer.status !== 304) {
+          res.setHeader('Content-Length', body.length);
+        }
+        res.end(body);
+        return;
+      }
       // Streamed: a large Bundle passes through in pieces, never whole in memory.
-      await pipeline(answerBody, new BaseUrlRewriteStream(replacements), countBytes(seen), res);
+      await pipeline(ahead.rest, new BaseUrlRewriteStream(replacements), countBytes(seen), res);
     } catch (error) {
       // The caller left: its cancelled call (or broken stream) is nobody's error, and not logged.
       if (abort.signal.aborted) return;
@@ -149,12 +174,24 @@ export class GatewayService {
     }
   }
 
+  /** baseUrlReplacements(), remembered: the same few pairs of bases serve every request. */
+  private replacementsFor(upstreamBase: string, gatewayBase: string): Replacement[] {
+    const key = `${upstreamBase} ${gatewayBase}`;
+    let replacements = this.replacements.get(key);
+    if (!replacements) {
+      if (this.replacements.size >= 1_000) this.replacements.clear();
+      replacements = baseUrlReplacements(upstreamBase, gatewayBase);
+      this.replacements.set(key, replacements);
+    }
+    return replacements;
+  }
+
   /**
    * Records the request when its answer has ended, or the caller left (metrics at once, the access
    * record in the next batch: GatewayTrafficService). What the request turns out to be is filled
    * in as it is known. Never the query string, the body or the resource id (they identify patients).
    */
-  private recordWhenEnded(caller: GatewayCaller, method: string, res: Response): AccessSeen {
+  private recordWhenEnded(caller: GatewayCaller, method: string, res: ServerResponse): AccessSeen {
     const started = performance.now();
     const at = new Date();
     const seen: AccessSeen = { resourceType: null, userId: null, streamedBytes: null, stalled: false };

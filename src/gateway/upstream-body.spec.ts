@@ -1,6 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 
-import { afterFirstPiece, idleLimited } from './upstream-body';
+import { idleLimited, readAhead } from './upstream-body';
 
 const stalled = () => new Error('stalled');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -56,15 +56,34 @@ describe('idleLimited', () => {
   });
 });
 
-describe('afterFirstPiece', () => {
-  it('waits for the first piece, then gives it and the rest', async () => {
-    const all: string[] = [];
-    for await (const piece of await afterFirstPiece(Readable.from(['x', 'y']))) all.push(String(piece));
-    expect(all).toEqual(['x', 'y']);
+describe('readAhead', () => {
+  const pieces = (...texts: string[]) => Readable.from(texts.map((text) => Buffer.from(text)));
+  const all = async (source: AsyncIterable<Buffer>) => {
+    const read: string[] = [];
+    for await (const piece of source) read.push(String(piece));
+    return read;
+  };
+
+  it('gives a body that ends within the limit whole', async () => {
+    const read = await readAhead(pieces('ab', 'cd', 'e'), 5);
+    expect(read).toEqual({ whole: Buffer.from('abcde') });
+    expect(await readAhead(pieces(), 5)).toEqual({ whole: Buffer.alloc(0) });
   });
 
-  it('rejects before anything is given when the first piece never comes', async () => {
+  it('gives a longer body as every piece, those read ahead first, without holding the rest', async () => {
+    const source = new PassThrough();
+    source.write('abc');
+    source.write('def');
+    const read = readAhead(source, 5);
+    const ahead = await read;
+    expect('rest' in ahead).toBe(true);
+    source.end('ghi');
+    expect((await all((ahead as { rest: AsyncIterable<Buffer> }).rest)).join('')).toBe('abcdefghi');
+  });
+
+  it('rejects before anything is given when the body stalls before its end or the limit', async () => {
     const body = new PassThrough();
-    await expect(afterFirstPiece(idleLimited(body, 30, stalled))).rejects.toThrow('stalled');
+    body.write('ab');
+    await expect(readAhead(idleLimited(body, 30, stalled), 5)).rejects.toThrow('stalled');
   });
 });

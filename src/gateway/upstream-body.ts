@@ -42,17 +42,31 @@ export async function* idleLimited(
   }
 }
 
+/** What readAhead() read: the whole body, or (it was longer) every piece of it, those read included. */
+export type ReadAhead = { whole: Buffer } | { rest: AsyncIterable<Buffer> };
+
 /**
- * Waits for the first piece of `source` (or its end, or its failure: rejected then) and gives back
- * every piece, that one included. The gateway sends its headers only after this, so a server
- * silent from the start is answered with a whole OperationOutcome (504) instead of a cut answer.
+ * Reads `source` until it ends or more than `limit` bytes have come (rejected as `source` fails).
+ * The gateway sends nothing before this: a small answer goes out whole, with its length, in one
+ * write; a server silent or broken before its end or its first `limit` bytes is answered with a
+ * whole OperationOutcome (504, 502) instead of a cut answer.
  */
-export async function afterFirstPiece(source: AsyncIterable<Buffer>): Promise<AsyncIterable<Buffer>> {
+export async function readAhead(source: AsyncIterable<Buffer>, limit: number): Promise<ReadAhead> {
   const iterator = source[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  return (async function* () {
-    if (first.done) return;
-    yield first.value;
-    yield* { [Symbol.asyncIterator]: () => iterator };
-  })();
+  const pieces: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) return { whole: pieces.length === 1 ? pieces[0] : Buffer.concat(pieces, size) };
+    pieces.push(next.value);
+    size += next.value.length;
+    if (size > limit) {
+      return {
+        rest: (async function* () {
+          yield* pieces;
+          yield* { [Symbol.asyncIterator]: () => iterator };
+        })(),
+      };
+    }
+  }
 }

@@ -1,4 +1,3 @@
-import { RequestMethod } from '@nestjs/common';
 import { AxiosError, AxiosHeaders } from 'axios';
 
 import type { AppConfig } from 'src/config/app-config';
@@ -39,17 +38,5 @@ describe('the logged error', () => {
       expect(logged).toContain('Request failed with status code 500');
       for (const leak of ['Jane', 'Doe', 'upstream-token', 'name=']) expect(logged).not.toContain(leak);
     }
-  });
-});
-
-describe('the request log', () => {
-  const params = (env: Record<string, unknown>) =>
-    loggerParams({ env: { LOG_LEVEL: 'info', NODE_ENV: 'test', ...env } } as unknown as AppConfig);
-
-  it("leaves the FHIR gateway's routes out unless GATEWAY_REQUEST_LOG", () => {
-    expect(params({ GATEWAY_REQUEST_LOG: false }).exclude).toEqual([
-      { path: 'gateway/*path', method: RequestMethod.ALL },
-    ]);
-    expect(params({ GATEWAY_REQUEST_LOG: true }).exclude).toBeUndefined();
   });
 });

@@ -1,6 +1,5 @@
-import { IncomingMessage } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
 
-import { RequestMethod } from '@nestjs/common';
 import { Params } from 'nestjs-pino';
 import { destination, stdSerializers } from 'pino';
 
@@ -10,6 +9,18 @@ import { redactSecretFields, redactSecretPatterns } from './redact';
 
 /** Request-id header accepted from a trusted proxy, echoed back, and attached to every log line. */
 export const REQUEST_ID_HEADER = 'x-request-id';
+
+/**
+ * A request's id: the one a trusted proxy sent (`X-Request-Id`, when it looks like one), else a new
+ * UUID; echoed back on the answer.
+ */
+export function requestId(req: IncomingMessage, res: ServerResponse): string {
+  const incoming = req.headers[REQUEST_ID_HEADER];
+  const id =
+    typeof incoming === 'string' && /^[\w.-]{1,100}$/.test(incoming) ? incoming : crypto.randomUUID();
+  res.setHeader(REQUEST_ID_HEADER, id);
+  return id;
+}
 
 /** nestjs-pino options: request ids, redaction by path, no health-probe logs, pretty only in dev. */
 export function loggerParams(config: AppConfig): Params {
@@ -24,13 +35,7 @@ export function loggerParams(config: AppConfig): Params {
     },
     // Fields are covered above; this catches secrets of a known shape (API keys) anywhere in a line.
     hooks: { streamWrite: redactSecretPatterns },
-    genReqId: (req, res) => {
-      const incoming = req.headers[REQUEST_ID_HEADER];
-      const id =
-        typeof incoming === 'string' && /^[\w.-]{1,100}$/.test(incoming) ? incoming : crypto.randomUUID();
-      res.setHeader(REQUEST_ID_HEADER, id);
-      return id;
-    },
+    genReqId: requestId,
     autoLogging: { ignore: (req: IncomingMessage) => (req.url ?? '').startsWith('/health') },
     // Log the path without its query string: OAuth callbacks carry codes and state there.
     serializers: {
@@ -57,11 +62,8 @@ export function loggerParams(config: AppConfig): Params {
         : undefined,
   } satisfies Params['pinoHttp'];
   return {
-    // The FHIR gateway's requests are access records and metrics (src/gateway/README.md), not log
-    // lines, unless GATEWAY_REQUEST_LOG: no request logger, no line, no request id on that route.
-    ...(config.env.GATEWAY_REQUEST_LOG
-      ? {}
-      : { exclude: [{ path: 'gateway/*path', method: RequestMethod.ALL }] }),
+    // The FHIR gateway's requests never reach Express: it writes their lines itself, when
+    // GATEWAY_REQUEST_LOG (GatewayEntryService).
     pinoHttp: config.env.LOG_FILE
       ? [
           { ...options, transport: undefined },

@@ -1,5 +1,7 @@
+import type { ServerResponse } from 'node:http';
+
 import { HttpStatus, Logger } from '@nestjs/common';
-import { Request, Response } from 'express';
+import { Request } from 'express';
 
 import { DomainError, REQUEST_CODES } from 'src/common/errors/domain-error';
 import { ErrorResponse, toErrorResponse } from 'src/common/errors/error-response';
@@ -7,12 +9,13 @@ import { Role } from 'src/users/user.types';
 
 /**
  * What both transport filters do before rendering: describe the error (toErrorResponse), log it
- * as its kind deserves, and set Retry-After.
+ * as its kind deserves, and set Retry-After. `req` is only read for its path (for the log): the FHIR
+ * gateway, which Express never sees, passes the path it parsed.
  */
 export function prepareAnswer(
   exception: unknown,
-  req: Request,
-  res: Response,
+  req: Pick<Request, 'path'>,
+  res: Pick<ServerResponse, 'setHeader' | 'getHeader'>,
   logger: Logger,
 ): ErrorResponse {
   const answer = toErrorResponse(exception);

@@ -34,7 +34,13 @@ describe('FHIR gateway: Bulk Data ($export)', () => {
   let key: string;
 
   beforeAll(async () => {
-    [t, epic] = await Promise.all([createTestApp(), startFakeEpic()]);
+    [t, epic] = await Promise.all([
+      // The large download below runs a full GC every 50 ms, which on a busy machine (the whole
+      // suite, a large heap) can hold the event loop for seconds: its request must not time out in
+      // the throttle's queue (2 s by default; the throttle has tests of its own).
+      createTestApp({ env: { GATEWAY_QUEUE_WAIT_MS: '30000' } }),
+      startFakeEpic(),
+    ]);
     appUrl = await listenOnLoopback(t);
     const registered = await registeredOrganization(t, epic, {
       jwksUrl: `${appUrl}/.well-known/jwks-sandbox.json`,

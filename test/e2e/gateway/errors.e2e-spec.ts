@@ -118,19 +118,8 @@ describe('FHIR gateway: errors, retries and the connection', () => {
       expect((await connectionRow(t, org.orgId)).lastError).toBeNull();
     });
 
-    it('stalled midway (headers, half the body, then silence): cut off after GATEWAY_UPSTREAM_IDLE_MS, recorded as 504', async () => {
-      const { org, key } = await connected();
-      epic.failNext('fhir', { stallBody: true });
-      const started = Date.now();
-      // Without the idle limit the caller would wait for its own timeout (here 8 s).
-      const outcome = await get(org, key, `/Observation?patient=${SEED.camila}`)
-        .timeout(8000)
-        .then(
-          () => 'complete',
-          (error: Error & { timeout?: number }) => (error.timeout ? 'caller timed out' : 'cut off'),
-        );
-      expect(outcome).toBe('cut off');
-      expect(Date.now() - started).toBeLessThan(3000);
+    /** The access records of an organization, once the batch with them has been written. */
+    async function recordedStatuses(orgId: string): Promise<number[]> {
       // Recorded when the gateway's side of the connection has closed, which the caller may see first.
       const traffic = t.app.get(GatewayTrafficService);
       let rows: { status: number }[] = [];
@@ -139,12 +128,47 @@ describe('FHIR gateway: errors, retries and the connection', () => {
         await traffic.flush();
         rows = await t.dataSource.query<{ status: number }[]>(
           'SELECT status FROM gateway_access WHERE organization_id = $1',
-          [org.orgId],
+          [orgId],
         );
       }
-      expect(rows).toEqual([{ status: 504 }]);
+      return rows.map((row) => row.status);
+    }
+
+    /** A searchset long enough to be streamed (over the 64 KiB the gateway reads ahead). */
+    const LONG_SEARCH = { entries: 400, bytesPerEntry: 1000 };
+
+    it('stalled midway through a long answer (after its first 64 KiB went out): cut off after GATEWAY_UPSTREAM_IDLE_MS, recorded as 504', async () => {
+      const { org, key } = await connected();
+      epic.serveLargeSearch('Observation', LONG_SEARCH);
+      try {
+        epic.failNext('fhir', { stallBody: true, afterBytes: 200_000 });
+        const started = Date.now();
+        // Without the idle limit the caller would wait for its own timeout (here 8 s).
+        const outcome = await get(org, key, '/Observation')
+          .timeout(8000)
+          .then(
+            () => 'complete',
+            (error: Error & { timeout?: number }) => (error.timeout ? 'caller timed out' : 'cut off'),
+          );
+        expect(outcome).toBe('cut off');
+        expect(Date.now() - started).toBeLessThan(3000);
+        expect(await recordedStatuses(org.orgId)).toEqual([504]);
+      } finally {
+        epic.serveLargeSearch('Observation', undefined);
+      }
       // The next call works: nothing of the stalled one is left behind.
       await get(org, key, `/Patient/${SEED.camila}`).expect(200);
+    });
+
+    it('stalled midway through a short answer (half of it sent, then silence): a whole 504 OperationOutcome, nothing of it passed on', async () => {
+      const { org, key } = await connected();
+      epic.failNext('fhir', { stallBody: true });
+      const res = await get(org, key, `/Observation?patient=${SEED.camila}`).timeout(8000).expect(504);
+      expect(issueOf(res.body)).toMatchObject({
+        code: 'timeout',
+        diagnostics: expect.stringContaining('stopped sending'),
+      });
+      expect(await recordedStatuses(org.orgId)).toEqual([504]);
     });
 
     it('stalled before the first byte of the body: a whole 504 OperationOutcome', async () => {
@@ -169,16 +193,31 @@ describe('FHIR gateway: errors, retries and the connection', () => {
       await get(org, key, `/Patient/${SEED.camila}`).expect(200);
     });
 
-    it('reset midway through the body: the answer is cut', async () => {
+    it('reset midway through a long answer: the answer is cut', async () => {
+      const { org, key } = await connected();
+      epic.serveLargeSearch('Observation', LONG_SEARCH);
+      try {
+        epic.failNext('fhir', { stallBody: true, afterBytes: 200_000, thenReset: true });
+        const outcome = await get(org, key, '/Observation')
+          .timeout(8000)
+          .then(
+            () => 'complete',
+            () => 'cut off',
+          );
+        expect(outcome).toBe('cut off');
+      } finally {
+        epic.serveLargeSearch('Observation', undefined);
+      }
+    });
+
+    it('reset midway through a short answer: a whole 502 OperationOutcome', async () => {
       const { org, key } = await connected();
       epic.failNext('fhir', { stallBody: true, thenReset: true });
-      const outcome = await get(org, key, `/Observation?patient=${SEED.camila}`)
-        .timeout(8000)
-        .then(
-          () => 'complete',
-          () => 'cut off',
-        );
-      expect(outcome).toBe('cut off');
+      const res = await get(org, key, `/Observation?patient=${SEED.camila}`).timeout(8000).expect(502);
+      expect(issueOf(res.body)).toMatchObject({
+        code: 'transient',
+        diagnostics: expect.stringContaining('connection to the FHIR server broke'),
+      });
     });
 
     it('too slow: 504', async () => {

@@ -1,6 +1,5 @@
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
-import { Request } from 'express';
 
 import { ApiKeysService } from 'src/api-keys/api-keys.service';
 import { ApiKeyPrincipal } from 'src/api-keys/api-keys.types';
@@ -15,8 +14,6 @@ export interface GatewayCaller {
   principal: ApiKeyPrincipal;
   organization: { id: string; slug: string };
 }
-
-export type GatewayRequest = Request & { gatewayCaller?: GatewayCaller };
 
 /** RFC 6750 §2.1: `Authorization: Bearer <token>`. */
 const BEARER = /^Bearer +(\S+) *$/i;
@@ -60,28 +57,33 @@ export class OrganizationSlugCache {
 /**
  * The gateway's authentication: the API key in `Authorization: Bearer`, verified by ApiKeys (401
  * when missing, malformed, unknown, revoked or expired; 429 for a client that sent too many guessed
- * keys, API_KEY_FAILURE_LIMIT), counted as used, and valid only for its own
- * organization's URL. A key of another organization and an organization that does not exist get
- * the same 403, so a key cannot probe which organizations exist.
+ * keys, API_KEY_FAILURE_LIMIT), counted as used, and valid only for its own organization's URL. A
+ * key of another organization and an organization that does not exist get the same 403, so a key
+ * cannot probe which organizations exist.
  */
 @Injectable()
-export class ApiKeyGuard implements CanActivate {
+export class GatewayAuthenticator {
   constructor(
     private readonly apiKeys: ApiKeysService,
     private readonly slugs: OrganizationSlugCache,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<GatewayRequest>();
-    const presented = BEARER.exec(req.headers.authorization ?? '')?.[1];
+  /**
+   * The caller of a request to `/gateway/<slug>/fhir`: `authorization` is its header, `clientIp`
+   * its client's address (behind a proxy, with TRUST_PROXY), by which guessed keys are counted:
+   * past API_KEY_FAILURE_LIMIT that client gets 429 with Retry-After for any key not held in memory.
+   */
+  async callerOf(
+    authorization: string | undefined,
+    clientIp: string | undefined,
+    slug: string,
+  ): Promise<GatewayCaller> {
+    const presented = BEARER.exec(authorization ?? '')?.[1];
     if (!presented) {
       throw new GatewayError(ErrorCode.Unauthenticated, 'Send an API key: Authorization: Bearer <key>.');
     }
-    // req.ip: the client's address (behind a proxy, with TRUST_PROXY). Guessed keys are counted per
-    // client; past API_KEY_FAILURE_LIMIT it gets 429 with Retry-After for any key not held in memory.
-    const principal = await this.apiKeys.authenticate(presented, req.ip);
+    const principal = await this.apiKeys.authenticate(presented, clientIp);
     this.apiKeys.recordUse(principal);
-    const slug = String(req.params.slug);
     const organization = await this.slugs.organizationOf(slug);
     if (!organization || organization.id !== principal.organizationId) {
       throw new GatewayError(
@@ -89,7 +91,6 @@ export class ApiKeyGuard implements CanActivate {
         `This API key gives no access to the organization "${slug.slice(0, 100)}".`,
       );
     }
-    req.gatewayCaller = { principal, organization: { id: organization.id, slug: organization.slug } };
-    return true;
+    return { principal, organization: { id: organization.id, slug: organization.slug } };
   }
 }
