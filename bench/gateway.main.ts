@@ -1,4 +1,4 @@
-import { Agent, createServer, request as httpRequest, Server } from 'node:http';
+import { Agent, createServer, globalAgent, request as httpRequest, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -70,6 +70,7 @@ export async function main(): Promise<number> {
   let t: TestApp | undefined;
   let epic: FakeEpic | undefined;
   let bare: Server | undefined;
+  let proxy: Server | undefined;
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const cleanup = cleanupOnce('the app', () =>
     closeAll(
@@ -81,6 +82,7 @@ export async function main(): Promise<number> {
       () => t?.close(),
       () => epic?.close(),
       () => (bare ? new Promise((resolve) => bare!.close(resolve)) : undefined),
+      () => (proxy ? new Promise((resolve) => proxy!.close(resolve)) : undefined),
     ),
   );
   try {
@@ -124,6 +126,9 @@ export async function main(): Promise<number> {
     const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/`;
 
     const token = latestAccessToken(epic);
+    proxy = bareProxy(`${epic.fhirBase}/Patient/${SEED.camila}`, token);
+    await new Promise<void>((resolve) => proxy!.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`;
     const fhirHeaders = { Accept: 'application/fhir+json' };
     const targets: Record<string, GetTarget> = {
       [DIRECT]: {
@@ -136,12 +141,14 @@ export async function main(): Promise<number> {
       },
       [HEALTH]: { url: `${appUrl}/health/live`, headers: {} },
       [BARE]: { url: bareUrl, headers: {} },
+      [PROXY]: { url: proxyUrl, headers: fhirHeaders },
     };
     const inProcess =
       (target: GetTarget): Get =>
       () =>
         get(agent, target.url, target.headers);
     await sameAnswer(inProcess(targets[DIRECT]), inProcess(targets[GATEWAY]));
+    await inProcess(targets[PROXY])();
 
     const results = await overhead(epic, targets);
     await statementsPerRequest(inProcess(targets[GATEWAY]), results);
@@ -211,6 +218,29 @@ const DIRECT = 'direct GET to the fake';
 const GATEWAY = 'gateway read';
 const HEALTH = 'GET /health/live';
 const BARE = 'bare Node http server';
+const PROXY = 'bare Node proxy';
+
+/**
+ * The floor of any proxy written in Node on this machine: an `http` server in this process that
+ * sends every request to `url` with a fixed token on a keep-alive agent and pipes the answer back,
+ * and does nothing else (no key, throttle, record, rewriting or error handling). What the gateway
+ * adds over it is what its work costs; what it adds over the direct GET is the floor.
+ */
+function bareProxy(url: string, token: string): Server {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const headers = { Accept: 'application/fhir+json', Authorization: `Bearer ${token}` };
+  const server = createServer((req, res) => {
+    req.resume();
+    const upstream = httpRequest(url, { agent, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, { 'Content-Type': String(answer.headers['content-type']) });
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    upstream.end();
+  });
+  server.on('close', () => agent.destroy());
+  return server;
+}
 
 /**
  * Part 1: each target at each upstream latency and concurrency, in alternating rounds, the load
@@ -245,7 +275,7 @@ async function overhead(
             ? 0
             : { min: latency * (1 - UPSTREAM_JITTER), max: latency * (1 + UPSTREAM_JITTER), seed: 1 },
         );
-      const names = latency === 0 ? [DIRECT, GATEWAY, HEALTH, BARE] : [DIRECT, GATEWAY];
+      const names = latency === 0 ? [DIRECT, GATEWAY, PROXY, HEALTH, BARE] : [DIRECT, GATEWAY, PROXY];
       for (const concurrency of CONCURRENCIES) {
         // One caller against a server that takes 100 ms makes 10 reads a second: fewer of them.
         const slow = latency > 0 && concurrency === 1;
@@ -273,6 +303,7 @@ async function overhead(
         const p50 = (name: string): number => percentile(results[name].latencies, 50);
         const base: Record<string, string | undefined> = {
           [GATEWAY]: DIRECT,
+          [PROXY]: DIRECT,
           [HEALTH]: BARE,
           [DIRECT]: BARE,
         };
@@ -290,7 +321,7 @@ async function overhead(
             perRequest(r.appCpuMicros, r),
             `${Math.round(r.busy * 100)}%`,
             perRequest(r.clientCpuMicros, r),
-            name === GATEWAY ? `+${ms(p50(GATEWAY) - p50(DIRECT))}` : '',
+            name === GATEWAY || name === PROXY ? `+${ms(p50(name) - p50(DIRECT))}` : '',
             Number.isFinite(against) ? `${(p50(name) / against).toFixed(2)}×` : '',
           ]);
           for (const [message, n] of r.failures) {
@@ -305,6 +336,10 @@ async function overhead(
             `${added <= TARGET_ADDED_MS ? '✓' : '✗'} (≤ ${TARGET_ADDED_MS} ms), p50 ratio ${ratio.toFixed(2)}× ` +
             `${ratio <= TARGET_RATIO ? '✓' : '✗'} (≤ ${TARGET_RATIO}×)` +
             (judged ? '  ← the target' : '  (for information)'),
+        );
+        verdicts.push(
+          `latency ${latency} ms, concurrency ${concurrency}: the floor, a bare Node proxy, adds ` +
+            `${ms(p50(PROXY) - p50(DIRECT))} ms; the gateway adds ${ms(p50(GATEWAY) - p50(PROXY))} ms over it`,
         );
         if (latency === 0) {
           verdicts.push(
@@ -338,7 +373,9 @@ async function overhead(
     ),
   );
   console.log(
-    '\n  p50 ratio: the gateway over the direct GET; the direct GET and /health/live over the bare Node server.' +
+    '\n  p50 ratio: the gateway and the bare proxy over the direct GET; the direct GET and /health/live over' +
+      '\n  the bare Node server. bare Node proxy: an http server in this process that only pipes each request' +
+      '\n  to the fake with the fixed token (no key, throttle, record or rewriting), the floor of a Node proxy.' +
       "\n  app CPU ms/req: the CPU time of the app's thread per request (the app and the fake; the gateway's" +
       "\n  minus the direct GET's is the gateway's own); app busy: how much of the time the app's event loop" +
       "\n  was running code (Node's event loop utilization); client CPU: the load thread's.\n",
@@ -552,6 +589,17 @@ async function largeBundle(
     ['direct GET to the fake', directUrl, token],
     ['gateway', gatewayUrl, key],
   ];
+  // Warm-up, unmeasured: a 20 MB Bundle through each path. Part 1's short reads go out whole, so the
+  // gateway's streamed path is still cold here, and cold code under a full GC every 10 ms stays slow
+  // (measured: 6–28 s instead of 1.5 s for the gateway's 50 MB after a 2 MB warm-up or none).
+  for (const [, url, bearer] of runs) {
+    epic.serveLargeSearch('Observation', { entries: 20_000, bytesPerEntry: LARGE_BYTES_PER_ENTRY });
+    try {
+      await get(globalAgent, url, { Authorization: `Bearer ${bearer}` });
+    } finally {
+      epic.serveLargeSearch('Observation', undefined);
+    }
+  }
   for (const [name, url, bearer] of runs) {
     const produced = epic.serveLargeSearch('Observation', {
       entries: LARGE_ENTRIES,
