@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'n
 
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
+import { PinoLogger } from 'nestjs-pino';
 import proxyAddr from 'proxy-addr';
 
 import { prepareAnswer } from 'src/common/filters/error-answer';
@@ -9,7 +10,7 @@ import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { requestId } from 'src/logging/logger.options';
 
 import { GatewayAuthenticator } from './gateway-caller';
-import { gatewaySlug, isGatewayUrl } from './gateway-request';
+import { checkInputText, gatewaySlug, isGatewayUrl } from './gateway-request';
 import { GatewayService } from './gateway.service';
 import { FHIR_JSON, toOperationOutcome } from './operation-outcome';
 
@@ -24,6 +25,7 @@ function securityHeaders(https: boolean): [string, string][] {
     ['X-Content-Type-Options', 'nosniff'],
     ['X-Frame-Options', 'DENY'],
     ['Referrer-Policy', 'no-referrer'],
+    ['Cross-Origin-Resource-Policy', 'same-origin'],
     ...(https
       ? [['Strict-Transport-Security', 'max-age=31536000; includeSubDomains'] as [string, string]]
       : []),
@@ -50,6 +52,7 @@ export class GatewayEntryService implements OnApplicationBootstrap {
     private readonly adapterHost: HttpAdapterHost,
     private readonly authenticator: GatewayAuthenticator,
     private readonly gateway: GatewayService,
+    private readonly pino: PinoLogger,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.headers = securityHeaders(config.secureCookies);
@@ -72,12 +75,19 @@ export class GatewayEntryService implements OnApplicationBootstrap {
   /** One gateway request, answered whatever happens. */
   handle(req: IncomingMessage, res: ServerResponse): void {
     for (const [name, value] of this.headers) res.setHeader(name, value);
-    if (this.config.env.GATEWAY_REQUEST_LOG) this.logWhenDone(req, res);
-    this.serve(req, res).catch((error: unknown) => this.answerError(error, req, res));
+    const answer = (): void => {
+      this.serve(req, res).catch((error: unknown) => this.answerError(error, req, res));
+    };
+    if (!this.config.env.GATEWAY_REQUEST_LOG) return answer();
+    this.logWhenDone(req, res);
+    // As pino-http does: every line logged while the request is served carries it (its id).
+    this.pino.runInContext(answer, { bindings: { req } });
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '';
+    // Before the key, as the app's input guard runs before any other on every other route.
+    checkInputText(url);
     const slug = gatewaySlug(url);
     const caller = await this.authenticator.callerOf(req.headers.authorization, this.clientIp(req), slug);
     await this.gateway.forward(caller, req, res);
@@ -109,6 +119,9 @@ export class GatewayEntryService implements OnApplicationBootstrap {
           req.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer',
         );
       }
+      // A request refused before its body had all come (413 midway): the connection closes after
+      // the answer, so that the rest is not read.
+      if (!req.complete) res.setHeader('Connection', 'close');
       // No ETag: FHIR reads one as a resource version (FHIR R4 §3.1.0.4.1).
       const text = JSON.stringify(answer.body);
       res.statusCode = answer.status;

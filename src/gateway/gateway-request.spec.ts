@@ -2,7 +2,14 @@ import { Readable } from 'node:stream';
 
 import type { IncomingMessage } from 'node:http';
 
-import { gatewaySlug, gatewayTarget, isGatewayUrl, readRequestBody, searchParams } from './gateway-request';
+import {
+  checkInputText,
+  gatewaySlug,
+  gatewayTarget,
+  isGatewayUrl,
+  readRequestBody,
+  searchParams,
+} from './gateway-request';
 import { GatewayError } from './gateway.errors';
 
 describe('gatewayTarget', () => {
@@ -41,21 +48,6 @@ describe('gatewayTarget', () => {
     expect(() => gatewayTarget(url)).toThrow(GatewayError);
   });
 
-  it.each([
-    [
-      '/gateway/st-marys/fhir/Patient?name=a%0Ab',
-      'The query parameter "name" must not contain control characters',
-    ],
-    [
-      '/gateway/st-marys/fhir/Patient?na%00me=x',
-      'A query parameter name must not contain control characters',
-    ],
-  ])('refuses %s: a control character in the query (400)', (url, message) => {
-    expect(() => gatewayTarget(url)).toThrow(
-      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining(message) }) as Error,
-    );
-  });
-
   it('is no SMART server: .well-known is not found', () => {
     expect(() => gatewayTarget('/gateway/x/fhir/.well-known/smart-configuration')).toThrow(
       expect.objectContaining({ code: 'NOT_FOUND' }) as Error,
@@ -70,12 +62,12 @@ describe('gatewaySlug', () => {
     expect(gatewaySlug('/gateway/st-marys/fhir')).toBe('st-marys');
   });
 
-  it.each([
-    ['/gateway/st%ZZ/fhir/Patient', 'not validly percent-encoded'],
-    ['/gateway/st%0Amarys/fhir/Patient', 'The organization in the URL must not contain control characters'],
-  ])('refuses %s (400)', (url, message) => {
-    expect(() => gatewaySlug(url)).toThrow(
-      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining(message) }) as Error,
+  it('refuses a slug that is not validly percent-encoded (400)', () => {
+    expect(() => gatewaySlug('/gateway/st%ZZ/fhir/Patient')).toThrow(
+      expect.objectContaining({
+        code: 'BAD_REQUEST',
+        message: expect.stringContaining('percent-encoded'),
+      }) as Error,
     );
   });
 
@@ -96,6 +88,35 @@ describe('gatewaySlug', () => {
       '/api/gateway/a/fhir',
     ]) {
       expect(isGatewayUrl(url)).toBe(false);
+    }
+  });
+});
+
+describe('checkInputText', () => {
+  it.each([
+    [
+      '/gateway/st-marys/fhir/Patient?name=a%0Ab',
+      'The query parameter "name" must not contain control characters',
+    ],
+    [
+      '/gateway/st-marys/fhir/Patient?na%00me=x',
+      'A query parameter name must not contain control characters',
+    ],
+    ['/gateway/st%0Amarys/fhir/Patient', 'The organization in the URL must not contain control characters'],
+    ['/gateway/st-marys/fhir?x=%C2%85', 'The query parameter "x" must not contain control characters'],
+  ])('refuses %s (400)', (url, message) => {
+    expect(() => checkInputText(url)).toThrow(
+      expect.objectContaining({ code: 'BAD_REQUEST', message: expect.stringContaining(message) }) as Error,
+    );
+  });
+
+  it('lets ordinary text through, encoded or not', () => {
+    for (const url of [
+      '/gateway/st-marys/fhir/Patient?name=Zo%C3%AB%20Smith&birthdate=ge2020-01-01',
+      '/gateway/st%20marys/fhir',
+      '/gateway/st-marys/fhir/Patient/1',
+    ]) {
+      expect(() => checkInputText(url)).not.toThrow();
     }
   });
 });

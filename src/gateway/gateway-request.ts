@@ -23,22 +23,34 @@ const PREFIX = /^\/gateway\/([^/?#]+)\/fhir(?=[/?]|$)/;
 /** A request target the gateway serves (GatewayEntryService takes it before Express). */
 export const isGatewayUrl = (url: string): boolean => PREFIX.test(url);
 
-/**
- * The organization slug of a gateway URL, decoded. 400 when it is not validly percent-encoded or
- * carries a control character (NUL, CR/LF…), as every other route of the app refuses them.
- */
+/** The organization slug of a gateway URL, decoded; 400 when it is not validly percent-encoded. */
 export function gatewaySlug(url: string): string {
   const encoded = PREFIX.exec(url)?.[1];
   if (encoded === undefined) throw new GatewayError(ErrorCode.NotFound, 'Not a FHIR gateway URL.');
-  const slug = decoded(encoded);
-  if (CONTROL_CHARACTERS.test(slug)) throw controlCharacters('The organization in the URL');
-  return slug;
+  return decoded(encoded);
+}
+
+/**
+ * Refuses (400) a gateway URL whose slug, query parameter names or values carry a control character
+ * (NUL, CR/LF…) once decoded, as the app's input guard refuses them on every other route. The FHIR
+ * path needs no check: its segments allow only letters, digits and `-._$` (gatewayTarget).
+ */
+export function checkInputText(url: string): void {
+  const q = url.indexOf('?');
+  const slug = PREFIX.exec(q === -1 ? url : url.slice(0, q))?.[1];
+  if (slug !== undefined && CONTROL_CHARACTERS.test(decoded(slug))) {
+    throw controlCharacters('The organization in the URL');
+  }
+  if (q === -1) return;
+  for (const [name, value] of new URLSearchParams(url.slice(q + 1))) {
+    if (CONTROL_CHARACTERS.test(name)) throw controlCharacters('A query parameter name');
+    if (CONTROL_CHARACTERS.test(value)) throw controlCharacters(`The query parameter "${name}"`);
+  }
 }
 
 /**
  * The FHIR path and query of a gateway URL, read from the URL as received (the path and query are
- * forwarded as they came, never re-encoded). One trailing slash is dropped. A query parameter name
- * or value carrying a control character once decoded is refused (400), as in gatewaySlug().
+ * forwarded as they came, never re-encoded). One trailing slash is dropped.
  */
 export function gatewayTarget(url: string): GatewayTarget {
   const q = url.indexOf('?');
@@ -62,12 +74,7 @@ export function gatewayTarget(url: string): GatewayTarget {
         'only (letters, digits, "-", ".", "_" and "$").',
     );
   }
-  const params = new URLSearchParams(query);
-  for (const [name, value] of params) {
-    if (CONTROL_CHARACTERS.test(name)) throw controlCharacters('A query parameter name');
-    if (CONTROL_CHARACTERS.test(value)) throw controlCharacters(`The query parameter "${name}"`);
-  }
-  return { path, segments, query, params };
+  return { path, segments, query, params: new URLSearchParams(query) };
 }
 
 const controlCharacters = (what: string): GatewayError =>
@@ -88,7 +95,7 @@ function decoded(segment: string): string {
 /**
  * The request body, read whole up to `limit` bytes (forwarded as one piece, so that a replay after a
  * 401 can send it again); undefined when there is none. 413 past the limit, before reading when the
- * Content-Length says so.
+ * Content-Length says so, else as soon as the body (chunked) goes past it.
  */
 export async function readRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const declared = req.headers['content-length'];
@@ -106,14 +113,31 @@ export async function readRequestBody(req: IncomingMessage, limit: number): Prom
       issue: 'not-supported',
     });
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return size === 0 ? undefined : Buffer.concat(chunks);
+  return await new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off('data', onData).off('end', onEnd).off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      // The rest is read and dropped, not the socket destroyed (a 413 must reach the caller);
+      // the answer closes the connection (GatewayEntryService), so no more than that is read.
+      stop();
+      req.resume();
+      reject(tooLarge());
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve(size === 0 ? undefined : Buffer.concat(chunks));
+    };
+    const onError = (error: Error): void => {
+      stop();
+      reject(error);
+    };
+    req.on('data', onData).on('end', onEnd).on('error', onError);
+  });
 }
 
 export const isForm = (contentType: string | undefined): boolean =>

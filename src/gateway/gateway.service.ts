@@ -74,6 +74,12 @@ export class GatewayService {
     const { env } = this.config;
     const method = (req.method ?? 'GET').toUpperCase();
     const seen = this.recordWhenEnded(caller, method, res);
+    // The caller went away (while its body is read, queued, or while the FHIR server answers): stop,
+    // and stop retries.
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const { path, segments, query, params } = gatewayTarget(req.url ?? '');
     seen.resourceType = resourceTypeOf(segments);
     const { keyId, resourceTypes } = caller.principal;
@@ -97,11 +103,6 @@ export class GatewayService {
     const target = await this.targetOf(caller, req.headers[USER_HEADER]);
     if ('credentialId' in target) seen.userId = String(req.headers[USER_HEADER]).trim();
     const organizationId = caller.organization.id;
-    // The caller went away (while queued, or while the FHIR server answers): stop, and stop retries.
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
     const release = await this.throttle.acquire(organizationId);
     let answer: ForwardResponse | undefined;
     try {

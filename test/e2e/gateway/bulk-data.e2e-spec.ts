@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 import { registeredOrganization, SignedIn } from 'test/factories/epic-connection';
 import { BULK_FILES_PATH, FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
+import { MB, occurrences, streamAndMeasure } from 'test/setup/stream-measure';
 import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 import { createApiKey, issueOf } from './gateway-harness';
 
-const MB = 1024 * 1024;
 /** PUBLIC_BASE_URL in tests: the gateway base in rewritten URLs. */
 const PUBLIC = 'http://localhost:3000';
 
@@ -35,9 +32,9 @@ describe('FHIR gateway: Bulk Data ($export)', () => {
 
   beforeAll(async () => {
     [t, epic] = await Promise.all([
-      // The large download below runs a full GC every 50 ms, which on a busy machine (the whole
-      // suite, a large heap) can hold the event loop for seconds: its request must not time out in
-      // the throttle's queue (2 s by default; the throttle has tests of its own).
+      // The large download below runs a full GC every 50 ms (streamAndMeasure), which on a busy
+      // machine (the whole suite, a large heap) can hold the event loop for seconds: its request
+      // must not time out in the throttle's queue (2 s by default; the throttle has tests of its own).
       createTestApp({ env: { GATEWAY_QUEUE_WAIT_MS: '30000' } }),
       startFakeEpic(),
     ]);
@@ -331,52 +328,23 @@ describe('FHIR gateway: Bulk Data ($export)', () => {
       .body as Manifest;
     const path = gatewayPath(manifest.output[0].url);
     const upstream = Buffer.from(new URL(epic.fhirBase).host);
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as () => void;
-    gc();
-    const baseline = process.memoryUsage().rss;
-    const producedBefore = produced();
-    let peakRss = baseline;
-    let received = 0;
+    const leaks = occurrences(upstream);
     let newlines = 0;
-    let leaks = 0;
-    let peakInFlight = 0;
-    const sampler = setInterval(() => {
-      gc();
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    }, 50);
-    try {
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = httpRequest(
-          `${appUrl}${path}`,
-          { headers: { Authorization: `Bearer ${key}` } },
-          (res) => {
-            let tail = Buffer.alloc(0);
-            res.on('data', (chunk: Buffer) => {
-              received += chunk.length;
-              peakInFlight = Math.max(peakInFlight, produced() - producedBefore - received);
-              for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, at + 1)) newlines++;
-              if (chunk.includes(upstream)) leaks++;
-              // A match cut across two pieces: the end of the last one with the start of this one.
-              if (Buffer.concat([tail, chunk.subarray(0, upstream.length - 1)]).includes(upstream)) leaks++;
-              tail = Buffer.from(chunk.subarray(Math.max(0, chunk.length - upstream.length)));
-            });
-            res.on('end', () => resolve(res.statusCode ?? 0));
-            res.on('error', reject);
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      });
-      expect(status).toBe(200);
-      expect(newlines).toBe(lines);
-      expect(received).toBeGreaterThan(29_000_000); // lines of ~1000 bytes, URLs rewritten
-      expect(leaks).toBe(0); // every reference under the base rewritten
-      // A few pieces in sockets and the pipeline; a buffered file would be 30 MB.
-      expect(peakInFlight / MB).toBeLessThan(16);
-      expect((peakRss - baseline) / MB).toBeLessThan(30);
-    } finally {
-      clearInterval(sampler);
-    }
+    const run = await streamAndMeasure({
+      url: `${appUrl}${path}`,
+      headers: { Authorization: `Bearer ${key}` },
+      produced,
+      onChunk: (chunk) => {
+        for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, at + 1)) newlines++;
+        leaks.feed(chunk);
+      },
+    });
+    expect(run.status).toBe(200);
+    expect(newlines).toBe(lines);
+    expect(run.received).toBeGreaterThan(29_000_000); // lines of ~1000 bytes, URLs rewritten
+    expect(leaks.count).toBe(0); // every reference under the base rewritten
+    // A few pieces in sockets and the pipeline; a buffered file would be 30 MB.
+    expect(run.peakInFlight / MB).toBeLessThan(16);
+    expect(run.rssGrowth / MB).toBeLessThan(30);
   }, 90_000);
 });

@@ -81,17 +81,21 @@ describe('FHIR gateway: what a request costs', () => {
   }
 
   it('writes no log line per request by default (access records and metrics keep them)', async () => {
-    await t
+    const res = await t
       .http()
       .get(`${org.base}/Patient/${SEED.camila}`)
       .set('Authorization', `Bearer ${key}`)
+      .set('X-Request-Id', 'gw-cost-no-line')
       .expect(200);
+    // No request id either: nothing ties the answer to a log line.
+    expect(res.headers['x-request-id']).toBeUndefined();
+    expect(readFileSync(process.env.LOG_FILE!, 'utf8')).not.toContain('gw-cost-no-line');
     await org.admin.agent.get(`/api/organizations/${org.orgId}`).expect(200);
     expect(requestLogLines(org.base)).toEqual([]);
     // Other routes keep theirs.
     expect(requestLogLines(`/api/organizations/${org.orgId}`).length).toBeGreaterThan(0);
 
-    // With GATEWAY_REQUEST_LOG the route is not excluded: src/logging/logger.options.spec.ts.
+    // With GATEWAY_REQUEST_LOG: entry.e2e-spec.ts.
   });
 
   it('needs no CSRF token or same-origin request for a write', async () => {

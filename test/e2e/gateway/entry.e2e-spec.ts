@@ -66,7 +66,10 @@ describe('FHIR gateway: the way in, before Express', () => {
       .set('Authorization', `Bearer ${key}`)
       .expect(200);
     expect(short.text).toContain(`"fullUrl":"http://localhost:3000${org.base}/Observation/`);
-    expect(Number(short.headers['content-length'])).toBe(Buffer.byteLength(short.text));
+    // The length of the rewritten body, not of the server's: every byte of the Bundle arrived.
+    const bundle = JSON.parse(short.text) as { resourceType: string; entry: unknown[] };
+    expect(bundle.resourceType).toBe('Bundle');
+    expect(Number(short.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(bundle)));
     expect(short.headers['transfer-encoding']).toBeUndefined();
     epic.serveLargeSearch('Observation', { entries: 400, bytesPerEntry: 1000 });
     try {
@@ -117,6 +120,24 @@ describe('FHIR gateway: the way in, before Express', () => {
     }
   });
 
+  interface LogLine {
+    msg: string;
+    req: { id: string; url: string; method: string };
+    res?: { statusCode: number };
+  }
+  /** The log lines that name request `id`, once its request line is written (when the answer has closed). */
+  async function logLines(id: string): Promise<LogLine[]> {
+    let lines: LogLine[] = [];
+    for (let i = 0; i < 50 && !lines.some((entry) => entry.msg.startsWith('request ')); i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      lines = readFileSync(process.env.LOG_FILE!, 'utf8')
+        .split('\n')
+        .filter((text) => text.includes(`"${id}"`))
+        .map((text) => JSON.parse(text) as LogLine);
+    }
+    return lines;
+  }
+
   it('GATEWAY_REQUEST_LOG: one request line per gateway request, its path without the query, its id echoed', async () => {
     const res = await t
       .http()
@@ -126,22 +147,29 @@ describe('FHIR gateway: the way in, before Express', () => {
       .expect(200);
     expect(res.headers['x-request-id']).toBe('gw-entry-test-1');
     // The line is written when the answer has closed: after the client has it.
-    let line:
-      | { msg: string; req: { id: string; url: string; method: string }; res: { statusCode: number } }
-      | undefined;
-    for (let i = 0; i < 50 && !line; i++) {
-      line = readFileSync(process.env.LOG_FILE!, 'utf8')
-        .split('\n')
-        .filter((text) => text.includes('gw-entry-test-1'))
-        .map((text) => JSON.parse(text) as NonNullable<typeof line>)[0];
-      if (!line) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const line = (await logLines('gw-entry-test-1')).find((entry) => entry.msg === 'request completed');
     expect(line).toMatchObject({
       msg: 'request completed',
       req: { id: 'gw-entry-test-1', method: 'GET', url: `${org.base}/Patient` },
       res: { statusCode: 200 },
     });
     expect(JSON.stringify(line)).not.toContain('Lopez');
+    // Lines written while the request is served carry its id too (as pino-http binds it).
+    epic.failNext('fhir', { status: 503, retryAfter: 600 });
+    await t
+      .http()
+      .get(`${org.base}/Patient/${SEED.camila}`)
+      .set('Authorization', `Bearer ${key}`)
+      .set('X-Request-Id', 'gw-entry-test-2')
+      .expect(503);
+    const during = await logLines('gw-entry-test-2');
+    expect(during.map((entry) => entry.msg)).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('Request failed: EPIC_UNAVAILABLE'),
+        'request errored',
+      ]),
+    );
+    for (const entry of during) expect(entry.req.id).toBe('gw-entry-test-2');
     // A request without an id of its own gets one.
     const other = await t
       .http()

@@ -1,8 +1,10 @@
+import { request as httpRequest } from 'node:http';
+
 import { GatewayTrafficService } from 'src/gateway/traffic/gateway-traffic.service';
 
 import { connectionRow, setStoredExpiry } from 'test/factories/epic-connection';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
-import { createTestApp, TestApp } from 'test/setup/test-app';
+import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 import { createApiKey, gatewayOrganization, GatewayOrganization, issueOf } from './gateway-harness';
 
@@ -144,11 +146,17 @@ describe('FHIR gateway: errors, retries and the connection', () => {
         epic.failNext('fhir', { stallBody: true, afterBytes: 200_000 });
         const started = Date.now();
         // Without the idle limit the caller would wait for its own timeout (here 8 s).
+        // Cut off: no HTTP error status (a whole 504 would have one), the connection broken mid-body.
         const outcome = await get(org, key, '/Observation')
           .timeout(8000)
           .then(
             () => 'complete',
-            (error: Error & { timeout?: number }) => (error.timeout ? 'caller timed out' : 'cut off'),
+            (error: Error & { timeout?: number; status?: number }) =>
+              error.timeout
+                ? 'caller timed out'
+                : error.status !== undefined
+                  ? `HTTP ${error.status}`
+                  : 'cut off',
           );
         expect(outcome).toBe('cut off');
         expect(Date.now() - started).toBeLessThan(3000);
@@ -202,7 +210,8 @@ describe('FHIR gateway: errors, retries and the connection', () => {
           .timeout(8000)
           .then(
             () => 'complete',
-            () => 'cut off',
+            (error: Error & { status?: number }) =>
+              error.status !== undefined ? `HTTP ${error.status}` : 'cut off',
           );
         expect(outcome).toBe('cut off');
       } finally {
@@ -348,6 +357,44 @@ describe('FHIR gateway: errors, retries and the connection', () => {
       text: 'x'.repeat(5000),
     }).expect(413);
     expect(issueOf(res.body).code).toBe('too-costly');
+    expect(callsSince(before)).toBe(0);
+  });
+
+  it('refuses a chunked body (no Content-Length) with 413 as soon as it passes the limit, and the caller gets it', async () => {
+    const { org, key } = await connected();
+    const appUrl = await listenOnLoopback(t);
+    const before = epic.calls('fhir');
+    const answer = await new Promise<{ status: number; body: string; connection?: string }>(
+      (resolve, reject) => {
+        const req = httpRequest(
+          `${appUrl}${org.base}/Patient`,
+          {
+            method: 'POST',
+            headers: {
+              Authorization: `Bearer ${key}`,
+              'Content-Type': 'application/fhir+json',
+              'Transfer-Encoding': 'chunked',
+            },
+          },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (body += chunk));
+            res.on('end', () => {
+              resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection });
+              req.destroy();
+            });
+          },
+        );
+        req.on('error', reject);
+        // 5 KiB, over the 4 KiB limit, and the body not ended: the answer comes before its end.
+        for (let i = 0; i < 5; i++) req.write('x'.repeat(1024));
+      },
+    );
+    expect(answer.status).toBe(413);
+    expect(issueOf(JSON.parse(answer.body)).code).toBe('too-costly');
+    // The rest of the body is never waited for: the connection closes after the answer.
+    expect(answer.connection).toBe('close');
     expect(callsSince(before)).toBe(0);
   });
 });
