@@ -132,13 +132,16 @@ describe('FHIR gateway forwarding', () => {
       expect(res.headers.etag).toBe('W/"1"');
       expect(res.headers['last-modified']).toBe('Wed, 15 Jan 2025 10:00:00 GMT');
       // If-None-Match and If-Modified-Since reach the server (FHIR R4 §3.1.0.2.1).
-      await gw().get(`/Patient/${SEED.camila}`).set('If-None-Match', 'W/"1"').expect(304);
+      const notModified = await gw().get(`/Patient/${SEED.camila}`).set('If-None-Match', 'W/"1"').expect(304);
       await gw()
         .get(`/Patient/${SEED.camila}`)
         .set('If-Modified-Since', res.headers['last-modified'])
         .expect(304);
       const head = await gw().head(`/Patient/${SEED.camila}`).expect(200);
       expect(head.headers.etag).toBe('W/"1"');
+      // No length of their own (RFC 9110 §8.6): a HEAD's would be the GET's, a 304 has no body.
+      expect(head.headers['content-length']).toBeUndefined();
+      expect(notModified.headers['content-length']).toBeUndefined();
     });
 
     it("passes the server's errors through unchanged: status and OperationOutcome", async () => {
