@@ -424,8 +424,7 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
       changes,
       count: changes.length,
     };
-    const body = this.render.render(single ? 'connection-change' : 'connection-digest', context);
-    return {
+    return this.mail.message(outboxId, {
       to: user.email,
       subject: single
         ? items[0].title
@@ -433,17 +432,9 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
             items.map((i) => i.state),
             daily,
           ),
-      text: body.text,
-      html: body.html,
-      messageId: this.mail.messageIdFor(outboxId),
-      headers: {
-        // RFC 8058: one-click unsubscribe; the URL alone identifies the recipient and the channel.
-        'List-Unsubscribe': `<${unsubscribeUrl}>`,
-        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
-        // RFC 3834: an automatic message, so auto-responders stay quiet.
-        'Auto-Submitted': 'auto-generated',
-      },
-    };
+      body: this.render.render(single ? 'connection-change' : 'connection-digest', context),
+      unsubscribeUrl,
+    });
   }
 
   /**
@@ -555,19 +546,12 @@ export class EmailOutboxService implements OnApplicationBootstrap, OnApplication
       pageUrl: patient ? `${base}/launch/patient` : null,
       unsubscribeUrl,
     };
-    const body = this.render.render('own-connection-ended', context);
-    return {
+    return this.mail.message(outboxId, {
       to,
       subject: `Your connection with ${org.name} ended`,
-      text: body.text,
-      html: body.html,
-      messageId: this.mail.messageIdFor(outboxId),
-      headers: {
-        'List-Unsubscribe': `<${unsubscribeUrl}>`,
-        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
-        'Auto-Submitted': 'auto-generated',
-      },
-    };
+      body: this.render.render('own-connection-ended', context),
+      unsubscribeUrl,
+    });
   }
 
   /** Step 3: claims due emails (SKIP LOCKED, leased) and hands them to SMTP. */

@@ -22,7 +22,6 @@ import { EpicClientChangedEvent, OrganizationEvents } from 'src/organizations/or
 import { serverLabel } from 'src/organizations/organization.types';
 import { OrganizationsService } from 'src/organizations/organizations.service';
 import { ContactEmail, Role } from 'src/users/user.types';
-import type { OutgoingMail } from 'src/mail/mail.types';
 import { AuthUser } from 'src/users/user.view';
 import { UsersService } from 'src/users/users.service';
 
@@ -319,14 +318,11 @@ export class OwnConnectionNoticesService {
       baseUrl: base,
       confirmUrl: `${base}/mail/confirm?t=${encodeURIComponent(token)}`,
     });
-    const mail: OutgoingMail = {
+    const mail = this.mail.message(outboxId, {
       to: address,
       subject: 'Confirm your email address for epic-connect',
-      text: body.text,
-      html: body.html,
-      messageId: this.mail.messageIdFor(outboxId),
-      headers: { 'Auto-Submitted': 'auto-generated' },
-    };
+      body,
+    });
     await manager.query(
       `INSERT INTO notification_outbox
               (id, notification_id, recipient_user_id, channel, payload, status, next_attempt_at, created_at)

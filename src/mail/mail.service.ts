@@ -3,6 +3,7 @@ import { createTransport, type Transporter } from 'nodemailer';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
+import type { RenderedMail } from './mail-render.service';
 import { MailServerCheck, OutgoingMail } from './mail.types';
 import { messageIdDomain, smtpOptions } from './smtp-options';
 
@@ -54,9 +55,29 @@ export class MailService implements OnModuleDestroy {
     return this.transport !== null;
   }
 
-  /** The `Message-ID` for an outbox entry: the same on every attempt. */
-  messageIdFor(outboxId: string): string {
-    return `<${outboxId}@${messageIdDomain(this.config.publicBaseUrl)}>`;
+  /**
+   * The message an outbox entry sends: its `Message-ID` derived from the entry (the same on every
+   * attempt), `Auto-Submitted: auto-generated` (RFC 3834: auto-responders stay quiet) and, with
+   * `unsubscribeUrl`, RFC 8058 one-click unsubscribe (the URL alone names the recipient and channel).
+   */
+  message(
+    outboxId: string,
+    mail: { to: string; subject: string; body: RenderedMail; unsubscribeUrl?: string },
+  ): OutgoingMail {
+    const unsubscribe: Record<string, string> = mail.unsubscribeUrl
+      ? {
+          'List-Unsubscribe': `<${mail.unsubscribeUrl}>`,
+          'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+        }
+      : {};
+    return {
+      to: mail.to,
+      subject: mail.subject,
+      text: mail.body.text,
+      html: mail.body.html,
+      messageId: `<${outboxId}@${messageIdDomain(this.config.publicBaseUrl)}>`,
+      headers: { ...unsubscribe, 'Auto-Submitted': 'auto-generated' },
+    };
   }
 
   /** Hands one message to the SMTP server; throws MailDeliveryError when it is not accepted. */
