@@ -7,7 +7,7 @@ import { Role } from 'src/users/user.types';
 import { TestFactory } from 'test/factories';
 import { TestApp } from 'test/setup/test-app';
 
-import { screenshot, startBrowserHarness } from './harness';
+import { screenshot, signInWithBrowser, startBrowserHarness } from './harness';
 
 /**
  * An org admin's API keys page in Chromium: create a key, copy it from the one page that shows
@@ -32,10 +32,7 @@ describe('API keys in Chromium', () => {
     orgId = (await factory.organization('Lakeside Clinic')).id;
     const admin = await factory.user(Role.OrgAdmin, orgId);
     page = await context.newPage();
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(admin.email);
-    await page.getByLabel('Password').fill(admin.password);
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+    await signInWithBrowser(page, base, admin);
   });
   afterAll(async () => {
     await browser?.close();

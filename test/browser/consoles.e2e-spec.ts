@@ -9,7 +9,7 @@ import { testSecret } from 'test/factories/secrets';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { TestApp } from 'test/setup/test-app';
 
-import { screenshot, startBrowserHarness } from './harness';
+import { screenshot, signInWithBrowser, startBrowserHarness } from './harness';
 
 /**
  * The consoles in a real browser: Debian's Chromium driven by playwright-core, against the app
@@ -45,13 +45,6 @@ describe('admin consoles in Chromium', () => {
     htmlSeen.push(await page.content());
   }
 
-  async function signIn(page: Page, email: string, password: string): Promise<void> {
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
-  }
-
   let orgId = '';
   let orgAdminEmail = '';
   let orgAdminPassword = '';
@@ -60,7 +53,7 @@ describe('admin consoles in Chromium', () => {
   it('1. a root admin creates an organization and an org admin', async () => {
     const root = await new TestFactory(t).user(Role.RootAdmin, null);
     const page = await context.newPage();
-    await signIn(page, root.email, root.password);
+    await signInWithBrowser(page, base, root);
     expect(new URL(page.url()).pathname).toBe('/admin');
     expect(await page.title()).toBe('Organizations · epic-connect');
     await shot(page, '01-root-console');
@@ -87,7 +80,7 @@ describe('admin consoles in Chromium', () => {
 
   it('2. the org admin registers, tests and connects from the registration page', async () => {
     const page = await context.newPage();
-    await signIn(page, orgAdminEmail, orgAdminPassword);
+    await signInWithBrowser(page, base, { email: orgAdminEmail, password: orgAdminPassword });
     // First sign-in: a new password is required.
     expect(new URL(page.url()).pathname).toBe('/account/password');
     const newPassword = testSecret();

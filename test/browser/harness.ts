@@ -49,3 +49,15 @@ export async function screenshot(page: Page, name: string): Promise<void> {
     copyFileSync(file, join(DOCS, `${name}.png`));
   }
 }
+
+/** Signs in on the login page as a user would: the form, then the page it leads to. */
+export async function signInWithBrowser(
+  page: Page,
+  base: string,
+  user: { email: string; password: string },
+): Promise<void> {
+  await page.goto(`${base}/login`);
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+}

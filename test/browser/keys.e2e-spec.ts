@@ -7,7 +7,7 @@ import { TestFactory } from 'test/factories';
 import { FakeEpic, startFakeEpic } from 'test/fakes/epic';
 import { TestApp } from 'test/setup/test-app';
 
-import { screenshot, startBrowserHarness } from './harness';
+import { screenshot, signInWithBrowser, startBrowserHarness } from './harness';
 
 /**
  * private_key_jwt in Chromium: the root admin's Signing keys page (copy the JWK Set URL, start a
@@ -32,10 +32,7 @@ describe('signing keys and private_key_jwt in Chromium', () => {
     orgId = (await factory.organization('Backend Clinic')).id;
     const root = await factory.user(Role.RootAdmin, null);
     page = await context.newPage();
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(root.email);
-    await page.getByLabel('Password').fill(root.password);
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+    await signInWithBrowser(page, base, root);
   });
   afterAll(async () => {
     await browser?.close();

@@ -9,7 +9,7 @@ import { Role } from 'src/users/user.types';
 import { UsersService } from 'src/users/users.service';
 
 import { TestFactory, TestUser } from 'test/factories';
-import { screenshot, startBrowserHarness } from 'test/browser/harness';
+import { screenshot, signInWithBrowser, startBrowserHarness } from 'test/browser/harness';
 import { TestApp } from 'test/setup/test-app';
 
 /**
@@ -64,10 +64,7 @@ describe("a patient's ended connection and email form in Chromium", () => {
     await t.app.get(OwnConnectionNoticesService).record([ended!]);
 
     page = await (await browser.newContext()).newPage();
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(patient.email);
-    await page.getByLabel('Password').fill(patient.password);
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+    await signInWithBrowser(page, base, patient);
   });
   afterAll(async () => {
     await browser?.close();

@@ -7,7 +7,7 @@ import { MailPreferencesService } from 'src/mail/mail-preferences.service';
 import { Role } from 'src/users/user.types';
 
 import { TestFactory, TestUser } from 'test/factories';
-import { screenshot, startBrowserHarness } from 'test/browser/harness';
+import { screenshot, signInWithBrowser, startBrowserHarness } from 'test/browser/harness';
 import { TestApp } from 'test/setup/test-app';
 
 /**
@@ -30,10 +30,7 @@ describe('email choices in Chromium', () => {
     const orgId = (await factory.organization('Lakeside Clinic')).id;
     admin = await factory.user(Role.OrgAdmin, orgId);
     page = await (await browser.newContext()).newPage();
-    await page.goto(`${base}/login`);
-    await page.getByLabel('Email').fill(admin.email);
-    await page.getByLabel('Password').fill(admin.password);
-    await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+    await signInWithBrowser(page, base, admin);
   });
   afterAll(async () => {
     await browser?.close();
