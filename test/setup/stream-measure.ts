@@ -21,9 +21,11 @@ export interface StreamMeasurement {
  * (the fake's large search or Bulk Data file), counted from the start of this call; `onChunk` sees
  * each piece as it arrives.
  *
- * Memory that is garbage is not memory held: a full collection runs every 50 ms while sampling
- * (node's --expose-gc, set for this process), so what grows is what the pipeline keeps; often
- * enough to see it, not so often that a busy machine spends the test collecting.
+ * Memory that is garbage is not memory held: a full collection runs before each sample (node's
+ * --expose-gc, set for this process), so what grows is what the pipeline keeps. Samples come every
+ * 50 ms, or less often when collecting is slow (a large heap late in the suite, a busy machine): the
+ * pause after each is at least three times what it took, so collecting never takes more than a
+ * quarter of the time and the transfer goes on between samples.
  *
  * The URL is read once, unmeasured, before: a server that has never streamed an answer is measured
  * warm, as it is after its first. Cold code under a full collection every 50 ms stays slow and
@@ -46,10 +48,14 @@ export async function streamAndMeasure(options: {
   let peakRss = baseline;
   let received = 0;
   let peakInFlight = 0;
-  const sampler = setInterval(() => {
+  let sampler: NodeJS.Timeout | undefined;
+  const sample = (): void => {
+    const started = performance.now();
     gc();
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  }, 50);
+    sampler = setTimeout(sample, Math.max(50, 3 * (performance.now() - started)));
+  };
+  sampler = setTimeout(sample, 50);
   try {
     const status = await read(options.url, options.headers ?? {}, (chunk) => {
       received += chunk.length;
@@ -58,7 +64,7 @@ export async function streamAndMeasure(options: {
     });
     return { status, received, peakInFlight, rssGrowth: peakRss - baseline };
   } finally {
-    clearInterval(sampler);
+    clearTimeout(sampler);
   }
 }
 

@@ -32,9 +32,10 @@ describe('FHIR gateway: Bulk Data ($export)', () => {
 
   beforeAll(async () => {
     [t, epic] = await Promise.all([
-      // The large download below runs a full GC every 50 ms (streamAndMeasure), which on a busy
-      // machine (the whole suite, a large heap) can hold the event loop for seconds: its request
-      // must not time out in the throttle's queue (2 s by default; the throttle has tests of its own).
+      // The large download below runs full GCs between its samples (streamAndMeasure), which on a
+      // busy machine (the whole suite, a large heap) can hold the event loop for a while: its
+      // request must not time out in the throttle's queue (2 s by default; the throttle has tests
+      // of its own).
       createTestApp({ env: { GATEWAY_QUEUE_WAIT_MS: '30000' } }),
       startFakeEpic(),
     ]);
