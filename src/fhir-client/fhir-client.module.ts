@@ -10,7 +10,9 @@ import { OrganizationsModule } from 'src/organizations/organizations.module';
 import { ConnectionTestController } from './connection-test.controller';
 import { ConnectionTestService } from './connection-test.service';
 import { CredentialCache } from './credential-cache';
+import { FhirCallPolicy } from './fhir-call-policy';
 import { FhirClientService } from './fhir-client.service';
+import { FhirForwarder } from './fhir-forwarder';
 import { FhirInterceptors } from './fhir-interceptors';
 
 /**
@@ -38,7 +40,14 @@ import { FhirInterceptors } from './fhir-interceptors';
     OrganizationsModule,
   ],
   controllers: [ConnectionTestController],
-  providers: [CredentialCache, FhirInterceptors, FhirClientService, ConnectionTestService],
+  providers: [
+    CredentialCache,
+    FhirCallPolicy,
+    FhirInterceptors,
+    FhirForwarder,
+    FhirClientService,
+    ConnectionTestService,
+  ],
   exports: [FhirClientService],
 })
 export class FhirClientModule {}

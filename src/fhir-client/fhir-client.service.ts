@@ -1,5 +1,3 @@
-import type { Readable } from 'node:stream';
-
 import { HttpService } from '@nestjs/axios';
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { AxiosInstance } from 'axios';
@@ -10,8 +8,18 @@ import { CredentialRef, TokenRefreshService } from 'src/epic-auth/token-refresh.
 import { CredentialTarget } from 'src/connections/token-store.service';
 
 import { FhirClientError, FhirErrorKind } from './fhir-client.errors';
-import { FhirInterceptors, toFhirError } from './fhir-interceptors';
-import { isRetryableForward } from './retry-policy';
+import { toFhirError } from './fhir-call-policy';
+import { FhirForwarder } from './fhir-forwarder';
+import { FhirInterceptors } from './fhir-interceptors';
+import { ForwardRequest, ForwardResponse } from './forwarding';
+
+export {
+  FORWARDED_REQUEST_HEADERS,
+  FORWARDED_RESPONSE_HEADERS,
+  forwardPathSegments,
+  ForwardRequest,
+  ForwardResponse,
+} from './forwarding';
 
 export type FhirResourceType = FhirResource['resourceType'];
 export type ResourceOf<T extends FhirResourceType> = Extract<FhirResource, { resourceType: T }>;
@@ -24,74 +32,6 @@ export interface SearchOptions {
   maxPages?: number;
 }
 
-/** A request to pass to the FHIR server as it came (FhirClientService.forward). */
-export interface ForwardRequest {
-  method: string;
-  /** Under the FHIR base, without a leading slash: `Patient/123`, `Observation/_search`; '' for the base. */
-  path: string;
-  /** The query string as received, without `?` ('' for none). */
-  query?: string;
-  /** The caller's headers: only FORWARDED_REQUEST_HEADERS are sent on (never Authorization or cookies). */
-  headers?: Readonly<Record<string, string | string[] | undefined>>;
-  /** The body, read whole (bounded by the caller), so that a replay after a 401 can send it again. */
-  body?: Buffer;
-  /** The longest wait before a retry; a longer Retry-After fails at once (default FHIR_RETRY_MAX_WAIT_SECONDS). */
-  maxWaitSeconds?: number;
-  /** Aborts the call (the caller went away). */
-  signal?: AbortSignal;
-  /** Told at once of each 429 the server answers (before any retry): the gateway's throttle. */
-  onThrottled?: (retryAfterSeconds: number | null) => void;
-}
-
-/** The FHIR server's answer, whatever its status, with its body as a stream. */
-export interface ForwardResponse {
-  status: number;
-  /** Only FORWARDED_RESPONSE_HEADERS, lower-case names. */
-  headers: Record<string, string>;
-  /** The body, decompressed; read it or destroy it. */
-  stream: Readable;
-  /** The FHIR base the request went to: every URL under it in the answer points at that server. */
-  fhirBaseUrl: string;
-}
-
-/** Request headers a FHIR interaction is defined by (FHIR R4 §3.1.0 "RESTful API"); no other goes on. */
-export const FORWARDED_REQUEST_HEADERS = [
-  'accept',
-  'content-type',
-  'prefer',
-  'if-match',
-  'if-none-exist',
-  'if-none-match',
-  'if-modified-since',
-] as const;
-
-/**
- * Response headers a FHIR client reads (versions, new locations, the wait asked for, a Bulk Data
- * job's progress and the manifest's expiry); no other comes back.
- */
-export const FORWARDED_RESPONSE_HEADERS = [
-  'content-type',
-  'etag',
-  'last-modified',
-  'location',
-  'content-location',
-  'retry-after',
-  'preference-applied',
-  'x-progress',
-  'expires',
-] as const;
-
-/** A path segment under the FHIR base: types, ids, `_history`, `_search`, `$operation`, `metadata`. */
-const PATH_SEGMENT = /^[A-Za-z0-9\-_.$]{1,128}$/;
-
-/** The segments of a forwarded path, or null when it could leave the FHIR base (`..`, `%2F`, `//`). */
-export function forwardPathSegments(path: string): string[] | null {
-  if (path === '') return [];
-  const segments = path.split('/');
-  const safe = segments.every((s) => PATH_SEGMENT.test(s) && s !== '.' && s !== '..');
-  return safe ? segments : null;
-}
-
 /** A FHIR resource type name (`Patient`): the one pattern for every module that checks one. */
 export const RESOURCE_TYPE_PATTERN = /^[A-Z][A-Za-z]{1,63}$/;
 /** FHIR R4 id: [A-Za-z0-9\-\.]{1,64}. Anything else would change the request path. */
@@ -99,7 +39,7 @@ const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
 /**
  * Reads from Epic on behalf of one connection. Tokens, refresh, retries and error classification
- * happen in FhirInterceptors; every method rejects with a FhirClientError.
+ * happen in FhirInterceptors (around FhirCallPolicy); every method rejects with a FhirClientError.
  */
 export class FhirClient {
   constructor(
@@ -174,6 +114,7 @@ export class FhirClientService implements OnModuleInit {
   constructor(
     httpService: HttpService,
     private readonly interceptors: FhirInterceptors,
+    private readonly forwarder: FhirForwarder,
     private readonly refresher: TokenRefreshService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
@@ -213,53 +154,14 @@ export class FhirClientService implements OnModuleInit {
   /**
    * Sends a caller's FHIR request to the connection's server as it came (method, path, query, the
    * FHIR headers, body) and returns the server's answer as a stream, whatever its status. The same
-   * interceptors as every call attach the connection's token, refresh it before it ends and once on
-   * a 401 (replaying the request), and record lastSync and lastError. Rejects with a FhirClientError
-   * only when there is no answer to give: no usable connection, a network failure or timeout, or a
-   * transient failure (5xx, 429) of a retryable request whose retries ran out or whose Retry-After
-   * is longer than `maxWaitSeconds` (`retryAfterSeconds`). Retryable: isRetryableForward.
+   * policy as every call (FhirCallPolicy) attaches the connection's token, refreshes it before it
+   * ends and once on a 401 (replaying the request), and records lastSync and lastError; the
+   * exchange itself is FhirForwarder's, on node:http. Rejects with a FhirClientError only when there
+   * is no answer to give: no usable connection, a network failure or timeout, or a transient failure
+   * (5xx, 429) of a retryable request whose retries ran out or whose Retry-After is longer than
+   * `maxWaitSeconds` (`retryAfterSeconds`). Retryable: isRetryableForward.
    */
-  async forward(target: CredentialTarget, request: ForwardRequest): Promise<ForwardResponse> {
-    if (forwardPathSegments(request.path) === null) {
-      throw new FhirClientError(FhirErrorKind.Request, 'The path is not a FHIR path.');
-    }
-    const headers: Record<string, string> = {};
-    for (const name of FORWARDED_REQUEST_HEADERS) {
-      const value = request.headers?.[name];
-      const text = Array.isArray(value) ? value.join(', ') : value;
-      if (text !== undefined && text !== '') headers[name] = text;
-    }
-    const query = request.query ?? '';
-    const method = request.method.toUpperCase();
-    const retryable = isRetryableForward(method, request.path, query, headers);
-    const maxWaitSeconds = request.maxWaitSeconds ?? this.config.env.FHIR_RETRY_MAX_WAIT_SECONDS;
-    const response = await this.http.request<Readable>({
-      method,
-      url: `${request.path}${query ? `?${query}` : ''}`,
-      headers,
-      data: request.body,
-      responseType: 'stream',
-      // Streamed through, never held: the instance's response cap is for the answers it parses.
-      maxContentLength: -1,
-      // 3xx (a 304 to If-None-Match) is an answer; 4xx and 5xx come back from the interceptors.
-      validateStatus: (status) => status < 400,
-      signal: request.signal,
-      fhir: {
-        target,
-        retries: 0,
-        forward: { retryable, maxWaitMs: maxWaitSeconds * 1000, onThrottled: request.onThrottled },
-      },
-    });
-    const answered: Record<string, string> = {};
-    for (const name of FORWARDED_RESPONSE_HEADERS) {
-      const value: unknown = response.headers[name];
-      if (typeof value === 'string' || typeof value === 'number') answered[name] = String(value);
-    }
-    return {
-      status: response.status,
-      headers: answered,
-      stream: response.data,
-      fhirBaseUrl: response.config.fhir!.credential!.fhirBaseUrl,
-    };
+  forward(target: CredentialTarget, request: ForwardRequest): Promise<ForwardResponse> {
+    return this.forwarder.forward(target, request);
   }
 }

@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 
+import { CredentialCache } from 'src/fhir-client/credential-cache';
 import { GatewayTrafficService } from 'src/gateway/traffic/gateway-traffic.service';
 
 import { connectionRow, setStoredExpiry } from 'test/factories/epic-connection';
@@ -118,6 +119,27 @@ describe('FHIR gateway: errors, retries and the connection', () => {
       expect((await connectionRow(t, org.orgId)).lastError).toContain('could not be reached');
       await get(org, key, `/Patient/${SEED.camila}`).expect(200);
       expect((await connectionRow(t, org.orgId)).lastError).toBeNull();
+    });
+
+    it('no answer and no network failure (TLS refused): 502 at once, not retried, and recorded', async () => {
+      const { org, key } = await connected();
+      // The server speaks plain HTTP where the base the token was issued for says https: the TLS
+      // handshake fails.
+      await t.dataSource.query(
+        "UPDATE epic_credential SET fhir_base_url = replace(fhir_base_url, 'http://', 'https://') WHERE organization_id = $1",
+        [org.orgId],
+      );
+      // Seen at once rather than after CREDENTIAL_CACHE_MS, as a change this instance made would be.
+      t.app.get(CredentialCache, { strict: false }).forget(org.orgId);
+      const res = await get(org, key, `/Patient/${SEED.camila}`).expect(502);
+      expect(issueOf(res.body)).toMatchObject({
+        code: 'transient',
+        diagnostics: expect.stringContaining('could not be reached'),
+      });
+      expect(res.text).not.toContain('127.0.0.1');
+      expect((await connectionRow(t, org.orgId)).lastError).toContain('could not be reached');
+      // Not retried: one handshake, no attempt counted in the message.
+      expect(issueOf(res.body).diagnostics).not.toContain('attempts');
     });
 
     /** The access records of an organization, once the batch with them has been written. */

@@ -42,6 +42,7 @@ describe('FHIR gateway forwarding', () => {
       { jsonSlashEscaping: true, locationHeader: 'relative', pagingLinks: 'getpages' },
     ],
     ['a server that escapes slashes in JSON as \\u002F', { jsonSlashEscaping: 'unicode' }],
+    ['a server that compresses its answers (gzip)', { answerCoding: 'gzip' }],
   ])('against %s', (_name, options) => {
     let epic: FakeEpic;
     let org: GatewayOrganization;
@@ -322,6 +323,73 @@ describe('FHIR gateway forwarding', () => {
         [org.orgId],
       );
       expect(row.last_sync).not.toBeNull();
+    });
+  });
+
+  /**
+   * The gateway asks for compressed answers (a large Bundle crosses the network in a fraction of
+   * its size) and gives them to its caller decoded, its URLs rewritten like any other.
+   */
+  describe('against a server that compresses its answers', () => {
+    let epic: FakeEpic;
+    let org: GatewayOrganization;
+    let key: string;
+
+    beforeAll(async () => {
+      epic = await startFakeEpic();
+      org = await gatewayOrganization(t, epic);
+      key = (await createApiKey(org)).secret;
+    });
+    afterEach(() => {
+      epic.compressAnswers(undefined);
+      epic.clearFaults();
+    });
+    afterAll(() => epic.close());
+
+    const get = (path: string) => t.http().get(`${org.base}${path}`).set('Authorization', `Bearer ${key}`);
+
+    it('asks for gzip, deflate and br, and answers the caller decoded whichever comes', async () => {
+      const plain = await get(`/Patient/${SEED.camila}`).expect(200);
+      for (const coding of ['gzip', 'deflate', 'br'] as const) {
+        epic.compressAnswers(coding);
+        const before = epic.calls('fhir');
+        const res = await get(`/Patient/${SEED.camila}`).expect(200);
+        const sent = epic.requests('fhir').slice(before)[0];
+        expect(sent.headers['accept-encoding']).toBe('gzip, deflate, br');
+        expect(sent.coding).toBe(coding);
+        expect(res.headers['content-encoding']).toBeUndefined();
+        expect(res.text).toBe(plain.text);
+      }
+    });
+
+    it('streams a large compressed Bundle decoded, every URL in it rewritten', async () => {
+      epic.compressAnswers('gzip');
+      epic.serveLargeSearch('Observation', { entries: 2000, bytesPerEntry: 500 });
+      try {
+        const before = epic.calls('fhir');
+        const res = await get('/Observation').expect(200);
+        expect(epic.requests('fhir').slice(before)[0].coding).toBe('gzip');
+        const bundle = JSON.parse(res.text) as FhirJson;
+        expect(bundle.entry).toHaveLength(2000);
+        expect(bundle.entry[1999].fullUrl).toBe(`${PUBLIC}${org.base}/Observation/large-1999`);
+        expect(res.text).not.toContain(new URL(epic.fhirBase).host);
+      } finally {
+        epic.serveLargeSearch('Observation', undefined);
+      }
+    });
+
+    it('refuses an answer in a coding it did not ask for, or that does not decode (502)', async () => {
+      for (const coding of ['zstd', 'gzip']) {
+        epic.failNext('fhir', {
+          status: 200,
+          body: '{"resourceType":"Patient"}',
+          contentType: 'application/fhir+json',
+          headers: { 'Content-Encoding': coding },
+        });
+        const res = await get(`/Patient/${SEED.camila}`).expect(502);
+        expect(JSON.parse(res.text)).toMatchObject({ resourceType: 'OperationOutcome' });
+        expect(res.text).not.toContain('{"resourceType":"Patient"}');
+      }
     });
   });
 });

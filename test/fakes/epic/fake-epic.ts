@@ -7,6 +7,7 @@ import { testSecret } from 'test/factories/secrets';
 import { playBrowserAtAuthorize } from './authorize-endpoint';
 import { DEFAULT_BULK_SETTINGS, type BulkDataSettings } from './bulk-data';
 import type { FhirResource } from './fhir-data';
+import type { FakeEpicCoding } from './http';
 import { buildEhrLaunchUrl, issueLaunch } from './launch';
 import { Router } from './router';
 import { defaultScopes } from './scopes';
@@ -342,6 +343,15 @@ export class FakeEpic {
   /** Adds (or replaces) a FHIR resource. */
   addResource(resource: FhirResource): void {
     this.state.store.put(resource);
+  }
+
+  /**
+   * Compresses the answers of the FHIR API (resources, searches, metadata, Bulk Data files) in
+   * `coding` when the request's Accept-Encoding lists it, as web servers in front of FHIR servers
+   * do (RFC 9110 §8.4); `undefined` (the default) answers uncompressed whatever is asked.
+   */
+  compressAnswers(coding: FakeEpicCoding | undefined): void {
+    this.state.answerCoding = coding;
   }
 
   /**

@@ -1,5 +1,8 @@
 // The FHIR API's writes, versions and the switches around URLs: create, update, patch, delete,
 // vread, history, conditional requests, POST _search, paging at the base, large Bundles.
+import { request as httpRequest } from 'node:http';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+
 import { startFakeEpic, type FakeEpic } from './fake-epic';
 import { SEED } from './fhir-data';
 import { obtainTokens } from './spec-helpers';
@@ -275,5 +278,64 @@ describe('fake Epic: FHIR writes, versions and URLs', () => {
     expect(res.body.entry[999].fullUrl).toBe(`${epic.fhirBase}/Observation/large-999`);
     epic.serveLargeSearch('Observation', undefined);
     expect((await call(epic, token, 'GET', 'Observation')).status).toBe(400); // needs a patient again
+  });
+
+  describe('compressAnswers', () => {
+    /** A GET as bytes, undecoded: the status, the Content-Encoding and the body. */
+    const raw = (url: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; coding: string | undefined; body: Buffer }>((resolve, reject) => {
+        const req = httpRequest(url, { headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode!,
+              coding: res.headers['content-encoding'],
+              body: Buffer.concat(chunks),
+            }),
+          );
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const fhir = (path: string, acceptEncoding?: string) =>
+      raw(`${epic.fhirBase}/${path}`, {
+        Accept: 'application/fhir+json',
+        Authorization: `Bearer ${token}`,
+        ...(acceptEncoding === undefined ? {} : { 'Accept-Encoding': acceptEncoding }),
+      });
+
+    it('answers in the coding asked for when switched on, plainly otherwise', async () => {
+      await start();
+      const plain = await fhir(`Patient/${SEED.camila}`, 'gzip, deflate, br');
+      expect(plain.coding).toBeUndefined();
+      const resource = JSON.parse(plain.body.toString()) as FhirJson;
+      expect(resource.id).toBe(SEED.camila);
+
+      const decoders = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecompressSync };
+      for (const coding of ['gzip', 'deflate', 'br'] as const) {
+        epic.compressAnswers(coding);
+        const answer = await fhir(`Patient/${SEED.camila}`, 'gzip, deflate, br');
+        expect(answer).toMatchObject({ status: 200, coding });
+        expect(JSON.parse(decoders[coding](answer.body).toString())).toEqual(resource);
+        // Not asked for (absent, or refused with q=0): not compressed.
+        expect((await fhir(`Patient/${SEED.camila}`)).coding).toBeUndefined();
+        expect((await fhir(`Patient/${SEED.camila}`, `${coding};q=0, identity`)).coding).toBeUndefined();
+      }
+      // OAuth and discovery answers stay plain.
+      const discovery = await raw(epic.smartConfigurationUrl, { 'Accept-Encoding': 'br' });
+      expect(discovery.coding).toBeUndefined();
+    });
+
+    it('compresses a streamed Bundle as it goes', async () => {
+      await start();
+      epic.compressAnswers('gzip');
+      epic.serveLargeSearch('Observation', { entries: 500, bytesPerEntry: 1000 });
+      const answer = await fhir('Observation', 'gzip');
+      expect(answer.coding).toBe('gzip');
+      expect(answer.body.length).toBeLessThan(100_000);
+      const bundle = JSON.parse(gunzipSync(answer.body).toString()) as FhirJson;
+      expect(bundle.entry).toHaveLength(500);
+    });
   });
 });

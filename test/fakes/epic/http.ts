@@ -1,6 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
+import {
+  brotliCompressSync,
+  createBrotliCompress,
+  createDeflate,
+  createGzip,
+  deflateSync,
+  gzipSync,
+} from 'node:zlib';
 
 import type { FakeEpicRequest } from './types';
 
@@ -49,6 +57,26 @@ export function withParams(uri: string, params: Record<string, string | undefine
   return url.toString();
 }
 
+/** The content codings the fake can answer in (FakeEpic.compressAnswers). */
+export type FakeEpicCoding = 'gzip' | 'deflate' | 'br';
+
+const COMPRESS: Record<FakeEpicCoding, { whole: (bytes: Buffer) => Buffer; stream: () => Transform }> = {
+  gzip: { whole: (bytes) => gzipSync(bytes), stream: () => createGzip() },
+  deflate: { whole: (bytes) => deflateSync(bytes), stream: () => createDeflate() },
+  br: { whole: (bytes) => brotliCompressSync(bytes), stream: () => createBrotliCompress() },
+};
+
+/** Whether the request's Accept-Encoding lists `coding` with a q-value above 0 (RFC 9110 §12.5.3). */
+export function accepts(req: IncomingMessage, coding: FakeEpicCoding): boolean {
+  const header = req.headers['accept-encoding'];
+  if (typeof header !== 'string') return false;
+  return header.split(',').some((item) => {
+    const [name, ...params] = item.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return name.trim() === coding && (q === undefined || Number(q.slice(2)) > 0);
+  });
+}
+
 /** Token responses must not be cached (RFC 6749 §5.1). */
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 
@@ -57,6 +85,8 @@ export class Exchange {
   dropResponse = false;
   /** A `stallBody` fault: the bytes of the body sent before the answer stalls ('half': half of it). */
   stallAfterBytes?: number | 'half';
+  /** Compress the answer's body in this coding (the request accepts it: FakeEpic.compressAnswers). */
+  coding?: FakeEpicCoding;
 
   constructor(
     readonly req: IncomingMessage,
@@ -87,8 +117,17 @@ export class Exchange {
     this.entry.status = status;
     if (this.dropResponse) return this.drop();
     if (this.res.headersSent || this.res.destroyed) return;
+    if (this.stallAfterBytes !== undefined) {
+      this.res.writeHead(status, headers);
+      return this.stallStream(body);
+    }
+    if (this.coding) {
+      this.entry.coding = this.coding;
+      this.res.writeHead(status, { ...headers, 'Content-Encoding': this.coding, Vary: 'Accept-Encoding' });
+      pipeline(body, COMPRESS[this.coding].stream(), this.res).catch(() => this.res.destroy());
+      return;
+    }
     this.res.writeHead(status, headers);
-    if (this.stallAfterBytes !== undefined) return this.stallStream(body);
     pipeline(body, this.res).catch(() => this.res.destroy());
   }
 
@@ -105,6 +144,24 @@ export class Exchange {
     this.entry.status = status;
     if (this.dropResponse) return this.drop();
     if (this.res.headersSent || this.res.destroyed) return;
+    if (
+      this.coding &&
+      body !== '' &&
+      status !== 204 &&
+      status !== 304 &&
+      this.stallAfterBytes === undefined
+    ) {
+      const compressed = COMPRESS[this.coding].whole(Buffer.from(body));
+      this.entry.coding = this.coding;
+      this.res.writeHead(status, {
+        ...headers,
+        'Content-Encoding': this.coding,
+        Vary: 'Accept-Encoding',
+        'Content-Length': String(compressed.length),
+      });
+      this.res.end(compressed);
+      return;
+    }
     this.res.writeHead(status, { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
     if (this.stallAfterBytes !== undefined) {
       const bytes = Buffer.from(body);

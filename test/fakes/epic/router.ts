@@ -4,12 +4,15 @@ import { AuthorizeEndpoint } from './authorize-endpoint';
 import { BULK_FILES_PATH } from './bulk-data';
 import { advertisedEndpoints, openidConfiguration, smartConfiguration } from './discovery';
 import { FhirEndpoint } from './fhir-endpoint';
-import { Exchange, isForm, NO_STORE, parseParams, readBody } from './http';
+import { accepts, Exchange, isForm, NO_STORE, parseParams, readBody } from './http';
 import { ehrLaunchEndpoint } from './launch';
 import type { FakeEpicState } from './state';
 import { TokenEndpoint } from './token-endpoint';
 import type { FakeEpicEndpoint, FakeEpicFault, FakeEpicRequest } from './types';
 import { CLIENT_ENDPOINTS_PATH, EHR_LAUNCH_PATH } from './urls';
+
+/** The FHIR API's endpoints: the ones whose answers FakeEpic.compressAnswers compresses. */
+const COMPRESSIBLE = new Set<FakeEpicEndpoint>(['fhir', 'metadata', 'bulk-files']);
 
 interface Route {
   endpoint: FakeEpicEndpoint;
@@ -111,10 +114,13 @@ export class Router {
     }
     entry.clientId = form?.client_id ?? url.searchParams.get('client_id') ?? undefined;
     const x = new Exchange(req, res, url, entry);
+    const coding = this.state.answerCoding;
+    if (coding && COMPRESSIBLE.has(entry.endpoint) && accepts(req, coding)) x.coding = coding;
 
     const latency = this.state.fhirLatencyMs;
     if (entry.endpoint === 'fhir' && latency.max > 0) {
-      await this.sleep(latency.min + latency.draw() * (latency.max - latency.min));
+      entry.latencyMs = latency.min + latency.draw() * (latency.max - latency.min);
+      await this.sleep(entry.latencyMs);
       if (this.closed) return;
     }
     const fault = this.takeFault(entry);

@@ -2,6 +2,7 @@ import { DEFAULT_BULK_SETTINGS, type BulkDataSettings, type BulkJob } from './bu
 import { ClientAuthenticator } from './client-auth';
 import type { LargeSearch } from './fhir-api';
 import { FhirStore } from './fhir-store';
+import type { FakeEpicCoding } from './http';
 import { seedResources } from './fhir-data';
 import { mintToken, type ServerKeys, type TokenKind } from './tokens';
 import type {
@@ -16,8 +17,11 @@ import type {
 } from './types';
 import { CLIENT_ENDPOINTS_PATH, fakeEpicUrls, type FakeEpicUrls } from './urls';
 
-/** Every server-wide switch, defaults filled in. */
-export type ResolvedOptions = Required<Omit<FakeEpicOptions, 'user' | 'port'>>;
+/**
+ * Every server-wide switch, defaults filled in; `answerCoding` only starts
+ * FakeEpicState.answerCoding, a switch tests turn while the server runs.
+ */
+export type ResolvedOptions = Required<Omit<FakeEpicOptions, 'user' | 'port' | 'answerCoding'>>;
 
 export interface LaunchRecord {
   context: FakeEpicLaunchContext & { practitioner: string };
@@ -142,6 +146,8 @@ export class FakeEpicState {
    * `draw()` (0 to 1) choosing where.
    */
   fhirLatencyMs: { min: number; max: number; draw: () => number } = { min: 0, max: 0, draw: Math.random };
+  /** FHIR answers compressed in this coding when the request accepts it (`compressAnswers`). */
+  answerCoding: FakeEpicCoding | undefined = undefined;
   /** Bulk Data: how it answers (`bulkData`), the jobs by id, bytes of generated large files. */
   bulk: BulkDataSettings = { ...DEFAULT_BULK_SETTINGS };
   readonly bulkJobs = new Map<string, BulkJob>();
@@ -166,6 +172,7 @@ export class FakeEpicState {
     this.urls = fakeEpicUrls(origin, options.flavor);
     this.user = options.user;
     this.options = resolveOptions(options);
+    this.answerCoding = options.answerCoding;
     this.auth = new ClientAuthenticator({
       findClient: (id) => this.clients.get(id),
       now: () => this.now(),

@@ -1,3 +1,4 @@
+import type { FakeEpicCoding } from './http';
 import type { JSONWebKeySet } from 'jose';
 
 /** Which Epic endpoint a request hit: the unit of fault injection and call counting. */
@@ -166,6 +167,10 @@ export interface FakeEpicRequest {
   grantType?: string;
   /** The client the request identified itself as (authenticated or not). */
   clientId?: string;
+  /** The answer time drawn for this FHIR request (answerFhirAfter), in ms: what it waited before answering. */
+  latencyMs?: number;
+  /** The content coding the answer's body was sent in (FakeEpic.compressAnswers), if any. */
+  coding?: FakeEpicCoding;
   /** The injected fault, if one was applied. */
   fault?: FakeEpicFault;
   /** Why the fake rejected the request, in words (Epic's own description may be null). */
@@ -255,6 +260,11 @@ export interface FakeEpicOptions {
    * requested `launch/patient`).
    */
   patientContext?: 'patient-apps' | 'launch-patient-scope';
+  /**
+   * FHIR answers compressed in this coding when the request accepts it, from the start (as
+   * FakeEpic.compressAnswers). Default: never compressed.
+   */
+  answerCoding?: FakeEpicCoding;
   /**
    * Rolling refresh: what reusing a replaced refresh token does. Undocumented at Epic
    * (docs/epic-and-smart.md §5). Default `reject`.
