@@ -1,10 +1,10 @@
-import { Agent as HttpAgent, ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { pipeline, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 
-import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 import { CredentialTarget } from 'src/connections/token-store.service';
@@ -39,8 +39,8 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * Not axios: a proxy's request path is its latency, and axios's per-request work (merging configs,
  * normalising headers, its adapter's options) was a quarter of the gateway's CPU per read (the
  * gateway section of bench/README.md). This is the exchange, and nothing else:
- * - the FHIR base is administrator-given: the outbound address policy's agents when it is `public`
- *   (OutboundHttp), keep-alive agents of its own otherwise;
+ * - the FHIR base is administrator-given: OutboundHttp's keep-alive agents, which apply the outbound
+ *   address policy when it is `public`;
  * - no redirect is followed (a 3xx is an answer: a redirect could carry the token elsewhere), no
  *   proxy from the environment is used;
  * - EPIC_HTTP_TIMEOUT_MS bounds the wait for the answer's head; its body's pace is the caller's
@@ -48,24 +48,12 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * - the answer's body is decoded from gzip, deflate or br.
  */
 @Injectable()
-export class FhirForwarder implements OnApplicationShutdown {
-  private readonly httpAgent: HttpAgent;
-  private readonly httpsAgent: HttpsAgent;
-  /** Agents made here (no address policy), closed with the app. */
-  private readonly own: (HttpAgent | HttpsAgent)[] = [];
-
+export class FhirForwarder {
   constructor(
     private readonly policy: FhirCallPolicy,
-    outbound: OutboundHttp,
+    private readonly outbound: OutboundHttp,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    this.httpAgent = outbound.httpAgent ?? this.keep(new HttpAgent({ keepAlive: true }));
-    this.httpsAgent = outbound.httpsAgent ?? this.keep(new HttpsAgent({ keepAlive: true }));
-  }
-
-  onApplicationShutdown(): void {
-    for (const agent of this.own) agent.destroy();
-  }
+  ) {}
 
   /** See FhirClientService.forward. */
   async forward(target: CredentialTarget, request: ForwardRequest): Promise<ForwardResponse> {
@@ -155,7 +143,8 @@ export class FhirForwarder implements OnApplicationShutdown {
       const send = https ? httpsRequest : httpRequest;
       let req: ClientRequest;
       try {
-        req = send(url, { method, headers, agent: https ? this.httpsAgent : this.httpAgent, signal });
+        const agent = https ? this.outbound.httpsAgent : this.outbound.httpAgent;
+        req = send(url, { method, headers, agent, signal });
       } catch (error) {
         reject(error instanceof Error ? error : new Error(String(error)));
         return;
@@ -194,11 +183,6 @@ export class FhirForwarder implements OnApplicationShutdown {
       );
     }
     return { status: answer.statusCode!, headers, stream, fhirBaseUrl };
-  }
-
-  private keep<T extends HttpAgent | HttpsAgent>(agent: T): T {
-    this.own.push(agent);
-    return agent;
   }
 }
 

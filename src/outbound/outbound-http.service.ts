@@ -1,5 +1,4 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import type { Agent as HttpAgent } from 'node:http';
 
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Socket } from 'node:net';
@@ -8,6 +7,7 @@ import { Agent, buildConnector } from 'undici';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
+import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from './keep-alive-agents';
 import { guardedLookup, literalAddressRefusal, OutboundAddressPolicy, parseNetworks } from './outbound-guard';
 
 /**
@@ -21,8 +21,9 @@ import { guardedLookup, literalAddressRefusal, OutboundAddressPolicy, parseNetwo
 export class OutboundHttp implements OnApplicationShutdown {
   private readonly logger = new Logger(OutboundHttp.name);
   readonly policy: OutboundAddressPolicy;
-  readonly httpAgent?: HttpAgent;
-  readonly httpsAgent?: HttpsAgent;
+  /** Keep-alive agents for the FHIR API, guarded under the `public` policy. */
+  readonly httpAgent: KeepAliveHttpAgent;
+  readonly httpsAgent: KeepAliveHttpsAgent;
   private readonly dispatcher?: Agent;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
@@ -39,8 +40,11 @@ export class OutboundHttp implements OnApplicationShutdown {
           else connect(options, callback);
         },
       });
-      this.httpAgent = guardAgent(new HttpAgent({ keepAlive: true, lookup }), allowed);
-      this.httpsAgent = guardAgent(new HttpsAgent({ keepAlive: true, lookup }), allowed);
+      this.httpAgent = guardAgent(new KeepAliveHttpAgent({ lookup }), allowed);
+      this.httpsAgent = guardAgent(new KeepAliveHttpsAgent({ lookup }), allowed);
+    } else {
+      this.httpAgent = new KeepAliveHttpAgent();
+      this.httpsAgent = new KeepAliveHttpsAgent();
     }
     this.logger.log(
       { policy: this.policy },
@@ -62,8 +66,8 @@ export class OutboundHttp implements OnApplicationShutdown {
     );
 
   async onApplicationShutdown(): Promise<void> {
-    this.httpAgent?.destroy();
-    this.httpsAgent?.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
     await this.dispatcher?.close();
   }
 }
