@@ -22,7 +22,7 @@ import { createApiKey, gatewayOrganization } from 'test/e2e/gateway/gateway-harn
 import { printClosing } from './app-log';
 import { cleanupOnce, closeAll, createBenchDatabase, printEnvironment } from './bench-db';
 import { count, emptyResult, LoadResult, ms, percentile, runLoad, table } from './load';
-import { GetTarget, LoadWorker, WorkerResult } from './load-worker';
+import { GetTarget, LoadWorker, pinApart, WorkerResult } from './load-worker';
 
 const REQUESTS = 3_000;
 const WARMUP = 300;
@@ -212,7 +212,15 @@ interface Measured extends WorkerResult {
   appCpuMicros: number;
   /** How busy the app's event loop was (Node's event loop utilization), summed over the rounds. */
   busy: number;
+  /**
+   * Per call to the fake, its latency minus the time the fake waited before answering it (its
+   * drawn upstream latency, FakeEpicRequest.latencyMs): the time the call spent anywhere else.
+   */
+  own: number[];
 }
+
+/** The query parameter that numbers part 1's calls, for the fake's log to say what each waited. */
+const MARK = 'bench_seq';
 
 const DIRECT = 'direct GET to the fake';
 const GATEWAY = 'gateway read';
@@ -222,7 +230,8 @@ const PROXY = 'bare Node proxy';
 
 /**
  * The floor of any proxy written in Node on this machine: an `http` server in this process that
- * sends every request to `url` with a fixed token on a keep-alive agent and pipes the answer back,
+ * sends every request to `url` (with the request's query) with a fixed token on a keep-alive agent
+ * and pipes the answer back,
  * and does nothing else (no key, throttle, record, rewriting or error handling). What the gateway
  * adds over it is what its work costs; what it adds over the direct GET is the floor.
  */
@@ -231,10 +240,15 @@ function bareProxy(url: string, token: string): Server {
   const headers = { Accept: 'application/fhir+json', Authorization: `Bearer ${token}` };
   const server = createServer((req, res) => {
     req.resume();
-    const upstream = httpRequest(url, { agent, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, { 'Content-Type': String(answer.headers['content-type']) });
-      answer.pipe(res);
-    });
+    const query = req.url?.indexOf('?') ?? -1;
+    const upstream = httpRequest(
+      `${url}${query === -1 ? '' : req.url!.slice(query)}`,
+      { agent, headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, { 'Content-Type': String(answer.headers['content-type']) });
+        answer.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     upstream.end();
   });
@@ -263,6 +277,8 @@ async function overhead(
       `(FakeEpic.answerFhirAfter; BENCH_UPSTREAM_MS and BENCH_UPSTREAM_JITTER to change it).\n`,
   );
   const load = new LoadWorker();
+  const pinned = await pinApart(load);
+  console.log(`  Threads: ${pinned.description}.\n`);
   const all = new Map<string, Record<string, Measured>>();
   const rows: string[][] = [];
   const verdicts: string[] = [];
@@ -285,22 +301,36 @@ async function overhead(
           await load.run(targets[name], warmup, concurrency);
         }
         const results = Object.fromEntries(
-          names.map((n) => [n, { ...emptyResult(), clientCpuMicros: 0, appCpuMicros: 0, busy: 0 }]),
+          names.map((n) => [
+            n,
+            { ...emptyResult(), clientCpuMicros: 0, marked: [], appCpuMicros: 0, busy: 0, own: [] },
+          ]),
         ) as Record<string, Measured>;
         for (let round = 0; round < ROUNDS; round++) {
           const order = round % 2 === 0 ? names : [...names].reverse();
           for (const name of order) {
             upstream();
+            epic.clearLog();
+            const toFake = FAKE_BOUND.has(name);
             const cpu = process.threadCpuUsage();
             const loop = performance.eventLoopUtilization();
-            await load.run(targets[name], requests / ROUNDS, concurrency, results[name]);
+            await load.run(
+              targets[name],
+              requests / ROUNDS,
+              concurrency,
+              results[name],
+              toFake ? MARK : undefined,
+            );
             const used = process.threadCpuUsage(cpu);
             results[name].appCpuMicros += used.user + used.system;
             results[name].busy += performance.eventLoopUtilization(loop).utilization / ROUNDS;
+            if (toFake) ownTimes(epic, results[name]);
           }
         }
         all.set(`${latency}/${concurrency}`, results);
         const p50 = (name: string): number => percentile(results[name].latencies, 50);
+        const ownP50 = (name: string): number => percentile(results[name].own, 50);
+        const ownMean = (name: string): number => mean(results[name].own);
         const base: Record<string, string | undefined> = {
           [GATEWAY]: DIRECT,
           [PROXY]: DIRECT,
@@ -316,19 +346,26 @@ async function overhead(
             name,
             ms(p50(name)),
             ms(percentile(r.latencies, 95)),
+            FAKE_BOUND.has(name) ? ms(ownP50(name)) : '',
             count((r.latencies.length / r.wallMs) * 1000),
             count(r.errors),
             perRequest(r.appCpuMicros, r),
             `${Math.round(r.busy * 100)}%`,
             perRequest(r.clientCpuMicros, r),
-            name === GATEWAY || name === PROXY ? `+${ms(p50(name) - p50(DIRECT))}` : '',
+            ...(name === GATEWAY || name === PROXY
+              ? [
+                  signed(ownP50(name) - ownP50(DIRECT)),
+                  signed(ownMean(name) - ownMean(DIRECT)),
+                  signed(p50(name) - p50(DIRECT)),
+                ]
+              : ['', '', '']),
             Number.isFinite(against) ? `${(p50(name) / against).toFixed(2)}×` : '',
           ]);
           for (const [message, n] of r.failures) {
             verdicts.push(`(!) ${name} at latency ${latency}, concurrency ${concurrency}: ${n} × ${message}`);
           }
         }
-        const added = p50(GATEWAY) - p50(DIRECT);
+        const added = ownP50(GATEWAY) - ownP50(DIRECT);
         const ratio = p50(GATEWAY) / p50(DIRECT);
         const judged = latency === UPSTREAM_MS && concurrency === 50;
         verdicts.push(
@@ -338,9 +375,18 @@ async function overhead(
             (judged ? '  ← the target' : '  (for information)'),
         );
         verdicts.push(
-          `latency ${latency} ms, concurrency ${concurrency}: the floor, a bare Node proxy, adds ` +
-            `${ms(p50(PROXY) - p50(DIRECT))} ms; the gateway adds ${ms(p50(GATEWAY) - p50(PROXY))} ms over it`,
+          `latency ${latency} ms, concurrency ${concurrency}: added mean ${ms(ownMean(GATEWAY) - ownMean(DIRECT))} ms, ` +
+            `Δ of the p50s ${ms(p50(GATEWAY) - p50(DIRECT))} ms; the floor, a bare Node proxy, adds ` +
+            `${ms(ownP50(PROXY) - ownP50(DIRECT))} ms (p50), the gateway ${ms(added - (ownP50(PROXY) - ownP50(DIRECT)))} ms over it`,
         );
+        for (const name of FAKE_BOUND) {
+          const r = results[name];
+          if (r.own.length !== r.latencies.length) {
+            verdicts.push(
+              `(!) ${name}: ${r.latencies.length - r.own.length} calls not found in the fake's log`,
+            );
+          }
+        }
         if (latency === 0) {
           verdicts.push(
             `latency 0 ms, concurrency ${concurrency}: /health/live p50 ${ms(p50(HEALTH))} ms = ` +
@@ -352,6 +398,7 @@ async function overhead(
   } finally {
     epic.answerFhirAfter(0);
     await load.close();
+    pinned.unpin();
   }
   console.log(
     table(
@@ -361,19 +408,28 @@ async function overhead(
         'client',
         'p50 ms',
         'p95 ms',
+        'own p50',
         'req/s',
         'errors',
         'app CPU ms/req',
         'app busy',
         'client CPU ms/req',
         'added p50',
+        'added mean',
+        'Δ p50',
         'p50 ratio',
       ],
       rows,
     ),
   );
   console.log(
-    '\n  p50 ratio: the gateway and the bare proxy over the direct GET; the direct GET and /health/live over' +
+    "\n  own p50: the p50 over the calls of each one's latency minus the time the fake waited before" +
+      "\n  answering it (its drawn upstream latency, from the fake's log), i.e. the time it spent anywhere" +
+      "\n  else; added p50: the gateway's (or the proxy's) own p50 minus the direct GET's, the target;" +
+      '\n  added mean: the same with means; Δ p50: the difference of the two p50s of latency, which with' +
+      '\n  upstream latencies spread over a range much wider than what a proxy adds measures its mean, not' +
+      '\n  its p50 (bench/README.md).' +
+      '\n  p50 ratio: the gateway and the bare proxy over the direct GET; the direct GET and /health/live over' +
       '\n  the bare Node server. bare Node proxy: an http server in this process that only pipes each request' +
       '\n  to the fake with the fixed token (no key, throttle, record or rewriting), the floor of a Node proxy.' +
       "\n  app CPU ms/req: the CPU time of the app's thread per request (the app and the fake; the gateway's" +
@@ -383,6 +439,31 @@ async function overhead(
   for (const line of verdicts) console.log(`  ${line}`);
   return all;
 }
+
+/** The fake's three targets: their calls are numbered (MARK) and matched with the fake's log. */
+const FAKE_BOUND = new Set([DIRECT, GATEWAY, PROXY]);
+
+/**
+ * Adds the last run's own times (latency minus the fake's wait, per call) to `result`, matching
+ * each call with the fake's log entry by its number, and clears the log for the next run.
+ */
+function ownTimes(epic: FakeEpic, result: Measured): void {
+  const waited = new Map<number, number>();
+  for (const entry of epic.requests('fhir')) {
+    const seq = entry.query[MARK];
+    if (seq !== undefined) waited.set(Number(seq), entry.latencyMs ?? 0);
+  }
+  epic.clearLog();
+  for (const [seq, latency] of result.marked) {
+    const wait = waited.get(seq);
+    if (wait !== undefined) result.own.push(latency - wait);
+  }
+}
+
+/** A difference in ms with its sign: +0.42, -1.20. */
+const signed = (value: number): string => (value < 0 ? `-${ms(-value)}` : `+${ms(value)}`);
+
+const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 
 function perRequest(micros: number, result: LoadResult): string {
   return (micros / 1000 / Math.max(1, result.latencies.length + result.errors)).toFixed(3);
@@ -462,7 +543,6 @@ async function steps(t: TestApp, gateway: Get, directP50: number, slug: string):
   const n = 1_000;
   const result = await runLoad(gateway, n, 1);
   for (const restore of restores) restore();
-  const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
   const row = (label: string, values: number[], perRead = values.length): string[] => [
     label,
     (values.reduce((a, b) => a + b, 0) / Math.max(1, perRead)).toFixed(3),
