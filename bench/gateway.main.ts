@@ -374,6 +374,12 @@ async function overhead(
             `${ratio <= TARGET_RATIO ? '✓' : '✗'} (≤ ${TARGET_RATIO}×)` +
             (judged ? '  ← the target' : '  (for information)'),
         );
+        const own = (name: string): string =>
+          [50, 90, 99].map((p) => ms(percentile(results[name].own, p))).join(' / ');
+        verdicts.push(
+          `latency ${latency} ms, concurrency ${concurrency}: own time p50 / p90 / p99 ms: gateway ${own(GATEWAY)}, ` +
+            `bare proxy ${own(PROXY)}, direct GET ${own(DIRECT)}`,
+        );
         verdicts.push(
           `latency ${latency} ms, concurrency ${concurrency}: added mean ${ms(ownMean(GATEWAY) - ownMean(DIRECT))} ms, ` +
             `Δ of the p50s ${ms(p50(GATEWAY) - p50(DIRECT))} ms; the floor, a bare Node proxy, adds ` +
