@@ -1,4 +1,4 @@
-import { Agent, createServer, globalAgent, request as httpRequest, Server } from 'node:http';
+import { Agent, createServer, request as httpRequest, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,7 @@ import { Role } from 'src/users/user.types';
 import { setStoredExpiry } from 'test/factories/epic-connection';
 import { signIn, TestFactory } from 'test/factories';
 import { FakeEpic, SEED, startFakeEpic } from 'test/fakes/epic';
+import { MB, StreamMeasurement, streamAndMeasure } from 'test/setup/stream-measure';
 import { createTestApp, listenOnLoopback, TestApp } from 'test/setup/test-app';
 
 import { createApiKey, gatewayOrganization } from 'test/e2e/gateway/gateway-harness';
@@ -45,7 +46,6 @@ const TARGET_RATIO = 1.15;
 const LARGE_ENTRIES = 50_000;
 const LARGE_BYTES_PER_ENTRY = 1_000;
 const TARGET_RSS_MB = 20;
-const MB = 1024 * 1024;
 
 /**
  * The bench raises the organization's limits (as a root admin, PUT …/gateway-limits) to the
@@ -217,6 +217,12 @@ interface Measured extends WorkerResult {
    * drawn upstream latency, FakeEpicRequest.latencyMs): the time the call spent anywhere else.
    */
   own: number[];
+  /**
+   * The same without each run's first two waves of calls (2 × concurrency): they find the gateway's
+   * caches (key, organization, credential) expired and its throttle gate gone idle while the other
+   * targets ran, and wait for the reloads and the first lease together.
+   */
+  ownSteady: number[];
 }
 
 /** The query parameter that numbers part 1's calls, for the fake's log to say what each waited. */
@@ -303,7 +309,15 @@ async function overhead(
         const results = Object.fromEntries(
           names.map((n) => [
             n,
-            { ...emptyResult(), clientCpuMicros: 0, marked: [], appCpuMicros: 0, busy: 0, own: [] },
+            {
+              ...emptyResult(),
+              clientCpuMicros: 0,
+              marked: [],
+              appCpuMicros: 0,
+              busy: 0,
+              own: [],
+              ownSteady: [],
+            },
           ]),
         ) as Record<string, Measured>;
         for (let round = 0; round < ROUNDS; round++) {
@@ -324,7 +338,7 @@ async function overhead(
             const used = process.threadCpuUsage(cpu);
             results[name].appCpuMicros += used.user + used.system;
             results[name].busy += performance.eventLoopUtilization(loop).utilization / ROUNDS;
-            if (toFake) ownTimes(epic, results[name]);
+            if (toFake) ownTimes(epic, results[name], concurrency);
           }
         }
         all.set(`${latency}/${concurrency}`, results);
@@ -374,14 +388,18 @@ async function overhead(
             `${ratio <= TARGET_RATIO ? '✓' : '✗'} (≤ ${TARGET_RATIO}×)` +
             (judged ? '  ← the target' : '  (for information)'),
         );
-        const own = (name: string): string =>
-          [50, 90, 99].map((p) => ms(percentile(results[name].own, p))).join(' / ');
+        const own = (name: string, steady = false): string =>
+          [50, 90, 99]
+            .map((p) => ms(percentile(steady ? results[name].ownSteady : results[name].own, p)))
+            .join(' / ');
         verdicts.push(
           `latency ${latency} ms, concurrency ${concurrency}: own time p50 / p90 / p99 ms: gateway ${own(GATEWAY)}, ` +
-            `bare proxy ${own(PROXY)}, direct GET ${own(DIRECT)}`,
+            `bare proxy ${own(PROXY)}, direct GET ${own(DIRECT)}; without each run's first ${2 * concurrency} ` +
+            `calls: gateway ${own(GATEWAY, true)}, bare proxy ${own(PROXY, true)}, direct GET ${own(DIRECT, true)}`,
         );
         verdicts.push(
-          `latency ${latency} ms, concurrency ${concurrency}: added mean ${ms(ownMean(GATEWAY) - ownMean(DIRECT))} ms, ` +
+          `latency ${latency} ms, concurrency ${concurrency}: added mean ${ms(ownMean(GATEWAY) - ownMean(DIRECT))} ms ` +
+            `(${ms(mean(results[GATEWAY].ownSteady) - mean(results[DIRECT].ownSteady))} without each run's first calls), ` +
             `Δ of the p50s ${ms(p50(GATEWAY) - p50(DIRECT))} ms; the floor, a bare Node proxy, adds ` +
             `${ms(ownP50(PROXY) - ownP50(DIRECT))} ms (p50), the gateway ${ms(added - (ownP50(PROXY) - ownP50(DIRECT)))} ms over it`,
         );
@@ -453,7 +471,7 @@ const FAKE_BOUND = new Set([DIRECT, GATEWAY, PROXY]);
  * Adds the last run's own times (latency minus the fake's wait, per call) to `result`, matching
  * each call with the fake's log entry by its number, and clears the log for the next run.
  */
-function ownTimes(epic: FakeEpic, result: Measured): void {
+function ownTimes(epic: FakeEpic, result: Measured, concurrency: number): void {
   const waited = new Map<number, number>();
   for (const entry of epic.requests('fhir')) {
     const seq = entry.query[MARK];
@@ -462,7 +480,9 @@ function ownTimes(epic: FakeEpic, result: Measured): void {
   epic.clearLog();
   for (const [seq, latency] of result.marked) {
     const wait = waited.get(seq);
-    if (wait !== undefined) result.own.push(latency - wait);
+    if (wait === undefined) continue;
+    result.own.push(latency - wait);
+    if (seq >= 2 * concurrency) result.ownSteady.push(latency - wait);
   }
 }
 
@@ -652,7 +672,10 @@ async function refreshStorm(
   );
 }
 
-/** Part 3: a 50 MB searchset streamed directly from the fake, then through the gateway; RSS sampled. */
+/**
+ * Part 3: a 50 MB searchset streamed directly from the fake, then through the gateway, each read
+ * once unmeasured first; RSS sampled (streamAndMeasure, test/setup/stream-measure.ts).
+ */
 async function largeBundle(
   epic: FakeEpic,
   directUrl: string,
@@ -660,13 +683,13 @@ async function largeBundle(
   token: string,
   key: string,
 ): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
   console.log(
     `\n3. A ${((LARGE_ENTRIES * LARGE_BYTES_PER_ENTRY) / 1e6).toFixed(0)} MB searchset Bundle (${count(LARGE_ENTRIES)} entries ` +
-      `of ${LARGE_BYTES_PER_ENTRY} bytes, generated piece by piece by the fake), read as a stream;`,
+      `of ${LARGE_BYTES_PER_ENTRY} bytes, generated piece by piece by the fake), read as a stream, once unmeasured first;`,
   );
   console.log(
-    `   RSS of this process sampled every 10 ms${gc ? ' after a full GC each time (--expose-gc)' : ' (no --expose-gc: garbage included)'}, over a baseline after GC.\n`,
+    '   RSS of this process sampled after a full GC each time, at least 50 ms apart and three times the GC,\n' +
+      '   over a baseline after GC (test/setup/stream-measure.ts).\n',
   );
   const rows: string[][] = [];
   const peaks: Record<string, number> = {};
@@ -675,68 +698,32 @@ async function largeBundle(
     ['direct GET to the fake', directUrl, token],
     ['gateway', gatewayUrl, key],
   ];
-  // Warm-up, unmeasured: a 20 MB Bundle through each path. Part 1's short reads go out whole, so the
-  // gateway's streamed path is still cold here, and cold code under a full GC every 10 ms stays slow
-  // (measured: 6–28 s instead of 1.5 s for the gateway's 50 MB after a 2 MB warm-up or none).
-  for (const [, url, bearer] of runs) {
-    epic.serveLargeSearch('Observation', { entries: 20_000, bytesPerEntry: LARGE_BYTES_PER_ENTRY });
-    try {
-      await get(globalAgent, url, { Authorization: `Bearer ${bearer}` });
-    } finally {
-      epic.serveLargeSearch('Observation', undefined);
-    }
-  }
   for (const [name, url, bearer] of runs) {
     const produced = epic.serveLargeSearch('Observation', {
       entries: LARGE_ENTRIES,
       bytesPerEntry: LARGE_BYTES_PER_ENTRY,
     });
-    gc?.();
-    const baseline = process.memoryUsage().rss;
-    let peak = baseline;
-    let received = 0;
-    let peakInFlight = 0;
-    const sampler = setInterval(() => {
-      gc?.();
-      peak = Math.max(peak, process.memoryUsage().rss);
-    }, 10);
-    const start = performance.now();
-    let status: number;
+    let run: StreamMeasurement;
     try {
-      status = await new Promise<number>((resolve, reject) => {
-        const req = httpRequest(
-          url,
-          { headers: { Authorization: `Bearer ${bearer}`, Accept: 'application/fhir+json' } },
-          (res) => {
-            res.on('data', (chunk: Buffer) => {
-              received += chunk.length;
-              peakInFlight = Math.max(peakInFlight, produced() - received);
-            });
-            res.on('end', () => resolve(res.statusCode ?? 0));
-            res.on('error', reject);
-          },
-        );
-        req.on('error', reject);
-        req.end();
+      run = await streamAndMeasure({
+        url,
+        headers: { Authorization: `Bearer ${bearer}`, Accept: 'application/fhir+json' },
+        produced,
       });
     } finally {
-      clearInterval(sampler);
       epic.serveLargeSearch('Observation', undefined);
     }
-    const elapsed = performance.now() - start;
-    gc?.();
-    const after = process.memoryUsage().rss;
-    peaks[name] = (peak - baseline) / MB;
-    times[name] = elapsed;
+    peaks[name] = run.rssGrowth / MB;
+    times[name] = run.durationMs;
     rows.push([
       name,
-      `${status}${status === 200 ? '' : ' (!)'}`,
-      (received / 1e6).toFixed(1),
-      ms(elapsed),
-      ((received / MB / elapsed) * 1000).toFixed(0),
-      (peakInFlight / MB).toFixed(1),
+      `${run.status}${run.status === 200 ? '' : ' (!)'}`,
+      (run.received / 1e6).toFixed(1),
+      ms(run.durationMs),
+      ((run.received / MB / run.durationMs) * 1000).toFixed(0),
+      (run.peakInFlight / MB).toFixed(1),
       peaks[name].toFixed(1),
-      ((after - baseline) / MB).toFixed(1),
+      (run.rssGrowthAfter / MB).toFixed(1),
     ]);
   }
   console.log(
