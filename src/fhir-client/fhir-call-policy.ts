@@ -10,7 +10,7 @@ import { FhirCallOutcome, MetricsService } from 'src/metrics/metrics.service';
 
 import { CredentialCache } from './credential-cache';
 import { FhirClientError, FhirErrorKind } from './fhir-client.errors';
-import { parseRetryAfter, retryDelay } from './retry-policy';
+import { isTransientFailure, parseRetryAfter, retryDelay } from './retry-policy';
 
 /** One FHIR call across its attempts (a replay after a 401, retries after transient failures). */
 export interface FhirCall {
@@ -289,7 +289,13 @@ function transientMessage(status: number | undefined, code: string | undefined, 
   if (isTimeout(code)) {
     return `Epic's FHIR API did not answer in time${tries}. Try again later.`;
   }
-  return `Epic's FHIR API could not be reached${tries}. Try again later.`;
+  if (code !== undefined && !isTransientFailure(undefined, code)) {
+    // Not the network's (a TLS handshake refused, an address the outbound policy refuses): waiting
+    // will not help, the FHIR base or its server's certificate has to change.
+    return `Epic's FHIR API could not be reached (${code}): check the FHIR base URL and its server's certificate.`;
+  }
+  const why = [code, attempts > 1 ? `${attempts} attempts` : undefined].filter(Boolean).join(', ');
+  return `Epic's FHIR API could not be reached${why ? ` (${why})` : ''}. Try again later.`;
 }
 
 const isTimeout = (code: string | undefined): boolean => code === 'ECONNABORTED' || code === 'ETIMEDOUT';

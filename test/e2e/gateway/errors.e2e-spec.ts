@@ -137,9 +137,13 @@ describe('FHIR gateway: errors, retries and the connection', () => {
         diagnostics: expect.stringContaining('could not be reached'),
       });
       expect(res.text).not.toContain('127.0.0.1');
-      expect((await connectionRow(t, org.orgId)).lastError).toContain('could not be reached');
-      // Not retried: one handshake, no attempt counted in the message.
-      expect(issueOf(res.body).diagnostics).not.toContain('attempts');
+      // Not retried: one handshake, no attempt counted in the message. What failed is named, and
+      // waiting is not what the admin is told to do.
+      const { diagnostics } = issueOf(res.body);
+      expect(diagnostics).not.toContain('attempts');
+      expect(diagnostics).toMatch(/could not be reached \([A-Z][A-Z0-9_]+\): check the FHIR base URL/);
+      expect(diagnostics).not.toContain('Try again later');
+      expect((await connectionRow(t, org.orgId)).lastError).toContain('check the FHIR base URL');
     });
 
     /** The access records of an organization, once the batch with them has been written. */
