@@ -298,4 +298,5 @@ function transientMessage(status: number | undefined, code: string | undefined, 
   return `Epic's FHIR API could not be reached${why ? ` (${why})` : ''}. Try again later.`;
 }
 
-const isTimeout = (code: string | undefined): boolean => code === 'ECONNABORTED' || code === 'ETIMEDOUT';
+const isTimeout = (code: string | undefined): boolean =>
+  code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_SOCKET_CONNECTION_TIMEOUT';

@@ -2,7 +2,7 @@ import { ClientRequest, IncomingMessage, request as httpRequest } from 'node:htt
 import { request as httpsRequest } from 'node:https';
 import { pipeline, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { createBrotliDecompress, createGunzip } from 'node:zlib';
 
 import { Inject, Injectable } from '@nestjs/common';
 
@@ -23,9 +23,11 @@ import { isRetryableForward, isTransientFailure } from './retry-policy';
 
 /**
  * Content codings the forwarder asks for and decodes (RFC 9110 §8.4.1): a large Bundle crosses the
- * network compressed, and reaches the caller decoded (its Content-Encoding is not passed on).
+ * network compressed, and reaches the caller decoded (its Content-Encoding is not passed on). Not
+ * `deflate`: some servers send raw deflate under that name instead of the zlib format RFC 9110
+ * §8.4.1.2 defines.
  */
-const ACCEPT_ENCODING = 'gzip, deflate, br';
+const ACCEPT_ENCODING = 'gzip, br';
 
 /** Methods whose requests carry a body, hence a Content-Length (0 without one) rather than none. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
@@ -45,7 +47,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  *   proxy from the environment is used;
  * - EPIC_HTTP_TIMEOUT_MS bounds the wait for the answer's head; its body's pace is the caller's
  *   business (the gateway's GATEWAY_UPSTREAM_IDLE_MS);
- * - the answer's body is decoded from gzip, deflate or br.
+ * - the answer's body is decoded from gzip or br.
  */
 @Injectable()
 export class FhirForwarder {
@@ -124,9 +126,10 @@ export class FhirForwarder {
         answer.destroy();
         throw next.error;
       }
-      // The server answered (a 4xx other than 401 too): the connection works.
+      // The server answered (a 4xx other than 401 too): the connection works, if its answer can be read.
+      const forwarded = this.answerOf(answer, method, base);
       await this.policy.answered(call, status >= 400 ? 'fhir_error' : 'success');
-      return this.answerOf(answer, method, base);
+      return forwarded;
     }
   }
 
@@ -189,16 +192,19 @@ export class FhirForwarder {
 /** The body without its content coding; undefined for a coding not asked for. */
 function decoded(answer: IncomingMessage, method: string): Readable | undefined {
   const coding = answer.headers['content-encoding']?.trim().toLowerCase();
-  const bodiless = method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304;
+  // No body to decode (a 201 or 202 that names a coding for an empty body): a decoder would fail on it.
+  const bodiless =
+    method === 'HEAD' ||
+    answer.statusCode === 204 ||
+    answer.statusCode === 304 ||
+    answer.headers['content-length'] === '0';
   if (!coding || coding === 'identity' || bodiless) return answer;
   const decoder =
     coding === 'gzip' || coding === 'x-gzip'
       ? createGunzip()
-      : coding === 'deflate'
-        ? createInflate()
-        : coding === 'br'
-          ? createBrotliDecompress()
-          : undefined;
+      : coding === 'br'
+        ? createBrotliDecompress()
+        : undefined;
   // An error on either side (a cut or corrupt body) fails the decoded stream and closes the other.
   return decoder && pipeline(answer, decoder, () => undefined);
 }

@@ -1,4 +1,5 @@
-import type { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { Socket } from 'node:net';
@@ -7,7 +8,6 @@ import { Agent, buildConnector } from 'undici';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
-import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from './keep-alive-agents';
 import { guardedLookup, literalAddressRefusal, OutboundAddressPolicy, parseNetworks } from './outbound-guard';
 
 /**
@@ -21,9 +21,9 @@ import { guardedLookup, literalAddressRefusal, OutboundAddressPolicy, parseNetwo
 export class OutboundHttp implements OnApplicationShutdown {
   private readonly logger = new Logger(OutboundHttp.name);
   readonly policy: OutboundAddressPolicy;
-  /** Keep-alive agents for the FHIR API, guarded under the `public` policy. */
-  readonly httpAgent: KeepAliveHttpAgent;
-  readonly httpsAgent: KeepAliveHttpsAgent;
+  /** Keep-alive agents for the FHIR API (FhirClient's axios and its forwarder), guarded under `public`. */
+  readonly httpAgent: HttpAgent;
+  readonly httpsAgent: HttpsAgent;
   private readonly dispatcher?: Agent;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
@@ -40,11 +40,11 @@ export class OutboundHttp implements OnApplicationShutdown {
           else connect(options, callback);
         },
       });
-      this.httpAgent = guardAgent(new KeepAliveHttpAgent({ lookup }), allowed);
-      this.httpsAgent = guardAgent(new KeepAliveHttpsAgent({ lookup }), allowed);
+      this.httpAgent = guardAgent(new HttpAgent({ ...POOL, lookup }), allowed);
+      this.httpsAgent = guardAgent(new HttpsAgent({ ...POOL, lookup }), allowed);
     } else {
-      this.httpAgent = new KeepAliveHttpAgent();
-      this.httpsAgent = new KeepAliveHttpsAgent();
+      this.httpAgent = new HttpAgent(POOL);
+      this.httpsAgent = new HttpsAgent(POOL);
     }
     this.logger.log(
       { policy: this.policy },
@@ -71,6 +71,16 @@ export class OutboundHttp implements OnApplicationShutdown {
     await this.dispatcher?.close();
   }
 }
+
+/**
+ * Connections to FHIR servers are kept for the next request, and closed after POOL_IDLE_MS unused:
+ * below the idle timeouts of the servers and load balancers in front of them (60 s and more is
+ * usual), so a request is not sent on a connection the other end has just closed (ECONNRESET, which
+ * a write that may not be sent twice cannot retry). A server's own `Keep-Alive: timeout=` is
+ * honoured too (Node's Agent).
+ */
+const POOL_IDLE_MS = 30_000;
+const POOL = { keepAlive: true, timeout: POOL_IDLE_MS };
 
 type ConnectionCallback = (err: Error | null, socket?: Socket) => void;
 
