@@ -13,10 +13,6 @@ export interface StreamMeasurement {
   peakInFlight: number;
   /** The largest growth of this process's RSS over the baseline while reading, in bytes. */
   rssGrowth: number;
-  /** The growth once the answer has been read, after a full collection, in bytes. */
-  rssGrowthAfter: number;
-  /** How long the measured read took, in ms. */
-  durationMs: number;
 }
 
 /**
@@ -60,21 +56,16 @@ export async function streamAndMeasure(options: {
     sampler = setTimeout(sample, Math.max(50, 3 * (performance.now() - started)));
   };
   sampler = setTimeout(sample, 50);
-  const started = performance.now();
-  let status: number;
   try {
-    status = await read(options.url, options.headers ?? {}, (chunk) => {
+    const status = await read(options.url, options.headers ?? {}, (chunk) => {
       received += chunk.length;
       peakInFlight = Math.max(peakInFlight, options.produced() - producedBefore - received);
       options.onChunk?.(chunk);
     });
+    return { status, received, peakInFlight, rssGrowth: peakRss - baseline };
   } finally {
     clearTimeout(sampler);
   }
-  const durationMs = performance.now() - started;
-  gc();
-  const rssGrowthAfter = process.memoryUsage().rss - baseline;
-  return { status, received, peakInFlight, rssGrowth: peakRss - baseline, rssGrowthAfter, durationMs };
 }
 
 /** GETs `url`, giving each piece of the body to `onChunk`; resolves with the status at its end. */
