@@ -34,8 +34,11 @@ export interface CallFailure {
   code?: string;
   /** The server's Retry-After header, as sent. */
   retryAfter?: unknown;
-  /** The underlying error, kept as the FhirClientError's cause (without any request config). */
-  cause?: Error;
+  /**
+   * The underlying error (Node's, or axios's with its request config): the FhirClientError's cause
+   * keeps only its name, message, code and status (plainCause).
+   */
+  error?: unknown;
 }
 
 /** Whether and how long a call may wait for another attempt. */
@@ -154,7 +157,7 @@ export class FhirCallPolicy {
         status,
         retryAfterSeconds: retryAfterMs !== undefined ? Math.ceil(retryAfterMs / 1000) : undefined,
         network: status === undefined ? (isTimeout(code) ? 'timeout' : 'unreachable') : undefined,
-        cause: failure.cause,
+        cause: failure.error === undefined ? undefined : plainCause(failure.error, status),
       }),
     };
   }
@@ -300,3 +303,20 @@ function transientMessage(status: number | undefined, code: string | undefined, 
 
 const isTimeout = (code: string | undefined): boolean =>
   code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_SOCKET_CONNECTION_TIMEOUT';
+
+/**
+ * An error as a plain Error: its name, message, code and the answer's status, nothing else (an axios
+ * error carries the request's config, with its Authorization header), for a FhirClientError's cause.
+ */
+function plainCause(error: unknown, status: number | undefined): Error {
+  // Read field by field: an error from another realm (a VM context, a worker) is no `instanceof Error`.
+  const source = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as {
+    name?: unknown;
+    message?: unknown;
+    code?: unknown;
+  };
+  const plain = new Error(typeof source.message === 'string' ? source.message : '');
+  if (typeof source.name === 'string') plain.name = source.name;
+  Object.assign(plain, { code: typeof source.code === 'string' ? source.code : undefined, status });
+  return plain;
+}

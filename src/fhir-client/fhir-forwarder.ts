@@ -99,7 +99,7 @@ export class FhirForwarder {
         // No answer: the server could not be reached. Only a network failure or timeout is retried;
         // another (a certificate refused, an address the outbound policy refuses) is not.
         const retryable = rule.retryable && isTransientFailure(undefined, code);
-        const next = await this.policy.failed(call, { code, cause: plain(error) }, { ...rule, retryable });
+        const next = await this.policy.failed(call, { code, error }, { ...rule, retryable });
         if ('error' in next) throw next.error;
         await sleep(next.delayMs, undefined, { signal: request.signal });
         continue;
@@ -207,13 +207,4 @@ function decoded(answer: IncomingMessage, method: string): Readable | undefined 
         : undefined;
   // An error on either side (a cut or corrupt body) fails the decoded stream and closes the other.
   return decoder && pipeline(answer, decoder, () => undefined);
-}
-
-/** A Node error as a plain Error (name, message, code) for a FhirClientError's cause. */
-function plain(error: unknown): Error {
-  const source = error instanceof Error ? error : new Error(String(error));
-  const copy = new Error(source.message);
-  copy.name = source.name;
-  Object.assign(copy, { code: (source as NodeJS.ErrnoException).code });
-  return copy;
 }

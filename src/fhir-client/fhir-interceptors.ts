@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, isAxiosError } from 'axios';
+import { AxiosInstance, AxiosResponse, InternalAxiosRequestConfig, isAxiosError } from 'axios';
 
 import { APP_CONFIG, AppConfig } from 'src/config/app-config';
 
@@ -86,7 +86,7 @@ export class FhirInterceptors {
           status,
           code: error.code,
           retryAfter: error.response?.headers?.['retry-after'],
-          cause: stripRequest(error),
+          error,
         },
         {
           retryable: isIdempotent(config.method),
@@ -116,12 +116,4 @@ export class FhirInterceptors {
       },
     );
   }
-}
-
-/** An axios error without its request config (which holds the Authorization header), for `cause`. */
-function stripRequest(error: AxiosError): Error {
-  const plain = new Error(error.message);
-  plain.name = error.name;
-  Object.assign(plain, { code: error.code, status: error.response?.status });
-  return plain;
 }

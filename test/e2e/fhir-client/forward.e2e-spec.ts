@@ -91,6 +91,26 @@ describe('FhirClient: forward', () => {
     expect(error).toMatchObject({ kind: FhirErrorKind.Unavailable, status: 502 });
   });
 
+  it("keeps a network failure's cause plain: name, message and code, never the request or its token", async () => {
+    const token = (epic.requests('token').at(-1)?.responseBody as { access_token: string }).access_token;
+    // Through the forwarder (node:http) and through FhirClient's reads (axios, whose errors hold
+    // the request's config with its Authorization header).
+    const calls = [
+      () => fhir.forward({ organizationId: orgId }, { method: 'GET', path: `Patient/${SEED.camila}` }),
+      () => fhir.forOrganization(orgId).read('Patient', SEED.camila),
+    ];
+    for (const call of calls) {
+      epic.failNext('fhir', { drop: true }, 2);
+      const error = (await call().catch((e: unknown) => e)) as FhirClientError;
+      expect(error).toMatchObject({ kind: FhirErrorKind.Unavailable, network: 'unreachable' });
+      const cause = error.cause as Error & Record<string, unknown>;
+      expect(cause).toBeInstanceOf(Error);
+      expect(cause.code).toBe('ECONNRESET');
+      expect(Object.keys(cause).sort()).toEqual(['code', 'name', 'status']);
+      expect(JSON.stringify({ ...cause, message: cause.message, stack: cause.stack })).not.toContain(token);
+    }
+  });
+
   it('refuses a path that could leave the FHIR base, before any call', async () => {
     const before = epic.calls('fhir');
     for (const path of ['../oauth2/token', 'Patient/%2e%2e', 'https://elsewhere.example/x', '/Patient']) {
